@@ -1,0 +1,1 @@
+"""The `clca` command: one module per command group, composed in main.py."""

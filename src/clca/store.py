@@ -1,0 +1,189 @@
+"""The run database: one SQLite file (WAL mode) per run directory.
+
+Every stage writes one row per artifact into `artifacts`, committed as soon as the item is done:
+
+  artifacts(kind, key, status, data, error, parent, created_at)   PRIMARY KEY (kind, key)
+    kind    scenario | episode | turn | judgement | intention | survey_answer | metric | ...
+    key     stable identity of the item within its kind (e.g. "jpn/seed-007/0" or "ep-12/turn-003")
+    status  "ok" or "failed"
+    data    the artifact as JSON (validated pydantic model dumps)
+    error   the failure reason when status = "failed"
+    parent  key of the artifact this one belongs to (a turn's episode), for queries
+  meta(name, value)   run config (as JSON), config hash, clca version, created_at
+
+A re-run stage asks `done(kind, key)` and skips what is already there; failed items are retried
+on a re-run unless the stage decides otherwise. Only the event-loop thread writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import RunMismatchError
+
+DB_NAME = "run.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS artifacts (
+  kind TEXT NOT NULL,
+  key TEXT NOT NULL,
+  status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+  data TEXT,
+  error TEXT,
+  parent TEXT,
+  created_at REAL NOT NULL,
+  PRIMARY KEY (kind, key)
+);
+CREATE INDEX IF NOT EXISTS artifacts_parent ON artifacts(kind, parent);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    kind: str
+    key: str
+    status: str
+    data: Any
+    error: str | None
+    parent: str | None
+    created_at: float
+
+
+class RunStore:
+    """Open (or create) the database of a run directory."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / DB_NAME
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.executescript(_SCHEMA)
+        if self.get_meta("clca_version") is None:
+            self.set_meta("clca_version", __version__)
+            self.set_meta("created_at", time.time())
+
+    # -- meta -----------------------------------------------------------------------------------
+    def set_meta(self, name: str, value: Any) -> None:
+        self._db.execute(
+            "INSERT INTO meta(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+            (name, json.dumps(value)),
+        )
+
+    def get_meta(self, name: str) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def bind_config(self, config: dict[str, Any], config_hash: str) -> None:
+        """Record the run config; refuse a run directory made by a different config."""
+        old = self.get_meta("config_hash")
+        if old is not None and old != config_hash:
+            raise RunMismatchError(
+                f"{self.run_dir} was created by a different configuration (hash {old[:12]} != "
+                f"{config_hash[:12]}); use a new run directory, or delete this one to start over"
+            )
+        self.set_meta("config", config)
+        self.set_meta("config_hash", config_hash)
+
+    # -- artifacts ------------------------------------------------------------------------------
+    def put(self, kind: str, key: str, data: Any, *, parent: str | None = None) -> None:
+        """Store a finished artifact (replaces an earlier failure of the same key)."""
+        self._write(kind, key, "ok", json.dumps(data, ensure_ascii=False), None, parent)
+
+    def fail(self, kind: str, key: str, reason: str, *, parent: str | None = None, data: Any = None) -> None:
+        """Record that an item failed, with its reason (and any partial data, for diagnosis)."""
+        payload = None if data is None else json.dumps(data, ensure_ascii=False)
+        self._write(kind, key, "failed", payload, reason, parent)
+
+    def _write(self, kind: str, key: str, status: str, data: str | None, error: str | None, parent: str | None) -> None:
+        self._db.execute(
+            "INSERT INTO artifacts(kind, key, status, data, error, parent, created_at) VALUES (?,?,?,?,?,?,?) "
+            "ON CONFLICT(kind, key) DO UPDATE SET status=excluded.status, data=excluded.data, "
+            "error=excluded.error, parent=excluded.parent, created_at=excluded.created_at",
+            (kind, key, status, data, error, parent, time.time()),
+        )
+
+    def delete(self, kind: str, key: str) -> None:
+        self._db.execute("DELETE FROM artifacts WHERE kind=? AND key=?", (kind, key))
+
+    def get(self, kind: str, key: str) -> Record | None:
+        row = self._db.execute(
+            "SELECT kind, key, status, data, error, parent, created_at FROM artifacts WHERE kind=? AND key=?",
+            (kind, key),
+        ).fetchone()
+        return None if row is None else _record(row)
+
+    def done(self, kind: str, key: str) -> bool:
+        """True when the item exists with status ok."""
+        row = self._db.execute(
+            "SELECT 1 FROM artifacts WHERE kind=? AND key=? AND status='ok'", (kind, key)
+        ).fetchone()
+        return row is not None
+
+    def iter(
+        self, kind: str, *, status: str | None = "ok", parent: str | None = None, prefix: str | None = None
+    ) -> Iterator[Record]:
+        """Artifacts of a kind in key order, filtered by status (None = all), parent or key prefix."""
+        sql = "SELECT kind, key, status, data, error, parent, created_at FROM artifacts WHERE kind=?"
+        args: list[Any] = [kind]
+        if status is not None:
+            sql += " AND status=?"
+            args.append(status)
+        if parent is not None:
+            sql += " AND parent=?"
+            args.append(parent)
+        if prefix is not None:
+            sql += " AND key >= ? AND key < ?"
+            args += [prefix, prefix + "\uffff"]
+        sql += " ORDER BY key"
+        for row in self._db.execute(sql, args).fetchall():
+            yield _record(row)
+
+    def count(self, kind: str, status: str | None = "ok") -> int:
+        if status is None:
+            return self._db.execute("SELECT COUNT(*) FROM artifacts WHERE kind=?", (kind,)).fetchone()[0]
+        return self._db.execute(
+            "SELECT COUNT(*) FROM artifacts WHERE kind=? AND status=?", (kind, status)
+        ).fetchone()[0]
+
+    def failure_reasons(self, kind: str) -> dict[str, int]:
+        """Failure counts per reason for a kind (reasons are grouped by their text before ':')."""
+        out: dict[str, int] = {}
+        for (err,) in self._db.execute("SELECT error FROM artifacts WHERE kind=? AND status='failed'", (kind,)):
+            reason = (err or "unknown").split(":")[0].strip()
+            out[reason] = out.get(reason, 0) + 1
+        return out
+
+    def kinds(self) -> dict[str, dict[str, int]]:
+        """Counts per kind and status."""
+        out: dict[str, dict[str, int]] = {}
+        for kind, status, n in self._db.execute("SELECT kind, status, COUNT(*) FROM artifacts GROUP BY kind, status"):
+            out.setdefault(kind, {})[status] = n
+        return out
+
+    def integrity_ok(self) -> bool:
+        return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _record(row: tuple) -> Record:
+    kind, key, status, data, error, parent, created = row
+    return Record(kind, key, status, None if data is None else json.loads(data), error, parent, created)
