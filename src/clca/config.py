@@ -1,0 +1,73 @@
+"""Loading YAML configs into pydantic models, with one-line errors that name the file and the field."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Safely load a YAML mapping; malformed YAML is a ConfigError with the line number."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{p}: malformed YAML at {where}: {problem}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping of keys to values, got {type(data).__name__}")
+    return data
+
+
+def validation_message(e: ValidationError, source: str) -> str:
+    """The first validation error as 'source: a.b.c: message' (plus a count of the others)."""
+    errs = e.errors()
+    first = errs[0]
+    loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key"
+    extra = f" (and {len(errs) - 1} more problems)" if len(errs) > 1 else ""
+    return f"{source}: {loc}: {msg}{extra}"
+
+
+def parse_model(model: type[M], data: dict[str, Any], source: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(validation_message(e, source)) from None
+
+
+def load_config(model: type[M], path: str | Path, overrides: dict[str, Any] | None = None) -> M:
+    """Read YAML, apply dotted-key overrides ({'train.lr': 1e-4}), validate strictly."""
+    data = read_yaml(path)
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for k in parents:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {dotted}: {k} is not a section")
+        node[leaf] = value
+    return parse_model(model, data, str(path))
+
+
+def config_hash(cfg: BaseModel, exclude: set[str] | None = None) -> str:
+    """Stable hash of a validated config (canonical JSON)."""
+    payload = cfg.model_dump(mode="json", exclude=exclude)
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
