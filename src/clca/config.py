@@ -34,16 +34,17 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def validation_message(e: ValidationError, source: str) -> str:
+def validation_message(e: ValidationError, source: str, prefix: tuple[str, ...] = ()) -> str:
     """The first validation error as 'source: a.b.c: message' (plus a count of the others)."""
     errs = e.errors()
     first = errs[0]
-    loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
-    msg = first["msg"]
+    loc = ".".join(str(x) for x in (*prefix, *first["loc"]))
+    msg = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
     extra = f" (and {len(errs) - 1} more problems)" if len(errs) > 1 else ""
-    return f"{source}: {loc}: {msg}{extra}"
+    text = f"{loc}: {msg}{extra}" if loc else f"{msg}{extra}"
+    return f"{source}: {text}" if source else text
 
 
 def parse_model(model: type[M], data: dict[str, Any], source: str) -> M:

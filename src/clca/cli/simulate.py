@@ -1,10 +1,219 @@
-"""CLI commands for simulate (to be filled in)."""
+"""CLI: `clca simulate`, `clca judge`, `clca intents`, `clca dialogues export|stats`."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from ..errors import ConfigError
+from ..runner import RunSummary
+
+_RUN_DIR = typer.Option(..., "--run-dir", help="Run directory (holds run.sqlite with the scenarios).")
+_CULTURE = typer.Option(None, "--culture", help="Only this culture (name or ISO code), e.g. JPN or Japan.")
+_LIMIT = typer.Option(None, "--limit", min=1, help="At most this many scenarios / episodes.")
+_CONC = typer.Option(32, "--concurrency", min=1, help="Items run at the same time (the backend batches them).")
+_QUIET = typer.Option(False, "--quiet", help="No progress bar.")
+_DROP = typer.Option(
+    "confident,very_confident",
+    "--drop-confidence",
+    help="Confidence levels at which a not_aligned meta verdict or a bad quality verdict drops an episode.",
+)
+
+
+def _run(
+    store_dir: Path, models: list[str], work: Callable[[Any, list[Any]], Awaitable[RunSummary]], what: str
+) -> None:
+    """Open the store and the models, run the stage, print its summary; exit 1 when nothing succeeded."""
+    from ..llm import load_model
+    from ..store import RunStore
+
+    async def main() -> RunSummary:
+        llms: list[Any] = []
+        try:
+            for spec in models:
+                llms.append(load_model(spec))
+            with RunStore(store_dir) as store:
+                return await work(store, llms)
+        finally:
+            for llm in llms:
+                await llm.aclose()
+
+    summary = asyncio.run(main())
+    typer.echo(summary.line(what))
+    if summary.failed and not summary.ok and not summary.skipped:
+        raise typer.Exit(1)
+
+
+def _rule(drop: str) -> Any:
+    from ..judge import Confidence, DiscardRule
+
+    levels = [s.strip() for s in drop.split(",") if s.strip()]
+    try:
+        conf = [Confidence(s) for s in levels]
+    except ValueError:
+        raise ConfigError(
+            f"--drop-confidence: {drop!r} must list very_confident, confident and/or not_sure, comma-separated"
+        ) from None
+    return DiscardRule(meta_not_aligned=conf, quality_bad=conf)
+
+
+def simulate_cmd(
+    run_dir: Path = _RUN_DIR,
+    model: str = typer.Option("embedded", "--model", help="Model string of both agents (or of the first)."),
+    model_b: str = typer.Option(None, "--model-b", help="Model string of the second agent (default: --model)."),
+    culture: str = _CULTURE,
+    limit: int = _LIMIT,
+    scenario: list[str] = typer.Option(None, "--scenario", help="Only these scenario keys (repeatable)."),
+    samples: int = typer.Option(2, "--samples", min=1, help="Episodes per scenario."),
+    max_turns: int = typer.Option(20, "--max-turns", min=1, help="Turn limit (actions per episode)."),
+    max_none: int = typer.Option(2, "--max-none", min=1, help="End after this many consecutive 'none' actions."),
+    temperature: float = typer.Option(0.7, "--temperature", min=0.0),
+    max_tokens: int = typer.Option(256, "--max-tokens", min=16, help="Token budget of one action."),
+    seed: int = typer.Option(0, "--seed", help="Run seed (per-turn seeds derive from it)."),
+    concurrency: int = _CONC,
+    quiet: bool = _QUIET,
+) -> None:
+    """Role-play every scenario of the run SAMPLES times; resumes interrupted episodes from their stored turns."""
+    from ..roleplay import RoleplayConfig, simulate
+
+    cfg = RoleplayConfig(
+        samples=samples,
+        max_turns=max_turns,
+        max_consecutive_none=max_none,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        seed=seed,
+        concurrency=concurrency,
+        culture=culture,
+        limit=limit,
+        progress=not quiet,
+    )
+    specs = [model] if model_b is None else [model, model_b]
+
+    async def work(store: Any, llms: list[Any]) -> RunSummary:
+        agents = llms[0] if len(llms) == 1 else llms
+        return await simulate(store, agents, cfg, scenario_keys=scenario or None)
+
+    _run(run_dir, specs, work, "episodes")
+
+
+def judge_cmd(
+    run_dir: Path = _RUN_DIR,
+    model: str = typer.Option("embedded", "--model", help="Model string of the judge."),
+    mode: str = typer.Option("clca", "--mode", help="clca (culture + quality + meta) or sotopia (Sotopia-EVAL)."),
+    culture: str = _CULTURE,
+    limit: int = _LIMIT,
+    max_tokens: int = typer.Option(384, "--max-tokens", min=32),
+    concurrency: int = _CONC,
+    quiet: bool = _QUIET,
+) -> None:
+    """Judge the run's episodes; all verdicts are stored, the kept set is a query (see `dialogues stats`)."""
+    from ..judge import JudgeConfig, judge_episodes
+
+    if mode not in ("clca", "sotopia"):
+        raise ConfigError(f"--mode: {mode!r} is not one of clca, sotopia")
+    cfg = JudgeConfig(
+        mode=mode, culture=culture, limit=limit, max_tokens=max_tokens, concurrency=concurrency, progress=not quiet
+    )
+    _run(run_dir, [model], lambda store, llms: judge_episodes(store, llms[0], cfg), "judgements")
+
+
+def intents_cmd(
+    run_dir: Path = _RUN_DIR,
+    model: str = typer.Option("embedded", "--model", help="Model string of the annotator."),
+    culture: str = _CULTURE,
+    limit: int = _LIMIT,
+    all_episodes: bool = typer.Option(False, "--all", help="Annotate every ok episode, not only the kept ones."),
+    drop: str = _DROP,
+    max_tokens: int = typer.Option(256, "--max-tokens", min=32),
+    concurrency: int = _CONC,
+    quiet: bool = _QUIET,
+) -> None:
+    """Annotate the intention of every content turn of the kept episodes."""
+    from ..intents import IntentConfig, annotate_intents
+
+    cfg = IntentConfig(
+        episodes="all" if all_episodes else "kept",
+        rule=_rule(drop),
+        culture=culture,
+        limit=limit,
+        max_tokens=max_tokens,
+        concurrency=concurrency,
+        progress=not quiet,
+    )
+    _run(run_dir, [model], lambda store, llms: annotate_intents(store, llms[0], cfg), "intentions")
+
+
+def _open_existing(run_dir: Path) -> Any:
+    from ..store import DB_NAME, RunStore
+
+    if not (run_dir / DB_NAME).is_file():
+        raise ConfigError(f"{run_dir}: no run database ({DB_NAME}) here")
+    return RunStore(run_dir)
+
+
+def export_cmd(
+    run_dir: Path = _RUN_DIR,
+    out: Path = typer.Option(..., "--out", help="Output JSONL file (written atomically)."),
+    all_episodes: bool = typer.Option(False, "--all", help="Export every ok episode, with its kept flag."),
+    drop: str = _DROP,
+) -> None:
+    """Export kept dialogues with their verdicts and intentions as JSONL."""
+    from ..intents import export_dialogues
+
+    with _open_existing(run_dir) as store:
+        n = export_dialogues(store, out, _rule(drop), include_all=all_episodes)
+    typer.echo(f"wrote {n} dialogues to {out}")
+
+
+def stats_cmd(
+    run_dir: Path = _RUN_DIR,
+    drop: str = _DROP,
+    as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
+) -> None:
+    """Per-culture statistics: dialogues generated / kept, turns per dialogue, words per turn, cultural share."""
+    from ..intents import dialogue_stats
+
+    with _open_existing(run_dir) as store:
+        stats = dialogue_stats(store, _rule(drop))
+    if as_json:
+        typer.echo(json.dumps(stats, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(x: Any, pct: bool = False) -> str:
+        if x is None:
+            return "-"
+        return f"{100 * x:.1f}%" if pct else (f"{x:.1f}" if isinstance(x, float) else str(x))
+
+    table = Table("culture", "generated", "failed", "judged", "kept", "turns/dialogue", "words/turn", "cultural")
+    rows = [*stats["cultures"].items(), ("total", stats["total"])]
+    for name, s in rows:
+        table.add_row(
+            name,
+            fmt(s["generated"]),
+            fmt(s["failed"]),
+            fmt(s["judged"]),
+            fmt(s["kept"]),
+            fmt(s["turns_per_dialogue"]),
+            fmt(s["words_per_turn"]),
+            fmt(s["cultural_share"], pct=True),
+        )
+    Console().print(table)
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
-    return None
+    app.command("simulate")(simulate_cmd)
+    app.command("judge")(judge_cmd)
+    app.command("intents")(intents_cmd)
+    dialogues = typer.Typer(help="Inspect and export role-play dialogues.", no_args_is_help=True)
+    dialogues.command("export")(export_cmd)
+    dialogues.command("stats")(stats_cmd)
+    app.add_typer(dialogues, name="dialogues")

@@ -1,10 +1,72 @@
-"""CLI commands for train (to be filled in)."""
+"""CLI: `clca train run` (LoRA SFT) and `clca train merge` (adapter -> merged safetensors model)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+train_app = typer.Typer(help="LoRA fine-tuning on a built dataset, and adapter merging.", no_args_is_help=True)
+
+
+@train_app.command("run")
+def run_cmd(
+    dataset_dir: Path = typer.Argument(..., help="A `clca dataset build` directory (or a messages .jsonl file)."),
+    out: Path = typer.Option(..., "--out", help="Adapter output directory (checkpoints go to OUT/checkpoints)."),
+    config: Path = typer.Option(None, "--config", help="YAML file with TrainConfig fields."),
+    preset: str = typer.Option(None, "--preset", help="paper | default (starting values, overridden by the rest)."),
+    model: str = typer.Option(None, "--model", help="Base model: embedded or hf:PATH."),
+    lr: float = typer.Option(None, "--lr", help="Learning rate."),
+    epochs: float = typer.Option(None, "--epochs", help="Training epochs."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
+    batch_size: int = typer.Option(None, "--batch-size", help="Per-device train batch size."),
+    max_length: int = typer.Option(None, "--max-length", help="Truncate rows to this many tokens."),
+    packing: bool = typer.Option(None, "--packing/--no-packing", help="Pack rows (padding-free)."),
+    seed: int = typer.Option(None, "--seed"),
+    set_: list[str] = typer.Option(None, "--set", help="Any TrainConfig field: --set lora_r=16 (repeatable)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUT/checkpoints."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train a LoRA adapter with TRL's SFTTrainer (loss on assistant tokens only)."""
+    from ..train import load_train_config, parse_set, train_lora
+
+    overrides = parse_set(set_ or [])
+    flags = {
+        "model": model,
+        "learning_rate": lr,
+        "num_train_epochs": epochs,
+        "max_steps": max_steps,
+        "per_device_train_batch_size": batch_size,
+        "max_length": max_length,
+        "packing": packing,
+        "seed": seed,
+        "progress": False if quiet else None,
+    }
+    overrides.update({k: v for k, v in flags.items() if v is not None})
+    cfg = load_train_config(config, overrides, preset)
+    res = train_lora(dataset_dir, cfg, out, resume=resume)
+    ev = f", eval loss {res.eval_loss:.4f}" if res.eval_loss is not None else ""
+    tl = f"{res.train_loss:.4f}" if res.train_loss is not None else "n/a"
+    typer.echo(
+        f"trained {res.global_step} steps: train loss {tl}{ev}; {res.train_tokens} tokens at "
+        f"{res.tokens_per_second:.0f} tokens/s"
+    )
+    typer.echo(f"adapter: {out}  (model string: {cfg.model}+lora:{out})")
+
+
+@train_app.command("merge")
+def merge_cmd(
+    adapter: Path = typer.Argument(..., help="Adapter directory written by `clca train run`."),
+    out: Path = typer.Option(..., "--out", help="Directory of the merged model (safetensors)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+) -> None:
+    """Merge the adapter into its base model; the result serves with vLLM (`vllm serve OUT`)."""
+    from ..train import merge_adapter
+
+    merge_adapter(adapter, out, overwrite=overwrite)
+    typer.echo(f"merged model: {out}  (model string: hf:{out})")
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
-    return None
+    app.add_typer(train_app, name="train")

@@ -1,10 +1,140 @@
-"""CLI commands for wvs (to be filled in)."""
+"""CLI: `clca eval`, `clca wvs aggregate`, `clca wvs items`, `clca wvs compare`."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+from pathlib import Path
+
 import typer
+
+from ..errors import ConfigError
+
+wvs_app = typer.Typer(help="World Values Survey data: reference tables, items, model comparisons.", no_args_is_help=True)
+
+
+def _alias(model: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", model).strip("_") or "model"
+
+
+def eval_cmd(
+    model: str = typer.Option("embedded", "--model", help="Model string (embedded, hf:PATH, openai:MODEL@URL, ...)."),
+    alias: str = typer.Option(None, "--alias", help="Name of this model in the run (default: from --model)."),
+    culture: list[str] = typer.Option(..., "--culture", help="Target culture (name or ISO3); repeatable."),
+    compare: list[str] = typer.Option([], "--compare", help="Other cultures to evaluate and compare; repeatable."),
+    survey: list[Path] = typer.Option([], "--survey", help="WVS respondent file(s) (numeric CSV or labelled export)."),
+    reference: Path = typer.Option(None, "--reference", help="Reference table JSON (default: the bundled one)."),
+    questionnaire: Path = typer.Option(None, "--questionnaire", help="Questionnaire YAML/JSON (default: bundled)."),
+    personas: int = typer.Option(20, "--personas", min=1, help="Personas per culture (paper: 1000)."),
+    style: list[str] = typer.Option(["persona"], "--style", help="persona | cultural | anthropological | none."),
+    mode: str = typer.Option(None, "--mode", help="logprobs (default when the backend scores options) | generate."),
+    samples: int = typer.Option(20, "--samples", min=1, help="Sampled answers per prompt (generate mode)."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Sampling temperature (generate mode)."),
+    variant: list[str] = typer.Option(["base"], "--variant", help="base | perm<k> (shuffled options) | para."),
+    item: list[str] = typer.Option([], "--item", help="Only these item ids (repeatable)."),
+    epsilon: float = typer.Option(1e-3, "--epsilon", min=0.0, help="KL smoothing of zero survey shares."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples over questions."),
+    seed: int = typer.Option(0, "--seed"),
+    theme: bool = typer.Option(False, "--by-theme", help="Also print one table per theme."),
+    run_dir: Path = typer.Option(Path("runs/wvs-eval"), "--run-dir", help="Run directory (answers are cached)."),
+    concurrency: int = typer.Option(32, "--concurrency", min=1),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Ask a model the WVS items as personas of each culture; print KL, JSD, W1, accuracy with 95% intervals."""
+    from ..llm import load_model
+    from ..store import RunStore
+    from ..wvs import EvalConfig, evaluate, format_table
+
+    for s in style:
+        if s not in ("persona", "cultural", "anthropological", "none"):
+            raise ConfigError(f"--style: {s!r} is not one of persona, cultural, anthropological, none")
+    if mode not in (None, "logprobs", "generate"):
+        raise ConfigError(f"--mode: {mode!r} is not one of logprobs, generate")
+    name = alias or _alias(model)
+
+    async def main() -> str:
+        llm = load_model(model)
+        try:
+            chosen = mode or ("logprobs" if _can_score(llm) else "generate")
+            cfg = EvalConfig(
+                cultures=culture, compare=compare, styles=style, mode=chosen, personas=personas, samples=samples,
+                temperature=temperature, epsilon=epsilon, bootstrap=bootstrap, seed=seed, variants=variant,
+                items=item or None, survey=",".join(str(s) for s in survey) or None,
+                reference=str(reference) if reference else None,
+                questionnaire=str(questionnaire) if questionnaire else None, concurrency=concurrency,
+                progress=not quiet,
+            )  # fmt: skip
+            with RunStore(run_dir) as store:
+                result = await evaluate(store, llm, name, cfg)
+        finally:
+            await llm.aclose()
+        text = format_table(result)
+        if theme:
+            for t in sorted({r.theme for r in result.rows if r.theme != "all"}):
+                text += format_table(result, theme=t, variant="base")
+        return text + result.summary + f"\nmode: {chosen}; answers and metrics stored in {run_dir}\n"
+
+    typer.echo(asyncio.run(main()), nl=False)
+
+
+def _can_score(llm: object) -> bool:
+    """In-process backends and servers with logprobs can score options; the mock and others fall back."""
+    name = type(llm).__name__
+    return name in ("HFModel", "OpenAIModel", "MockLLM")
+
+
+@wvs_app.command("aggregate")
+def aggregate_cmd(
+    files: list[Path] = typer.Argument(..., help="WVS respondent files (numeric CSV or labelled export)."),
+    out: Path = typer.Option(..., "--out", help="Reference table to write (JSON)."),
+    questionnaire: Path = typer.Option(None, "--questionnaire", help="Questionnaire (default: the bundled one)."),
+) -> None:
+    """Answer shares (and demographic marginals) per country and item, with source and n: figures only."""
+    from ..wvs import aggregate, default_questionnaire, load_questionnaire
+
+    q = load_questionnaire(questionnaire) if questionnaire else default_questionnaire()
+    table = aggregate(files, q)
+    table.save(out)
+    for iso, c in table.countries.items():
+        n = max((d.n for d in c.items.values()), default=0)
+        typer.echo(f"{iso} {c.name}: {len(c.items)} items, up to n={n}, {len(c.marginals)} demographic marginals")
+    typer.echo(f"wrote {out}")
+
+
+@wvs_app.command("items")
+def items_cmd(
+    questionnaire: Path = typer.Option(None, "--questionnaire", help="Questionnaire (default: the bundled one)."),
+    language: str = typer.Option("en", "--language", help="Language of the bundled questionnaire."),
+) -> None:
+    """List the survey items: id, theme, kind, scale length and question."""
+    from ..wvs import default_questionnaire, load_questionnaire
+
+    q = load_questionnaire(questionnaire) if questionnaire else default_questionnaire(language)
+    for it in q:
+        typer.echo(f"{it.id}\t{it.theme}\t{it.kind}\t{it.scale_length}\t{it.text}")
+    typer.echo(f"{len(q)} items")
+
+
+@wvs_app.command("compare")
+def compare_cmd(
+    base: str = typer.Option(..., "--base", help="Alias of the base model in the run."),
+    adapted: str = typer.Option(..., "--adapted", help="Alias of the adapted model in the run."),
+    culture: str = typer.Option(..., "--culture", help="Target culture."),
+    reference: str = typer.Option("United States", "--reference", help="Culture to check a move away from."),
+    run_dir: Path = typer.Option(Path("runs/wvs-eval"), "--run-dir"),
+) -> None:
+    """Did adaptation move the model towards the target culture, and away from the reference (default US)?"""
+    from ..store import RunStore
+    from ..wvs import compare_models, format_shifts
+
+    if not (run_dir / "run.sqlite").exists():
+        raise ConfigError(f"{run_dir}: no run database; run `clca eval --run-dir {run_dir}` for both models first")
+    with RunStore(run_dir) as store:
+        shifts = compare_models(store, base, adapted, culture, reference=reference)
+    typer.echo(format_shifts(shifts, base, adapted), nl=False)
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
-    return None
+    app.command("eval")(eval_cmd)
+    app.add_typer(wvs_app, name="wvs")

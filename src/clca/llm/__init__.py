@@ -10,7 +10,7 @@ Model strings (see `load_model`):
 
 from ._embedded import cache_dir, embedded_model_dir
 from ._mock import MockLLM
-from ._protocol import LLM, ChatResult, GenParams, Message
+from ._protocol import LLM, ChatResult, GenParams, LogprobLLM, Message, TokenLogprob
 from ._registry import load_model
 from ._structured import extract_json, parse_as
 
@@ -18,7 +18,9 @@ __all__ = [
     "LLM",
     "ChatResult",
     "GenParams",
+    "LogprobLLM",
     "Message",
+    "TokenLogprob",
     "MockLLM",
     "cache_dir",
     "embedded_model_dir",

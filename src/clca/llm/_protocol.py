@@ -47,6 +47,15 @@ class ChatResult:
         return self.texts[0]
 
 
+@dataclass
+class TokenLogprob:
+    """One generated (or prompt) token with its log-probability and the top alternatives."""
+
+    token: str
+    logprob: float
+    top: list[tuple[str, float]] = field(default_factory=list)
+
+
 @runtime_checkable
 class LLM(Protocol):
     """A chat model. Implementations: embedded / hf (in-process, batched), openai-compatible, mock."""
@@ -76,4 +85,19 @@ class LLM(Protocol):
 
     async def aclose(self) -> None:
         """Release resources (HTTP clients, worker threads)."""
+        ...
+
+
+@runtime_checkable
+class LogprobLLM(Protocol):
+    """Extra capabilities of in-process backends, used by `clca serve` to answer logprob requests."""
+
+    async def generate_with_logprobs(
+        self, messages: Sequence[Message], params: GenParams, top_logprobs: int
+    ) -> tuple[str, list[TokenLogprob]]:
+        """Greedy/sampled completion (n=1) with per-token logprobs and top-k alternatives."""
+        ...
+
+    async def continuation_logprobs(self, messages: Sequence[Message], continuation: str) -> list[TokenLogprob]:
+        """Log-probabilities of the tokens of `continuation` as the start of the assistant reply."""
         ...

@@ -1,0 +1,32 @@
+"""Multi-task training data (CLCA section 5) from a run database.
+
+Task 1 (dialogue imitation): every kept dialogue twice, once from each participant's side.
+Task 2 (intention understanding): setting + conversation up to a turn -> the speaker's intention
+and its cultural relevance. Variants: full, dialogue_only, intent_only, no_filter, control.
+"""
+
+from ._build import build_dataset, collect_rows, dataset_stats, load_info, read_jsonl
+from ._config import VARIANTS, DatasetConfig, DatasetInfo
+from ._export import to_sharegpt
+from ._mix import dedup, split_by_scenario
+from ._rows import dialogue_rows, intent_rows, load_control
+from ._source import DialogueView, iter_dialogues
+
+__all__ = [
+    "VARIANTS",
+    "DatasetConfig",
+    "DatasetInfo",
+    "DialogueView",
+    "build_dataset",
+    "collect_rows",
+    "dataset_stats",
+    "dedup",
+    "dialogue_rows",
+    "intent_rows",
+    "iter_dialogues",
+    "load_control",
+    "load_info",
+    "read_jsonl",
+    "split_by_scenario",
+    "to_sharegpt",
+]

@@ -1,0 +1,109 @@
+"""Writers: messages JSONL, LLaMA-Factory ShareGPT (+ dataset_info.json), Hugging Face datasets dir.
+
+Everything is written into a temporary sibling directory that replaces the output directory in one
+rename at the end, so a killed build never leaves a half-written dataset behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import ConfigError
+from ._rows import Row
+
+SPLITS = ("train", "validation")
+SHAREGPT_ROLES = {"user": "human", "assistant": "gpt"}
+
+
+@contextmanager
+def atomic_dir(out_dir: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a temp dir; on success it becomes out_dir (replacing an old one only if overwrite)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise ConfigError(f"{out_dir} already exists; pass --overwrite to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        yield tmp
+        old = None
+        if out_dir.exists():
+            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_jsonl(path: Path, rows: list[Row]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def to_sharegpt(row: Row) -> dict[str, object] | None:
+    """ShareGPT row (LLaMA-Factory layout) or None when the turns do not alternate human/gpt."""
+    msgs = row["messages"]
+    system = msgs[0]["content"] if msgs and msgs[0]["role"] == "system" else ""
+    body = msgs[1:] if system or (msgs and msgs[0]["role"] == "system") else msgs
+    if not body or len(body) % 2:
+        return None
+    for i, m in enumerate(body):
+        if m["role"] != ("user" if i % 2 == 0 else "assistant"):
+            return None
+    return {
+        "id": row["id"],
+        "task": row["task"],
+        "system": system,
+        "conversations": [{"from": SHAREGPT_ROLES[m["role"]], "value": m["content"]} for m in body],
+    }
+
+
+def write_sharegpt(out: Path, splits: dict[str, list[Row]], name: str) -> dict[str, int]:
+    """sharegpt/{train,validation}.json + dataset_info.json; returns rows left out per split."""
+    out.mkdir()
+    info: dict[str, object] = {}
+    left_out: dict[str, int] = {}
+    for split in SPLITS:
+        conv = [c for c in (to_sharegpt(r) for r in splits[split]) if c is not None]
+        left_out[split] = len(splits[split]) - len(conv)
+        (out / f"{split}.json").write_text(json.dumps(conv, ensure_ascii=False, indent=1), encoding="utf-8")
+        info[f"{name}_{split}"] = {
+            "file_name": f"{split}.json",
+            "formatting": "sharegpt",
+            "columns": {"messages": "conversations", "system": "system"},
+            "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"},
+        }
+    (out / "dataset_info.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+    return left_out
+
+
+def write_hf(out: Path, splits: dict[str, list[Row]]) -> None:
+    """A datasets.DatasetDict saved with save_to_disk (columns: id, task, scenario, episode, culture, messages)."""
+    from datasets import Dataset, DatasetDict, Features, Value
+
+    features = Features(
+        {
+            "id": Value("string"),
+            "task": Value("string"),
+            "scenario": Value("string"),
+            "episode": Value("string"),
+            "culture": Value("string"),
+            "messages": [{"role": Value("string"), "content": Value("string")}],
+        }
+    )
+    dd = DatasetDict(
+        {
+            split: Dataset.from_list([{k: r.get(k) for k in features} for r in splits[split]], features=features)
+            for split in SPLITS
+        }
+    )
+    dd.save_to_disk(str(out))

@@ -1,0 +1,130 @@
+"""Per-culture statistics of the dialogue data, and the JSONL export of (kept) dialogues."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..judge import DiscardRule, discard_reasons
+from ..roleplay import CONTENT_ACTIONS, Episode, load_episode
+from ..store import RunStore
+from ._annotate import episode_intentions
+
+EXPORT_SCHEMA_VERSION = 1
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _episode_culture(store: RunStore, key: str, data: dict[str, Any] | None) -> str:
+    return (data or {}).get("culture") or key.split("/", 1)[0]
+
+
+def dialogue_stats(store: RunStore, rule: DiscardRule | None = None) -> dict[str, Any]:
+    """Per culture (and in total): dialogues generated / failed / judged / kept, content turns per kept
+    dialogue, words per content turn, and the share of cultural intentions among annotated kept turns.
+
+    A content turn is a speak, non-verbal communication or action turn (leave / none carry no text).
+    """
+    reasons = discard_reasons(store, rule)
+    judged = {r.key for r in store.iter("judgement", status=None) if r.data and "meta" in r.data}
+    per: dict[str, dict[str, Any]] = {}
+
+    def empty() -> dict[str, Any]:
+        return {"generated": 0, "failed": 0, "judged": 0, "kept": 0, "_turns": [], "_words": [], "_labels": []}
+
+    def bucket(c: str) -> dict[str, Any]:
+        return per.setdefault(c, empty())
+
+    for r in store.iter("episode", status="failed"):
+        bucket(_episode_culture(store, r.key, r.data))["failed"] += 1
+    for r in store.iter("episode"):
+        b = bucket(_episode_culture(store, r.key, r.data))
+        b["generated"] += 1
+        b["judged"] += r.key in judged
+        if reasons.get(r.key) is not None:
+            continue
+        b["kept"] += 1
+        ep = load_episode(store, r.key)
+        content = [t for t in ep.turns if t.action_type in CONTENT_ACTIONS]
+        b["_turns"].append(len(content))
+        b["_words"] += [t.words() for t in content]
+        b["_labels"] += [i["label"] for i in episode_intentions(store, r.key).values()]
+
+    def finish(b: dict[str, Any]) -> dict[str, Any]:
+        labels = b.pop("_labels")
+        return {
+            **b,
+            "turns_per_dialogue": _mean(b.pop("_turns")),
+            "words_per_turn": _mean(b.pop("_words")),
+            "intentions": len(labels),
+            "cultural_share": (labels.count("cultural") / len(labels)) if labels else None,
+        }
+
+    total = empty()
+    for b in per.values():
+        for k, v in b.items():
+            total[k] = total[k] + v
+    return {"cultures": {c: finish(b) for c, b in sorted(per.items())}, "total": finish(total)}
+
+
+def dialogue_record(
+    store: RunStore, ep: Episode, discard_reason: str | None, judgement: dict[str, Any] | None
+) -> dict[str, Any]:
+    """One exported dialogue (schema documented in docs/roleplay-judge-intents.md)."""
+    intents = episode_intentions(store, ep.key)
+    turns = []
+    for t in ep.turns:
+        i = intents.get(t.idx)
+        turns.append(
+            {
+                "idx": t.idx,
+                "agent": t.agent,
+                "speaker": t.speaker,
+                "action_type": t.action_type.value,
+                "argument": t.argument,
+                "intention": None
+                if i is None
+                else {"intention": i["intention"], "label": i["label"], "cultural_reason": i["cultural_reason"]},
+            }
+        )
+    return {
+        "schema_version": EXPORT_SCHEMA_VERSION,
+        "episode_key": ep.key,
+        "scenario_key": ep.scenario_key,
+        "sample": ep.sample,
+        "culture": ep.culture,
+        "models": ep.models,
+        "end_reason": None if ep.end_reason is None else ep.end_reason.value,
+        "kept": discard_reason is None,
+        "discard_reason": discard_reason,
+        "scenario": ep.scenario.model_dump(mode="json"),
+        "turns": turns,
+        "judgement": judgement,
+    }
+
+
+def export_dialogues(
+    store: RunStore, out: str | Path, rule: DiscardRule | None = None, *, include_all: bool = False
+) -> int:
+    """Write kept (or, with include_all, all ok) dialogues as JSONL, atomically. Returns the row count."""
+    reasons = discard_reasons(store, rule)
+    keys = [k for k, why in reasons.items() if include_all or why is None]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for k in keys:
+                rec = store.get("judgement", k)
+                row = dialogue_record(store, load_episode(store, k), reasons[k], None if rec is None else rec.data)
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return len(keys)

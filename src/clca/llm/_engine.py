@@ -1,0 +1,368 @@
+"""The torch side of the in-process backend: batched decoding with a KV cache, and continuation scoring.
+
+Everything here runs in the batcher's single worker thread, never on the event loop. Nothing is
+imported from torch/transformers at module import time of `clca.llm`; `_hf.py` imports this module
+only when a model is first used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import DynamicCache
+
+from ._protocol import TokenLogprob
+
+# ----------------------------------------------------------------------------------------------------------------
+# Requests as the engine sees them (token ids, not messages)
+
+
+@dataclass
+class GenRow:
+    """One sequence to generate. A chat request with n samples becomes n rows."""
+
+    prompt_ids: list[int]
+    max_tokens: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+    sample_index: int = 0
+    top_logprobs: int = -1  # -1: no logprobs; 0: logprob of the chosen token only; k: plus top-k alternatives
+    allowed_ids: list[int] | None = None  # if set, only these tokens may be chosen (constrained decoding)
+    banned_first_ids: list[int] | None = None  # tokens that may not be chosen at the first step
+    ignore_eos: bool = False
+
+
+@dataclass
+class GenOut:
+    text: str
+    token_ids: list[int]
+    finish_reason: str  # "stop" (EOS or stop string) | "length"
+    prompt_tokens: int
+    logprobs: list[TokenLogprob] | None = None
+
+
+@dataclass
+class ScoreJob:
+    """Per-token logprobs of each continuation after one shared prompt."""
+
+    prompt_ids: list[int]
+    continuations: list[list[int]]
+    top_logprobs: int = 0
+
+
+def row_generator_seed(seed: int, sample_index: int) -> int:
+    """A 63-bit generator seed derived from (request seed, sample index) only: batch composition never matters."""
+    digest = hashlib.sha256(f"{seed}/{sample_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Live:
+    """Book-keeping for a row while it decodes."""
+
+    idx: int  # position in the original row list
+    row: GenRow
+    uniforms: torch.Tensor | None
+    ids: list[int] = field(default_factory=list)
+    lps: list[TokenLogprob] = field(default_factory=list)
+    cut: str | None = None  # the text up to a stop string, when one ended the row
+    finish: str = ""
+
+
+class Engine:
+    """A loaded causal LM + tokenizer with batched generate and score functions (not thread-safe: one caller)."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        adapter_dir: Path | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
+        prefix_cache_tokens: int = 8192,
+    ) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if dtype is None:
+            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        self.device = torch.device(device)
+        self.dtype = getattr(torch, dtype)
+        verbosity = hf_logging.get_verbosity()
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+            model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=self.dtype, use_safetensors=True)
+            # transformers 5.x renamed `past_key_values` to `cache` in forward(); support both
+            params = inspect.signature(model.forward).parameters
+            self._cache_kw = "cache" if "cache" in params else "past_key_values"
+            if adapter_dir is not None:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, str(adapter_dir))
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
+        self.model = model.to(self.device).eval()
+        self.config = model.config
+        self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
+        tok = self.tokenizer
+        eos: set[int] = set()
+        for src in (getattr(model, "generation_config", None), model.config, tok):
+            val = getattr(src, "eos_token_id", None) if src is not None else None
+            if isinstance(val, int):
+                eos.add(val)
+            elif isinstance(val, (list, tuple)):
+                eos.update(int(v) for v in val)
+        self.eos_ids = sorted(eos)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else (self.eos_ids[0] if self.eos_ids else 0)
+        self.pad_id = int(pad)
+        self._prefix_cache: OrderedDict[tuple[int, ...], tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]]
+        self._prefix_cache = OrderedDict()
+        self.prefix_cache_tokens = prefix_cache_tokens
+        self.prefix_hits = 0  # prompt tokens whose computation was reused (for tests and docs)
+
+    # ------------------------------------------------------------------------------------------------ helpers
+
+    def _forward(self, ids: torch.Tensor, attn: torch.Tensor, pos: torch.Tensor, cache: Any, keep: int) -> torch.Tensor:
+        kwargs = {self._cache_kw: cache}
+        out = self.model(
+            input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=keep, **kwargs
+        )
+        return out.logits.float()
+
+    def _new_cache(self, kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> DynamicCache:
+        if kv is None:
+            return DynamicCache(config=self.config)
+        return DynamicCache(ddp_cache_data=kv, config=self.config)
+
+    def _piece(self, tid: int) -> str:
+        return self.tokenizer.decode([tid])
+
+    def _top(self, lp_row: torch.Tensor, k: int) -> list[tuple[str, float]]:
+        if k <= 0:
+            return []
+        vals, idx = lp_row.topk(k)
+        return [(self._piece(int(i)), float(v)) for v, i in zip(vals.tolist(), idx.tolist(), strict=True)]
+
+    # ------------------------------------------------------------------------------------------------ generate
+
+    @torch.inference_mode()
+    def generate(self, rows: list[GenRow]) -> list[GenOut]:
+        """Decode all rows as one left-padded batch; rows finish independently and leave the batch."""
+        if not rows:
+            return []
+        dev = self.device
+        n = len(rows)
+        plen = max(len(r.prompt_ids) for r in rows)
+        ids = torch.full((n, plen), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((n, plen), dtype=torch.long)
+        for i, r in enumerate(rows):
+            k = len(r.prompt_ids)
+            ids[i, plen - k :] = torch.tensor(r.prompt_ids, dtype=torch.long)
+            attn[i, plen - k :] = 1
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        ids, attn, pos = ids.to(dev), attn.to(dev), pos.to(dev)
+        live: list[_Live] = []
+        for i, r in enumerate(rows):
+            uni = None
+            if r.temperature > 0:
+                g = torch.Generator().manual_seed(row_generator_seed(r.seed, r.sample_index))
+                uni = torch.rand(max(r.max_tokens, 1), generator=g, dtype=torch.float64)
+            live.append(_Live(i, r, uni))
+        outs: list[GenOut | None] = [None] * n
+        for lv in live:
+            if lv.row.max_tokens <= 0:
+                lv.finish = "length"
+        cache = self._new_cache()
+        logits = self._forward(ids, attn, pos, cache, 1)[:, -1, :]
+        next_pos = pos[:, -1] + 1
+        eos = torch.tensor(self.eos_ids, dtype=torch.long, device=dev) if self.eos_ids else None
+        step = 0
+        while True:
+            # retire rows that finished (or were empty from the start)
+            keep = [j for j, lv in enumerate(live) if not lv.finish]
+            if len(keep) < len(live):
+                for lv in live:
+                    if lv.finish:
+                        outs[lv.idx] = self._finish(lv)
+                if not keep:
+                    break
+                sel = torch.tensor(keep, dtype=torch.long, device=dev)
+                live = [live[j] for j in keep]
+                cache.batch_select_indices(sel)
+                attn, logits, next_pos = attn[sel], logits[sel], next_pos[sel]
+            chosen = self._choose(live, logits, step, eos)
+            need_lp = any(lv.row.top_logprobs >= 0 for lv in live)
+            lp = torch.log_softmax(logits, dim=-1) if need_lp else None
+            chosen_list = chosen.tolist()
+            for j, lv in enumerate(live):
+                tid = chosen_list[j]
+                r = lv.row
+                if lp is not None and r.top_logprobs >= 0:
+                    lv.lps.append(TokenLogprob(self._piece(tid), float(lp[j, tid]), self._top(lp[j], r.top_logprobs)))
+                if not r.ignore_eos and tid in self.eos_ids:
+                    lv.finish = "stop"
+                    continue
+                lv.ids.append(tid)
+                if r.stop:
+                    text = self.tokenizer.decode(lv.ids, skip_special_tokens=True)
+                    cut = min((p for p in (text.find(s) for s in r.stop) if p >= 0), default=-1)
+                    if cut >= 0:
+                        lv.cut, lv.finish = text[:cut], "stop"
+                        continue
+                if len(lv.ids) >= r.max_tokens:
+                    lv.finish = "length"
+            step += 1
+            if all(lv.finish for lv in live):
+                for lv in live:
+                    outs[lv.idx] = self._finish(lv)
+                break
+            attn = torch.cat([attn, torch.ones((len(live), 1), dtype=attn.dtype, device=dev)], dim=1)
+            logits = self._forward(chosen[:, None], attn, next_pos[:, None], cache, 1)[:, -1, :]
+            next_pos = next_pos + 1
+        return [o for o in outs if o is not None]
+
+    def _finish(self, lv: _Live) -> GenOut:
+        text = lv.cut if lv.cut is not None else self.tokenizer.decode(lv.ids, skip_special_tokens=True)
+        lps = lv.lps if lv.row.top_logprobs >= 0 else None
+        return GenOut(text, lv.ids, lv.finish or "length", len(lv.row.prompt_ids), lps)
+
+    def _choose(self, live: list[_Live], logits: torch.Tensor, step: int, eos: torch.Tensor | None) -> torch.Tensor:
+        """Next token per row: greedy for temperature 0, else seeded inverse-CDF sampling with top-p."""
+        masked = None
+        for j, lv in enumerate(live):
+            r = lv.row
+            ban_eos = r.ignore_eos and eos is not None
+            if r.allowed_ids is None and not (r.banned_first_ids and step == 0) and not ban_eos:
+                continue
+            if masked is None:
+                masked = logits.clone()
+            if r.allowed_ids is not None:
+                row = torch.full_like(masked[j], float("-inf"))
+                allowed = torch.tensor(r.allowed_ids, dtype=torch.long, device=logits.device)
+                row[allowed] = masked[j, allowed]
+                masked[j] = row
+            if r.banned_first_ids and step == 0:
+                masked[j, torch.tensor(r.banned_first_ids, dtype=torch.long, device=logits.device)] = float("-inf")
+            if ban_eos:
+                masked[j, eos] = float("-inf")
+        lg = logits if masked is None else masked
+        chosen = lg.argmax(dim=-1)
+        samp = [j for j, lv in enumerate(live) if lv.row.temperature > 0]
+        if samp:
+            sel = torch.tensor(samp, dtype=torch.long, device=lg.device)
+            temps = torch.tensor([live[j].row.temperature for j in samp], dtype=torch.float32, device=lg.device)
+            top_p = torch.tensor([live[j].row.top_p for j in samp], dtype=torch.float64, device=lg.device)
+            u = torch.tensor(
+                [float(live[j].uniforms[min(step, len(live[j].uniforms) - 1)]) for j in samp],  # type: ignore[index]
+                dtype=torch.float64,
+                device=lg.device,
+            )
+            probs = torch.softmax(lg[sel] / temps[:, None], dim=-1).double()
+            sp, si = probs.sort(dim=-1, descending=True)
+            drop = (sp.cumsum(-1) - sp) >= top_p[:, None]
+            drop[:, 0] = False
+            sp = sp.masked_fill(drop, 0.0)
+            cum = sp.cumsum(-1)
+            target = (u * cum[:, -1]).unsqueeze(1)
+            k = torch.searchsorted(cum, target).clamp(max=sp.shape[1] - 1)
+            chosen[sel] = si.gather(1, k).squeeze(1)
+        return chosen
+
+    # ------------------------------------------------------------------------------------------------ scoring
+
+    @torch.inference_mode()
+    def score(self, job: ScoreJob) -> list[list[TokenLogprob]]:
+        """Per-token logprobs of each continuation, all continuations in one forward pass over a shared prompt."""
+        if not job.prompt_ids:
+            raise ValueError("empty prompt")
+        kv, last_logits = self._prompt_state(job.prompt_ids)
+        conts = job.continuations
+        out: list[list[TokenLogprob]] = [[] for _ in conts]
+        nonempty = [i for i, c in enumerate(conts) if c]
+        if not nonempty:
+            return out
+        dev = self.device
+        k = len(nonempty)
+        plen = len(job.prompt_ids)
+        clen = max(len(conts[i]) for i in nonempty)
+        first_lp = torch.log_softmax(last_logits, dim=-1)  # (V,)
+        rest: torch.Tensor | None = None
+        if clen > 1:
+            feed = torch.full((k, clen - 1), self.pad_id, dtype=torch.long)
+            cmask = torch.zeros((k, clen - 1), dtype=torch.long)
+            for r, i in enumerate(nonempty):
+                c = conts[i][:-1]
+                if c:
+                    feed[r, : len(c)] = torch.tensor(c, dtype=torch.long)
+                    cmask[r, : len(c)] = 1
+            cache = self._new_cache([(kk.expand(k, -1, -1, -1), vv.expand(k, -1, -1, -1)) for kk, vv in kv])
+            attn = torch.cat([torch.ones((k, plen), dtype=torch.long), cmask], dim=1).to(dev)
+            pos = (plen + torch.arange(clen - 1)).unsqueeze(0).expand(k, -1).to(dev)
+            logits = self._forward(feed.to(dev), attn, pos, cache, 0)
+            rest = torch.log_softmax(logits, dim=-1)  # (k, clen-1, V)
+        for r, i in enumerate(nonempty):
+            toks: list[TokenLogprob] = []
+            for t, tid in enumerate(conts[i]):
+                row = first_lp if t == 0 else rest[r, t - 1]  # type: ignore[index]
+                toks.append(TokenLogprob(self._piece(tid), float(row[tid]), self._top(row, job.top_logprobs)))
+            out[i] = toks
+        return out
+
+    def _prompt_state(self, prompt: list[int]) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+        """KV cache (batch 1) of the whole prompt and the logits after its last token, reusing a cached prefix."""
+        key = tuple(prompt)
+        hit = self._prefix_cache.get(key)
+        if hit is not None:
+            self._prefix_cache.move_to_end(key)
+            self.prefix_hits += len(prompt)
+            return hit
+        best_len, best_kv = 0, None
+        for cached_key, (ckv, _) in self._prefix_cache.items():
+            n = _common_prefix(cached_key, key)
+            if n > best_len:
+                best_len, best_kv = n, ckv
+        reuse = min(best_len, len(prompt) - 1)
+        dev = self.device
+        if best_kv is not None and reuse > 0:
+            cache = self._new_cache([(k[:, :, :reuse], v[:, :, :reuse]) for k, v in best_kv])
+            self.prefix_hits += reuse
+        else:
+            cache, reuse = self._new_cache(), 0
+        new = torch.tensor([prompt[reuse:]], dtype=torch.long, device=dev)
+        attn = torch.ones((1, len(prompt)), dtype=torch.long, device=dev)
+        pos = torch.arange(reuse, len(prompt), device=dev).unsqueeze(0)
+        logits = self._forward(new, attn, pos, cache, 1)[0, -1]
+        kv = [(layer.keys, layer.values) for layer in cache.layers]
+        state = (kv, logits)
+        if self.prefix_cache_tokens > 0 and len(prompt) <= self.prefix_cache_tokens:
+            self._prefix_cache[key] = state
+            total = sum(len(k) for k in self._prefix_cache)
+            while total > self.prefix_cache_tokens:
+                old, _ = self._prefix_cache.popitem(last=False)
+                total -= len(old)
+        return state
+
+
+def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i

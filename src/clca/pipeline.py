@@ -1,0 +1,370 @@
+"""The whole study, stage by stage, into one run directory.
+
+    scenarios -> roleplay -> judge -> intents -> dataset -> train -> eval -> report
+
+Each stage reads what the previous ones stored in the run database and skips what is already
+done, so re-running a finished run makes no model calls and re-running after a crash continues
+where it stopped. The config is validated (and every model string and culture checked) before
+any model is loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .config import config_hash, load_config
+from .errors import ConfigError, DataError
+from .llm import LLM, ChatResult, GenParams, Message, load_model
+from .llm._protocol import T
+from .store import RunStore
+
+STAGES = ("scenarios", "roleplay", "judge", "intents", "dataset", "train", "eval", "report")
+Stage = Literal["scenarios", "roleplay", "judge", "intents", "dataset", "train", "eval", "report"]
+
+
+# -- configuration ----------------------------------------------------------------------------------
+class ModelsConfig(BaseModel):
+    """A model string per role (see `clca.llm`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    teacher: str = Field("embedded", description="adapts scenarios and plays the first character")
+    partner: str | None = Field(None, description="plays the second character (default: the teacher)")
+    judge: str = Field("embedded", description="two-step judge")
+    annotator: str = Field("embedded", description="writes per-turn intentions")
+    student: str = Field("embedded", description="the model that is fine-tuned and evaluated")
+
+    @field_validator("teacher", "partner", "judge", "annotator", "student")
+    @classmethod
+    def _model_string(cls, v: str | None) -> str | None:
+        from .errors import ClcaError
+
+        if v is not None:
+            try:
+                check_model_string(v)
+            except ClcaError as e:
+                raise ValueError(e.one_line()) from None
+        return v
+
+
+class RunConfig(BaseModel):
+    """`clca run CONFIG.yaml`: every section is the config of one stage, with its own defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "clca-run"
+    run_dir: Path = Field(description="where the database, dataset, adapter and report go")
+    seed: int = 0
+    cultures: list[str] = Field(min_length=1, description="target cultures (names or ISO codes)")
+    compare: list[str] = Field(default_factory=lambda: ["United States"], description="other cultures in the eval")
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    scenarios: dict[str, Any] = Field(default_factory=dict, description="clca.scenarios.AdaptConfig")
+    norms: Path | None = Field(None, description="cultural norms file (CSV/JSONL) for norm-based scenarios")
+    roleplay: dict[str, Any] = Field(default_factory=dict, description="clca.roleplay.RoleplayConfig")
+    judge: dict[str, Any] = Field(default_factory=dict, description="clca.judge.JudgeConfig")
+    intents: dict[str, Any] = Field(default_factory=dict, description="clca.intents.IntentConfig")
+    dataset: dict[str, Any] = Field(default_factory=dict, description="clca.dataset.DatasetConfig")
+    train: dict[str, Any] = Field(default_factory=dict, description="clca.train.TrainConfig")
+    eval: dict[str, Any] = Field(default_factory=dict, description="clca.wvs.EvalConfig (cultures come from above)")
+    adapted_styles: list[str] = Field(
+        default_factory=lambda: ["persona"], description="prompt styles the adapted student is evaluated with"
+    )
+
+    @field_validator("cultures", "compare")
+    @classmethod
+    def _cultures(cls, v: list[str]) -> list[str]:
+        from .culture import resolve_culture
+        from .errors import ClcaError
+
+        for name in v:
+            try:
+                resolve_culture(name)
+            except ClcaError as e:  # becomes a located validation error
+                raise ValueError(e.one_line()) from None
+        return v
+
+    @model_validator(mode="after")
+    def _sections(self) -> RunConfig:
+        from .errors import ClcaError
+
+        try:
+            self.stage_configs()  # validate every section now, before any model loads
+        except ClcaError as e:
+            raise ValueError(e.one_line()) from None
+        return self
+
+    def stage_configs(self) -> dict[str, BaseModel]:
+        """Each section as its stage's validated config object."""
+        from .dataset import DatasetConfig
+        from .intents import IntentConfig
+        from .judge import JudgeConfig
+        from .roleplay import RoleplayConfig
+        from .scenarios import AdaptConfig
+        from .train import TrainConfig
+        from .wvs import EvalConfig
+
+        seeded = {"seed": self.seed}
+        train = {"model": self.models.student, **seeded, **self.train}
+        ev = {"cultures": self.cultures, "compare": self.compare, **seeded, **self.eval}
+        if "cultures" in self.eval or "compare" in self.eval:
+            raise ConfigError("eval: cultures and compare are set at the top level of the config")
+        if "model" in self.train:
+            raise ConfigError("train.model: the student model is set in models.student")
+        return {
+            "scenarios": _section(AdaptConfig, "scenarios", {**seeded, **self.scenarios}),
+            "roleplay": _section(RoleplayConfig, "roleplay", {**seeded, **self.roleplay}),
+            "judge": _section(JudgeConfig, "judge", {**seeded, **self.judge}),
+            "intents": _section(IntentConfig, "intents", {**seeded, **self.intents}),
+            "dataset": _section(DatasetConfig, "dataset", {**seeded, **self.dataset}),
+            "train": _section(TrainConfig, "train", train),
+            "eval": _section(EvalConfig, "eval", ev),
+        }
+
+
+def _section(model: type[BaseModel], name: str, data: dict[str, Any]) -> BaseModel:
+    from pydantic import ValidationError
+
+    from .config import validation_message
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(validation_message(e, "", (name,))) from None
+
+
+def check_model_string(spec: str) -> None:
+    """Syntax check of a model string without loading anything."""
+    from .errors import ModelStringError
+
+    s = spec.strip()
+    base = s.split("+lora:")[0]
+    if base in ("embedded", "mock") or (base.startswith("hf:") and len(base) > 3):
+        return
+    if base.startswith("openai:") and "@" in base and base.split("@")[0][7:] and base.split("@", 1)[1]:
+        return
+    raise ModelStringError(
+        f"bad model string {spec!r}; expected embedded, hf:PATH[+lora:DIR] or openai:MODEL@BASE_URL"
+    )
+
+
+def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    cfg = load_config(RunConfig, path, overrides)
+    return cfg
+
+
+# -- model calls are counted per stage -----------------------------------------------------------------
+class CountingLLM:
+    """Wraps a backend and counts the requests a stage sends it (a finished stage sends none)."""
+
+    def __init__(self, inner: LLM) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    async def chat(self, messages: Sequence[Message], params: GenParams = GenParams()) -> ChatResult:
+        self.calls += 1
+        return await self.inner.chat(messages, params)
+
+    async def structured(
+        self, messages: Sequence[Message], schema: type[T], params: GenParams = GenParams(), max_attempts: int = 3
+    ) -> T:
+        self.calls += 1
+        return await self.inner.structured(messages, schema, params, max_attempts)
+
+    async def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> list[float]:
+        self.calls += 1
+        return await self.inner.score_options(messages, options)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class _Models:
+    """Loads each distinct model string once, on first use."""
+
+    def __init__(self) -> None:
+        self._by_spec: dict[str, CountingLLM] = {}
+
+    def get(self, spec: str) -> CountingLLM:
+        if spec not in self._by_spec:
+            self._by_spec[spec] = CountingLLM(load_model(spec))
+        return self._by_spec[spec]
+
+    def calls(self) -> int:
+        return sum(m.calls for m in self._by_spec.values())
+
+    async def aclose(self) -> None:
+        for m in self._by_spec.values():
+            await m.aclose()
+
+
+# -- the stages ------------------------------------------------------------------------------------------
+class StageResult(BaseModel):
+    stage: str
+    seconds: float
+    model_calls: int
+    detail: str
+
+
+async def run_pipeline(
+    cfg: RunConfig,
+    *,
+    until: str | None = None,
+    on_stage: Callable[[StageResult], None] | None = None,
+) -> list[StageResult]:
+    """Run every stage (up to and including `until`) into cfg.run_dir; returns per-stage results."""
+    if until is not None and until not in STAGES:
+        raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
+    stages = STAGES if until is None else STAGES[: STAGES.index(until) + 1]
+    sc = cfg.stage_configs()
+    run_dir = Path(cfg.run_dir)
+    store = RunStore(run_dir)
+    store.bind_config(cfg.model_dump(mode="json"), config_hash(cfg))
+    models = _Models()
+    results: list[StageResult] = []
+    try:
+        for stage in stages:
+            t0, c0 = time.perf_counter(), models.calls()
+            detail = await _STAGE_FUNCS[stage](cfg, sc, store, models)
+            res = StageResult(
+                stage=stage, seconds=time.perf_counter() - t0, model_calls=models.calls() - c0, detail=detail
+            )
+            store.set_meta(f"stage:{stage}", res.model_dump())
+            results.append(res)
+            if on_stage:
+                on_stage(res)
+    finally:
+        await models.aclose()
+        store.close()
+    return results
+
+
+async def _scenarios(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+    from .scenarios import adapt_scenarios, generate_from_norms, load_norms
+
+    lines = []
+    for culture in cfg.cultures:
+        s = await adapt_scenarios(store, models.get(cfg.models.teacher), culture, sc["scenarios"])
+        lines.append(s.line(f"adapted to {culture}"))
+    if cfg.norms is not None:
+        norms = load_norms(cfg.norms)
+        s = await generate_from_norms(store, models.get(cfg.models.teacher), norms, sc["scenarios"])
+        lines.append(s.line("from norms"))
+    if store.count("scenario") == 0:
+        raise DataError(f"scenarios: no valid scenario was produced; failures: {store.failure_reasons('scenario')}")
+    return "; ".join(lines)
+
+
+async def _roleplay(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+    from .roleplay import simulate
+
+    teacher = models.get(cfg.models.teacher)
+    partner = models.get(cfg.models.partner) if cfg.models.partner else teacher
+    s = await simulate(store, [teacher, partner], sc["roleplay"])
+    if store.count("episode") == 0:
+        raise DataError(f"roleplay: no episode finished; failures: {store.failure_reasons('episode')}")
+    return s.line("episodes")
+
+
+async def _judge(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+    from .judge import judge_episodes, kept_episodes
+
+    s = await judge_episodes(store, models.get(cfg.models.judge), sc["judge"])
+    return s.line("judged") + f"; kept {len(kept_episodes(store))} of {store.count('episode')}"
+
+
+async def _intents(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+    from .intents import annotate_intents
+
+    s = await annotate_intents(store, models.get(cfg.models.annotator), sc["intents"])
+    return s.line("turns annotated")
+
+
+def dataset_dir(cfg: RunConfig) -> Path:
+    return Path(cfg.run_dir) / "dataset"
+
+
+def adapter_dir(cfg: RunConfig) -> Path:
+    return Path(cfg.run_dir) / "adapter"
+
+
+def adapted_model_string(cfg: RunConfig) -> str:
+    return f"{cfg.models.student}+lora:{adapter_dir(cfg)}"
+
+
+async def _dataset(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+    from .dataset import build_dataset, load_info
+
+    out = dataset_dir(cfg)
+    if (out / "info.json").is_file():
+        info = load_info(out)
+        return f"dataset already built: {info.rows}"
+    info = await asyncio.to_thread(build_dataset, store, sc["dataset"], out, progress=_progress(sc))
+    if info.rows.get("train", 0) == 0:
+        raise DataError(f"dataset: no training rows (skipped: {info.skipped}); see the judge verdicts in the report")
+    return f"rows {info.rows}, by task {info.rows_by_task.get('train', {})}"
+
+
+async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+    from .train import train_lora
+
+    out = adapter_dir(cfg)
+    done = out / "train_result.json"
+    if done.is_file():
+        return "adapter already trained: " + done.read_text()[:200]
+    res = await asyncio.to_thread(train_lora, dataset_dir(cfg), sc["train"], out, resume=True)
+    payload = res.model_dump(mode="json")
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(done)
+    store.set_meta("train_result", payload)
+    return f"steps {res.global_step}, train loss {res.train_loss}, eval loss {res.eval_loss}"
+
+
+async def _eval(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+    from .wvs import compare_models, evaluate
+
+    base_cfg = sc["eval"]
+    base = await evaluate(store, models.get(cfg.models.student), "base", base_cfg)
+    lines = [f"base: {len(base.rows) if hasattr(base, 'rows') else 'done'}"]
+    if "train" in STAGES and (adapter_dir(cfg) / "train_result.json").is_file():
+        adapted_cfg = base_cfg.model_copy(update={"styles": cfg.adapted_styles})
+        await evaluate(store, models.get(adapted_model_string(cfg)), "adapted", adapted_cfg)
+        for culture in cfg.cultures:
+            shifts = compare_models(store, "base", "adapted", culture, styles=cfg.adapted_styles)
+            store.set_meta(f"shift:{culture}", [s.model_dump(mode="json") for s in shifts])
+        lines.append("adapted: done")
+    return "; ".join(lines)
+
+
+async def _report(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+    from .report import write_report
+
+    paths = write_report(store)
+    return f"report: {paths.html}"
+
+
+def _progress(sc: dict[str, Any]) -> bool:
+    return bool(getattr(sc["roleplay"], "progress", True))
+
+
+_STAGE_FUNCS = {
+    "scenarios": _scenarios,
+    "roleplay": _roleplay,
+    "judge": _judge,
+    "intents": _intents,
+    "dataset": _dataset,
+    "train": _train,
+    "eval": _eval,
+    "report": _report,
+}

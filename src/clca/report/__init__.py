@@ -1,0 +1,44 @@
+"""The study report of a run: `clca report RUN_DIR` writes RUN_DIR/report/report.html and summary.md.
+
+`build_summary(store)` computes every number the report shows as a `ReportData`; `render_html` and
+`render_markdown` turn it into text; `write_report` does both and writes the files atomically;
+`render_terminal_summary` prints the per-stage counts as a rich table.
+"""
+
+from ._data import (
+    DialogueSample,
+    IntentionSummary,
+    JudgeSummary,
+    ReportData,
+    StageCount,
+    build_summary,
+    judgement_kept,
+)
+from ._metrics import Estimate, ModelScores, QuestionShift, SimilarityCell, SimilarityRank, WvsSummary, base_alias
+from ._render import ReportPaths, render_html, render_markdown, write_report
+from ._terminal import render_terminal_summary
+from ._train import DatasetSummary, TrainSummary
+
+__all__ = [
+    "DatasetSummary",
+    "DialogueSample",
+    "Estimate",
+    "IntentionSummary",
+    "JudgeSummary",
+    "ModelScores",
+    "QuestionShift",
+    "ReportData",
+    "ReportPaths",
+    "SimilarityCell",
+    "SimilarityRank",
+    "StageCount",
+    "TrainSummary",
+    "WvsSummary",
+    "base_alias",
+    "build_summary",
+    "judgement_kept",
+    "render_html",
+    "render_markdown",
+    "render_terminal_summary",
+    "write_report",
+]

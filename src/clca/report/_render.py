@@ -1,0 +1,180 @@
+"""Render a `ReportData` as a self-contained HTML page and a Markdown summary; write both atomically."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from markupsafe import Markup
+
+from ..errors import DataError
+from ..store import DB_NAME, RunStore
+from . import _svg
+from ._data import ReportData, build_summary
+from ._metrics import METRICS
+
+_TEMPLATES = Path(__file__).parent / "templates"
+MAX_SHIFT_CHARTS = 12
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    html: Path
+    markdown: Path
+
+
+def _fmt(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _pct(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.1f}%"
+
+
+def _md(v: Any) -> str:
+    """Text safe inside a Markdown table cell: no pipes, no line breaks, no raw HTML."""
+    s = " ".join(str(v).split())
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
+        autoescape=lambda name: name is not None and name.endswith(".html.j2"),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(fmt=_fmt, pct=_pct, md=_md)
+    return env
+
+
+def _est(row: Any, name: str) -> tuple[float, float | None, float | None] | None:
+    e = row.values.get(name)
+    return None if e is None else (e.value, e.ci_low, e.ci_high)
+
+
+def charts(data: ReportData) -> dict[str, list[Markup]]:
+    """All SVG charts of the report, by section."""
+    out: dict[str, list[Markup]] = {"pipeline": [], "metrics": [], "shift": [], "similarity": [], "training": []}
+    cultures = data.cultures
+    if data.judge.by_culture:
+        cs = list(data.judge.by_culture)
+        vals = {
+            (c, s): (float(getattr(data.judge.by_culture[c], s)), None, None) for c in cs for s in ("kept", "dropped")
+        }
+        out["pipeline"].append(_svg.bar_chart(cs, ["kept", "dropped"], vals, title="Judged dialogues per culture",
+                                              y_label="dialogues"))
+    if data.intentions.by_culture:
+        cs = list(data.intentions.by_culture)
+        vals = {(c, "cultural share"): (data.intentions.by_culture[c].share or 0.0, None, None) for c in cs}
+        out["pipeline"].append(_svg.bar_chart(cs, ["cultural share"], vals, title="Share of cultural intentions",
+                                              y_label="share", height=260))
+    scores = data.wvs.scores
+    labels = list(dict.fromkeys(r.label for r in scores))
+    for name in ("kl", "jsd"):
+        vals = {(r.culture, r.label): t for r in scores if (t := _est(r, name)) is not None}
+        if vals:
+            title = f"{METRICS[name][0]} to the survey per culture (lower is better; whiskers: 95% CI)"
+            out["metrics"].append(_svg.bar_chart([c for c in cultures if any(k[0] == c for k in vals)], labels, vals,
+                                                 title=title, y_label=METRICS[name][0], width=760))
+    pairs: dict[tuple[str, str, str], list[Any]] = {}
+    for s in data.wvs.shifts:
+        pairs.setdefault((s.culture, s.base, s.adapted), []).append(s)
+    for (culture, base, adapted), items in list(pairs.items())[:MAX_SHIFT_CHARTS]:
+        out["shift"].append(_svg.diverging_bars(
+            [s.question for s in items], [s.delta for s in items],
+            title=f"{culture}: per-question {items[0].metric.upper()} shift, {adapted} minus {base}",
+            x_label="negative = closer to the survey after adaptation"))
+    sim = data.wvs.similarity
+    if sim:
+        rows = list(dict.fromkeys(c.model for c in sim))
+        cols = list(dict.fromkeys(c.culture for c in sim))
+        vals = {(c.model, c.culture): c.similarity for c in sim}
+        hl = {c.model: c.target for c in sim}
+        out["similarity"].append(_svg.heatmap(rows, cols, vals, highlight=hl,
+                                              title="1-JSD similarity to each culture's survey (outlined: target)"))
+    series: dict[str, list[tuple[float, float]]] = {}
+    for t in data.trainings:
+        name = t.path if len(data.trainings) > 1 else "train"
+        if t.loss:
+            series[f"{name} loss"] = t.loss
+        if t.eval_loss:
+            series[f"{name} eval loss"] = t.eval_loss
+    if series:
+        out["training"].append(_svg.line_chart(series, title="Training loss", x_label="step", y_label="loss"))
+    return out
+
+
+def _context(data: ReportData) -> dict[str, Any]:
+    config = yaml.safe_dump(data.config, sort_keys=False, allow_unicode=True) if data.config else None
+    metric_cols = [m for m in METRICS if any(m in r.values for r in data.wvs.scores)]
+    best: dict[str, dict[str, float]] = {}
+    for r in data.wvs.scores:
+        for m, e in r.values.items():
+            cur = best.setdefault(r.culture, {}).get(m)
+            lower = METRICS.get(m, ("", True))[1]
+            if cur is None or (e.value < cur if lower else e.value > cur):
+                best[r.culture][m] = e.value
+    return {
+        "d": data,
+        "config_text": config,
+        "config_json": json.dumps(data.config, ensure_ascii=False) if data.config else "",
+        "charts": charts(data),
+        "metric_cols": metric_cols,
+        "best": best,
+        "metric_titles": {k: v[0] for k, v in METRICS.items()},
+        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "stage_titles": {
+            "scenario": "Scenarios", "episode": "Episodes (dialogues)", "turn": "Turns", "judgement": "Judgements",
+            "intention": "Intentions", "survey_answer": "Survey answers", "metric": "Metrics",
+        },
+    }
+
+
+def render_html(data: ReportData) -> str:
+    return _env().get_template("report.html.j2").render(**_context(data))
+
+
+def render_markdown(data: ReportData) -> str:
+    return _env().get_template("summary.md.j2").render(**_context(data)).strip() + "\n"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, samples: int = 30) -> ReportPaths:
+    """Build the report of a run directory into OUT_DIR (default RUN_DIR/report): report.html, summary.md."""
+    run = Path(run_dir)
+    if not (run / DB_NAME).is_file():
+        raise DataError(f"{run}: not a run directory (no {DB_NAME} in it)")
+    with RunStore(run) as store:
+        data = build_summary(store, samples=samples)
+    html, md = render_html(data), render_markdown(data)
+    out = Path(out_dir) if out_dir is not None else run / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = ReportPaths(html=out / "report.html", markdown=out / "summary.md")
+    _atomic_write(paths.html, html)
+    _atomic_write(paths.markdown, md)
+    return paths

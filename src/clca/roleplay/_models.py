@@ -1,0 +1,129 @@
+"""Data models of the role-play stage: agent actions, stored turns, episodes and the run config."""
+
+from __future__ import annotations
+
+import hashlib
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class ActionType(str, Enum):
+    """Sotopia's action types."""
+
+    speak = "speak"
+    non_verbal = "non-verbal communication"
+    action = "action"
+    leave = "leave"
+    none = "none"
+
+
+#: action types that carry content and therefore need a non-empty argument
+CONTENT_ACTIONS = frozenset({ActionType.speak, ActionType.non_verbal, ActionType.action})
+
+
+class AgentAction(BaseModel):
+    """What one agent does in one turn (the structured output asked from the model)."""
+
+    model_config = ConfigDict(use_enum_values=False)
+
+    action_type: ActionType = Field(description="one of: speak, non-verbal communication, action, leave, none")
+    argument: str = Field(
+        description="the words said (speak), the gesture (non-verbal communication) or the physical action; "
+        "empty for leave and none"
+    )
+
+    @field_validator("argument")
+    @classmethod
+    def _strip(cls, v: str) -> str:
+        return v.strip()
+
+    @model_validator(mode="after")
+    def _content_needs_argument(self) -> AgentAction:
+        if self.action_type in CONTENT_ACTIONS and not self.argument:
+            raise ValueError(f"action_type {self.action_type.value!r} needs a non-empty argument")
+        return self
+
+
+class EndReason(str, Enum):
+    leave = "leave"
+    turn_limit = "turn_limit"
+    none_repeated = "none_repeated"
+
+
+class Turn(BaseModel):
+    """One stored turn (kind "turn", key "<episode key>/t<idx:03d>", parent = episode key)."""
+
+    idx: int
+    agent: int = Field(ge=0, le=1, description="0 = first character, 1 = second character")
+    speaker: str
+    action_type: ActionType
+    argument: str
+    model: str
+    seed: int
+
+    def words(self) -> int:
+        return len(self.argument.split())
+
+
+class RoleplayConfig(BaseModel):
+    """Settings of `simulate` (and `clca simulate`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples: int = Field(2, ge=1, description="episodes per scenario (the paper: 2)")
+    max_turns: int = Field(20, ge=1, description="turn limit: actions in one episode (Sotopia: 20)")
+    max_consecutive_none: int = Field(2, ge=1, description="end the episode after this many consecutive 'none' actions")
+    temperature: float = Field(0.7, ge=0.0, description="sampling temperature of both agents")
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(256, ge=16, description="token budget of one action")
+    seed: int = Field(0, description="run seed; per-turn seeds derive from (seed, episode key, turn idx)")
+    structured_attempts: int = Field(3, ge=1, description="re-asks when an action fails validation")
+    model_retries: int = Field(
+        1, ge=0, description="extra tries of a turn after a model error (with a new seed), then the episode fails"
+    )
+    concurrency: int = Field(32, ge=1, description="episodes run at the same time")
+    culture: str | None = Field(None, description="only scenarios of this culture (ISO3 key prefix)")
+    limit: int | None = Field(None, ge=1, description="at most this many scenarios")
+    progress: bool = True
+
+    def turn_seed(self, episode_key: str, idx: int, attempt: int = 0) -> int:
+        """Deterministic seed of one turn, so a resumed episode samples exactly as before."""
+        h = hashlib.sha256(f"{self.seed}|{episode_key}|{idx}|{attempt}".encode()).digest()
+        return int.from_bytes(h[:4], "big") & 0x7FFFFFFF
+
+
+class Episode(BaseModel):
+    """An episode as loaded from the store: its scenario and turns."""
+
+    key: str
+    scenario_key: str
+    sample: int
+    culture: str
+    status: str = Field(description="ok, failed, or running (turns stored, no episode row yet)")
+    error: str | None = None
+    end_reason: EndReason | None = None
+    models: list[str] = Field(default_factory=list)
+    scenario: Any
+    turns: list[Turn]
+
+    @property
+    def speak_turns(self) -> list[Turn]:
+        return [t for t in self.turns if t.action_type is ActionType.speak]
+
+
+def episode_key(scenario_key: str, sample: int) -> str:
+    return f"{scenario_key}/s{sample}"
+
+
+def turn_key(ep_key: str, idx: int) -> str:
+    return f"{ep_key}/t{idx:03d}"
+
+
+def split_episode_key(key: str) -> tuple[str, int]:
+    """'JPN/seed-007/s1' -> ('JPN/seed-007', 1)."""
+    scenario_key, _, s = key.rpartition("/")
+    if not scenario_key or not s.startswith("s") or not s[1:].isdigit():
+        raise ValueError(f"not an episode key: {key!r}")
+    return scenario_key, int(s[1:])

@@ -1,0 +1,224 @@
+"""Run role-play episodes: two agents take turns on one scenario; every turn is stored as it completes."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import BackendError, DataError, RunMismatchError, StructuredOutputError
+from ..llm import LLM, GenParams
+from ..runner import RunSummary, run_items
+from ..store import RunStore
+from ._models import ActionType, AgentAction, EndReason, Episode, RoleplayConfig, Turn, episode_key, turn_key
+from ._prompts import agent_messages
+from ._view import ScenarioView, culture_key, culture_profile, parse_scenario, view
+
+# settings that change what is generated; a resumed run must use the same ones
+_PINNED = ("temperature", "top_p", "max_tokens", "seed", "max_turns", "max_consecutive_none")
+
+
+@dataclass(frozen=True)
+class _Item:
+    scenario_key: str
+    sample: int
+    sv: ScenarioView
+
+    @property
+    def key(self) -> str:
+        return episode_key(self.scenario_key, self.sample)
+
+
+def end_reason(turns: Sequence[Turn], cfg: RoleplayConfig) -> EndReason | None:
+    """Why an episode with these turns is over, or None when it goes on."""
+    if turns and turns[-1].action_type is ActionType.leave:
+        return EndReason.leave
+    trailing_none = 0
+    for t in reversed(turns):
+        if t.action_type is not ActionType.none:
+            break
+        trailing_none += 1
+    if trailing_none >= cfg.max_consecutive_none:
+        return EndReason.none_repeated
+    if len(turns) >= cfg.max_turns:
+        return EndReason.turn_limit
+    return None
+
+
+def stored_turns(store: RunStore, ep_key: str) -> list[Turn]:
+    """The contiguous turns 0..n-1 stored for an episode (a later stray turn is ignored and overwritten)."""
+    turns: list[Turn] = []
+    for rec in store.iter("turn", parent=ep_key):
+        t = Turn.model_validate(rec.data)
+        if t.idx != len(turns):
+            break
+        turns.append(t)
+    return turns
+
+
+def load_scenarios(store: RunStore, cfg: RoleplayConfig, scenario_keys: Sequence[str] | None = None) -> list[Any]:
+    """(key, Scenario) pairs to play, filtered by culture / keys / limit. Bad rows are a DataError."""
+    prefix = f"{culture_key(cfg.culture)}/" if cfg.culture else None
+    wanted = set(scenario_keys) if scenario_keys is not None else None
+    out: list[Any] = []
+    for rec in store.iter("scenario", prefix=prefix):
+        if wanted is not None and rec.key not in wanted:
+            continue
+        try:
+            out.append((rec.key, parse_scenario(rec.data)))
+        except ValueError as e:
+            msg = " ".join(str(e).split())[:300]
+            raise DataError(f"{store.path}: scenario {rec.key!r} is not a valid scenario: {msg}") from None
+        if cfg.limit is not None and len(out) >= cfg.limit:
+            break
+    if wanted is not None:
+        missing = sorted(wanted - {k for k, _ in out})
+        if missing and cfg.limit is None:
+            raise DataError(f"{store.path}: no stored scenario with key {missing[0]!r}")
+    if not out:
+        where = f" of culture {culture_key(cfg.culture)}" if cfg.culture else ""
+        raise DataError(f"{store.path}: no scenarios{where} in this run; create them with `clca scenarios` first")
+    return out
+
+
+def _check_config(store: RunStore, cfg: RoleplayConfig, models: list[str]) -> None:
+    pinned = {k: getattr(cfg, k) for k in _PINNED} | {"models": models}
+    old = store.get_meta("roleplay_config")
+    if old is not None and old != pinned:
+        diff = sorted(k for k in pinned if old.get(k) != pinned[k])
+        raise RunMismatchError(
+            f"{store.run_dir} holds episodes made with other role-play settings ({', '.join(diff)}); "
+            "use a new run directory or the same settings"
+        )
+    store.set_meta("roleplay_config", pinned)
+
+
+class _Simulator:
+    def __init__(self, store: RunStore, agents: tuple[LLM, LLM], cfg: RoleplayConfig) -> None:
+        self.store, self.agents, self.cfg = store, agents, cfg
+        self.reasons: Counter[str] = Counter()
+        self._profiles: dict[str, str] = {}
+
+    def profile(self, culture: str) -> str:
+        if culture not in self._profiles:
+            self._profiles[culture] = culture_profile(culture)
+        return self._profiles[culture]
+
+    async def act(self, item: _Item, side: int, turns: list[Turn]) -> tuple[AgentAction, int]:
+        """One validated action of side, retried on model errors; raises the last error when they persist."""
+        cfg, llm = self.cfg, self.agents[side]
+        messages = agent_messages(item.sv, side, turns, self.profile(item.sv.culture))
+        last: Exception | None = None
+        for attempt in range(cfg.model_retries + 1):
+            seed = cfg.turn_seed(item.key, len(turns), attempt)
+            params = GenParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=seed)
+            try:
+                action = await llm.structured(messages, AgentAction, params, max_attempts=cfg.structured_attempts)
+                return action, seed
+            except (StructuredOutputError, BackendError) as e:
+                last = e
+        assert last is not None
+        raise last
+
+    def _fail(self, item: _Item, reason: str, turns: list[Turn]) -> bool:
+        self.store.fail("episode", item.key, reason, data=self._episode_data(item, turns, None))
+        self.reasons[reason.split(":")[0]] += 1
+        return False
+
+    def _episode_data(self, item: _Item, turns: list[Turn], end: EndReason | None) -> dict[str, Any]:
+        return {
+            "scenario_key": item.scenario_key,
+            "sample": item.sample,
+            "culture": item.sv.culture,
+            "end_reason": None if end is None else end.value,
+            "n_turns": len(turns),
+            "n_speak": sum(t.action_type is ActionType.speak for t in turns),
+            "models": [a.model_id for a in self.agents],
+            "seed": self.cfg.seed,
+            "temperature": self.cfg.temperature,
+        }
+
+    async def run_episode(self, item: _Item) -> bool:
+        turns = stored_turns(self.store, item.key)
+        while (end := end_reason(turns, self.cfg)) is None:
+            side = len(turns) % 2
+            try:
+                action, seed = await self.act(item, side, turns)
+            except (StructuredOutputError, BackendError) as e:
+                return self._fail(item, f"{type(e).__name__}: turn {len(turns)}: {e.one_line()}", turns)
+            turn = Turn(
+                idx=len(turns),
+                agent=side,
+                speaker=item.sv.characters[side].name,
+                action_type=action.action_type,
+                argument=action.argument,
+                model=self.agents[side].model_id,
+                seed=seed,
+            )
+            self.store.put("turn", turn_key(item.key, turn.idx), turn.model_dump(mode="json"), parent=item.key)
+            turns.append(turn)
+        if not any(t.action_type is ActionType.speak for t in turns):
+            reason = f"no speech: episode ended ({end.value}) after {len(turns)} turns without a speak turn"
+            return self._fail(item, reason, turns)
+        self.store.put("episode", item.key, self._episode_data(item, turns, end))
+        return True
+
+
+async def simulate(
+    store: RunStore,
+    agents: LLM | Sequence[LLM],
+    cfg: RoleplayConfig | None = None,
+    scenario_keys: Sequence[str] | None = None,
+) -> RunSummary:
+    """Play cfg.samples episodes of every selected scenario; resumes episodes from their stored turns.
+
+    agents: one LLM playing both sides, or two (first character, second character).
+    """
+    cfg = cfg or RoleplayConfig()
+    pair = (agents, agents) if not isinstance(agents, Sequence) else tuple(agents)
+    if len(pair) != 2:
+        raise ValueError("agents must be one LLM or a pair of LLMs")
+    sim = _Simulator(store, (pair[0], pair[1]), cfg)
+    items = [
+        _Item(key, s, view(sc)) for key, sc in load_scenarios(store, cfg, scenario_keys) for s in range(cfg.samples)
+    ]
+    _check_config(store, cfg, [a.model_id for a in sim.agents])
+    summary = await run_items(
+        items,
+        sim.run_episode,
+        is_done=lambda it: store.done("episode", it.key),
+        concurrency=cfg.concurrency,
+        desc="episodes",
+        progress=cfg.progress,
+    )
+    summary.reasons.update(sim.reasons)
+    return summary
+
+
+def load_episode(store: RunStore, key: str) -> Episode:
+    """An episode with its scenario and stored turns (status 'running' when it has no episode row yet)."""
+    from ._models import split_episode_key
+
+    scenario_key, sample = split_episode_key(key)
+    sc_rec = store.get("scenario", scenario_key)
+    if sc_rec is None:
+        raise DataError(f"{store.path}: episode {key!r} refers to missing scenario {scenario_key!r}")
+    scenario = parse_scenario(sc_rec.data)
+    rec = store.get("episode", key)
+    turns = stored_turns(store, key)
+    if rec is None and not turns:
+        raise DataError(f"{store.path}: no episode {key!r}")
+    data = (rec.data if rec is not None else None) or {}
+    return Episode(
+        key=key,
+        scenario_key=scenario_key,
+        sample=sample,
+        culture=data.get("culture") or view(scenario).culture,
+        status=rec.status if rec is not None else "running",
+        error=rec.error if rec is not None else None,
+        end_reason=data.get("end_reason") if rec is not None and rec.status == "ok" else None,
+        models=data.get("models", []),
+        scenario=scenario,
+        turns=turns,
+    )

@@ -1,0 +1,42 @@
+"""Sotopia-style two-person scenarios: the schema, shipped seeds, cultural adaptation and
+norm-based generation through the run database, Sotopia import/export, statistics.
+
+    from clca.scenarios import AdaptConfig, adapt_scenarios, iter_scenarios
+    summary = await adapt_scenarios(store, llm, "Japan", AdaptConfig(n=10))
+"""
+
+from ._generate import AdaptConfig, adapt_scenarios, generate_from_norms
+from ._io import Norm, load_norms, load_seeds, read_scenarios, write_scenarios
+from ._schema import AdaptedDraft, Character, Provenance, Relationship, Scenario, ScenarioDraft
+from ._sotopia import SotopiaImport, export_sotopia, import_sotopia, read_sotopia_files, to_sotopia_records
+from ._stats import CultureStats, iter_scenarios, jaccard, near_duplicate_rate, scenario_stats
+from ._validate import check_scenario, goal_revealed
+
+__all__ = [
+    "AdaptConfig",
+    "AdaptedDraft",
+    "Character",
+    "CultureStats",
+    "Norm",
+    "Provenance",
+    "Relationship",
+    "Scenario",
+    "ScenarioDraft",
+    "SotopiaImport",
+    "adapt_scenarios",
+    "check_scenario",
+    "export_sotopia",
+    "generate_from_norms",
+    "goal_revealed",
+    "import_sotopia",
+    "iter_scenarios",
+    "jaccard",
+    "load_norms",
+    "load_seeds",
+    "near_duplicate_rate",
+    "read_scenarios",
+    "read_sotopia_files",
+    "scenario_stats",
+    "to_sotopia_records",
+    "write_scenarios",
+]

@@ -1,0 +1,227 @@
+"""Cultural adaptation of seed scenarios and norm-based generation, through the run database.
+
+Both stages write kind "scenario" artifacts (keys "<culture code>/<seed id>" and
+"<culture code>/norm-<norm id>") as soon as each is done, skip keys already done, and record
+every failure with its reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..culture import Culture, UnknownCultureError, resolve_culture
+from ..errors import ConfigError, DataError, StructuredOutputError
+from ..llm import LLM, GenParams, Message
+from ..prompts import render
+from ..runner import RunSummary, run_items
+from ..store import RunStore
+from ._io import Norm, load_seeds
+from ._schema import AdaptedDraft, Provenance, Scenario, ScenarioDraft
+from ._validate import check_scenario
+
+KIND = "scenario"
+D = TypeVar("D", AdaptedDraft, ScenarioDraft)
+
+
+class AdaptConfig(BaseModel):
+    """Settings of `adapt_scenarios` and `generate_from_norms`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int | None = Field(None, ge=1, description="how many seeds to adapt (or norms to use); None = all")
+    seeds: list[str] | None = Field(None, description="seed ids to use (adaptation) or to draw examples from")
+    seeds_file: Path | None = Field(None, description="a JSONL file of seeds instead of the shipped ones")
+    max_attempts: int = Field(3, ge=1, le=10, description="asks per scenario until it passes the checks")
+    schema_attempts: int = Field(2, ge=1, le=5, description="re-asks inside one ask for schema-valid JSON")
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(1024, ge=64, le=8192)
+    seed: int = Field(0, description="base random seed (seed selection and sampling)")
+    concurrency: int = Field(8, ge=1, le=256)
+    progress: bool = Field(True, description="show progress bars")
+
+
+def _item_seed(base: int, key: str) -> int:
+    return base * 1_000_003 + int(hashlib.sha1(key.encode()).hexdigest()[:8], 16)
+
+
+def _select(seeds: list[Scenario], n: int | None, seed: int) -> list[Scenario]:
+    if n is None or n >= len(seeds):
+        if n is not None and n > len(seeds):
+            raise ConfigError(f"--n {n} is more than the {len(seeds)} available seeds; one scenario per seed and culture")
+        return seeds
+    picked = set(random.Random(seed).sample(range(len(seeds)), n))
+    return [s for i, s in enumerate(seeds) if i in picked]
+
+
+def _draft_json(d: BaseModel) -> str:
+    return d.model_dump_json(indent=1)
+
+
+def _record_culture(store: RunStore, culture: Culture) -> None:
+    """Keep the profile of every culture used, so later stages can describe custom cultures too."""
+    store.set_meta(f"culture/{culture.code}", culture.model_dump(mode="json"))
+
+
+async def _ask_valid(
+    llm: LLM, messages: list[Message], schema: type[D], ref: Scenario | None, cfg: AdaptConfig, key: str
+) -> tuple[D | None, int, list[str]]:
+    """Ask until a draft passes the checks or attempts run out. Returns (draft, attempts, reasons)."""
+    msgs = list(messages)
+    reasons: list[str] = []
+    base = _item_seed(cfg.seed, key)
+    for attempt in range(cfg.max_attempts):
+        params = GenParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=base + 7919 * attempt)
+        try:
+            draft = await llm.structured(msgs, schema, params, max_attempts=cfg.schema_attempts)
+        except StructuredOutputError as e:
+            reasons.append(f"invalid_output: {e.reasons[-1] if e.reasons else e}")
+            msgs = list(messages)
+            continue
+        problems = check_scenario(draft, ref)
+        if not problems:
+            return draft, attempt + 1, reasons
+        reasons.append("; ".join(problems))
+        msgs = [
+            *messages,
+            {"role": "assistant", "content": _draft_json(draft)},
+            {"role": "user", "content": render("scenarios_fix", problems=problems)},
+        ]
+    return None, cfg.max_attempts, reasons
+
+
+def _failure(reasons: list[str], attempts: int) -> str:
+    last = reasons[-1] if reasons else "unknown: no output"
+    return f"{last} (after {attempts} attempts)"
+
+
+async def adapt_scenarios(
+    store: RunStore, llm: LLM, culture: str | Culture, cfg: AdaptConfig | None = None
+) -> RunSummary:
+    """Adapt seed scenarios to a culture; one scenario per seed, key "<culture code>/<seed id>"."""
+    cfg = cfg or AdaptConfig()
+    cult = resolve_culture(culture)
+    seeds = _select(load_seeds(cfg.seeds_file, cfg.seeds), cfg.n, cfg.seed)
+    _record_culture(store, cult)
+    system = render("scenarios_system")
+
+    async def one(seed: Scenario) -> bool:
+        key = f"{cult.code}/{seed.provenance.id}"
+        messages: list[Message] = [
+            {"role": "system", "content": system},
+            {
+                "role": "user",
+                "content": render(
+                    "scenarios_adapt",
+                    culture_name=cult.name,
+                    culture_text=cult.describe(),
+                    relationship=seed.relationship.value.replace("_", " "),
+                    scenario_json=_draft_json(seed.adapted_draft()),
+                ),
+            },
+        ]
+        draft, attempts, reasons = await _ask_valid(llm, messages, AdaptedDraft, seed, cfg, key)
+        if draft is None:
+            store.fail(KIND, key, _failure(reasons, attempts), data={"reasons": reasons, "model": llm.model_id})
+            return False
+        scenario = Scenario(
+            setting=draft.setting,
+            relationship=seed.relationship,
+            characters=draft.characters,
+            culture=cult.code,
+            domain=seed.domain,
+            provenance=Provenance(
+                kind="adapted",
+                id=seed.provenance.id,
+                source=seed.provenance.source,
+                seed_id=seed.provenance.id,
+                model=llm.model_id,
+                attempts=attempts,
+            ),
+        )
+        store.put(KIND, key, scenario.model_dump(mode="json"))
+        return True
+
+    return await run_items(
+        seeds,
+        one,
+        is_done=lambda s: store.done(KIND, f"{cult.code}/{s.provenance.id}"),
+        concurrency=cfg.concurrency,
+        desc=f"adapt -> {cult.code}",
+        progress=cfg.progress,
+    )
+
+
+async def generate_from_norms(
+    store: RunStore, llm: LLM, norms: Sequence[Norm], cfg: AdaptConfig | None = None
+) -> RunSummary:
+    """One new scenario per norm, with one seed as a few-shot example; key "<culture code>/norm-<id>"."""
+    cfg = cfg or AdaptConfig()
+    todo = list(norms)[: cfg.n] if cfg.n else list(norms)
+    cultures: dict[str, Culture] = {}
+    for nm in todo:
+        try:
+            cultures[nm.id] = resolve_culture(nm.culture)
+        except (UnknownCultureError, DataError) as e:  # name the norm that has the bad culture
+            raise type(e)(f"norm {nm.id!r}: {e.one_line()}") from None
+    for c in {c.code: c for c in cultures.values()}.values():
+        _record_culture(store, c)
+    pool = load_seeds(cfg.seeds_file, cfg.seeds)
+    system = render("scenarios_system")
+
+    def key_of(nm: Norm) -> str:
+        return f"{cultures[nm.id].code}/norm-{nm.id}"
+
+    async def one(nm: Norm) -> bool:
+        key = key_of(nm)
+        cult = cultures[nm.id]
+        example = pool[random.Random(_item_seed(cfg.seed, key)).randrange(len(pool))]
+        messages: list[Message] = [
+            {"role": "system", "content": system},
+            {
+                "role": "user",
+                "content": render(
+                    "scenarios_from_norm",
+                    culture_name=cult.name,
+                    culture_text=cult.describe(),
+                    norm=nm.norm,
+                    example_json=_draft_json(example.draft()),
+                ),
+            },
+        ]
+        draft, attempts, reasons = await _ask_valid(llm, messages, ScenarioDraft, example, cfg, key)
+        if draft is None:
+            store.fail(KIND, key, _failure(reasons, attempts), data={"reasons": reasons, "model": llm.model_id})
+            return False
+        scenario = Scenario(
+            setting=draft.setting,
+            relationship=draft.relationship,
+            characters=draft.characters,
+            culture=cult.code,
+            domain=None,
+            provenance=Provenance(
+                kind="norm",
+                id=f"norm-{nm.id}",
+                source=nm.source,
+                seed_id=example.provenance.id,
+                norm=nm.norm,
+                model=llm.model_id,
+                attempts=attempts,
+            ),
+        )
+        store.put(KIND, key, scenario.model_dump(mode="json"))
+        return True
+
+    return await run_items(
+        todo,
+        one,
+        is_done=lambda nm: store.done(KIND, key_of(nm)),
+        concurrency=cfg.concurrency,
+        desc="scenarios from norms",
+        progress=cfg.progress,
+    )

@@ -1,0 +1,143 @@
+"""Reading and writing scenario and norm files (JSONL, CSV); seeds shipped with the package."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import DataError
+from ._schema import Scenario
+
+SEEDS_FILE = "data/seeds/seeds.jsonl"
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"]) or "(root)"
+    return f"field '{loc}': {err['msg']}"
+
+
+def _parse_scenarios(lines: Iterable[str], where: str) -> list[Scenario]:
+    out: list[Scenario] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{where}: record {n}: not valid JSON ({e.msg})") from None
+        try:
+            out.append(Scenario.model_validate(raw))
+        except ValidationError as e:
+            raise DataError(f"{where}: record {n}: {_first_error(e)}") from None
+    return out
+
+
+def read_scenarios(path: str | Path) -> list[Scenario]:
+    """Scenarios from a JSONL file (one Scenario per line); errors name the record number and field."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: scenario file not found")
+    with p.open(encoding="utf-8") as f:
+        return _parse_scenarios(f, str(p))
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write records as JSONL atomically (temp file in the same folder, then rename). Returns the count."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    n = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                n += 1
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
+
+
+def write_scenarios(path: str | Path, scenarios: Iterable[Scenario]) -> int:
+    return write_jsonl(path, (s.model_dump(mode="json") for s in scenarios))
+
+
+def load_seeds(path: str | Path | None = None, ids: Iterable[str] | None = None) -> list[Scenario]:
+    """The shipped seed scenarios (or those of a JSONL file), optionally only the given ids, in file order."""
+    if path is None:
+        text = resources.files("clca").joinpath(SEEDS_FILE).read_text(encoding="utf-8")
+        seeds = _parse_scenarios(text.splitlines(), SEEDS_FILE)
+    else:
+        seeds = read_scenarios(path)
+    if ids is None:
+        return seeds
+    wanted = list(ids)
+    by_id = {s.provenance.id: s for s in seeds}
+    missing = [i for i in wanted if i not in by_id]
+    if missing:
+        raise DataError(f"unknown seed id(s): {', '.join(missing)} (seed ids look like {seeds[0].provenance.id})")
+    return [by_id[i] for i in wanted]
+
+
+class Norm(BaseModel):
+    """A cultural norm to build a scenario around."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    norm: str = Field(min_length=3)
+    culture: str = Field(min_length=1, description="a culture name, ISO code or alias")
+    source: str = Field(default="user", min_length=1)
+
+
+def load_norms(path: str | Path) -> list[Norm]:
+    """Norms from JSONL or CSV with fields `norm`, `culture`, optional `id` (default: record number), `source`.
+
+    Errors name the file, the record number and the field.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{p}: norms file not found")
+    rows: list[tuple[int, Any]] = []
+    if p.suffix.lower() == ".csv":
+        with p.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or not {"norm", "culture"} <= set(reader.fieldnames):
+                raise DataError(f"{p}: CSV header must contain 'norm' and 'culture' (got {reader.fieldnames})")
+            rows = [(n, {k: v for k, v in r.items() if v not in (None, "")}) for n, r in enumerate(reader, 1)]
+    else:
+        with p.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    rows.append((n, json.loads(line)))
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{p}: record {n}: not valid JSON ({e.msg})") from None
+    norms: list[Norm] = []
+    seen: set[str] = set()
+    for n, raw in rows:
+        if not isinstance(raw, dict):
+            raise DataError(f"{p}: record {n}: expected an object with 'norm' and 'culture'")
+        raw = {"id": f"{n:03d}", **raw}
+        try:
+            norm = Norm.model_validate(raw)
+        except ValidationError as e:
+            raise DataError(f"{p}: record {n}: {_first_error(e)}") from None
+        if norm.id in seen:
+            raise DataError(f"{p}: record {n}: field 'id': duplicate id {norm.id!r}")
+        seen.add(norm.id)
+        norms.append(norm)
+    if not norms:
+        raise DataError(f"{p}: no norms in the file")
+    return norms

@@ -1,0 +1,123 @@
+"""Sotopia-compatible scenario models.
+
+`Character`, `ScenarioDraft` and `AdaptedDraft` are what a model is asked to produce (flat strings,
+ints and one enum, so they work as JSON schemas for structured output). `Scenario` adds what the
+pipeline knows (culture, provenance, a passthrough for foreign fields) and is what gets stored.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+
+
+class Relationship(str, Enum):
+    """Sotopia's relationship types; `code` is Sotopia's 0-5 integer."""
+
+    stranger = "stranger"
+    know_by_name = "know_by_name"
+    acquaintance = "acquaintance"
+    friend = "friend"
+    romantic = "romantic"
+    family = "family"
+
+    @property
+    def code(self) -> int:
+        return _CODES[self]
+
+    @classmethod
+    def from_code(cls, code: int | str) -> Relationship:
+        c = int(code)
+        for rel, n in _CODES.items():
+            if n == c:
+                return rel
+        raise ValueError(f"relationship code {code!r} is not 0-5")
+
+
+_CODES = {
+    Relationship.stranger: 0,
+    Relationship.know_by_name: 1,
+    Relationship.acquaintance: 2,
+    Relationship.friend: 3,
+    Relationship.romantic: 4,
+    Relationship.family: 5,
+}
+
+
+class Character(BaseModel):
+    """One participant. `secret` and `goal` are private to this character."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_name: Name
+    last_name: Name
+    age: int = Field(ge=1, le=120)
+    gender: Name
+    pronouns: Name
+    occupation: Text
+    public_info: Text = Field(description="what anyone may know about this person")
+    personality: Text
+    secret: Text = Field(description="something this person hides")
+    goal: Text = Field(description="this person's private social goal in the scenario")
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+class AdaptedDraft(BaseModel):
+    """What a model returns when it adapts a scenario (the relationship is kept from the original)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    setting: Text
+    characters: list[Character] = Field(min_length=2, max_length=2)
+
+
+class ScenarioDraft(BaseModel):
+    """What a model returns when it writes a new scenario."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    setting: Text
+    relationship: Relationship
+    characters: list[Character] = Field(min_length=2, max_length=2)
+
+
+class Provenance(BaseModel):
+    """Where a scenario comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["seed", "adapted", "norm", "sotopia", "custom"]
+    id: str = Field(min_length=1, description="seed id, norm id, Sotopia combo id, ...")
+    source: str = Field(min_length=1, description="collection or data set the scenario or norm comes from")
+    seed_id: str | None = Field(default=None, description="the seed adapted, or the few-shot example used")
+    norm: str | None = Field(default=None, description="the norm text a norm-based scenario puts at stake")
+    model: str | None = Field(default=None, description="model that wrote the scenario")
+    attempts: int | None = Field(default=None, ge=1, description="asks needed for a valid scenario")
+
+
+class Scenario(BaseModel):
+    """A two-person social scenario, Sotopia-style, optionally tied to a culture."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    setting: Text
+    relationship: Relationship
+    characters: list[Character] = Field(min_length=2, max_length=2)
+    culture: str | None = Field(default=None, description="ISO alpha-3 or custom culture code; None = neutral")
+    domain: str | None = Field(default=None, description="topic area (family, work, commerce, ...)")
+    provenance: Provenance
+    extra: dict[str, Any] = Field(default_factory=dict, description="foreign fields kept losslessly")
+
+    def draft(self) -> ScenarioDraft:
+        return ScenarioDraft(setting=self.setting, relationship=self.relationship, characters=self.characters)
+
+    def adapted_draft(self) -> AdaptedDraft:
+        return AdaptedDraft(setting=self.setting, characters=self.characters)

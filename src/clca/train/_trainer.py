@@ -1,0 +1,222 @@
+"""train_lora: LoRA SFT of a causal LM on a clca dataset with TRL's SFTTrainer and PEFT."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from ..errors import ConfigError, DataError
+from ._chat_template import training_chat_template
+from ._config import TrainConfig
+from ._model import resolve_model_dir, write_adapter_record
+
+CHECKPOINTS = "checkpoints"
+
+
+class TrainResult(BaseModel):
+    adapter_dir: Path
+    base_model: str
+    global_step: int
+    train_loss: float | None
+    eval_loss: float | None
+    train_tokens: int
+    train_runtime_s: float
+    tokens_per_second: float
+    resumed_from: str | None = None
+
+
+def load_splits(dataset_dir: str | Path) -> tuple[Any, Any | None]:
+    """(train, validation or None) with a single `messages` column, from a clca dataset dir or JSONL."""
+    from datasets import load_dataset, load_from_disk
+
+    d = Path(dataset_dir)
+    if (d / "hf").is_dir():
+        dd = load_from_disk(str(d / "hf"))
+        train, val = dd["train"], dd.get("validation")
+    elif d.is_file() and d.suffix == ".jsonl":
+        train, val = load_dataset("json", data_files=str(d), split="train"), None
+    elif (d / "train.jsonl").is_file():
+        files = {"train": str(d / "train.jsonl")}
+        if (d / "validation.jsonl").is_file() and (d / "validation.jsonl").stat().st_size > 0:
+            files["validation"] = str(d / "validation.jsonl")
+        dd = load_dataset("json", data_files=files)
+        train, val = dd["train"], dd.get("validation")
+    else:
+        raise DataError(f"{d}: no dataset found (expected a `clca dataset build` directory or a messages .jsonl)")
+    if "messages" not in train.column_names:
+        raise DataError(f"{d}: rows need a 'messages' column")
+    train = train.select_columns(["messages"])
+    if val is not None:
+        val = val.select_columns(["messages"]) if len(val) else None
+    if len(train) == 0:
+        raise DataError(f"{d}: the train split is empty")
+    return train, val
+
+
+def _precision(cfg: TrainConfig) -> dict[str, bool]:
+    import torch
+
+    p = cfg.precision
+    if p == "auto":
+        p = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return {"bf16": p == "bf16", "fp16": p == "fp16"}
+
+
+def sft_config(cfg: TrainConfig, out_dir: Path, has_eval: bool) -> Any:
+    from trl import SFTConfig
+
+    epoch_or_steps = ("steps", cfg.eval_steps) if cfg.eval_steps else ("epoch", None)
+    save = ("steps", cfg.save_steps) if cfg.save_steps else ("epoch", None)
+    do_eval = has_eval and cfg.eval
+    kw: dict[str, Any] = dict(
+        output_dir=str(out_dir / CHECKPOINTS),
+        learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_steps=cfg.warmup,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        max_length=cfg.max_length,
+        packing=cfg.packing,
+        assistant_only_loss=cfg.assistant_only_loss,
+        eval_strategy=epoch_or_steps[0] if do_eval else "no",
+        eval_steps=epoch_or_steps[1],
+        save_strategy=save[0],
+        save_steps=save[1],
+        save_total_limit=cfg.save_total_limit,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        dataloader_num_workers=cfg.dataloader_num_workers,
+        report_to=cfg.report_to or "none",
+        disable_tqdm=not cfg.progress,
+        **_precision(cfg),
+    )
+    if cfg.packing:
+        kw["padding_free"] = True
+    return SFTConfig(**kw)
+
+
+def lora_config(cfg: TrainConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def _checkpoint(out_dir: Path, resume: bool | str) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    ckpt_root = out_dir / CHECKPOINTS
+    if isinstance(resume, str):
+        if not Path(resume).is_dir():
+            raise ConfigError(f"--resume {resume}: checkpoint directory not found")
+        return resume
+    last = get_last_checkpoint(str(ckpt_root)) if ckpt_root.is_dir() else None
+    if resume:
+        if last is None:
+            raise ConfigError(f"{out_dir}: no checkpoint to resume from (looked in {ckpt_root})")
+        return last
+    if last is not None:
+        raise ConfigError(f"{out_dir} already holds checkpoints; pass --resume to continue, or use a new --out")
+    return None
+
+
+def train_lora(
+    dataset_dir: str | Path,
+    cfg: TrainConfig | None = None,
+    out_dir: str | Path = "adapter",
+    *,
+    resume: bool | str = False,
+    callbacks: list[Any] | None = None,
+) -> TrainResult:
+    """Train a LoRA adapter; the adapter (plus tokenizer and clca_adapter.json) lands in out_dir."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTTrainer
+
+    cfg = cfg or TrainConfig()
+    out = Path(out_dir)
+    train_ds, val_ds = load_splits(dataset_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = _checkpoint(out, resume)
+    base_dir = resolve_model_dir(cfg.model)
+
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    original_template = tok.chat_template
+    if cfg.assistant_only_loss:
+        tok.chat_template = training_chat_template(tok, cfg.chat_template)
+    precision = _precision(cfg)
+    dtype = torch.bfloat16 if precision["bf16"] else torch.float16 if precision["fp16"] else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
+
+    args = sft_config(cfg, out, has_eval=val_ds is not None)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds if args.eval_strategy != "no" else None,
+        processing_class=tok,
+        peft_config=lora_config(cfg),
+        callbacks=callbacks,
+    )
+    (out / "train_config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
+    output = trainer.train(resume_from_checkpoint=ckpt)
+    eval_loss = None
+    if trainer.eval_dataset is not None:
+        eval_loss = float(trainer.evaluate()["eval_loss"])
+    tokens = int(next((h["num_tokens"] for h in reversed(trainer.state.log_history) if "num_tokens" in h), 0))
+    runtime = float(output.metrics.get("train_runtime", 0.0))
+    result = TrainResult(
+        adapter_dir=out,
+        base_model=cfg.model,
+        global_step=trainer.state.global_step,
+        train_loss=output.metrics.get("train_loss"),
+        eval_loss=eval_loss,
+        train_tokens=tokens,
+        train_runtime_s=runtime,
+        tokens_per_second=tokens / runtime if runtime > 0 else 0.0,
+        resumed_from=ckpt,
+    )
+    if trainer.is_world_process_zero():
+        tok.chat_template = original_template  # ship the model's own template, not the training copy
+        _save_adapter(trainer, tok, out, cfg, base_dir, result)
+    return result
+
+
+def _save_adapter(trainer: Any, tok: Any, out: Path, cfg: TrainConfig, base_dir: str, result: TrainResult) -> None:
+    """Write the adapter into a temp dir, then move its files into out (no half-written adapter)."""
+    tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=out))
+    try:
+        trainer.model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        write_adapter_record(
+            tmp,
+            cfg.model,
+            base_dir,
+            {"train_config": json.loads(cfg.model_dump_json()), "result": json.loads(result.model_dump_json())},
+        )
+        (tmp / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+        for f in tmp.iterdir():
+            os.replace(f, out / f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

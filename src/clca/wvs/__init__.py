@@ -1,0 +1,46 @@
+"""World Values Survey evaluation: survey files, personas, model answers, metrics, baselines.
+
+    from clca.wvs import EvalConfig, evaluate, format_table
+    result = await evaluate(store, llm, "base", EvalConfig(cultures=["Egypt"], compare=["United States"]))
+    print(format_table(result))
+"""
+
+from ._answer import PERSONA_STYLES, STYLES, Answer, ask, build_messages, option_order, parse_answer
+from ._countries import COUNTRIES, country_name, resolve_country
+from ._evaluate import ANSWER, METRIC, EvalConfig, answer_key, compute_metrics, evaluate, rank_of
+from ._metrics import (
+    bootstrap_ci,
+    js_distance,
+    js_similarity,
+    kl_divergence,
+    majority_match,
+    wasserstein_ordinal,
+)
+from ._opinionqa import OpinionQuestion, load_global_opinions, load_opinion_questions
+from ._personas import Persona, personas_from_marginals, personas_from_survey
+from ._questionnaire import Item, Questionnaire, default_questionnaire, load_questionnaire
+from ._reference import (
+    CountryReference,
+    Distribution,
+    Marginal,
+    ReferenceTable,
+    aggregate,
+    distributions,
+    load_reference,
+    marginals,
+    reference_from_survey,
+)
+from ._result import EvalResult, MetricRow, ModelShift, compare_models, format_shifts, format_table
+from ._survey import DEMOGRAPHIC_FIELDS, Respondent, Survey, load_survey
+
+__all__ = [
+    "ANSWER", "METRIC", "COUNTRIES", "DEMOGRAPHIC_FIELDS", "PERSONA_STYLES", "STYLES",
+    "Answer", "CountryReference", "Distribution", "EvalConfig", "EvalResult", "Item", "Marginal", "MetricRow",
+    "ModelShift", "OpinionQuestion", "Persona", "Questionnaire", "ReferenceTable", "Respondent", "Survey",
+    "aggregate", "answer_key", "ask", "bootstrap_ci", "build_messages", "compare_models", "compute_metrics",
+    "country_name", "default_questionnaire", "distributions", "evaluate", "format_shifts", "format_table",
+    "js_distance", "js_similarity", "kl_divergence", "load_global_opinions", "load_opinion_questions",
+    "load_questionnaire", "load_reference", "load_survey", "majority_match", "marginals", "option_order",
+    "parse_answer", "personas_from_marginals", "personas_from_survey", "rank_of", "reference_from_survey",
+    "resolve_country", "wasserstein_ordinal",
+]  # fmt: skip

@@ -1,0 +1,255 @@
+"""`evaluate`: ask a model the survey as personas of each culture, store every answer, compute the metrics."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from ..errors import ClcaError, ConfigError
+from ..llm import LLM
+from ..runner import run_items
+from ..store import RunStore
+from ._answer import PERSONA_STYLES, STYLES, Answer, ask
+from ._countries import resolve_country
+from ._metrics import bootstrap_ci, js_distance, kl_divergence, majority_match, wasserstein_ordinal
+from ._personas import Persona, personas_from_marginals, personas_from_survey
+from ._questionnaire import Item, Questionnaire, default_questionnaire, load_questionnaire
+from ._reference import Distribution, ReferenceTable, load_reference, reference_from_survey
+from ._result import EvalResult, MetricRow
+from ._survey import Survey, load_survey
+
+ANSWER = "survey_answer"
+METRIC = "metric"
+SHARED_PERSONA = "all"  # persona id used by styles whose prompt has no persona details
+
+
+class EvalConfig(BaseModel):
+    """What to evaluate. Countries are names or ISO alpha-3 codes."""
+
+    cultures: list[str] = Field(description="target cultures")
+    compare: list[str] = Field(default_factory=list, description="other cultures evaluated the same way")
+    styles: list[Literal["persona", "cultural", "anthropological", "none"]] = Field(default_factory=lambda: ["persona"])
+    mode: Literal["logprobs", "generate"] = "logprobs"
+    personas: int = Field(20, ge=1, description="personas per culture (paper: 1000)")
+    samples: int = Field(20, ge=1, description="sampled answers per prompt in generate mode")
+    temperature: float = Field(1.0, ge=0.0)
+    epsilon: float = Field(1e-3, ge=0.0, description="KL smoothing for zero survey shares")
+    bootstrap: int = Field(1000, ge=0, description="bootstrap resamples over questions")
+    seed: int = 0
+    variants: list[str] = Field(default_factory=lambda: ["base"], description="base | perm<k> | para")
+    items: list[str] | None = Field(None, description="item ids (default: all of the questionnaire)")
+    survey: str | None = Field(None, description="WVS respondent file(s); default: the bundled reference table")
+    reference: str | None = Field(None, description="reference table JSON instead of the bundled one")
+    questionnaire: str | None = Field(None, description="questionnaire file to use instead of the bundled one")
+    concurrency: int = Field(32, ge=1)
+    progress: bool = True
+
+
+def answer_key(alias: str, style: str, country: str, persona: str, item: str, variant: str) -> str:
+    key = f"{alias}/{style}/{country}/{persona}/{item}"
+    return key if variant == "base" else f"{key}/{variant}"
+
+
+class _Unit(BaseModel):
+    key: str
+    style: str
+    persona: Persona
+    item: Item
+    variant: str
+
+
+def _check(cfg: EvalConfig) -> None:
+    for v in cfg.variants:
+        if not (v in ("base", "para") or (v.startswith("perm") and v[4:].isdigit())):
+            raise ConfigError(f"unknown variant {v!r}; use base, para or perm<k> (e.g. perm1)")
+
+
+def _inputs(cfg: EvalConfig) -> tuple[Questionnaire, ReferenceTable, Survey | None]:
+    q = load_questionnaire(cfg.questionnaire) if cfg.questionnaire else default_questionnaire()
+    q = q.select(cfg.items)
+    survey = None
+    if cfg.survey:
+        survey = Survey()
+        for f in cfg.survey.split(","):
+            survey.extend(load_survey(f.strip(), q))
+        ref = reference_from_survey(survey, q)
+    else:
+        ref = load_reference(cfg.reference)
+    return q, ref, survey
+
+
+async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig) -> EvalResult:
+    """Answer the survey for every culture/style/persona/item/variant (resumable), then compute metrics."""
+    _check(cfg)
+    if "/" in model_alias:
+        raise ConfigError(f"model alias {model_alias!r} must not contain '/'")
+    q, ref, survey = _inputs(cfg)
+    known = set(ref.countries)
+    cultures = [resolve_country(c, known) for c in cfg.cultures]
+    others = [resolve_country(c, known) for c in cfg.compare if resolve_country(c, known) not in cultures]
+    for c in cultures + others:
+        if c not in ref.countries or not ref.countries[c].items:
+            have = ", ".join(sorted(ref.countries)) or "none"
+            raise ConfigError(f"no survey answers for {c}; available: {have} (use --survey FILE for others)")
+    personas: dict[str, list[Persona]] = {}
+    units: list[_Unit] = []
+    for c in cultures + others:
+        if survey is not None and survey.of(c):
+            personas[c] = personas_from_survey(survey, c, cfg.personas, cfg.seed)
+        else:
+            personas[c] = personas_from_marginals(ref.countries[c].marginals, c, cfg.personas, cfg.seed)
+        items = [i for i in q if i.id in ref.countries[c].items]
+        for style in cfg.styles:
+            who = personas[c] if style in PERSONA_STYLES else [Persona(id=SHARED_PERSONA, country=c)]
+            for p in who:  # persona by persona: the shared system prompt stays in the prefix cache
+                for v in cfg.variants:
+                    for it in items:
+                        units.append(_Unit(key=answer_key(model_alias, style, c, p.id, it.id, v), style=style,
+                                           persona=p, item=it, variant=v))  # fmt: skip
+
+    async def one(u: _Unit) -> bool:
+        try:
+            a = await ask(
+                llm, style=u.style, persona=u.persona, item=u.item, variant=u.variant, mode=cfg.mode,
+                seed=cfg.seed, samples=cfg.samples, temperature=cfg.temperature,
+            )  # fmt: skip
+        except (ClcaError, ValueError) as e:
+            store.fail(ANSWER, u.key, f"{type(e).__name__}: {e}")
+            return False
+        store.put(ANSWER, u.key, a.model_dump())
+        return True
+
+    summary = await run_items(
+        units, one, is_done=lambda u: store.done(ANSWER, u.key), concurrency=cfg.concurrency,
+        desc="survey answers", progress=cfg.progress,
+    )  # fmt: skip
+    result = compute_metrics(store, model_alias, cfg, q, ref, personas, cultures, others)
+    result.summary = summary.line("survey answers")
+    return result
+
+
+def _model_dist(answers: list[Answer]) -> list[float]:
+    return list(np.mean([a.with_safeguarded() for a in answers], axis=0))
+
+
+def compute_metrics(
+    store: RunStore,
+    alias: str,
+    cfg: EvalConfig,
+    q: Questionnaire,
+    ref: ReferenceTable,
+    personas: dict[str, list[Persona]],
+    cultures: list[str],
+    others: list[str],
+) -> EvalResult:
+    """Metrics from the stored answers (so a resumed or re-run evaluation gives the same numbers)."""
+    rows: list[MetricRow] = []
+    specificity: dict[str, dict[str, dict[str, float]]] = {}
+    for c in cultures + others:
+        cref = ref.countries[c]
+        for style in cfg.styles:
+            variant_means: dict[str, dict[str, float]] = {}
+            for v in cfg.variants:
+                prefix = f"{alias}/{style}/{c}/"
+                by_item: dict[str, list[Answer]] = defaultdict(list)
+                by_persona_item: dict[tuple[str, str], Answer] = {}
+                for rec in store.iter(ANSWER, prefix=prefix):
+                    a = Answer.model_validate(rec.data)
+                    if a.variant != v or a.item not in cref.items:
+                        continue
+                    by_item[a.item].append(a)
+                    by_persona_item[(a.persona, a.item)] = a
+                if not by_item:
+                    continue
+                per_item = _item_metrics(q, cref.items, by_item, cfg.epsilon)
+                acc = _accuracy(personas[c], by_persona_item, style)
+                if acc:
+                    per_item["accuracy"] = acc
+                means: dict[str, float] = {}
+                for metric, vals in per_item.items():
+                    mean, lo, hi = bootstrap_ci(list(vals.values()), resamples=cfg.bootstrap, seed=cfg.seed)
+                    means[metric] = mean
+                    rows.append(MetricRow(model=alias, style=style, culture=c, variant=v, theme="all",
+                                          metric=metric, mean=mean, lo=lo, hi=hi, n=len(vals)))  # fmt: skip
+                    for theme, tvals in _by_theme(q, vals).items():
+                        tm, tl, th = bootstrap_ci(tvals, resamples=cfg.bootstrap, seed=cfg.seed)
+                        rows.append(MetricRow(model=alias, style=style, culture=c, variant=v, theme=theme,
+                                              metric=metric, mean=tm, lo=tl, hi=th, n=len(tvals)))  # fmt: skip
+                    store.put(METRIC, f"{alias}/{style}/{c}/{v}/{metric}",
+                              {"mean": mean, "lo": lo, "hi": hi, "per_item": vals})  # fmt: skip
+                variant_means[v] = means
+                if v == cfg.variants[0]:
+                    model = {i: _model_dist(ans) for i, ans in by_item.items()}
+                    spec = _specificity(model, ref)
+                    specificity.setdefault(style, {})[c] = spec
+                    store.put(METRIC, f"{alias}/{style}/{c}/specificity", {"similarity": spec, "model": model})
+            if len(variant_means) > 1:
+                for metric in next(iter(variant_means.values())):
+                    ms = [m[metric] for m in variant_means.values() if metric in m]
+                    rows.append(MetricRow(model=alias, style=style, culture=c, variant="spread", theme="all",
+                                          metric=metric, mean=float(np.std(ms)), lo=min(ms), hi=max(ms),
+                                          n=len(ms)))  # fmt: skip
+    return EvalResult(model=alias, cultures=cultures, compare=others, rows=rows, specificity=specificity)
+
+
+def _item_metrics(
+    q: Questionnaire, survey: dict[str, Distribution], by_item: dict[str, list[Answer]], eps: float
+) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = defaultdict(dict)
+    for iid, answers in sorted(by_item.items()):
+        item = q.get(iid)
+        p = _model_dist(answers)
+        s = survey[iid].shares
+        out["kl"][iid] = kl_divergence(p, s, eps)
+        jsd = js_distance(p, s)
+        out["jsd"][iid] = jsd
+        out["similarity"][iid] = 1.0 - jsd
+        if item.kind == "ordinal":
+            out["w1"][iid] = wasserstein_ordinal(p, s)
+        out["majority"][iid] = majority_match(p, s)
+        out["safeguarded"][iid] = float(p[-1])
+    return dict(out)
+
+
+def _accuracy(personas: list[Persona], answers: dict[tuple[str, str], Answer], style: str) -> dict[str, float]:
+    """Per item: mean over personas with a real answer of P(model answer == real answer); with logprobs the
+    model's answer is its most likely option, with generate each sample counts (safeguarded = wrong)."""
+    hits: dict[str, list[float]] = defaultdict(list)
+    for p in personas:
+        for iid, real in p.answers.items():
+            pid = p.id if style in PERSONA_STYLES else SHARED_PERSONA
+            a = answers.get((pid, iid))
+            if a is None:
+                continue
+            if a.mode == "logprobs":
+                hits[iid].append(1.0 if a.codes[int(np.argmax(a.probs))] == real else 0.0)
+            else:
+                hits[iid].append(a.probs[a.codes.index(real)])
+    return {i: float(np.mean(v)) for i, v in sorted(hits.items())}
+
+
+def _by_theme(q: Questionnaire, vals: dict[str, float]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = defaultdict(list)
+    for iid, v in vals.items():
+        out[q.get(iid).theme].append(v)
+    return dict(out)
+
+
+def _specificity(model: dict[str, list[float]], ref: ReferenceTable) -> dict[str, float]:
+    """Mean 1 - JSD between the model's answers (prompted for one culture) and every culture's survey answers,
+    over the items both have."""
+    out: dict[str, float] = {}
+    for country, cref in ref.countries.items():
+        sims = [1.0 - js_distance(p, cref.items[i].shares) for i, p in model.items() if i in cref.items]
+        if sims:
+            out[country] = float(np.mean(sims))
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def rank_of(similarity: dict[str, float], country: str) -> int | None:
+    """1 = the culture the model is most similar to."""
+    order = sorted(similarity, key=lambda k: -similarity[k])
+    return order.index(country) + 1 if country in similarity else None
