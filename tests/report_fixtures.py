@@ -109,6 +109,8 @@ def build_run(
     """A run directory with every stage's rows, some failures, and (hostile=True) XSS payloads in model text."""
     rng = random.Random(seed)
     store = RunStore(run_dir)
+    store.set_meta("stage:roleplay", {"stage": "roleplay", "seconds": 12.5, "model_calls": 40,
+                                      "detail": "episodes: 14 done" + (f" {XSS_SCRIPT}" if hostile else "")})
     store.bind_config({"name": "fixture" + (f" {XSS_SCRIPT}" if hostile else ""), "cultures": list(cultures),
                        "roleplay": {"samples": samples}}, "0" * 64)
     for culture in cultures:

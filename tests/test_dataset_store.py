@@ -94,7 +94,13 @@ def make_run(run_dir: Path, n_scenarios: int = 4, cultures: tuple[str, ...] = ("
                 for idx, (agent, action, arg) in enumerate(SCRIPT):
                     tkey = f"{ep}/t{idx:03d}"
                     text = arg if not arg or action != "speak" else f"{arg} (sample {s}, scenario {i})"
-                    turn = {"idx": idx, "agent": agent, "speaker": names[agent], "action_type": action, "argument": text}
+                    turn = {
+                        "idx": idx,
+                        "agent": agent,
+                        "speaker": names[agent],
+                        "action_type": action,
+                        "argument": text,
+                    }
                     store.put("turn", tkey, turn, parent=ep)
                     if idx in INTENTS:
                         intention, reason = INTENTS[idx]

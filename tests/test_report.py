@@ -15,7 +15,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from clca.cli import report as report_cli
-from clca.errors import DataError
+from clca.errors import ConfigError, DataError
 from clca.judge import DiscardRule, discard_reasons, kept_episodes
 from clca.report import (
     _svg,
@@ -55,6 +55,7 @@ def test_stage_counts_equal_the_database(store: RunStore) -> None:
     assert data.cultures == ["DEU", "JPN"]
     assert data.episodes.turns == store.count("turn")
     assert data.episodes.mean_turns == 4.0
+    assert [(r.stage, r.seconds, r.model_calls) for r in data.stage_runs] == [("roleplay", 12.5, 40)]
 
 
 def test_judge_counts_follow_the_judge_discard_rule(store: RunStore) -> None:
@@ -71,6 +72,12 @@ def test_judge_counts_follow_the_judge_discard_rule(store: RunStore) -> None:
                          quality_bad=["very_confident", "confident", "not_sure"],
                          culture_not_aligned=["very_confident", "confident", "not_sure"])
     assert build_summary(store, rule=strict).judge.kept == len(kept_episodes(store, strict)) < data.judge.kept
+    # the rule the run's dataset stage used (config dataset.judge_rule) is the report's default
+    store.set_meta("config", {"dataset": {"judge_rule": strict.model_dump(mode="json")}})
+    assert build_summary(store).judge.kept == len(kept_episodes(store, strict))
+    store.set_meta("config", {"dataset": {"judge_rule": {"quality_bad": ["sometimes"]}}})
+    with pytest.raises(ConfigError, match="run config dataset.judge_rule: quality_bad.0"):
+        build_summary(store)
 
 
 def test_intention_shares_equal_the_database(store: RunStore) -> None:
@@ -142,6 +149,18 @@ def test_similarity_grid_and_target_ranks(store: RunStore) -> None:
     assert rank.rank == 1 and rank.cultures == len(stored) and rank.reference_similarity == stored["USA"]
 
 
+def test_target_shifts_compare_adapted_with_base(store: RunStore) -> None:
+    wvs = build_summary(store).wvs
+    assert {(t.adapted, t.shift.style, t.shift.target) for t in wvs.target_shifts} == {
+        ("clca", "persona", "DEU"), ("clca", "persona", "JPN")}
+    t = next(t.shift for t in wvs.target_shifts if t.shift.target == "JPN")
+    a = store.get("metric", "clca/persona/JPN/specificity").data["similarity"]
+    b = store.get("metric", "base/persona/JPN/specificity").data["similarity"]
+    assert t.shift_target == pytest.approx(a["JPN"] - b["JPN"]) and t.shift_target > 0
+    assert t.shift_reference == pytest.approx(a["USA"] - b["USA"])
+    assert t.kl_base == store.get("metric", "base/persona/JPN/base/kl").data["mean"]
+
+
 def test_sample_dialogues_carry_verdicts_and_intentions(store: RunStore) -> None:
     data = build_summary(store, samples=6)
     assert len(data.samples) == 6 and data.n_dialogues == store.count("episode")
@@ -180,6 +199,11 @@ def test_report_files_are_written_atomically(hostile_run: Path, tmp_path: Path) 
     html = paths.html.read_text(encoding="utf-8")
     assert 'src="http' not in html and "href=\"http" not in html and "@import" not in html  # self-contained
     assert html.count("<details") == 14  # all 14 finished dialogues are sampled by default
+
+
+def test_write_report_takes_an_open_store(store: RunStore, tmp_path: Path) -> None:
+    paths = write_report(store, tmp_path / "out", samples=2)
+    assert paths.html.is_file() and paths.html.read_text(encoding="utf-8").count("<details") == 2
 
 
 def test_write_report_refuses_a_directory_without_a_run(tmp_path: Path) -> None:

@@ -1,17 +1,21 @@
-"""The report of a small real run: Sotopia scenarios from ../shared/data, the embedded model playing,
-judging, annotating and answering the survey; the report's numbers equal the database and clca.wvs."""
+"""The report of a run made by the real stage code: a Sotopia scenario from ../shared/data, role-play,
+judge and intention annotation through their packages (scripted model output carrying XSS payloads),
+and the WVS evaluation answered by the real embedded model. The report's numbers equal the database
+and clca.wvs's own result; model text and Sotopia's inline goal tags stay text in a real browser."""
 
 from __future__ import annotations
 
 import asyncio
-import html as htmllib
+import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from report_fixtures import Dom, browser_or_skip, dump_dom
+from report_fixtures import XSS_IMG, XSS_SCRIPT, Dom, browser_or_skip, dump_dom
 
 from clca.intents import IntentConfig, annotate_intents
 from clca.judge import JudgeConfig, judge_episodes, kept_episodes
+from clca.llm import GenParams, Message, MockLLM
 from clca.report import build_summary, write_report
 from clca.roleplay import RoleplayConfig, simulate
 from clca.scenarios import import_sotopia
@@ -19,31 +23,46 @@ from clca.store import RunStore
 from clca.wvs import EvalConfig, evaluate
 
 pytestmark = [pytest.mark.slow, pytest.mark.shared]
-ITEMS = ["Q1", "Q2", "Q3"]
+ITEMS = ["Q27", "Q28"]  # asked in both DEU and USA in the bundled reference
+PAYLOAD = f"{XSS_SCRIPT} {XSS_IMG}"
+
+
+def _scripted(messages: Sequence[Message], params: GenParams) -> str:
+    """Valid JSON for whichever schema the stage asks for, with planted markup in every free-text field."""
+    prompt = messages[-1].content if hasattr(messages[-1], "content") else messages[-1]["content"]
+    if '"title": "AgentAction"' in prompt:
+        return json.dumps({"action_type": "speak", "argument": f"Guten Tag. {PAYLOAD}"})
+    if '"title": "QualityVerdict"' in prompt:
+        return json.dumps({"reasoning": f"Fluent. {PAYLOAD}", "label": "good", "confidence": "confident"})
+    if '"title": "MetaVerdict"' in prompt:
+        return json.dumps({"critique": f"Agreed. {PAYLOAD}", "label": "aligned", "confidence": "confident"})
+    if '"title": "CultureVerdict"' in prompt:
+        return json.dumps({"reasoning": f"Polite. {PAYLOAD}", "label": "aligned", "confidence": "confident"})
+    if '"title": "IntentAnnotation"' in prompt:
+        return json.dumps({"intention": f"To greet. {PAYLOAD}", "cultural_reason": f"Formal greeting. {PAYLOAD}",
+                           "confident": True})
+    return "not json"
 
 
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, embedded_llm) -> tuple[Path, dict]:
     run_dir = tmp_path_factory.mktemp("real") / "run"
     imported = import_sotopia(shared_data / "sotopia" / "sotopia-space")
-    # scenarios whose goals carry Sotopia's inline <extra_info>/<strategy_hint> tags: real markup in model input
-    tagged = [s for s in imported.scenarios if any("<" in c.goal for c in s.characters)][:2]
-    assert len(tagged) == 2
+    # a scenario whose goals carry Sotopia's inline <extra_info>/<strategy_hint> tags: real markup
+    tagged = next(s for s in imported.scenarios if any("<" in c.goal for c in s.characters))
+    scripted = MockLLM(_scripted, model_id="scripted")
     results: dict = {}
     with RunStore(run_dir) as store:
         store.bind_config({"name": "report-real", "report": {"base_model": "base"}}, "1" * 64)
-        for i, s in enumerate(tagged):
-            store.put("scenario", f"JPN/sotopia-{i:03d}", s.model_copy(update={"culture": "JPN"}).model_dump(mode="json"))
+        store.put("scenario", "DEU/sotopia-000", tagged.model_copy(update={"culture": "DEU"}).model_dump(mode="json"))
 
         async def go() -> None:
-            await simulate(store, embedded_llm, RoleplayConfig(samples=1, max_turns=2, max_tokens=64,
-                                                               structured_attempts=2, progress=False))
-            await judge_episodes(store, embedded_llm, JudgeConfig(max_tokens=96, structured_attempts=1,
-                                                                 progress=False))
-            await annotate_intents(store, embedded_llm, IntentConfig(episodes="all", max_tokens=64,
-                                                                     structured_attempts=1, progress=False))
-            for alias in ("base", "clca"):  # the same model under two aliases: mechanics, not quality
-                cfg = EvalConfig(cultures=["DEU"], compare=["USA"], personas=2, items=ITEMS, progress=False)
+            await simulate(store, scripted, RoleplayConfig(samples=2, max_turns=3, progress=False))
+            await judge_episodes(store, scripted, JudgeConfig(progress=False))
+            await annotate_intents(store, scripted, IntentConfig(episodes="all", progress=False))
+            for alias in ("base", "clca"):  # the same real model under two aliases: mechanics, not quality
+                cfg = EvalConfig(cultures=["DEU"], compare=["USA"], personas=1, items=ITEMS, bootstrap=200,
+                                 progress=False)
                 results[alias] = await evaluate(store, embedded_llm, alias, cfg)
 
         asyncio.run(go())
@@ -57,10 +76,11 @@ def test_real_run_counts_equal_the_database(real_run: tuple[Path, dict]) -> None
         for kind in ("scenario", "episode", "turn", "judgement", "intention", "survey_answer", "metric"):
             assert data.stages[kind].ok == store.count(kind, "ok"), kind
             assert data.stages[kind].failed == store.count(kind, "failed"), kind
-        assert data.stages["scenario"].ok == 2
-        assert data.stages["episode"].total == 2
-        assert data.judge.kept == len(kept_episodes(store))
-        assert data.stages["survey_answer"].ok + data.stages["survey_answer"].failed == 2 * 2 * 2 * len(ITEMS)
+        assert (data.stages["scenario"].ok, data.stages["episode"].ok, data.stages["turn"].ok) == (1, 2, 6)
+        assert data.judge.kept == len(kept_episodes(store)) == 2
+        assert data.intentions.total == 6 and data.intentions.cultural_share == 1.0
+        assert data.stages["survey_answer"].total == 2 * 2 * len(ITEMS)  # aliases x cultures x 1 persona x items
+        assert {v.name for s in data.samples for v in s.verdicts} == {"culture", "quality", "meta"}
 
 
 def test_real_run_metrics_equal_the_wvs_result(real_run: tuple[Path, dict]) -> None:
@@ -73,23 +93,24 @@ def test_real_run_metrics_equal_the_wvs_result(real_run: tuple[Path, dict]) -> N
         for metric, est in row.values.items():
             want = results[row.model].value(row.culture, row.style, metric)
             assert (est.value, est.ci_low, est.ci_high, est.n) == pytest.approx((want.mean, want.lo, want.hi, want.n))
-    # same model under both aliases: every per-question shift is zero
+    # the same model under both aliases: every per-question shift is zero
     assert data.wvs.shifts and all(abs(s.delta) < 1e-9 for s in data.wvs.shifts)
     assert {r.target for r in data.wvs.ranks} == {"DEU", "USA"}
+    assert [(t.adapted, t.shift.target) for t in data.wvs.target_shifts] == [("clca", "DEU")]
 
 
-def test_real_report_escapes_model_text_and_sotopia_tags(real_run: tuple[Path, dict]) -> None:
+def test_real_report_keeps_model_text_and_sotopia_tags_as_text(real_run: tuple[Path, dict]) -> None:
     run_dir, _ = real_run
     paths = write_report(run_dir)
     page = paths.html.read_text(encoding="utf-8")
-    assert "<extra_info>" not in page and "&lt;extra_info&gt;" in page or "&lt;strategy_hint&gt;" in page
-    with RunStore(run_dir) as store:
-        turns = [r.data["argument"] for r in store.iter("turn") if r.data["argument"]]
-    assert turns, "the embedded model produced no turn text"
-    assert htmllib.escape(turns[0], quote=True) in page or htmllib.escape(turns[0], quote=False) in page
-    browser = browser_or_skip()
+    assert "<script" not in page.lower() and "<img" not in page.lower()
+    assert "<extra_info>" not in page and "<strategy_hint>" not in page
+    assert "&lt;extra_info&gt;" in page or "&lt;strategy_hint&gt;" in page  # shown, not dropped
     dom = Dom()
-    dom.feed(dump_dom(browser, paths.html))
-    assert dom.tags.get("script", 0) == 0
+    dom.feed(dump_dom(browser_or_skip(), paths.html))
+    assert dom.tags.get("script", 0) == 0 and dom.tags.get("img", 0) == 0
     assert not {"extra_info", "strategy_hint", "clarification_hint"} & set(dom.tags)
-    assert dom.tags.get("details", 0) == 2 and dom.tags.get("svg", 0) >= 3
+    assert not [a for a in dom.attrs if a[1].startswith("on")]
+    text = " ".join(dom.text)
+    assert f"Guten Tag. {PAYLOAD}" in text  # the planted turn text, rendered literally
+    assert dom.tags.get("details", 0) == 2 and dom.tags.get("svg", 0) >= 4

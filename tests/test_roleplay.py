@@ -47,7 +47,9 @@ def test_each_side_sees_its_own_goal_and_secret_never_the_others(key):
     sc = parse_scenario(SCENARIOS[key])
     sv = view(sc)
     profile = culture_profile(sc.culture)
-    history = [Turn(idx=0, agent=0, speaker=sv.characters[0].name, action_type="speak", argument="Hi.", model="m", seed=1)]
+    history = [
+        Turn(idx=0, agent=0, speaker=sv.characters[0].name, action_type="speak", argument="Hi.", model="m", seed=1)
+    ]
     for side in (0, 1):
         me, other = sc.characters[side], sc.characters[1 - side]
         for turns in ([], history):
@@ -240,7 +242,11 @@ def test_two_models_one_per_side(store):
 
 def test_culture_limit_and_samples_select_episodes(store):
     seed_store(store)
-    run(simulate(store, MockLLM(speaker_script()), RoleplayConfig(max_turns=2, samples=2, culture="Japan", progress=False)))
+    run(
+        simulate(
+            store, MockLLM(speaker_script()), RoleplayConfig(max_turns=2, samples=2, culture="Japan", progress=False)
+        )
+    )
     assert [r.key for r in store.iter("episode")] == ["JPN/t-001/s0", "JPN/t-001/s1"]
 
 

@@ -117,8 +117,10 @@ class RunConfig(BaseModel):
             raise ConfigError("eval: cultures and compare are set at the top level of the config")
         if "model" in self.train:
             raise ConfigError("train.model: the student model is set in models.student")
+        adapt = _section(AdaptConfig, "scenarios", {**seeded, **self.scenarios})
+        _check_sizes(adapt)
         return {
-            "scenarios": _section(AdaptConfig, "scenarios", {**seeded, **self.scenarios}),
+            "scenarios": adapt,
             "roleplay": _section(RoleplayConfig, "roleplay", {**seeded, **self.roleplay}),
             "judge": _section(JudgeConfig, "judge", {**seeded, **self.judge}),
             "intents": _section(IntentConfig, "intents", {**seeded, **self.intents}),
@@ -137,6 +139,15 @@ def _section(model: type[BaseModel], name: str, data: dict[str, Any]) -> BaseMod
         return model.model_validate(data)
     except ValidationError as e:
         raise ConfigError(validation_message(e, "", (name,))) from None
+
+
+def _check_sizes(adapt: Any) -> None:
+    """Sizes that cannot work are refused before anything runs."""
+    from .scenarios import load_seeds
+
+    available = len(load_seeds(adapt.seeds_file, adapt.seeds))
+    if adapt.n is not None and adapt.n > available:
+        raise ConfigError(f"scenarios.n: {adapt.n} is more than the {available} available seed scenarios")
 
 
 def check_model_string(spec: str) -> None:

@@ -1,10 +1,201 @@
-"""CLI commands for scenarios (to be filled in)."""
+"""CLI: `clca scenarios adapt|from-norms|export|import|stats`."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from ..errors import ConfigError
+
+scenarios_app = typer.Typer(help="Culturally adapted Sotopia-style scenarios.", no_args_is_help=True)
+
+_RUN_DIR = typer.Option(..., "--run-dir", help="Run directory (its run.sqlite stores the scenarios).")
+_MODEL = typer.Option("embedded", "--model", help="Model string (embedded, hf:PATH, openai:MODEL@URL, ...).")
+_ATTEMPTS = typer.Option(3, "--max-attempts", min=1, max=10, help="Asks per scenario until it passes the checks.")
+_TEMP = typer.Option(0.7, "--temperature", min=0.0, max=2.0)
+_SEED = typer.Option(0, "--seed", help="Base random seed (seed selection, sampling).")
+_CONC = typer.Option(8, "--concurrency", min=1, help="Scenarios written at the same time.")
+_SEEDS_FILE = typer.Option(None, "--seeds-file", help="JSONL file of seed scenarios instead of the shipped ones.")
+_QUIET = typer.Option(False, "--quiet", help="No progress bar.")
+
+
+def _run(run_dir: Path, model: str, work: Any, what: str) -> None:
+    from ..llm import load_model
+    from ..store import RunStore
+
+    async def main() -> Any:
+        llm = load_model(model)
+        try:
+            with RunStore(run_dir) as store:
+                return await work(store, llm)
+        finally:
+            await llm.aclose()
+
+    summary = asyncio.run(main())
+    typer.echo(summary.line(what))
+    if summary.failed and not summary.ok and not summary.skipped:
+        raise typer.Exit(1)
+
+
+@scenarios_app.command("adapt")
+def adapt_cmd(
+    culture: str = typer.Option(..., "--culture", help="Target culture: name, ISO code, alias or profile file."),
+    run_dir: Path = _RUN_DIR,
+    model: str = _MODEL,
+    n: int = typer.Option(None, "--n", min=1, help="How many seeds to adapt (default: all)."),
+    seed_ids: list[str] = typer.Option(None, "--seed-id", help="Only these seed ids (repeatable)."),
+    seeds_file: Path = _SEEDS_FILE,
+    max_attempts: int = _ATTEMPTS,
+    temperature: float = _TEMP,
+    seed: int = _SEED,
+    concurrency: int = _CONC,
+    quiet: bool = _QUIET,
+) -> None:
+    """Adapt seed scenarios to a culture (one per seed; keys CULTURE/seed-NNN; resumable)."""
+    from ..culture import resolve_culture
+    from ..scenarios import AdaptConfig, adapt_scenarios
+
+    cult = resolve_culture(culture)  # fail fast on an unknown culture, before loading a model
+    cfg = AdaptConfig(
+        n=n,
+        seeds=seed_ids or None,
+        seeds_file=seeds_file,
+        max_attempts=max_attempts,
+        temperature=temperature,
+        seed=seed,
+        concurrency=concurrency,
+        progress=not quiet,
+    )
+    _run(run_dir, model, lambda store, llm: adapt_scenarios(store, llm, cult, cfg), f"scenarios ({cult.code})")
+
+
+@scenarios_app.command("from-norms")
+def from_norms_cmd(
+    norms_file: Path = typer.Argument(..., help="Norms (JSONL or CSV: norm, culture, optional id, source)."),
+    run_dir: Path = _RUN_DIR,
+    model: str = _MODEL,
+    n: int = typer.Option(None, "--n", min=1, help="Use only the first N norms."),
+    seeds_file: Path = _SEEDS_FILE,
+    max_attempts: int = _ATTEMPTS,
+    temperature: float = _TEMP,
+    seed: int = _SEED,
+    concurrency: int = _CONC,
+    quiet: bool = _QUIET,
+) -> None:
+    """Write one new scenario per cultural norm (keys CULTURE/norm-ID; resumable)."""
+    from ..culture import UnknownCultureError, resolve_culture
+    from ..errors import DataError
+    from ..scenarios import AdaptConfig, generate_from_norms, load_norms
+
+    norms = load_norms(norms_file)
+    for nm in norms:  # fail fast on unknown cultures, before loading a model
+        try:
+            resolve_culture(nm.culture)
+        except (UnknownCultureError, DataError) as e:
+            raise type(e)(f"{norms_file}: norm {nm.id!r}: {e.one_line()}") from None
+    cfg = AdaptConfig(
+        n=n,
+        seeds_file=seeds_file,
+        max_attempts=max_attempts,
+        temperature=temperature,
+        seed=seed,
+        concurrency=concurrency,
+        progress=not quiet,
+    )
+    _run(run_dir, model, lambda store, llm: generate_from_norms(store, llm, norms, cfg), "scenarios from norms")
+
+
+@scenarios_app.command("export")
+def export_cmd(
+    run_dir: Path = _RUN_DIR,
+    out: Path = typer.Option(..., "--out", help="JSONL file (--format jsonl) or directory (--format sotopia)."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl (our Scenario records) or sotopia (four JSONL files)."),
+    culture: str = typer.Option(None, "--culture", help="Only this culture."),
+) -> None:
+    """Export the finished scenarios of a run."""
+    from ..scenarios import export_sotopia, iter_scenarios, write_scenarios
+    from ..store import RunStore
+
+    if fmt not in ("jsonl", "sotopia"):
+        raise ConfigError(f"--format {fmt!r}: expected 'jsonl' or 'sotopia'")
+    _require_store(run_dir)
+    with RunStore(run_dir) as store:
+        items = iter_scenarios(store, culture)
+    scenarios = [s for _, s in items]
+    if fmt == "jsonl":
+        n = write_scenarios(out, scenarios)
+        typer.echo(f"wrote {n} scenarios to {out}")
+    else:
+        counts = export_sotopia(scenarios, out)
+        typer.echo(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@scenarios_app.command("import")
+def import_cmd(
+    sotopia_dir: Path = typer.Argument(..., help="Directory with Sotopia's four profile JSONL exports."),
+    out: Path = typer.Option(..., "--out", help="JSONL file of Scenario records (usable as --seeds-file)."),
+) -> None:
+    """Convert a Sotopia export (one scenario per env-agent combo) into our scenario JSONL."""
+    from ..scenarios import import_sotopia, write_scenarios
+
+    imp = import_sotopia(sotopia_dir)
+    n = write_scenarios(out, imp.scenarios)
+    left = {k: len(v) for k, v in imp.unreferenced.items() if v}
+    note = f" (records no combo uses, not written: {left})" if left else ""
+    typer.echo(f"wrote {n} scenarios to {out}{note}")
+
+
+@scenarios_app.command("stats")
+def stats_cmd(
+    run_dir: Path = _RUN_DIR,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Per culture: scenarios done and failed, failure reasons, first-try validity, name changes, near-duplicates."""
+    from ..scenarios import scenario_stats
+    from ..store import RunStore
+
+    _require_store(run_dir)
+    with RunStore(run_dir) as store:
+        stats = scenario_stats(store)
+    rows = [
+        {
+            "culture": s.culture,
+            "ok": s.ok,
+            "failed": s.failed,
+            "first_try_rate": round(s.first_try_rate, 3),
+            "name_change_rate": None if s.name_change_rate is None else round(s.name_change_rate, 3),
+            "near_duplicate_rate": round(s.near_duplicate_rate, 3),
+            "failure_reasons": s.reasons,
+        }
+        for s in stats
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        typer.echo("no scenarios in this run")
+        return
+    typer.echo(f"{'culture':18} {'ok':>5} {'failed':>6} {'1st-try':>7} {'names':>6} {'near-dup':>8}  failure reasons")
+    for r in rows:
+        names = "-" if r["name_change_rate"] is None else f"{r['name_change_rate']:.0%}"
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(r["failure_reasons"].items(), key=lambda kv: -kv[1]))
+        typer.echo(
+            f"{r['culture']:18} {r['ok']:>5} {r['failed']:>6} {r['first_try_rate']:>7.0%} {names:>6} "
+            f"{r['near_duplicate_rate']:>8.0%}  {reasons or '-'}"
+        )
+
+
+def _require_store(run_dir: Path) -> None:
+    from ..store import DB_NAME
+
+    if not (run_dir / DB_NAME).is_file():
+        raise ConfigError(f"{run_dir}: no run database ({DB_NAME}) here")
 
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
-    return None
+    app.add_typer(scenarios_app, name="scenarios")

@@ -1,4 +1,4 @@
-"""`clca serve` (any backend as an OpenAI-compatible server), `clca chat` (one request) and `clca demo`."""
+"""`clca serve` (a backend as an OpenAI-compatible server), `clca chat` (one request), `clca check`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ MODEL_HELP = "Model string: embedded, embedded+lora:DIR, hf:PATH[+lora:DIR], ope
 
 
 class ChatAnswer(BaseModel):
-    """The schema `clca chat --json` and `clca demo` ask for."""
+    """The schema `clca chat --json` and `clca check` ask for."""
 
     answer: str = Field(description="a short answer")
     confidence: int = Field(ge=0, le=100, description="how sure the model is, 0-100")
@@ -88,7 +88,7 @@ async def _demo(spec: str, cache: bool | Path, max_tokens: int) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Attach `serve`, `chat` and `demo` to the root app."""
+    """Attach `serve`, `chat` and `check` to the root app."""
 
     @app.command("serve")
     def serve(
@@ -131,8 +131,8 @@ def register(app: typer.Typer) -> None:
         params = GenParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
         asyncio.run(_chat(model, prompt, as_json, opts, params, _cache_arg(no_cache, cache)))
 
-    @app.command("demo")
-    def demo(
+    @app.command("check")
+    def check(
         model: str = typer.Option("embedded", "--model", "-m", help=MODEL_HELP),
         max_tokens: int = typer.Option(48, min=1, help="Most tokens of the chat answer."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the response cache."),

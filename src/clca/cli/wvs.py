@@ -55,7 +55,7 @@ def eval_cmd(
     async def main() -> str:
         llm = load_model(model)
         try:
-            chosen = mode or ("logprobs" if _can_score(llm) else "generate")
+            chosen = mode or ("logprobs" if await _can_score(llm) else "generate")
             cfg = EvalConfig(
                 cultures=culture, compare=compare, styles=style, mode=chosen, personas=personas, samples=samples,
                 temperature=temperature, epsilon=epsilon, bootstrap=bootstrap, seed=seed, variants=variant,
@@ -77,10 +77,15 @@ def eval_cmd(
     typer.echo(asyncio.run(main()), nl=False)
 
 
-def _can_score(llm: object) -> bool:
-    """In-process backends and servers with logprobs can score options; the mock and others fall back."""
-    name = type(llm).__name__
-    return name in ("HFModel", "OpenAIModel", "MockLLM")
+async def _can_score(llm: object) -> bool:
+    """True when the backend answers option-scoring requests (in-process models, servers with logprobs)."""
+    from ..errors import UnsupportedError
+
+    try:
+        await llm.score_options([{"role": "user", "content": "Pick 1 or 2."}], ["1", "2"])  # type: ignore[attr-defined]
+    except (UnsupportedError, NotImplementedError):
+        return False
+    return True
 
 
 @wvs_app.command("aggregate")

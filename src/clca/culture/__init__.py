@@ -1,8 +1,8 @@
 """Country culture profiles (Hofstede six dimensions, Inglehart-Welzel map) and their verbalisation.
 
-    from clca.culture import get_culture
-    jp = get_culture("Japan")          # also "JP", "jpn", aliases such as "UK" or "Korea"
-    jp.describe()                      # the text that goes into prompts
+from clca.culture import get_culture
+jp = get_culture("Japan")          # also "JP", "jpn", aliases such as "UK" or "Korea"
+jp.describe()                      # the text that goes into prompts
 """
 
 from ._model import Culture, HofstedeScores, IWPosition

@@ -28,7 +28,8 @@ class ProfileFile(BaseModel):
 def _first_error(e: ValidationError) -> str:
     err = e.errors()[0]
     loc = ".".join(str(x) for x in err["loc"]) or "(root)"
-    return f"field '{loc}': {err['msg']}"
+    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+    return f"field '{loc}': {msg}"
 
 
 def load_profile(path: str | Path) -> Culture:
@@ -45,8 +46,9 @@ def load_profile(path: str | Path) -> Culture:
         text = p.read_text(encoding="utf-8")
         raw: Any = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise DataError(f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: "
-                        f"{' '.join(str(e).split())[:200]}") from None
+        raise DataError(
+            f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: {' '.join(str(e).split())[:200]}"
+        ) from None
     if not isinstance(raw, dict):
         raise DataError(f"{p}: a culture profile must be a mapping with at least a 'name' key")
     try:

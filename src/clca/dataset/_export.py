@@ -102,7 +102,7 @@ def write_hf(out: Path, splits: dict[str, list[Row]]) -> None:
     )
     dd = DatasetDict(
         {
-            split: Dataset.from_list([{k: r.get(k) for k in features} for r in splits[split]], features=features)
+            split: Dataset.from_dict({k: [r.get(k) for r in splits[split]] for k in features}, features=features)
             for split in SPLITS
         }
     )

@@ -11,6 +11,7 @@ from ._data import (
     JudgeSummary,
     ReportData,
     StageCount,
+    StageRun,
     build_summary,
     judgement_kept,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "SimilarityCell",
     "SimilarityRank",
     "StageCount",
+    "StageRun",
     "TrainSummary",
     "WvsSummary",
     "base_alias",

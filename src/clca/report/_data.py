@@ -13,15 +13,29 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
+from ..config import validation_message
+from ..errors import ConfigError
 from ..judge import DiscardRule, discard_reasons
 from ..store import Record, RunStore
-from ._metrics import WvsSummary, read_wvs
+from ._metrics import WvsSummary, read_wvs, target_shifts
 from ._train import DatasetSummary, TrainSummary, read_datasets, read_trainings
 
 NOT_JUDGED = "not judged"  # DiscardRule's reason for an episode without all three verdicts
 STAGE_KINDS = ("scenario", "episode", "turn", "judgement", "intention", "survey_answer", "metric")
+
+
+PIPELINE_STAGES = ("scenarios", "roleplay", "judge", "intents", "dataset", "train", "eval", "report")
+
+
+class StageRun(BaseModel):
+    """What `clca run` recorded for a stage (meta "stage:<name>")."""
+
+    stage: str
+    seconds: float | None = None
+    model_calls: int | None = None
+    detail: str = ""
 
 
 class StageCount(BaseModel):
@@ -129,6 +143,7 @@ class ReportData(BaseModel):
     config: dict[str, Any] | None = None
     config_hash: str | None = None
     stages: dict[str, StageCount] = Field(default_factory=dict)
+    stage_runs: list[StageRun] = Field(default_factory=list, description="timings `clca run` recorded")
     cultures: list[str] = Field(default_factory=list)
     episodes: EpisodeSummary = Field(default_factory=EpisodeSummary)
     judge: JudgeSummary = Field(default_factory=JudgeSummary)
@@ -169,11 +184,21 @@ def _text(v: Any) -> str:
     return "" if v is None else v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
 
 
+RULE_PLACES = (("dataset", "judge_rule"), ("intents", "rule"), ("judge", "discard"))
+
+
 def discard_rule(config: dict[str, Any] | None) -> DiscardRule:
-    """The judge's discard rule of the run: config judge.discard (or judge.rule) when given, else the default."""
-    judge = (config or {}).get("judge")
-    spec = judge.get("discard", judge.get("rule")) if isinstance(judge, dict) else None
-    return DiscardRule.model_validate(spec) if isinstance(spec, dict) else DiscardRule()
+    """The run's discard rule: the config's dataset.judge_rule (what selects the training data), else
+    intents.rule, else judge.discard; the default DiscardRule() when none is set."""
+    for section, name in RULE_PLACES:
+        sec = (config or {}).get(section)
+        spec = sec.get(name) if isinstance(sec, dict) else None
+        if isinstance(spec, dict) and spec:
+            try:
+                return DiscardRule.model_validate(spec)
+            except ValidationError as e:
+                raise ConfigError(validation_message(e, f"run config {section}.{name}")) from None
+    return DiscardRule()
 
 
 def judgement_kept(data: dict[str, Any], rule: DiscardRule | None = None) -> tuple[bool, str | None]:
@@ -298,6 +323,11 @@ def build_summary(
         config_hash=store.get_meta("config_hash"),
     )
     report.stages = {k: _stage(store, k, rows[k]) for k in STAGE_KINDS}
+    for name in PIPELINE_STAGES:
+        m = store.get_meta(f"stage:{name}")
+        if isinstance(m, dict):
+            report.stage_runs.append(StageRun(
+                stage=name, seconds=m.get("seconds"), model_calls=m.get("model_calls"), detail=_text(m.get("detail"))))
     cultures = {c for st in report.stages.values() for c in st.by_culture if st.kind in ("scenario", "episode")}
 
     ok_eps = [r for r in rows["episode"] if r.status == "ok"]
@@ -315,6 +345,7 @@ def build_summary(
     report.judge = _judge_summary(store, rows["judgement"], rule)
     report.intentions = _intention_summary(rows["intention"], store)
     report.wvs = read_wvs(rows["metric"], rows["survey_answer"], report.config, base_model)
+    report.wvs.target_shifts = target_shifts(store, report.wvs, set(cultures))
     cultures |= {m.culture for m in report.wvs.scores}
     report.cultures = sorted(c for c in cultures if c)
     run_dir = Path(store.run_dir)

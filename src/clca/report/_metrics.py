@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from ..store import Record
-from ..wvs import bootstrap_ci
+from ..errors import ClcaError
+from ..store import Record, RunStore
+from ..wvs import ModelShift, bootstrap_ci, compare_models
 
 #: metric name -> (column title, lower is better); the order of the report's columns
 METRICS: dict[str, tuple[str, bool]] = {
@@ -85,12 +86,21 @@ class SimilarityRank(BaseModel):
     reference_similarity: float | None = Field(None, description=f"similarity to {REFERENCE_CULTURE}")
 
 
+class TargetShift(BaseModel):
+    """clca.wvs.compare_models for one adapted model: towards the target culture, and towards the reference."""
+
+    base: str
+    adapted: str
+    shift: ModelShift
+
+
 class WvsSummary(BaseModel):
     base_model: str | None = None
     scores: list[ModelScores] = Field(default_factory=list)
     shifts: list[QuestionShift] = Field(default_factory=list)
     similarity: list[SimilarityCell] = Field(default_factory=list)
     ranks: list[SimilarityRank] = Field(default_factory=list)
+    target_shifts: list[TargetShift] = Field(default_factory=list)
     answers_by_model: dict[str, int] = Field(default_factory=dict)
     safeguarded_answers: int = 0
 
@@ -222,3 +232,26 @@ def _similarity(spec: list[Spec]) -> tuple[list[SimilarityCell], list[Similarity
                 best_other_similarity=sims[others[0]] if others else None,
                 reference_similarity=sims.get(REFERENCE_CULTURE)))
     return cells, ranks
+
+
+def target_shifts(store: RunStore, wvs: WvsSummary, targets: set[str]) -> list[TargetShift]:
+    """Adapted vs base similarity to each adaptation target and to the reference culture (clca.wvs.compare_models),
+    for the prompt styles both models were evaluated with."""
+    base = wvs.base_model
+    if base is None:
+        return []
+    prompted = {r.target for r in wvs.ranks}
+    chosen = sorted(prompted & targets) or sorted(prompted)
+    styles_of: dict[str, set[str]] = defaultdict(set)
+    for r in wvs.scores:
+        styles_of[r.model].add(r.style)
+    out = []
+    for adapted in sorted(m for m in styles_of if m != base):
+        styles = sorted(styles_of[adapted] & styles_of[base])
+        for target in chosen:
+            try:
+                shifts = compare_models(store, base, adapted, target, reference=REFERENCE_CULTURE, styles=styles)
+            except ClcaError:  # this pair was not evaluated for this culture: nothing to compare
+                continue
+            out += [TargetShift(base=base, adapted=adapted, shift=s) for s in shifts]
+    return out

@@ -164,15 +164,22 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def write_report(run_dir: str | Path, out_dir: str | Path | None = None, *, samples: int = 30) -> ReportPaths:
-    """Build the report of a run directory into OUT_DIR (default RUN_DIR/report): report.html, summary.md."""
-    run = Path(run_dir)
-    if not (run / DB_NAME).is_file():
-        raise DataError(f"{run}: not a run directory (no {DB_NAME} in it)")
-    with RunStore(run) as store:
-        data = build_summary(store, samples=samples)
+def write_report(
+    run: RunStore | str | Path, out_dir: str | Path | None = None, *, samples: int = 30, base_model: str | None = None
+) -> ReportPaths:
+    """Write report.html and summary.md of a run (an open RunStore or a run directory) into OUT_DIR
+    (default RUN_DIR/report). Both files are rendered first, then each is written atomically."""
+    if isinstance(run, RunStore):
+        data = build_summary(run, samples=samples, base_model=base_model)
+        run_path = Path(run.run_dir)
+    else:
+        run_path = Path(run)
+        if not (run_path / DB_NAME).is_file():
+            raise DataError(f"{run_path}: not a run directory (no {DB_NAME} in it)")
+        with RunStore(run_path) as store:
+            data = build_summary(store, samples=samples, base_model=base_model)
     html, md = render_html(data), render_markdown(data)
-    out = Path(out_dir) if out_dir is not None else run / "report"
+    out = Path(out_dir) if out_dir is not None else run_path / "report"
     out.mkdir(parents=True, exist_ok=True)
     paths = ReportPaths(html=out / "report.html", markdown=out / "summary.md")
     _atomic_write(paths.html, html)

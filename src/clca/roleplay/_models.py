@@ -28,11 +28,9 @@ class AgentAction(BaseModel):
 
     model_config = ConfigDict(use_enum_values=False)
 
-    action_type: ActionType = Field(description="one of: speak, non-verbal communication, action, leave, none")
-    argument: str = Field(
-        description="the words said (speak), the gesture (non-verbal communication) or the physical action; "
-        "empty for leave and none"
-    )
+    # no field descriptions: small models copy them into the values; the turn prompt explains the fields
+    action_type: ActionType
+    argument: str
 
     @field_validator("argument")
     @classmethod

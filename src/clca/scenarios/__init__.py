@@ -7,7 +7,7 @@ norm-based generation through the run database, Sotopia import/export, statistic
 
 from ._generate import AdaptConfig, adapt_scenarios, generate_from_norms
 from ._io import Norm, load_norms, load_seeds, read_scenarios, write_scenarios
-from ._schema import AdaptedDraft, Character, Provenance, Relationship, Scenario, ScenarioDraft
+from ._schema import AdaptedDraft, Character, DraftCharacter, Provenance, Relationship, Scenario, ScenarioDraft
 from ._sotopia import SotopiaImport, export_sotopia, import_sotopia, read_sotopia_files, to_sotopia_records
 from ._stats import CultureStats, iter_scenarios, jaccard, near_duplicate_rate, scenario_stats
 from ._validate import check_scenario, goal_revealed
@@ -17,6 +17,7 @@ __all__ = [
     "AdaptedDraft",
     "Character",
     "CultureStats",
+    "DraftCharacter",
     "Norm",
     "Provenance",
     "Relationship",

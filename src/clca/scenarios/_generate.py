@@ -40,7 +40,9 @@ class AdaptConfig(BaseModel):
     max_attempts: int = Field(3, ge=1, le=10, description="asks per scenario until it passes the checks")
     schema_attempts: int = Field(2, ge=1, le=5, description="re-asks inside one ask for schema-valid JSON")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
-    max_tokens: int = Field(1024, ge=64, le=8192)
+    max_tokens: int = Field(
+        1536, ge=64, le=8192, description="token budget per answer (guided decoders: per field, capped by its length)"
+    )
     seed: int = Field(0, description="base random seed (seed selection and sampling)")
     concurrency: int = Field(8, ge=1, le=256)
     progress: bool = Field(True, description="show progress bars")
@@ -53,7 +55,9 @@ def _item_seed(base: int, key: str) -> int:
 def _select(seeds: list[Scenario], n: int | None, seed: int) -> list[Scenario]:
     if n is None or n >= len(seeds):
         if n is not None and n > len(seeds):
-            raise ConfigError(f"--n {n} is more than the {len(seeds)} available seeds; one scenario per seed and culture")
+            raise ConfigError(
+                f"--n {n} is more than the {len(seeds)} available seeds; one scenario per seed and culture"
+            )
         return seeds
     picked = set(random.Random(seed).sample(range(len(seeds)), n))
     return [s for i, s in enumerate(seeds) if i in picked]
@@ -132,7 +136,7 @@ async def adapt_scenarios(
         scenario = Scenario(
             setting=draft.setting,
             relationship=seed.relationship,
-            characters=draft.characters,
+            characters=[c.to_character() for c in draft.characters],
             culture=cult.code,
             domain=seed.domain,
             provenance=Provenance(
@@ -201,7 +205,7 @@ async def generate_from_norms(
         scenario = Scenario(
             setting=draft.setting,
             relationship=draft.relationship,
-            characters=draft.characters,
+            characters=[c.to_character() for c in draft.characters],
             culture=cult.code,
             domain=None,
             provenance=Provenance(

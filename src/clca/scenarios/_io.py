@@ -22,7 +22,8 @@ SEEDS_FILE = "data/seeds/seeds.jsonl"
 def _first_error(e: ValidationError) -> str:
     err = e.errors()[0]
     loc = ".".join(str(x) for x in err["loc"]) or "(root)"
-    return f"field '{loc}': {err['msg']}"
+    msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+    return f"field '{loc}': {msg}"
 
 
 def _parse_scenarios(lines: Iterable[str], where: str) -> list[Scenario]:

@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
 
 
 class Relationship(str, Enum):
@@ -49,6 +49,10 @@ _CODES = {
 }
 
 
+def _s(max_length: int) -> Any:
+    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)]
+
+
 class Character(BaseModel):
     """One participant. `secret` and `goal` are private to this character."""
 
@@ -70,23 +74,49 @@ class Character(BaseModel):
         return f"{self.first_name} {self.last_name}"
 
 
-class AdaptedDraft(BaseModel):
-    """What a model returns when it adapts a scenario (the relationship is kept from the original)."""
+# The model-facing character: the same fields with tight length limits, which also bound how much a
+# schema-guided decoder lets the model write per field. (Docstrings become schema descriptions.)
+class DraftCharacter(BaseModel):
+    """One of the two people in the scenario."""
 
     model_config = ConfigDict(extra="forbid")
 
-    setting: Text
-    characters: list[Character] = Field(min_length=2, max_length=2)
+    first_name: _s(30)  # type: ignore[valid-type]
+    last_name: _s(30)  # type: ignore[valid-type]
+    age: int = Field(ge=1, le=120)
+    gender: _s(20)  # type: ignore[valid-type]
+    pronouns: _s(20)  # type: ignore[valid-type]
+    occupation: _s(60)  # type: ignore[valid-type]
+    public_info: _s(240) = Field(description="what anyone may know about this person")  # type: ignore[valid-type]
+    personality: _s(160)  # type: ignore[valid-type]
+    secret: _s(160) = Field(description="something this person hides")  # type: ignore[valid-type]
+    goal: _s(240) = Field(description="this person's private social goal in the scenario")  # type: ignore[valid-type]
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    def to_character(self) -> Character:
+        return Character.model_validate(self.model_dump())
+
+
+class AdaptedDraft(BaseModel):
+    """A scenario rewritten for a culture: the setting and the two people."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    setting: _s(500)  # type: ignore[valid-type]
+    characters: list[DraftCharacter] = Field(min_length=2, max_length=2)
 
 
 class ScenarioDraft(BaseModel):
-    """What a model returns when it writes a new scenario."""
+    """A social scenario: the setting, the relationship between the two people, and the two people."""
 
     model_config = ConfigDict(extra="forbid")
 
-    setting: Text
+    setting: _s(500)  # type: ignore[valid-type]
     relationship: Relationship
-    characters: list[Character] = Field(min_length=2, max_length=2)
+    characters: list[DraftCharacter] = Field(min_length=2, max_length=2)
 
 
 class Provenance(BaseModel):
@@ -117,7 +147,10 @@ class Scenario(BaseModel):
     extra: dict[str, Any] = Field(default_factory=dict, description="foreign fields kept losslessly")
 
     def draft(self) -> ScenarioDraft:
-        return ScenarioDraft(setting=self.setting, relationship=self.relationship, characters=self.characters)
+        """This scenario in the model-facing shape (used as a few-shot example)."""
+        chars = [DraftCharacter.model_validate(c.model_dump()) for c in self.characters]
+        return ScenarioDraft(setting=self.setting, relationship=self.relationship, characters=chars)
 
     def adapted_draft(self) -> AdaptedDraft:
-        return AdaptedDraft(setting=self.setting, characters=self.characters)
+        chars = [DraftCharacter.model_validate(c.model_dump()) for c in self.characters]
+        return AdaptedDraft(setting=self.setting, characters=chars)

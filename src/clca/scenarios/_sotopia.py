@@ -127,7 +127,9 @@ def import_sotopia(directory: str | Path) -> SotopiaImport:
                 characters=[_character(agents[i], g) for i, g in zip(ids, goals, strict=True)],
                 culture=None,
                 provenance=Provenance(kind="sotopia", id=combo["combo_id"], source=str(env.get("source", "sotopia"))),
-                extra={"sotopia": {"combo": combo, "env": env, "agents": [agents[i] for i in ids], "relationships": rels}},
+                extra={
+                    "sotopia": {"combo": combo, "env": env, "agents": [agents[i] for i in ids], "relationships": rels}
+                },
             )
         except (ValidationError, ValueError) as e:
             msg = str(e).splitlines()[0] if not isinstance(e, ValidationError) else e.errors()[0]["msg"]
@@ -137,7 +139,8 @@ def import_sotopia(directory: str | Path) -> SotopiaImport:
         used["agents"].update(ids)
         used["relationships"].update(r["relationship_id"] for r in rels)
     unreferenced = {
-        kind: [r for r in recs[kind] if r[_KIND_ID[kind]] not in used[kind]] for kind in ("envs", "agents", "relationships")
+        kind: [r for r in recs[kind] if r[_KIND_ID[kind]] not in used[kind]]
+        for kind in ("envs", "agents", "relationships")
     }
     return SotopiaImport(scenarios=scenarios, unreferenced=unreferenced)
 

@@ -1,0 +1,158 @@
+"""The whole study on the real embedded model at a tiny size: report numbers equal the database,
+a finished run re-runs with zero model calls, and SIGKILL at many points followed by resumes ends
+with the same counts as an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "configs" / "demo.yaml"
+
+# The demo config at CI size: every stage runs, each on a few items.
+TINY = [
+    "scenarios.n=2",
+    "roleplay.max_turns=3",
+    "roleplay.max_tokens=48",
+    "judge.max_tokens=64",
+    "intents.max_tokens=48",
+    "train.max_steps=4",
+    "train.save_steps=2",
+    "train.num_train_epochs=1",
+    "train.max_length=384",
+    "eval.personas=2",
+    'eval.styles=["persona","cultural"]',
+    'eval.items=["Q1","Q2","Q3","Q4","Q5","Q6"]',
+    "eval.bootstrap=50",
+]
+
+pytestmark = pytest.mark.slow
+
+
+def _cmd(run_dir: Path) -> list[str]:
+    args = [sys.executable, "-m", "clca.cli.main", "run", str(DEMO), "--run-dir", str(run_dir)]
+    for s in TINY:
+        args += ["--set", s]
+    return args
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["TQDM_DISABLE"] = "1"
+    return env
+
+
+def _run(run_dir: Path) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(_cmd(run_dir), capture_output=True, text=True, env=_env(), timeout=1800)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def _count(db: Path, kind: str) -> int:
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute("SELECT COUNT(*) FROM artifacts WHERE kind=? AND status='ok'", (kind,)).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        con.close()
+
+
+def _counts(run_dir: Path) -> dict[str, tuple[int, int]]:
+    con = sqlite3.connect(run_dir / "run.sqlite")
+    rows = con.execute("SELECT kind, status, COUNT(*) FROM artifacts GROUP BY kind, status").fetchall()
+    con.close()
+    out: dict[str, list[int]] = {}
+    for kind, status, n in rows:
+        out.setdefault(kind, [0, 0])[0 if status == "ok" else 1] = n
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _kill_when(run_dir: Path, cond: Callable[[], bool], what: str) -> bool:
+    """Start a run, SIGKILL it as soon as cond() holds; False if the run finished first."""
+    p = subprocess.Popen(_cmd(run_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
+    deadline = time.monotonic() + 1200
+    while p.poll() is None and time.monotonic() < deadline:
+        if cond():
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            return True
+        time.sleep(0.05)  # polling the database, not synchronising on time
+    assert p.returncode == 0, f"run ended with {p.returncode} before kill point {what}: {p.stderr.read()[-2000:]}"
+    return False
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("e2e") / "run"
+    _run(run_dir)
+    return run_dir
+
+
+def test_report_numbers_match_database(reference_run: Path) -> None:
+    from clca.report import build_summary
+    from clca.store import RunStore
+
+    html = reference_run / "report" / "report.html"
+    assert html.is_file() and (reference_run / "report" / "summary.md").is_file()
+    with RunStore(reference_run) as store:
+        data = build_summary(store)
+        kinds = store.kinds()
+    by_stage = data.stages
+    for kind in ("scenario", "episode", "turn", "judgement", "intention", "survey_answer"):
+        assert kind in kinds, f"no {kind} stored"
+        assert by_stage[kind].ok == kinds[kind].get("ok", 0)
+        assert by_stage[kind].failed == kinds[kind].get("failed", 0)
+    assert (reference_run / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_rerun_of_finished_run_makes_no_model_calls(reference_run: Path) -> None:
+    from clca.store import RunStore
+
+    before = _counts(reference_run)
+    _run(reference_run)
+    assert _counts(reference_run) == before
+    with RunStore(reference_run) as store:
+        for stage in ("scenarios", "roleplay", "judge", "intents", "eval"):
+            assert store.get_meta(f"stage:{stage}")["model_calls"] == 0, stage
+
+
+def test_sigkill_at_many_points_then_resume_matches_uninterrupted(reference_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "crashy"
+    db = run_dir / "run.sqlite"
+    ref = _counts(reference_run)
+    points: list[tuple[str, Callable[[], bool]]] = [
+        ("first scenario", lambda: _count(db, "scenario") >= 1),
+        ("first turn", lambda: _count(db, "turn") >= 1),
+        ("mid-episode", lambda: _count(db, "turn") >= 3),
+        ("first episode", lambda: _count(db, "episode") >= 1),
+        ("first judgement", lambda: _count(db, "judgement") >= 1),
+        ("first intention", lambda: _count(db, "intention") >= 1),
+        ("half the intentions", lambda: _count(db, "intention") >= max(2, ref["intention"][0] // 2)),
+        ("training checkpoint", lambda: any((run_dir / "adapter").glob("checkpoint-*"))),
+        ("first survey answer", lambda: _count(db, "survey_answer") >= 1),
+        ("half the survey", lambda: _count(db, "survey_answer") >= ref["survey_answer"][0] // 2),
+    ]
+    killed = [what for what, cond in points if _kill_when(run_dir, cond, what)]
+    assert len(killed) >= 8, f"only killed at {killed}"
+    _run(run_dir)
+    got = _counts(run_dir)
+    assert {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in ref.items()}
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    dup = con.execute(
+        "SELECT parent, COUNT(*), COUNT(DISTINCT key) FROM artifacts WHERE kind='turn' GROUP BY parent"
+    ).fetchall()
+    con.close()
+    assert all(n == d for _, n, d in dup)
