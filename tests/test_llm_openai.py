@@ -312,3 +312,27 @@ def test_scoring_unsupported_server_is_clear() -> None:
         with pytest.raises(UnsupportedError, match="neither vLLM prompt_logprobs nor top_logprobs"):
             run(llm.score_options(HI, ["a", "b"]))
         assert llm.scoring_path is None
+
+
+def test_one_model_serves_several_event_loops() -> None:
+    with fault_server(MockLLM(["x"])) as fs:
+        llm = model(fs)
+        for _ in range(3):  # each asyncio.run has its own loop; the HTTP pool follows it
+            assert run(llm.chat(HI)).text == "x"
+        run(llm.aclose())
+
+
+def test_probabilistic_faults_are_reproducible() -> None:
+    injected = []
+    for _ in range(2):
+        with fault_server(MockLLM(["x"]), Fault(kind="status", status=503, prob=0.4), seed=11) as fs:
+            llm = model(fs, max_retries=10)
+
+            async def seq() -> None:
+                for _ in range(8):
+                    await llm.chat(HI)
+
+            run(seq())
+            injected.append((fs.counters.requests, fs.counters.faults["status 503"]))
+    assert injected[0] == injected[1] and injected[0][1] > 0
+    assert injected[0][0] == 8 + injected[0][1]

@@ -278,7 +278,7 @@ def test_svg_helpers_escape_and_draw() -> None:
     assert len(ET.fromstring(str(line)).findall(f".//{ns}polyline")) == 1
     hm = _svg.heatmap(["m"], ["DEU", "JPN"], {("m", "DEU"): 0.7, ("m", "JPN"): 0.6}, title="h", highlight={"m": "DEU"})
     cells = ET.fromstring(str(hm)).findall(f".//{ns}rect[@class='cell']")
-    assert [c.get("stroke") for c in cells] == ["#111", None]
+    assert [c.get("stroke") for c in cells] == ["#e07b00", None]
 
 
 def test_report_of_a_few_hundred_dialogues_is_fast(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -46,18 +46,22 @@ async def run_items(
 ) -> RunSummary:
     """Apply fn to every item not yet done. fn returns True on success, False on a recorded failure.
 
+    Work is bounded: `concurrency` workers pull items one at a time, so at most that many are in
+    flight and queued items cost no more than the iterable itself (a generator stays lazy).
     A ClcaError raised by fn also counts as a failure (the caller's fn should record it in the
-    store first); any other exception cancels the remaining items and propagates.
+    store first); any other exception stops the workers and propagates.
     """
-    todo = list(items)
-    summary = RunSummary(total=len(todo))
-    pending = [i for i in todo if not is_done(i)]
-    summary.skipped = len(todo) - len(pending)
-    sem = asyncio.Semaphore(max(1, concurrency))
-    bar = tqdm(total=len(todo), initial=summary.skipped, desc=desc, disable=not progress, leave=False)
+    total = len(items) if isinstance(items, Sized) else None
+    summary = RunSummary(total=total or 0)
+    it: Iterator[I] = iter(items)
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
 
-    async def one(item: I) -> None:
-        async with sem:
+    async def worker() -> None:
+        for item in it:  # shared iterator: each item goes to exactly one worker
+            if is_done(item):
+                summary.skipped += 1
+                bar.update(1)
+                continue
             try:
                 ok = await fn(item)
             except ClcaError as e:
@@ -70,7 +74,33 @@ async def run_items(
             bar.update(1)
 
     try:
-        await asyncio.gather(*(one(i) for i in pending))
+        async with _Group() as group:
+            for _ in range(max(1, concurrency)):
+                group.create_task(worker())
     finally:
         bar.close()
+    if total is None:
+        summary.total = summary.ok + summary.failed + summary.skipped
     return summary
+
+
+class _Group:
+    """Run tasks together; on the first error cancel the others and re-raise that error."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def create_task(self, coro: Awaitable[None]) -> None:
+        self._tasks.append(asyncio.ensure_future(coro))
+
+    async def __aenter__(self) -> _Group:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await asyncio.gather(*self._tasks)
+        except BaseException:
+            for t in self._tasks:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            raise

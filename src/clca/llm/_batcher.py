@@ -8,7 +8,8 @@ How requests get grouped:
     `max_batch_tokens` padded tokens), runs it as one padded batch, and delivers all results of a batch
     to each event loop in one callback, so the woken coroutines submit their next steps together again.
 
-Generation rows and scoring jobs are separate kinds of work; a batch holds one kind.
+Generation rows and scoring jobs are separate kinds of work; a batch holds one kind (max_batch bounds
+the number of generation rows or scoring jobs per batch).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class BatchStats:
 
 
 class Batcher:
-    """Runs `run_gen(list_of_rows)` / `run_score(job)` in one worker thread, batching concurrent submissions.
+    """Runs `run_gen(rows)` / `run_score(jobs)` (lists in, result lists out) in one worker thread, batched.
 
     `setup()` is called once in the worker thread before the first batch (lazy model loading).
     """
@@ -51,7 +52,7 @@ class Batcher:
         self,
         setup: Callable[[], None],
         run_gen: Callable[[list[Any]], list[Any]],
-        run_score: Callable[[Any], Any],
+        run_score: Callable[[list[Any]], list[Any]],
         max_batch: int = 32,
         max_batch_tokens: int = 65536,
         name: str = "clca-batcher",
@@ -141,12 +142,10 @@ class Batcher:
 
     def _take(self, backlog: deque[_Item]) -> list[_Item]:
         first = backlog.popleft()
-        if first.kind == "score":
-            return [first]
         batch, tokens, skipped = [first], first.cost, deque()
         while backlog and len(batch) < self.max_batch:
             it = backlog.popleft()
-            if it.kind != "gen":
+            if it.kind != first.kind:
                 skipped.append(it)
                 continue
             if tokens + it.cost > self.max_batch_tokens:
@@ -163,11 +162,10 @@ class Batcher:
             if not self._ready:
                 self._setup()
                 self._ready = True
-            if batch[0].kind == "score":
-                results = [(batch[0], self._run_score(batch[0].payload), None)]
-            else:
-                outs = self._run_gen([it.payload for it in batch])
-                results = [(it, o, None) for it, o in zip(batch, outs, strict=True)]
+            run = self._run_score if batch[0].kind == "score" else self._run_gen
+            outs = run([it.payload for it in batch])
+            results = [(it, o, None) for it, o in zip(batch, outs, strict=True)]
+            if batch[0].kind == "gen":
                 self.stats.batches += 1
                 self.stats.rows += len(batch)
                 self.stats.largest = max(self.stats.largest, len(batch))

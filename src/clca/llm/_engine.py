@@ -19,6 +19,10 @@ from transformers import DynamicCache
 
 from ._protocol import TokenLogprob
 
+KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), batch 1
+State = tuple[KV, torch.Tensor]  # (KV of a prompt, logits after its last token)
+MIN_PREFIX_REUSE = 16  # a cached prefix shorter than this is not worth a separate batch-1 forward
+
 # ----------------------------------------------------------------------------------------------------------------
 # Requests as the engine sees them (token ids, not messages)
 
@@ -132,7 +136,7 @@ class Engine:
         self.eos_ids = sorted(eos)
         pad = tok.pad_token_id if tok.pad_token_id is not None else (self.eos_ids[0] if self.eos_ids else 0)
         self.pad_id = int(pad)
-        self._prefix_cache: OrderedDict[tuple[int, ...], tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]]
+        self._prefix_cache: OrderedDict[tuple[int, ...], State]
         self._prefix_cache = OrderedDict()
         self.prefix_cache_tokens = prefix_cache_tokens
         self.prefix_hits = 0  # prompt tokens whose computation was reused (for tests and docs)
@@ -146,7 +150,7 @@ class Engine:
         )
         return out.logits.float()
 
-    def _new_cache(self, kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> DynamicCache:
+    def _new_cache(self, kv: KV | None = None) -> DynamicCache:
         if kv is None:
             return DynamicCache(config=self.config)
         return DynamicCache(ddp_cache_data=kv, config=self.config)
@@ -169,15 +173,9 @@ class Engine:
             return []
         dev = self.device
         n = len(rows)
-        plen = max(len(r.prompt_ids) for r in rows)
-        ids = torch.full((n, plen), self.pad_id, dtype=torch.long)
-        attn = torch.zeros((n, plen), dtype=torch.long)
-        for i, r in enumerate(rows):
-            k = len(r.prompt_ids)
-            ids[i, plen - k :] = torch.tensor(r.prompt_ids, dtype=torch.long)
-            attn[i, plen - k :] = 1
-        pos = (attn.cumsum(-1) - 1).clamp(min=0)
-        ids, attn, pos = ids.to(dev), attn.to(dev), pos.to(dev)
+        states = self.prompt_states([r.prompt_ids for r in rows])
+        cache, attn, next_pos = self._assemble([st[0] for st in states], [len(r.prompt_ids) for r in rows])
+        logits = torch.stack([st[1] for st in states])
         live: list[_Live] = []
         for i, r in enumerate(rows):
             uni = None
@@ -189,9 +187,6 @@ class Engine:
         for lv in live:
             if lv.row.max_tokens <= 0:
                 lv.finish = "length"
-        cache = self._new_cache()
-        logits = self._forward(ids, attn, pos, cache, 1)[:, -1, :]
-        next_pos = pos[:, -1] + 1
         eos = torch.tensor(self.eos_ids, dtype=torch.long, device=dev) if self.eos_ids else None
         step = 0
         while True:
@@ -288,76 +283,142 @@ class Engine:
     # ------------------------------------------------------------------------------------------------ scoring
 
     @torch.inference_mode()
-    def score(self, job: ScoreJob) -> list[list[TokenLogprob]]:
-        """Per-token logprobs of each continuation, all continuations in one forward pass over a shared prompt."""
-        if not job.prompt_ids:
+    def score(self, jobs: list[ScoreJob]) -> list[list[list[TokenLogprob]]]:
+        """Per-token logprobs of every continuation of every job, in one forward pass over all continuations.
+
+        Each job's prompt is computed once (reusing cached prefixes); the continuations are rows on top of it.
+        """
+        if any(not j.prompt_ids for j in jobs):
             raise ValueError("empty prompt")
-        kv, last_logits = self._prompt_state(job.prompt_ids)
-        conts = job.continuations
-        out: list[list[TokenLogprob]] = [[] for _ in conts]
-        nonempty = [i for i, c in enumerate(conts) if c]
-        if not nonempty:
-            return out
         dev = self.device
-        k = len(nonempty)
-        plen = len(job.prompt_ids)
-        clen = max(len(conts[i]) for i in nonempty)
-        first_lp = torch.log_softmax(last_logits, dim=-1)  # (V,)
+        states = self.prompt_states([j.prompt_ids for j in jobs])
+        rows = [(ji, ci) for ji, j in enumerate(jobs) for ci, c in enumerate(j.continuations) if c]
         rest: torch.Tensor | None = None
+        clen = max((len(jobs[ji].continuations[ci]) for ji, ci in rows), default=0)
         if clen > 1:
+            k = len(rows)
             feed = torch.full((k, clen - 1), self.pad_id, dtype=torch.long)
             cmask = torch.zeros((k, clen - 1), dtype=torch.long)
-            for r, i in enumerate(nonempty):
-                c = conts[i][:-1]
+            for r, (ji, ci) in enumerate(rows):
+                c = jobs[ji].continuations[ci][:-1]
                 if c:
                     feed[r, : len(c)] = torch.tensor(c, dtype=torch.long)
                     cmask[r, : len(c)] = 1
-            cache = self._new_cache([(kk.expand(k, -1, -1, -1), vv.expand(k, -1, -1, -1)) for kk, vv in kv])
-            attn = torch.cat([torch.ones((k, plen), dtype=torch.long), cmask], dim=1).to(dev)
-            pos = (plen + torch.arange(clen - 1)).unsqueeze(0).expand(k, -1).to(dev)
-            logits = self._forward(feed.to(dev), attn, pos, cache, 0)
-            rest = torch.log_softmax(logits, dim=-1)  # (k, clen-1, V)
-        for r, i in enumerate(nonempty):
+            plens = [len(jobs[ji].prompt_ids) for ji, _ in rows]
+            cache, attn, next_pos = self._assemble([states[ji][0] for ji, _ in rows], plens)
+            attn = torch.cat([attn, cmask.to(dev)], dim=1)
+            pos = next_pos[:, None] + torch.arange(clen - 1, device=dev)[None, :]
+            rest = torch.log_softmax(self._forward(feed.to(dev), attn, pos, cache, 0), dim=-1)
+        first = [torch.log_softmax(st[1], dim=-1) for st in states]
+        out: list[list[list[TokenLogprob]]] = [[[] for _ in j.continuations] for j in jobs]
+        for r, (ji, ci) in enumerate(rows):
+            job = jobs[ji]
             toks: list[TokenLogprob] = []
-            for t, tid in enumerate(conts[i]):
-                row = first_lp if t == 0 else rest[r, t - 1]  # type: ignore[index]
+            for t, tid in enumerate(job.continuations[ci]):
+                row = first[ji] if t == 0 else rest[r, t - 1]  # type: ignore[index]
                 toks.append(TokenLogprob(self._piece(tid), float(row[tid]), self._top(row, job.top_logprobs)))
-            out[i] = toks
+            out[ji][ci] = toks
         return out
 
-    def _prompt_state(self, prompt: list[int]) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
-        """KV cache (batch 1) of the whole prompt and the logits after its last token, reusing a cached prefix."""
-        key = tuple(prompt)
-        hit = self._prefix_cache.get(key)
-        if hit is not None:
-            self._prefix_cache.move_to_end(key)
-            self.prefix_hits += len(prompt)
-            return hit
+    # ------------------------------------------------------------------------------------------------ prompt states
+
+    def prompt_states(self, prompts: list[list[int]]) -> list[State]:
+        """(KV cache with batch 1, logits after the last token) for each prompt.
+
+        Exact and long-prefix hits in the prefix cache are extended one at a time (only the new tokens are
+        computed); all other prompts are computed together as one left-padded batch and then cached.
+        """
+        out: dict[tuple[int, ...], State] = {}
+        fresh: list[tuple[int, ...]] = []
+        for p in prompts:
+            key = tuple(p)
+            if key in out or key in fresh:
+                continue
+            hit = self._prefix_cache.get(key)
+            if hit is not None:
+                self._prefix_cache.move_to_end(key)
+                self.prefix_hits += len(key)
+                out[key] = hit
+                continue
+            reuse, kv = self._best_prefix(key)
+            if kv is not None and reuse >= min(MIN_PREFIX_REUSE, len(key) - 1) and reuse > 0:
+                out[key] = self._extend(key, reuse, kv)
+            else:
+                fresh.append(key)
+        if fresh:
+            for key, st in zip(fresh, self._batch_prefill(fresh), strict=True):
+                out[key] = st
+                self._remember(key, st)
+        return [out[tuple(p)] for p in prompts]
+
+    def _best_prefix(self, key: tuple[int, ...]) -> tuple[int, KV | None]:
         best_len, best_kv = 0, None
         for cached_key, (ckv, _) in self._prefix_cache.items():
             n = _common_prefix(cached_key, key)
             if n > best_len:
                 best_len, best_kv = n, ckv
-        reuse = min(best_len, len(prompt) - 1)
+        return min(best_len, len(key) - 1), best_kv
+
+    def _extend(self, key: tuple[int, ...], reuse: int, kv: KV) -> State:
         dev = self.device
-        if best_kv is not None and reuse > 0:
-            cache = self._new_cache([(k[:, :, :reuse], v[:, :, :reuse]) for k, v in best_kv])
-            self.prefix_hits += reuse
-        else:
-            cache, reuse = self._new_cache(), 0
-        new = torch.tensor([prompt[reuse:]], dtype=torch.long, device=dev)
-        attn = torch.ones((1, len(prompt)), dtype=torch.long, device=dev)
-        pos = torch.arange(reuse, len(prompt), device=dev).unsqueeze(0)
+        cache = self._new_cache([(k[:, :, :reuse], v[:, :, :reuse]) for k, v in kv])
+        self.prefix_hits += reuse
+        new = torch.tensor([key[reuse:]], dtype=torch.long, device=dev)
+        attn = torch.ones((1, len(key)), dtype=torch.long, device=dev)
+        pos = torch.arange(reuse, len(key), device=dev).unsqueeze(0)
         logits = self._forward(new, attn, pos, cache, 1)[0, -1]
-        kv = [(layer.keys, layer.values) for layer in cache.layers]
-        state = (kv, logits)
-        if self.prefix_cache_tokens > 0 and len(prompt) <= self.prefix_cache_tokens:
-            self._prefix_cache[key] = state
-            total = sum(len(k) for k in self._prefix_cache)
-            while total > self.prefix_cache_tokens:
-                old, _ = self._prefix_cache.popitem(last=False)
-                total -= len(old)
-        return state
+        st = ([(layer.keys, layer.values) for layer in cache.layers], logits)
+        self._remember(key, st)
+        return st
+
+    def _batch_prefill(self, keys: list[tuple[int, ...]]) -> list[State]:
+        dev = self.device
+        n, plen = len(keys), max(len(k) for k in keys)
+        ids = torch.full((n, plen), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((n, plen), dtype=torch.long)
+        for i, k in enumerate(keys):
+            ids[i, plen - len(k) :] = torch.tensor(k, dtype=torch.long)
+            attn[i, plen - len(k) :] = 1
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        cache = self._new_cache()
+        logits = self._forward(ids.to(dev), attn.to(dev), pos.to(dev), cache, 1)[:, -1, :]
+        layers = [(layer.keys, layer.values) for layer in cache.layers]
+        states = []
+        for i, k in enumerate(keys):  # with left padding, a row's real positions hold its unpadded KV
+            start = plen - len(k)
+            kv = [(kk[i : i + 1, :, start:].clone(), vv[i : i + 1, :, start:].clone()) for kk, vv in layers]
+            states.append((kv, logits[i]))
+        return states
+
+    def _assemble(self, kvs: list[KV], lengths: list[int]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+        """One left-padded batch cache from per-row caches; returns (cache, attention mask, next positions)."""
+        dev = self.device
+        total = max(lengths)
+        layers = []
+        for li in range(len(kvs[0])):
+            ks, vs = [], []
+            for kv, n in zip(kvs, lengths, strict=True):
+                k, v = kv[li]
+                if n < total:
+                    pad = (0, 0, total - n, 0)
+                    k, v = torch.nn.functional.pad(k, pad), torch.nn.functional.pad(v, pad)
+                ks.append(k)
+                vs.append(v)
+            layers.append((torch.cat(ks, dim=0), torch.cat(vs, dim=0)))
+        attn = torch.zeros((len(kvs), total), dtype=torch.long, device=dev)
+        for i, n in enumerate(lengths):
+            attn[i, total - n :] = 1
+        return self._new_cache(layers), attn, torch.tensor(lengths, dtype=torch.long, device=dev)
+
+    def _remember(self, key: tuple[int, ...], st: State) -> None:
+        if self.prefix_cache_tokens <= 0 or len(key) > self.prefix_cache_tokens:
+            return
+        self._prefix_cache[key] = st
+        self._prefix_cache.move_to_end(key)
+        total = sum(len(k) for k in self._prefix_cache)
+        while total > self.prefix_cache_tokens:
+            old, _ = self._prefix_cache.popitem(last=False)
+            total -= len(old)
 
 
 def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:

@@ -180,9 +180,9 @@ class HFModel:
         assert self._engine is not None
         return self._engine.generate(rows)
 
-    def _run_score(self, job: ScoreJob) -> list[list[TokenLogprob]]:
+    def _run_score(self, jobs: list[ScoreJob]) -> list[list[list[TokenLogprob]]]:
         assert self._engine is not None
-        return self._engine.score(job)
+        return self._engine.score(jobs)
 
     # ------------------------------------------------------------------------------------------ encoding
 

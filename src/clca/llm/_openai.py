@@ -244,7 +244,11 @@ class OpenAIModel:
                 raise _NoField("no prompt_logprobs in the response")
             return option_logprob(plps, option)
 
-        return list(await asyncio.gather(*(one(o) for o in options)))
+        results = await asyncio.gather(*(one(o) for o in options), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return [float(r) for r in results]  # type: ignore[arg-type]
 
     async def _first_token_top(self, messages: Sequence[Message]) -> list[tuple[str, float]]:
         body = {

@@ -77,12 +77,12 @@ def charts(data: ReportData) -> dict[str, list[Markup]]:
             (c, s): (float(getattr(data.judge.by_culture[c], s)), None, None) for c in cs for s in ("kept", "dropped")
         }
         out["pipeline"].append(_svg.bar_chart(cs, ["kept", "dropped"], vals, title="Judged dialogues per culture",
-                                              y_label="dialogues"))
+                                              y_label="dialogues", width=540, height=260))
     if data.intentions.by_culture:
         cs = list(data.intentions.by_culture)
         vals = {(c, "cultural share"): (data.intentions.by_culture[c].share or 0.0, None, None) for c in cs}
         out["pipeline"].append(_svg.bar_chart(cs, ["cultural share"], vals, title="Share of cultural intentions",
-                                              y_label="share", height=260))
+                                              y_label="share", width=540, height=260))
     scores = data.wvs.scores
     labels = list(dict.fromkeys(r.label for r in scores))
     for name in ("kl", "jsd"):

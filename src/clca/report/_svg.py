@@ -253,7 +253,7 @@ def heatmap(
             k = (v - lo) / span
             fill = f"rgb({int(235 - 170 * k)},{int(242 - 128 * k)},{int(250 - 74 * k)})"
             mark = highlight is not None and highlight.get(r) == c
-            stroke = ' stroke="#111" stroke-width="2"' if mark else ""
+            stroke = ' stroke="#e07b00" stroke-width="3"' if mark else ""
             body.append(
                 f'<rect class="cell" x="{xx}" y="{yy}" width="{cell - 2}" height="20" fill="{fill}"{stroke}>'
                 f"<title>{escape(f'{r} vs {c}: {v:.4f}')}</title></rect>"

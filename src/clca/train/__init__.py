@@ -9,7 +9,7 @@ from ._chat_template import assistant_mask, has_generation_markers, training_cha
 from ._config import PRESETS, TrainConfig, load_train_config, parse_set
 from ._merge import merge_adapter
 from ._model import ADAPTER_RECORD, adapter_base_model, resolve_model_dir
-from ._trainer import TrainResult, load_splits, train_lora
+from ._trainer import TrainResult, build_trainer, load_splits, train_lora
 
 __all__ = [
     "ADAPTER_RECORD",
@@ -18,6 +18,7 @@ __all__ = [
     "TrainResult",
     "adapter_base_model",
     "assistant_mask",
+    "build_trainer",
     "has_generation_markers",
     "load_splits",
     "load_train_config",

@@ -69,6 +69,12 @@ def _precision(cfg: TrainConfig) -> dict[str, bool]:
     return {"bf16": p == "bf16", "fp16": p == "fp16"}
 
 
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def sft_config(cfg: TrainConfig, out_dir: Path, has_eval: bool) -> Any:
     from trl import SFTConfig
 
@@ -103,6 +109,7 @@ def sft_config(cfg: TrainConfig, out_dir: Path, has_eval: bool) -> Any:
         dataloader_num_workers=cfg.dataloader_num_workers,
         report_to=cfg.report_to or "none",
         disable_tqdm=not cfg.progress,
+        dataloader_pin_memory=_cuda(),
         **_precision(cfg),
     )
     if cfg.packing:
@@ -141,26 +148,20 @@ def _checkpoint(out_dir: Path, resume: bool | str) -> str | None:
     return None
 
 
-def train_lora(
+def build_trainer(
     dataset_dir: str | Path,
-    cfg: TrainConfig | None = None,
-    out_dir: str | Path = "adapter",
-    *,
-    resume: bool | str = False,
+    cfg: TrainConfig,
+    out_dir: str | Path,
     callbacks: list[Any] | None = None,
-) -> TrainResult:
-    """Train a LoRA adapter; the adapter (plus tokenizer and clca_adapter.json) lands in out_dir."""
+) -> tuple[Any, Any, Any]:
+    """The configured SFTTrainer (datasets tokenized and masked), its tokenizer, and the original template."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTTrainer
 
-    cfg = cfg or TrainConfig()
     out = Path(out_dir)
     train_ds, val_ds = load_splits(dataset_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt = _checkpoint(out, resume)
     base_dir = resolve_model_dir(cfg.model)
-
     tok = AutoTokenizer.from_pretrained(base_dir)
     original_template = tok.chat_template
     if cfg.assistant_only_loss:
@@ -168,7 +169,6 @@ def train_lora(
     precision = _precision(cfg)
     dtype = torch.bfloat16 if precision["bf16"] else torch.float16 if precision["fp16"] else torch.float32
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
-
     args = sft_config(cfg, out, has_eval=val_ds is not None)
     trainer = SFTTrainer(
         model=model,
@@ -179,6 +179,27 @@ def train_lora(
         peft_config=lora_config(cfg),
         callbacks=callbacks,
     )
+    return trainer, tok, original_template
+
+
+def train_lora(
+    dataset_dir: str | Path,
+    cfg: TrainConfig | None = None,
+    out_dir: str | Path = "adapter",
+    *,
+    resume: bool | str = False,
+    callbacks: list[Any] | None = None,
+) -> TrainResult:
+    """Train a LoRA adapter; the adapter (plus tokenizer and clca_adapter.json) lands in out_dir.
+
+    resume=True continues from the last checkpoint in out_dir/checkpoints (a path: from that one).
+    """
+    cfg = cfg or TrainConfig()
+    out = Path(out_dir)
+    load_splits(dataset_dir)  # fail on bad data before creating anything
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = _checkpoint(out, resume)
+    trainer, tok, original_template = build_trainer(dataset_dir, cfg, out, callbacks)
     (out / "train_config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
     output = trainer.train(resume_from_checkpoint=ckpt)
     eval_loss = None
@@ -199,7 +220,7 @@ def train_lora(
     )
     if trainer.is_world_process_zero():
         tok.chat_template = original_template  # ship the model's own template, not the training copy
-        _save_adapter(trainer, tok, out, cfg, base_dir, result)
+        _save_adapter(trainer, tok, out, cfg, resolve_model_dir(cfg.model), result)
     return result
 
 
