@@ -83,7 +83,7 @@ def test_check_on_the_real_model(capsys: pytest.CaptureFixture[str], embedded_ll
     inner = getattr(embedded_llm, "inner", embedded_llm)
     with serve_in_thread(inner) as url:  # the session's model, served: no second load
         code, out, err = cli(
-            capsys, "check", "--no-cache", "--max-tokens", "8", "--model", f"openai:{inner.model_id}@{url}"
+            capsys, "check", "--no-cache", "--max-tokens", "8", "--model", f"openai:{inner.model_id}@{url}?timeout=900"
         )
     assert code == 0, err
     assert "[chat]" in out and "[structured]" in out and "[options]" in out

@@ -328,11 +328,11 @@ def test_probabilistic_faults_are_reproducible() -> None:
         with fault_server(MockLLM(["x"]), Fault(kind="status", status=503, prob=0.4), seed=11) as fs:
             llm = model(fs, max_retries=10)
 
-            async def seq() -> None:
+            async def seq(m) -> None:  # noqa: ANN001
                 for _ in range(8):
-                    await llm.chat(HI)
+                    await m.chat(HI)
 
-            run(seq())
+            run(seq(llm))
             injected.append((fs.counters.requests, fs.counters.faults["status 503"]))
     assert injected[0] == injected[1] and injected[0][1] > 0
     assert injected[0][0] == 8 + injected[0][1]

@@ -30,7 +30,7 @@ def remote(embedded_llm):  # noqa: ANN001, ANN201
 
 
 def _model(url: str, inner, **opts):  # noqa: ANN001, ANN003, ANN202
-    return load_model(f"openai:{inner.model_id}@{url}", cache=False, **opts)
+    return load_model(f"openai:{inner.model_id}@{url}?timeout=900", cache=False, **opts)
 
 
 def test_option_distribution_matches_in_process(remote) -> None:  # noqa: ANN001

@@ -260,3 +260,28 @@ def test_empty_run_and_changed_settings_are_user_errors(store, run_dir):
     store.put("scenario", "JPN/bad", {"setting": "x"})
     with pytest.raises(DataError, match="JPN/bad"):
         run(simulate(store, MockLLM(speaker_script()), RoleplayConfig(max_turns=2, **FAST)))
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+
+
+def test_cli_stages_report_failures_of_a_model_that_never_answers_validly(run_dir):
+    """`--model mock` answers 'ok' to everything: every episode must fail with its reason, exit code 1."""
+    from typer.testing import CliRunner
+
+    from clca.cli.main import app
+
+    with RunStore(run_dir) as store:
+        seed_store(store, ["JPN/t-001", "MEX/t-002"])
+    runner = CliRunner()
+    args = ["--run-dir", str(run_dir), "--model", "mock", "--quiet"]
+    res = runner.invoke(app, ["simulate", *args, "--samples", "1", "--max-turns", "2"])
+    assert res.exit_code == 1, res.output
+    assert "episodes: 0 done, 0 already done, 2 failed (StructuredOutputError: 2)" in res.output
+    with RunStore(run_dir) as store:
+        assert store.count("episode", "ok") == 0 and store.count("turn") == 0
+        assert store.failure_reasons("episode") == {"StructuredOutputError": 2}
+    res = runner.invoke(app, ["judge", *args])  # nothing to judge: no ok episode
+    assert res.exit_code == 0 and "judgements: 0 done" in res.output
+    res = runner.invoke(app, ["simulate", *args, "--culture", "Atlantis"])
+    assert res.exit_code != 0 and "unknown culture" in str(res.exception)

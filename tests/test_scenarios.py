@@ -406,3 +406,15 @@ def test_draft_schemas_are_strict() -> None:
     schema = AdaptedDraft.model_json_schema()
     assert schema["additionalProperties"] is False
     assert "relationship" not in schema["properties"]
+
+
+def test_custom_culture_is_recorded_in_the_run(tmp_path: Path) -> None:
+    from clca.culture import culture_in_run
+
+    prof = tmp_path / "p.yaml"
+    prof.write_text("name: Bavaria\ndescription: Beer gardens.\n")
+    store = RunStore(tmp_path / "run")
+    asyncio.run(adapt_scenarios(store, MockLLM(_good_adaptation), str(prof), AdaptConfig(n=1, progress=False)))
+    ((_, sc),) = iter_scenarios(store)
+    assert culture_in_run(store, sc.culture or "").describe() == "Beer gardens."
+    assert culture_in_run(store, "JPN").name == "Japan"

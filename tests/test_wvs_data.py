@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter, defaultdict
+from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,11 @@ from clca.wvs import (
 
 pytestmark = pytest.mark.shared
 Q = default_questionnaire()
+
+
+@lru_cache(maxsize=None)
+def _load(path: Path):  # noqa: ANN202 - each real file is parsed once per session
+    return load_survey(path)
 
 
 # --------------------------------------------------------------------------------------------- questionnaire
@@ -82,7 +88,7 @@ def test_arabic_csv_counts_and_shares(shared_data: Path) -> None:
     header, rows = _raw_numeric(path)
     data = [r for r in rows if r[1].strip()]  # drop summary rows (no ISO code)
     assert len(rows) - len(data) == 3
-    survey = load_survey(path)
+    survey = _load(path)
     assert Counter(r.country for r in survey.respondents) == Counter(r[1] for r in data)
     assert survey.dropped_rows == 3 and not survey.weighted
     dist = distributions(survey)
@@ -102,7 +108,7 @@ def test_arabic_csv_counts_and_shares(shared_data: Path) -> None:
 def test_item_never_asked_has_no_distribution(shared_data: Path) -> None:
     path = shared_data / "culturepark" / "Arabic.csv"
     header, rows = _raw_numeric(path)
-    dist = distributions(load_survey(path))
+    dist = distributions(_load(path))
     never = []
     for country in dist:
         for iid in Q.ids:
@@ -126,7 +132,7 @@ def test_culturellm_files(shared_data: Path, name: str) -> None:
     path = shared_data / "culturellm" / f"{name}.csv"
     header, rows = _raw_numeric(path)
     data = [r for r in rows if r[header.index("B_COUNTRY_ALPHA")].strip()]
-    survey = load_survey(path)
+    survey = _load(path)
     assert len(survey.respondents) == len(data)
     assert survey.dropped_rows == len(rows) - len(data) >= 1
     (country,) = survey.countries
@@ -150,7 +156,7 @@ def test_labelled_export_weights_and_labels(shared_data: Path, fname: str, iso: 
         rows = list(csv.reader(fh, delimiter=";"))
     header = [h.split(" ", 1)[0] for h in rows[0]]
     wk = header.index("W_WEIGHT")
-    survey = load_survey(path)
+    survey = _load(path)
     assert survey.countries == [iso] and len(survey.respondents) == len(rows) - 1 == 303
     dist = distributions(survey)[iso]
     for iid in ("Q1", "Q4", "Q29", "Q45"):
@@ -176,7 +182,7 @@ def test_labelled_export_weights_and_labels(shared_data: Path, fname: str, iso: 
 
 
 def test_us_weights_change_the_shares(shared_data: Path) -> None:
-    survey = load_survey(shared_data / "cultural-trends" / "us_wvs_wave7_v7_n303.csv")
+    survey = _load(shared_data / "cultural-trends" / "us_wvs_wave7_v7_n303.csv")
     assert survey.weighted
     d = distributions(survey)["USA"]["Q6"]
     raw = Counter(r.answers["Q6"] for r in survey.respondents if "Q6" in r.answers)
@@ -192,7 +198,7 @@ def test_label_mapping() -> None:
 
 
 def test_marginals_from_labelled_export(shared_data: Path) -> None:
-    survey = load_survey(shared_data / "cultural-trends" / "eg_wvs_wave7_v7_n303.csv")
+    survey = _load(shared_data / "cultural-trends" / "eg_wvs_wave7_v7_n303.csv")
     m = marginals(survey)["EGY"]
     assert set(m) >= {"sex", "age", "region", "education", "social_class", "marital_status"}
     assert sum(m["sex"].values.values()) == pytest.approx(1.0)
@@ -314,6 +320,6 @@ def test_aggregate_command_matches_bundled_shares(shared_data: Path, tmp_path: P
     assert res.exit_code == 0, res.output
     table = load_reference(out)
     assert table.countries["USA"].items["Q1"].n == 303 and table.countries["USA"].items["Q1"].weighted
-    direct = aggregate([f]).countries["USA"].items["Q6"]
+    direct = distributions(_load(f))["USA"]["Q6"]
     assert table.countries["USA"].items["Q6"].shares == pytest.approx(direct.shares)
     assert not list(tmp_path.glob(".ref.json*"))  # no temp file left behind

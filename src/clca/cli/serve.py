@@ -15,7 +15,7 @@ MODEL_HELP = "Model string: embedded, embedded+lora:DIR, hf:PATH[+lora:DIR], ope
 class ChatAnswer(BaseModel):
     """The schema `clca chat --json` and `clca check` ask for."""
 
-    answer: str = Field(description="a short answer")
+    answer: str = Field(max_length=60, description="a short answer")
     confidence: int = Field(ge=0, le=100, description="how sure the model is, 0-100")
 
 

@@ -7,7 +7,14 @@ jp.describe()                      # the text that goes into prompts
 
 from ._model import Culture, HofstedeScores, IWPosition
 from ._profile import ProfileFile, load_profile
-from ._registry import UnknownCultureError, culture_sources, get_culture, list_cultures, resolve_culture
+from ._registry import (
+    UnknownCultureError,
+    culture_in_run,
+    culture_sources,
+    get_culture,
+    list_cultures,
+    resolve_culture,
+)
 from ._verbalise import (
     HOFSTEDE_BALANCED_HIGH,
     HOFSTEDE_BALANCED_LOW,
@@ -27,6 +34,7 @@ __all__ = [
     "IWPosition",
     "ProfileFile",
     "UnknownCultureError",
+    "culture_in_run",
     "culture_sources",
     "get_culture",
     "hofstede_phrase",

@@ -75,3 +75,12 @@ def resolve_culture(spec: str | Path | Culture) -> Culture:
 
         return load_profile(s)
     return get_culture(s)
+
+
+def culture_in_run(store: Any, code: str) -> Culture:
+    """The culture a run used under `code`: the profile recorded in the run database (custom profiles
+    included, under meta name "culture/<code>"), else the shipped culture of that name or code."""
+    data = store.get_meta(f"culture/{code}")
+    if data is not None:
+        return Culture.model_validate(data)
+    return get_culture(code)

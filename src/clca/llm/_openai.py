@@ -39,6 +39,7 @@ log = logging.getLogger("clca.llm.openai")
 ScoringPath = Literal["prompt_logprobs", "top_logprobs"]
 _RETRY_STATUS = {408, 409, 429}
 _TOP_K = 20
+_UNSUPPORTED_STATUS = {400, 422}  # how servers refuse unknown request fields
 
 
 class OpenAIConfig(BaseModel):
@@ -169,26 +170,32 @@ class OpenAIModel:
             raise ValueError("score_options needs at least one option")
         if any(not o.strip() for o in options):
             raise ValueError("score_options: options must be non-empty strings")
-        if self.scoring_path == "prompt_logprobs":
-            return _normalise(await self._score_prompt(messages, options))
-        if self.scoring_path == "top_logprobs":
-            return _normalise(self._map_top(await self._first_token_top(messages), options))
+        try:
+            if self.scoring_path == "prompt_logprobs":
+                return _normalise(await self._score_prompt(messages, options))
+            if self.scoring_path == "top_logprobs":
+                return _normalise(self._map_top(await self._first_token_top(messages), options))
+        except _NoField as e:
+            raise UnsupportedError(
+                f"{self.model_id} at {self.config.base_urls[0]}: scoring={self.scoring_path} but the server "
+                f"returned {e}"
+            ) from None
         try:  # auto: probe the vLLM path first, then top_logprobs
             logps = await self._score_prompt(messages, options)
             self._set_path("prompt_logprobs")
             return _normalise(logps)
         except (_NoField, _HTTPStatusError) as e:
-            if isinstance(e, _HTTPStatusError) and e.status not in (400, 404, 422):
+            if isinstance(e, _HTTPStatusError) and e.status not in _UNSUPPORTED_STATUS:
                 raise
             log.info("prompt_logprobs unavailable at %s (%s); trying top_logprobs", self.config.base_urls[0], e)
         try:
             top = await self._first_token_top(messages)
         except (_NoField, _HTTPStatusError) as e:
-            if isinstance(e, _HTTPStatusError) and e.status not in (400, 404, 422):
+            if isinstance(e, _HTTPStatusError) and e.status not in _UNSUPPORTED_STATUS:
                 raise
             raise UnsupportedError(
                 f"{self.model_id} at {self.config.base_urls[0]} offers neither vLLM prompt_logprobs nor "
-                "top_logprobs; option scoring needs one of them (use vLLM, or `clca serve`)"
+                f"top_logprobs; option scoring needs one of them (use vLLM, or `clca serve`); last answer: {e}"
             ) from None
         self._set_path("top_logprobs")
         return _normalise(self._map_top(top, options))

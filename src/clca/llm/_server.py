@@ -364,7 +364,17 @@ def run_server(llm: LLM, host: str = "127.0.0.1", port: int = 8000, served_name:
     """Serve in the foreground until interrupted (used by `clca serve`)."""
     import uvicorn
 
-    uvicorn.run(create_app(llm, served_name), host=host, port=port, log_level="info")
+    from ..errors import ConfigError
+
+    try:
+        sock = _bind(host, port)
+    except OSError as e:
+        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    server = uvicorn.Server(uvicorn.Config(create_app(llm, served_name), log_level="info"))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
 
 
 @contextlib.contextmanager

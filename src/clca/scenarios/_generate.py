@@ -8,6 +8,7 @@ every failure with its reason.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,7 +42,7 @@ class AdaptConfig(BaseModel):
     schema_attempts: int = Field(2, ge=1, le=5, description="re-asks inside one ask for schema-valid JSON")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(
-        1536, ge=64, le=8192, description="token budget per answer (guided decoders: per field, capped by its length)"
+        1536, ge=16, le=8192, description="token budget per answer (guided decoders: per field, capped by its length)"
     )
     seed: int = Field(0, description="base random seed (seed selection and sampling)")
     concurrency: int = Field(8, ge=1, le=256)
@@ -63,8 +64,15 @@ def _select(seeds: list[Scenario], n: int | None, seed: int) -> list[Scenario]:
     return [s for i, s in enumerate(seeds) if i in picked]
 
 
-def _draft_json(d: BaseModel) -> str:
-    return d.model_dump_json(indent=1)
+def _draft_json(d: BaseModel, *, hide_names: bool = False) -> str:
+    """Compact JSON of a draft for a prompt; hide_names drops the characters' names (the adaptation
+    replaces them anyway, and small models otherwise copy them)."""
+    data = d.model_dump(mode="json")
+    if hide_names:
+        for c in data["characters"]:
+            c.pop("first_name", None)
+            c.pop("last_name", None)
+    return json.dumps(data, ensure_ascii=False)
 
 
 def _record_culture(store: RunStore, culture: Culture) -> None:
@@ -125,7 +133,7 @@ async def adapt_scenarios(
                     culture_name=cult.name,
                     culture_text=cult.describe(),
                     relationship=seed.relationship.value.replace("_", " "),
-                    scenario_json=_draft_json(seed.adapted_draft()),
+                    scenario_json=_draft_json(seed.adapted_draft(), hide_names=True),
                 ),
             },
         ]
@@ -194,7 +202,7 @@ async def generate_from_norms(
                     culture_name=cult.name,
                     culture_text=cult.describe(),
                     norm=nm.norm,
-                    example_json=_draft_json(example.draft()),
+                    example_json=_draft_json(example.draft(), hide_names=True),
                 ),
             },
         ]

@@ -1,0 +1,183 @@
+"""The in-process HF backend on the real embedded model (SmolLM2-135M-Instruct)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clca.errors import ModelStringError
+from clca.llm import GenParams, LogprobLLM
+from clca.llm._hf import HFModel
+
+U = "user"
+
+
+def _m(text: str, system: str | None = None) -> list[dict[str, str]]:
+    msgs = [{"role": "system", "content": system}] if system else []
+    return [*msgs, {"role": U, "content": text}]
+
+
+@pytest.fixture(scope="module")
+def hf() -> Iterator[HFModel]:
+    model = HFModel.from_spec("embedded")
+    yield model
+    asyncio.run(model.aclose())
+
+
+# ------------------------------------------------------------------------------------------------ no model needed
+
+
+def test_bad_paths_raise_model_string_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelStringError, match="not found"):
+        HFModel.from_spec(f"hf:{tmp_path / 'nope'}")
+    with pytest.raises(ModelStringError, match="adapter"):
+        HFModel.from_spec(f"embedded+lora:{tmp_path / 'nope'}")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text("{}")
+    with pytest.raises(ModelStringError, match="safetensors"):
+        HFModel.from_spec(f"hf:{tmp_path / 'm'}")
+    with pytest.raises(ModelStringError):
+        HFModel.from_spec("hf:")
+    with pytest.raises(ModelStringError):
+        HFModel.from_spec("bogus")
+
+
+def test_model_ids_are_stable_and_describe_weights(tmp_path: Path) -> None:
+    from clca.llm import embedded_model_dir
+
+    assert HFModel.from_spec("embedded").model_id == "embedded:SmolLM2-135M-Instruct"
+    d = embedded_model_dir()
+    a, b = HFModel.from_spec(f"hf:{d}"), HFModel.from_spec(f"hf:{d}")
+    assert a.model_id == b.model_id and a.model_id.startswith(f"hf:{d.resolve()}#")
+
+
+# ------------------------------------------------------------------------------------------------ real model
+
+
+def test_chat_returns_text_and_token_counts(hf: HFModel) -> None:
+    assert isinstance(hf, LogprobLLM)
+    r = asyncio.run(hf.chat(_m("What is the capital of France?"), GenParams(max_tokens=12)))
+    assert r.text.strip()
+    assert r.prompt_tokens > 5 and 0 < r.completion_tokens <= 12
+    assert r.finish_reasons[0] in ("stop", "length")
+
+
+def test_seeded_sampling_is_reproducible_and_batch_independent(hf: HFModel) -> None:
+    p = GenParams(temperature=1.0, max_tokens=10, seed=7, n=3)
+    msgs = _m("Write a short line about the sea.")
+    alone = asyncio.run(hf.chat(msgs, p))
+    assert len(alone.texts) == 3 and len(set(alone.texts)) > 1  # n independent samples
+
+    async def crowded() -> list:
+        others = [hf.chat(_m(f"Name a colour number {i}."), GenParams(max_tokens=6)) for i in range(4)]
+        res = await asyncio.gather(*others, hf.chat(msgs, p))
+        return res
+
+    before = hf.batcher.stats.largest
+    again = asyncio.run(crowded())[-1]
+    assert again.texts == alone.texts
+    assert hf.batcher.stats.largest >= max(before, 7)  # the request really shared a batch with the others
+    other_seed = asyncio.run(hf.chat(msgs, GenParams(temperature=1.0, max_tokens=10, seed=8, n=3)))
+    assert other_seed.texts != alone.texts
+
+
+def test_stop_strings_are_respected(hf: HFModel) -> None:
+    msgs = _m("Count from one to ten in words, separated by commas.")
+    free = asyncio.run(hf.chat(msgs, GenParams(max_tokens=20)))
+    assert "," in free.text  # otherwise the check below would prove nothing
+    stopped = asyncio.run(hf.chat(msgs, GenParams(max_tokens=20, stop=(",",))))
+    assert "," not in stopped.text and stopped.finish_reasons == ["stop"]
+    assert free.text.startswith(stopped.text)
+
+
+def test_batched_greedy_equals_unbatched(hf: HFModel) -> None:
+    prompts = [
+        _m("Hi"),
+        _m("Explain in one sentence why the sky looks blue during the day."),
+        _m("List three fruits.", system="You are terse."),
+        _m("What is 2 + 2?"),
+    ]
+    p = GenParams(max_tokens=12)
+    single = [asyncio.run(hf.chat(m, p)).text for m in prompts]
+
+    async def together() -> list:
+        return await asyncio.gather(*[hf.chat(m, p) for m in prompts])
+
+    hf.engine._prefix_cache.clear()  # force one left-padded prefill of all four prompts
+    batched = [r.text for r in asyncio.run(together())]
+    assert batched == single
+
+
+def test_score_options_match_continuation_logprobs(hf: HFModel) -> None:
+    msgs = _m("Is it polite to arrive late to a dinner party? Answer Yes or No.")
+    options = ["Yes", "No", "It depends on the culture"]
+    probs = asyncio.run(hf.score_options(msgs, options))
+    assert math.isclose(sum(probs), 1.0, abs_tol=1e-9) and all(0 < x < 1 for x in probs)
+
+    async def each() -> list:
+        return await asyncio.gather(*[hf.continuation_logprobs(msgs, o) for o in options])
+
+    sums = [sum(t.logprob for t in toks) for toks in asyncio.run(each())]
+    m = max(sums)
+    ref = [math.exp(s - m) for s in sums]
+    ref = [r / sum(ref) for r in ref]
+    assert max(abs(a - b) for a, b in zip(probs, ref, strict=True)) < 1e-4
+    toks = asyncio.run(hf.continuation_logprobs(msgs, "It depends", top_logprobs=3))
+    assert "".join(t.token for t in toks) == "It depends"
+    assert all(len(t.top) == 3 and t.top[0][1] >= t.logprob - 1e-5 for t in toks)
+
+
+def test_generate_with_logprobs_matches_chat(hf: HFModel) -> None:
+    msgs = _m("Say hello.")
+    p = GenParams(max_tokens=8)
+    text, toks = asyncio.run(hf.generate_with_logprobs(msgs, p, top_logprobs=2))
+    assert text == asyncio.run(hf.chat(msgs, p)).text
+    assert toks and all(t.logprob <= 0 and len(t.top) == 2 for t in toks)
+    # greedy: every chosen token is the most likely one under the unmodified distribution
+    assert all(abs(t.top[0][1] - t.logprob) < 1e-5 for t in toks)
+    # the same numbers as scoring the generated text as a continuation
+    cont = asyncio.run(hf.continuation_logprobs(msgs, text))
+    if [t.token for t in cont] == [t.token for t in toks[: len(cont)]]:
+        assert all(abs(a.logprob - b.logprob) < 1e-3 for a, b in zip(cont, toks, strict=False))
+
+
+def test_prefix_cache_reuses_a_shared_system_prompt(hf: HFModel) -> None:
+    persona = "You are answering a survey as a 40-year-old teacher from Osaka. " * 6
+    before = hf.engine.prefix_hits
+    asyncio.run(hf.score_options(_m("Is family important?", system=persona), ["Yes", "No"]))
+    mid = hf.engine.prefix_hits
+    asyncio.run(hf.score_options(_m("Is work important?", system=persona), ["Yes", "No"]))
+    reused = hf.engine.prefix_hits - mid
+    assert reused >= len(hf.encode(persona)) and mid >= before
+
+
+@pytest.mark.slow
+def test_lora_adapter_loads_and_changes_outputs(hf: HFModel, tmp_path: Path) -> None:
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from clca.llm import embedded_model_dir
+
+    torch.manual_seed(0)
+    base = AutoModelForCausalLM.from_pretrained(str(embedded_model_dir()), dtype=torch.float32)
+    cfg = LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(base, cfg)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["r"] == 4
+
+    lora = HFModel.from_spec(f"embedded+lora:{tmp_path / 'adapter'}")
+    try:
+        assert lora.model_id.startswith("embedded:SmolLM2-135M-Instruct+lora:") and lora.model_id != hf.model_id
+        msgs = _m("Is it polite to bow when greeting?")
+        a = asyncio.run(hf.continuation_logprobs(msgs, "Yes, it is"))
+        b = asyncio.run(lora.continuation_logprobs(msgs, "Yes, it is"))
+        assert max(abs(x.logprob - y.logprob) for x, y in zip(a, b, strict=True)) > 1e-3
+        assert asyncio.run(lora.chat(msgs, GenParams(max_tokens=6))).texts[0] is not None
+    finally:
+        asyncio.run(lora.aclose())
