@@ -54,9 +54,30 @@ def parse_model(model: type[M], data: dict[str, Any], source: str) -> M:
         raise ConfigError(validation_message(e, source)) from None
 
 
-def load_config(model: type[M], path: str | Path, overrides: dict[str, Any] | None = None) -> M:
-    """Read YAML, apply dotted-key overrides ({'train.lr': 1e-4}), validate strictly."""
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def read_config_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML config; `extends: OTHER.yaml` (relative to the file) is merged underneath it."""
+    p = Path(path).resolve()
+    if p in _seen:
+        raise ConfigError(f"{path}: extends forms a cycle")
     data = read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends: expected a file name")
+    return _deep_merge(read_config_tree(p.parent / parent, (*_seen, p)), data)
+
+
+def load_config(model: type[M], path: str | Path, overrides: dict[str, Any] | None = None) -> M:
+    """Read YAML (following `extends`), apply dotted-key overrides ({'train.lr': 1e-4}), validate strictly."""
+    data = read_config_tree(path)
     for dotted, value in (overrides or {}).items():
         node = data
         *parents, leaf = dotted.split(".")

@@ -102,14 +102,7 @@ class RunConfig(BaseModel):
 
     def stage_configs(self) -> dict[str, BaseModel]:
         """Each section as its stage's validated config object."""
-        from .dataset import DatasetConfig
-        from .intents import IntentConfig
-        from .judge import JudgeConfig
-        from .roleplay import RoleplayConfig
-        from .scenarios import AdaptConfig
-        from .train import TrainConfig
-        from .wvs import EvalConfig
-
+        m = section_models()
         seeded = {"seed": self.seed}
         train = {"model": self.models.student, **seeded, **self.train}
         ev = {"cultures": self.cultures, "compare": self.compare, **seeded, **self.eval}
@@ -117,17 +110,38 @@ class RunConfig(BaseModel):
             raise ConfigError("eval: cultures and compare are set at the top level of the config")
         if "model" in self.train:
             raise ConfigError("train.model: the student model is set in models.student")
-        adapt = _section(AdaptConfig, "scenarios", {**seeded, **self.scenarios})
+        adapt = _section(m["scenarios"], "scenarios", {**seeded, **self.scenarios})
         _check_sizes(adapt)
         return {
             "scenarios": adapt,
-            "roleplay": _section(RoleplayConfig, "roleplay", {**seeded, **self.roleplay}),
-            "judge": _section(JudgeConfig, "judge", {**seeded, **self.judge}),
-            "intents": _section(IntentConfig, "intents", {**seeded, **self.intents}),
-            "dataset": _section(DatasetConfig, "dataset", {**seeded, **self.dataset}),
-            "train": _section(TrainConfig, "train", train),
-            "eval": _section(EvalConfig, "eval", ev),
+            "roleplay": _section(m["roleplay"], "roleplay", {**seeded, **self.roleplay}),
+            "judge": _section(m["judge"], "judge", {**seeded, **self.judge}),
+            "intents": _section(m["intents"], "intents", {**seeded, **self.intents}),
+            "dataset": _section(m["dataset"], "dataset", {**seeded, **self.dataset}),
+            "train": _section(m["train"], "train", train),
+            "eval": _section(m["eval"], "eval", ev),
         }
+
+
+def section_models() -> dict[str, type[BaseModel]]:
+    """The config class of each stage section."""
+    from .dataset import DatasetConfig
+    from .intents import IntentConfig
+    from .judge import JudgeConfig
+    from .roleplay import RoleplayConfig
+    from .scenarios import AdaptConfig
+    from .train import TrainConfig
+    from .wvs import EvalConfig
+
+    return {
+        "scenarios": AdaptConfig,
+        "roleplay": RoleplayConfig,
+        "judge": JudgeConfig,
+        "intents": IntentConfig,
+        "dataset": DatasetConfig,
+        "train": TrainConfig,
+        "eval": EvalConfig,
+    }
 
 
 def _section(model: type[BaseModel], name: str, data: dict[str, Any]) -> BaseModel:

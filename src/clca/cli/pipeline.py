@@ -80,3 +80,49 @@ def register(app: typer.Typer) -> None:
 
         cfg = Path(str(files("clca") / "data" / "configs" / "demo.yaml"))
         run_config(cfg, set_, None, run_dir)
+
+    register_config(app)
+
+
+def config_reference() -> str:
+    """Every key of a run config: section, name, type, default, help text."""
+    from pydantic import BaseModel
+
+    from ..pipeline import ModelsConfig, RunConfig, section_models
+
+    lines: list[str] = []
+
+    def emit(section: str, model: type[BaseModel]) -> None:
+        lines.append(f"[{section}]" if section else "[top level]")
+        for name, f in model.model_fields.items():
+            if section == "" and name in section_models() or name == "models" and section == "":
+                continue
+            ann = getattr(f.annotation, "__name__", None) or str(f.annotation).replace("typing.", "")
+            default = "(required)" if f.is_required() else repr(f.get_default(call_default_factory=True))
+            lines.append(f"  {name}: {ann} = {default}" + (f"  # {f.description}" if f.description else ""))
+        lines.append("")
+
+    emit("", RunConfig)
+    emit("models", ModelsConfig)
+    for section, model in section_models().items():
+        emit(section, model)
+    return "\n".join(lines)
+
+
+def register_config(app: typer.Typer) -> None:
+    group = typer.Typer(help="Run configs: check one, or print the reference of every key.", no_args_is_help=True)
+
+    @group.command("reference")
+    def reference() -> None:
+        """Print every config key with its type, default and help text."""
+        typer.echo(config_reference())
+
+    @group.command("check")
+    def check(config: Path = typer.Argument(..., help="run config (YAML)")) -> None:
+        """Validate a config (model strings, cultures, sizes) without loading any model."""
+        from ..pipeline import load_run_config
+
+        cfg = load_run_config(config)
+        typer.echo(f"{config}: ok ({len(cfg.cultures)} culture(s), run_dir {cfg.run_dir})")
+
+    app.add_typer(group, name="config")
