@@ -87,8 +87,9 @@ def test_check_on_the_real_model(capsys: pytest.CaptureFixture[str], embedded_ll
         )
     assert code == 0, err
     assert "[chat]" in out and "[structured]" in out and "[options]" in out
-    structured = out.split("[structured]", 1)[1].splitlines()[2]
-    obj = json.loads(structured)
+    after = out.split("[structured]", 1)[1].splitlines()
+    obj = json.loads(next(line for line in after if line.startswith("{")))
     assert set(obj) == {"answer", "confidence"} and 0 <= obj["confidence"] <= 100
-    probs = [float(line.split()[1]) for line in out.split("[options]", 1)[1].splitlines()[2:4]]
-    assert sum(probs) == pytest.approx(1.0, abs=2e-4)
+    rows = [line.split() for line in out.split("[options]", 1)[1].splitlines() if line.startswith("  ")]
+    assert [r[0] for r in rows] == ["Yes", "No"]
+    assert sum(float(r[1]) for r in rows) == pytest.approx(1.0, abs=2e-4)

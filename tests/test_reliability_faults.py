@@ -207,9 +207,10 @@ def test_in_flight_requests_are_bounded_during_a_stage(tmp_path: Path, monkeypat
     from clca.judge import JudgeConfig, judge_episodes
 
     monkeypatch.setattr("clca.llm._cache.default_cache_path", lambda: tmp_path / "cache.sqlite")
-    with fault_server(schema_mock(model_id="t")) as teacher, fault_server(
-        schema_mock(model_id="j"), Fault(kind="delay", delay=0.03)
-    ) as judge:
+    with (
+        fault_server(schema_mock(model_id="t")) as teacher,
+        fault_server(schema_mock(model_id="j"), Fault(kind="delay", delay=0.03)) as judge,
+    ):
         cfg = _cfg(tmp_path / "run", {k: teacher.model_string(**FAST) for k in ("teacher", "judge", "annotator")})
         cfg = cfg.model_copy(update={"scenarios": {**cfg.scenarios, "n": 6}})
         asyncio.run(run_pipeline(cfg, until="roleplay"))

@@ -57,9 +57,10 @@ def test_each_style_renders() -> None:
     assert "Giza" not in cultural  # cultural prompting uses the country only
     assert "Giza" in build_messages("anthropological", EGYPTIAN, item, "base", 0)[0]["content"]
     # the shared prefix: the same system prompt for every item of a persona
-    assert build_messages("persona", EGYPTIAN, Q.get("Q1"), "base", 0)[0] == build_messages(
-        "persona", EGYPTIAN, Q.get("Q45"), "base", 0
-    )[0]
+    assert (
+        build_messages("persona", EGYPTIAN, Q.get("Q1"), "base", 0)[0]
+        == build_messages("persona", EGYPTIAN, Q.get("Q45"), "base", 0)[0]
+    )
 
 
 def test_variants_permute_and_paraphrase() -> None:
@@ -133,9 +134,10 @@ def test_personas_from_marginals() -> None:
     assert sexes <= set(ref.countries["EGY"].marginals["sex"].values) and len(sexes) == 2
     assert all(p.demographics["age"] in ref.countries["EGY"].marginals["age"].values for p in ps)
     bare = personas_from_marginals({}, "IRQ", 2)
-    assert bare[0].demographics == {} and "Iraq" in build_messages("persona", bare[0], Q.get("Q1"), "base", 0)[0][
-        "content"
-    ]
+    assert (
+        bare[0].demographics == {}
+        and "Iraq" in build_messages("persona", bare[0], Q.get("Q1"), "base", 0)[0]["content"]
+    )
 
 
 @pytest.mark.slow

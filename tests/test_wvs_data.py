@@ -8,14 +8,13 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter, defaultdict
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
 
 from clca.errors import DataError
 from clca.wvs import (
-    aggregate,
     default_questionnaire,
     distributions,
     load_global_opinions,
@@ -30,7 +29,7 @@ pytestmark = pytest.mark.shared
 Q = default_questionnaire()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(path: Path):  # noqa: ANN202 - each real file is parsed once per session
     return load_survey(path)
 
@@ -62,16 +61,20 @@ def test_wording_is_our_own(shared_data: Path) -> None:
 
 def test_questionnaire_validation_names_file_and_item(tmp_path: Path) -> None:
     f = tmp_path / "q.yaml"
-    f.write_text("items:\n  - {id: X1, theme: t, text: 'A question?', options: {1: a, 2: b}}\n  - {id: X2, theme: t, text: 'B?'}\n")
+    ok = "  - {id: X1, theme: t, text: 'A?', options: {1: a, 2: b}}\n"
+    f.write_text("items:\n" + ok + "  - {id: X2, theme: t, text: 'B?'}\n")
     with pytest.raises(DataError, match=r"q\.yaml: item X2: no options"):
         load_questionnaire(f)
-    f.write_text("items:\n  - {id: X1, theme: t, text: 'A?', options: {1: a, 2: b}}\n  - {id: X1, theme: t, text: 'B?', options: {1: a, 2: b}}\n")
+    f.write_text("items:\n" + ok + ok)
     with pytest.raises(DataError, match="X1: duplicate id"):
         load_questionnaire(f)
     f.write_text("items:\n  - {id: X1, theme: t, text: 'A?', options: {1: a, -1: b}}\n")
     with pytest.raises(DataError, match="negative"):
         load_questionnaire(f)
-    f.write_text("language: de\nitems:\n  - {id: Q1, theme: t, text: 'Wie wichtig?', kind: categorical, options: {1: ja, 2: nein}}\n")
+    f.write_text(
+        "language: de\nitems:\n"
+        "  - {id: Q1, theme: t, text: 'Wie wichtig?', kind: categorical, options: {1: ja, 2: nein}}\n"
+    )
     q = load_questionnaire(f)
     assert q.language == "de" and q.get("Q1").kind == "categorical" and Q.merged(q).get("Q1").text == "Wie wichtig?"
 

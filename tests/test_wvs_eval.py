@@ -92,14 +92,16 @@ def test_compare_models_shift(tmp_path: Path) -> None:
 
 
 def test_variants_and_generate_mode_with_real_personas(shared_data: Path, tmp_path: Path) -> None:
-    survey = str(shared_data / "cultural-trends" / "eg_wvs_wave7_v7_n303.csv")
+    survey = [str(shared_data / "cultural-trends" / "eg_wvs_wave7_v7_n303.csv")]
     llm = MockLLM(["1", "2", "refuse", "1"])
     cfg = EvalConfig(cultures=["Egypt"], personas=4, items=["Q1", "Q29"], mode="generate", samples=4,
                      variants=["base", "perm1", "para"], survey=survey, bootstrap=20, progress=False)  # fmt: skip
     with RunStore(tmp_path / "run") as store:
         res = asyncio.run(evaluate(store, llm, "m", cfg))
         keys = [r.key for r in store.iter("survey_answer")]
-    assert len(keys) == 4 * 2 * 3 and any(k.endswith("/Q1/perm1") for k in keys) and any(k.endswith("/para") for k in keys)
+    assert (
+        len(keys) == 4 * 2 * 3 and any(k.endswith("/Q1/perm1") for k in keys) and any(k.endswith("/para") for k in keys)
+    )
     acc = res.value("EGY", "persona", "accuracy")
     assert 0.0 <= acc.mean <= 1.0 and acc.n == 2
     safe = res.value("EGY", "persona", "safeguarded")
@@ -110,6 +112,10 @@ def test_variants_and_generate_mode_with_real_personas(shared_data: Path, tmp_pa
 
 def test_unknown_culture_and_variant_are_config_errors(tmp_path: Path) -> None:
     with RunStore(tmp_path / "run") as store:
+        cfg = EvalConfig(cultures=["EGY"], items=["Q1"], personas=1, progress=False)
+        asyncio.run(evaluate(store, MockLLM(), "m", cfg))
+        with pytest.raises(ConfigError, match="logprobs-mode answers of 'm'"):
+            asyncio.run(evaluate(store, MockLLM(), "m", cfg.model_copy(update={"mode": "generate"})))
         with pytest.raises(ConfigError, match="no survey answers for JPN"):
             asyncio.run(evaluate(store, MockLLM(), "m", EvalConfig(cultures=["Japan"], progress=False)))
         with pytest.raises(ConfigError, match="unknown variant"):

@@ -60,6 +60,10 @@ def adapt_cmd(
     from ..scenarios import AdaptConfig, adapt_scenarios
 
     cult = resolve_culture(culture)  # fail fast on an unknown culture, before loading a model
+    if seeds_file is not None:  # and on a bad seeds file, before the run database is created
+        from ..scenarios import load_seeds
+
+        load_seeds(seeds_file, seed_ids or None)
     cfg = AdaptConfig(
         n=n,
         seeds=seed_ids or None,

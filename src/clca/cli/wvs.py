@@ -10,7 +10,9 @@ import typer
 
 from ..errors import ConfigError
 
-wvs_app = typer.Typer(help="World Values Survey data: reference tables, items, model comparisons.", no_args_is_help=True)
+wvs_app = typer.Typer(
+    help="World Values Survey data: reference tables, items, model comparisons.", no_args_is_help=True
+)
 
 
 def _alias(model: str) -> str:
@@ -41,8 +43,9 @@ def eval_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Ask a model the WVS items as personas of each culture; print KL, JSD, W1, accuracy with 95% intervals."""
+    from ..errors import ClcaError
     from ..llm import load_model
-    from ..store import RunStore
+    from ..store import DB_NAME, RunStore
     from ..wvs import EvalConfig, evaluate, format_table
 
     for s in style:
@@ -59,13 +62,19 @@ def eval_cmd(
             cfg = EvalConfig(
                 cultures=culture, compare=compare, styles=style, mode=chosen, personas=personas, samples=samples,
                 temperature=temperature, epsilon=epsilon, bootstrap=bootstrap, seed=seed, variants=variant,
-                items=item or None, survey=",".join(str(s) for s in survey) or None,
+                items=item or None, survey=[str(s) for s in survey],
                 reference=str(reference) if reference else None,
                 questionnaire=str(questionnaire) if questionnaire else None, concurrency=concurrency,
                 progress=not quiet,
             )  # fmt: skip
-            with RunStore(run_dir) as store:
-                result = await evaluate(store, llm, name, cfg)
+            fresh = not (run_dir / DB_NAME).exists()
+            try:
+                with RunStore(run_dir) as store:
+                    result = await evaluate(store, llm, name, cfg)
+            except ClcaError:
+                if fresh:  # bad input found before any answer: leave no empty run behind
+                    _remove_if_empty(run_dir)
+                raise
         finally:
             await llm.aclose()
         text = format_table(result)
@@ -75,6 +84,26 @@ def eval_cmd(
         return text + result.summary + f"\nmode: {chosen}; answers and metrics stored in {run_dir}\n"
 
     typer.echo(asyncio.run(main()), nl=False)
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """Delete a run database (and its folder, if then empty) that holds no artifact."""
+    import sqlite3
+
+    from ..store import DB_NAME
+
+    db = run_dir / DB_NAME
+    con = sqlite3.connect(db)
+    try:
+        n = con.execute("SELECT COUNT(*) FROM artifacts").fetchone()[0]
+    finally:
+        con.close()
+    if n:
+        return
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    if not any(run_dir.iterdir()):
+        run_dir.rmdir()
 
 
 async def _can_score(llm: object) -> bool:

@@ -92,7 +92,7 @@ def build_dataset(
         left_out = write_sharegpt(tmp / "sharegpt", splits, name=f"clca_{cfg.variant}")
         if any(left_out.values()):
             report.skipped["sharegpt: turns not alternating (left out of sharegpt only)"] = sum(left_out.values())
-        write_hf(tmp / "hf", splits)
+        write_hf(tmp / "hf", splits, progress)
         info = DatasetInfo(
             out_dir=out,
             config=json.loads(cfg.model_dump_json()),

@@ -86,8 +86,11 @@ def write_sharegpt(out: Path, splits: dict[str, list[Row]], name: str) -> dict[s
     return left_out
 
 
-def write_hf(out: Path, splits: dict[str, list[Row]]) -> None:
-    """A datasets.DatasetDict saved with save_to_disk (columns: id, task, scenario, episode, culture, messages)."""
+def write_hf(out: Path, splits: dict[str, list[Row]], progress: bool = True) -> None:
+    """A datasets.DatasetDict saved with save_to_disk (columns: id, task, scenario, episode, culture, messages).
+
+    Empty splits are left out (a split with no rows cannot be loaded back).
+    """
     from datasets import Dataset, DatasetDict, Features, Value
 
     features = Features(
@@ -104,6 +107,16 @@ def write_hf(out: Path, splits: dict[str, list[Row]]) -> None:
         {
             split: Dataset.from_dict({k: [r.get(k) for r in splits[split]] for k in features}, features=features)
             for split in SPLITS
+            if splits[split]  # an empty split cannot be read back by load_from_disk: left out
         }
     )
-    dd.save_to_disk(str(out))
+    from datasets.utils import disable_progress_bars, enable_progress_bars, is_progress_bar_enabled
+
+    was_enabled = is_progress_bar_enabled()
+    if not progress:
+        disable_progress_bars()
+    try:
+        dd.save_to_disk(str(out))
+    finally:
+        if was_enabled:
+            enable_progress_bars()

@@ -117,6 +117,10 @@ class Engine:
             if adapter_dir is not None:
                 from peft import PeftModel
 
+                from ..errors import ModelStringError
+
+                if not (Path(adapter_dir) / "adapter_model.safetensors").is_file():  # never a pickled .bin
+                    raise ModelStringError(f"{adapter_dir}: no adapter_model.safetensors")
                 model = PeftModel.from_pretrained(model, str(adapter_dir))
         finally:
             hf_logging.set_verbosity(verbosity)

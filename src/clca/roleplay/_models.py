@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from enum import Enum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ._deps import Scenario
 
 
 class ActionType(str, Enum):
@@ -103,7 +104,7 @@ class Episode(BaseModel):
     error: str | None = None
     end_reason: EndReason | None = None
     models: list[str] = Field(default_factory=list)
-    scenario: Any
+    scenario: Scenario
     turns: list[Turn]
 
     @property

@@ -48,7 +48,10 @@ def read_scenarios(path: str | Path) -> list[Scenario]:
     if not p.is_file():
         raise DataError(f"{p}: scenario file not found")
     with p.open(encoding="utf-8") as f:
-        return _parse_scenarios(f, str(p))
+        scenarios = _parse_scenarios(f, str(p))
+    if not scenarios:
+        raise DataError(f"{p}: no scenario records (the file is empty)")
+    return scenarios
 
 
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:

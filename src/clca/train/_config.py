@@ -76,6 +76,9 @@ class TrainConfig(BaseModel):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto: bf16 where supported")
     gradient_checkpointing: bool = False
     dataloader_num_workers: int = 0
+    torch_threads: int | None = Field(
+        None, ge=1, description="CPU threads of torch in this process (1 is fastest on a shared, busy CPU)"
+    )
     report_to: list[str] = Field(default_factory=list, description="e.g. [wandb], [tensorboard]")
     progress: bool = True
 

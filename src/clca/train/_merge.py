@@ -22,7 +22,9 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, overwrite: bo
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
     base_dir = resolve_model_dir(adapter_base_model(adapter))
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    if not (adapter / "adapter_model.safetensors").is_file():
+        raise ConfigError(f"{adapter}: no adapter_model.safetensors (only safetensors weights are loaded)")
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32, use_safetensors=True)
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     tok_src = adapter if (adapter / "tokenizer_config.json").is_file() else Path(base_dir)
     tok = AutoTokenizer.from_pretrained(str(tok_src))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +159,8 @@ def build_trainer(
     from trl import SFTTrainer
 
     out = Path(out_dir)
+    if cfg.torch_threads:
+        torch.set_num_threads(cfg.torch_threads)
     train_ds, val_ds = load_splits(dataset_dir)
     base_dir = resolve_model_dir(cfg.model)
     tok = AutoTokenizer.from_pretrained(base_dir)
@@ -168,7 +169,7 @@ def build_trainer(
         tok.chat_template = training_chat_template(tok, cfg.chat_template)
     precision = _precision(cfg)
     dtype = torch.bfloat16 if precision["bf16"] else torch.float16 if precision["fp16"] else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True)
     args = sft_config(cfg, out, has_eval=val_ds is not None)
     trainer = SFTTrainer(
         model=model,
@@ -200,7 +201,6 @@ def train_lora(
     out.mkdir(parents=True, exist_ok=True)
     ckpt = _checkpoint(out, resume)
     trainer, tok, original_template = build_trainer(dataset_dir, cfg, out, callbacks)
-    (out / "train_config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
     output = trainer.train(resume_from_checkpoint=ckpt)
     eval_loss = None
     if trainer.eval_dataset is not None:
@@ -218,26 +218,31 @@ def train_lora(
         tokens_per_second=tokens / runtime if runtime > 0 else 0.0,
         resumed_from=ckpt,
     )
-    if trainer.is_world_process_zero():
-        tok.chat_template = original_template  # ship the model's own template, not the training copy
-        _save_adapter(trainer, tok, out, cfg, resolve_model_dir(cfg.model), result)
+    tok.chat_template = original_template  # ship the model's own template, not the training copy
+    _save_adapter(trainer, tok, out, cfg, result)
     return result
 
 
-def _save_adapter(trainer: Any, tok: Any, out: Path, cfg: TrainConfig, base_dir: str, result: TrainResult) -> None:
-    """Write the adapter into a temp dir, then move its files into out (no half-written adapter)."""
-    tmp = Path(tempfile.mkdtemp(prefix=".adapter-", dir=out))
-    try:
-        trainer.model.save_pretrained(str(tmp))
-        tok.save_pretrained(str(tmp))
-        write_adapter_record(
-            tmp,
-            cfg.model,
-            base_dir,
-            {"train_config": json.loads(cfg.model_dump_json()), "result": json.loads(result.model_dump_json())},
-        )
-        (tmp / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-        for f in tmp.iterdir():
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+def _save_adapter(trainer: Any, tok: Any, out: Path, cfg: TrainConfig, result: TrainResult) -> None:
+    """Save into out/.adapter-tmp, then move the files into out (no half-written adapter).
+
+    Every rank calls trainer.save_model (it gathers ZeRO-3 / FSDP shards); rank 0 writes the rest.
+    """
+    tmp = out / ".adapter-tmp"
+    trainer.save_model(str(tmp))
+    if trainer.is_world_process_zero():
+        try:
+            tok.save_pretrained(str(tmp))  # overwrites the training template save_model wrote
+            extra = {
+                "train_config": json.loads(cfg.model_dump_json()),
+                "result": json.loads(result.model_dump_json()),
+            }
+            write_adapter_record(tmp, cfg.model, resolve_model_dir(cfg.model), extra)
+            (tmp / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+            (out / "train_config.yaml").write_text(yaml.safe_dump(extra["train_config"], sort_keys=False))
+            for f in tmp.iterdir():
+                if f.is_file():
+                    os.replace(f, out / f.name)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()

@@ -1,8 +1,8 @@
 """World Values Survey evaluation: survey files, personas, model answers, metrics, baselines.
 
-    from clca.wvs import EvalConfig, evaluate, format_table
-    result = await evaluate(store, llm, "base", EvalConfig(cultures=["Egypt"], compare=["United States"]))
-    print(format_table(result))
+from clca.wvs import EvalConfig, evaluate, format_table
+result = await evaluate(store, llm, "base", EvalConfig(cultures=["Egypt"], compare=["United States"]))
+print(format_table(result))
 """
 
 from ._answer import PERSONA_STYLES, STYLES, Answer, ask, build_messages, option_order, parse_answer

@@ -141,9 +141,7 @@ async def ask(
         return Answer(**base, probs=[by_code[c] for c in item.codes], safeguarded=0.0)
     if mode != "generate":
         raise ValueError(f"unknown answer mode {mode!r}")
-    params = GenParams(
-        temperature=temperature, max_tokens=8, n=samples, seed=_seed(seed, persona.id, item.id, variant)
-    )
+    params = GenParams(temperature=temperature, max_tokens=8, n=samples, seed=_seed(seed, persona.id, item.id, variant))
     result = await llm.chat(messages, params)
     counts = {c: 0 for c in item.codes}
     bad = 0
@@ -156,6 +154,4 @@ async def ask(
     n = len(result.texts)
     if n == 0:
         raise ValueError("the model returned no samples")
-    return Answer(
-        **base, probs=[counts[c] / n for c in item.codes], safeguarded=bad / n, samples=list(result.texts)
-    )
+    return Answer(**base, probs=[counts[c] / n for c in item.codes], safeguarded=bad / n, samples=list(result.texts))

@@ -12,7 +12,7 @@ from ..errors import ClcaError, ConfigError
 from ..llm import LLM
 from ..runner import run_items
 from ..store import RunStore
-from ._answer import PERSONA_STYLES, STYLES, Answer, ask
+from ._answer import PERSONA_STYLES, Answer, ask
 from ._countries import resolve_country
 from ._metrics import bootstrap_ci, js_distance, kl_divergence, majority_match, wasserstein_ordinal
 from ._personas import Persona, personas_from_marginals, personas_from_survey
@@ -41,7 +41,7 @@ class EvalConfig(BaseModel):
     seed: int = 0
     variants: list[str] = Field(default_factory=lambda: ["base"], description="base | perm<k> | para")
     items: list[str] | None = Field(None, description="item ids (default: all of the questionnaire)")
-    survey: str | None = Field(None, description="WVS respondent file(s); default: the bundled reference table")
+    survey: list[str] = Field(default_factory=list, description="WVS respondent files; default: bundled reference")
     reference: str | None = Field(None, description="reference table JSON instead of the bundled one")
     questionnaire: str | None = Field(None, description="questionnaire file to use instead of the bundled one")
     concurrency: int = Field(32, ge=1)
@@ -73,11 +73,11 @@ def _inputs(cfg: EvalConfig) -> tuple[Questionnaire, ReferenceTable, Survey | No
     survey = None
     if cfg.survey:
         survey = Survey()
-        for f in cfg.survey.split(","):
-            survey.extend(load_survey(f.strip(), q))
-        ref = reference_from_survey(survey, q)
-    else:
-        ref = load_reference(cfg.reference)
+        for f in cfg.survey:
+            survey.extend(load_survey(f, q))
+    ref = load_reference(cfg.reference)
+    if survey is not None:  # the user's file replaces the reference for the countries it covers
+        ref.countries.update(reference_from_survey(survey, q).countries)
     return q, ref, survey
 
 
@@ -94,6 +94,13 @@ async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig)
         if c not in ref.countries or not ref.countries[c].items:
             have = ", ".join(sorted(ref.countries)) or "none"
             raise ConfigError(f"no survey answers for {c}; available: {have} (use --survey FILE for others)")
+    for rec in store.iter(ANSWER, prefix=f"{model_alias}/"):
+        if rec.data.get("mode") != cfg.mode:
+            raise ConfigError(
+                f"{store.run_dir} holds {rec.data.get('mode')}-mode answers of {model_alias!r}; "
+                f"use another --alias or run directory for {cfg.mode} mode"
+            )
+        break
     personas: dict[str, list[Persona]] = {}
     units: list[_Unit] = []
     for c in cultures + others:
@@ -156,9 +163,10 @@ def compute_metrics(
                 prefix = f"{alias}/{style}/{c}/"
                 by_item: dict[str, list[Answer]] = defaultdict(list)
                 by_persona_item: dict[tuple[str, str], Answer] = {}
+                wanted = {p.id for p in personas[c]} if style in PERSONA_STYLES else {SHARED_PERSONA}
                 for rec in store.iter(ANSWER, prefix=prefix):
                     a = Answer.model_validate(rec.data)
-                    if a.variant != v or a.item not in cref.items:
+                    if a.variant != v or a.item not in cref.items or a.persona not in wanted:
                         continue
                     by_item[a.item].append(a)
                     by_persona_item[(a.persona, a.item)] = a
@@ -238,13 +246,14 @@ def _by_theme(q: Questionnaire, vals: dict[str, float]) -> dict[str, list[float]
     return dict(out)
 
 
-def _specificity(model: dict[str, list[float]], ref: ReferenceTable) -> dict[str, float]:
+def _specificity(model: dict[str, list[float]], ref: ReferenceTable, min_coverage: float = 0.75) -> dict[str, float]:
     """Mean 1 - JSD between the model's answers (prompted for one culture) and every culture's survey answers,
-    over the items both have."""
+    over the items both have; cultures with fewer than `min_coverage` of the model's items are left out
+    (means over very different item sets are not comparable)."""
     out: dict[str, float] = {}
     for country, cref in ref.countries.items():
         sims = [1.0 - js_distance(p, cref.items[i].shares) for i, p in model.items() if i in cref.items]
-        if sims:
+        if sims and len(sims) >= min_coverage * len(model):
             out[country] = float(np.mean(sims))
     return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 

@@ -165,7 +165,9 @@ def _parse_item(p: Path, n: int, entry: Any, scales: dict[str, Any]) -> Item:
             raise DataError(f"{where}: option code {code!r} is not an integer") from None
         if c < 0:
             raise DataError(f"{where}: option code {c} is negative (negative codes mean 'missing' in WVS)")
-        if not isinstance(label, str) or not label.strip():
+        if not isinstance(label, str):
+            raise DataError(f"{where}: option {c}: label {label!r} is not text (quote it in YAML)")
+        if not label.strip():
             raise DataError(f"{where}: option {c} has an empty label")
         opts[c] = label.strip()
     if len(opts) < 2:

@@ -131,7 +131,9 @@ def compare_models(
         a = store.get("metric", f"{adapted_alias}/{style}/{tgt}/specificity")
         if b is None or a is None:
             missing = base_alias if b is None else adapted_alias
-            raise ConfigError(f"no {style!r} evaluation of {missing} for {tgt} in {store.run_dir}; run `clca eval` first")
+            raise ConfigError(
+                f"no {style!r} evaluation of {missing} for {tgt} in {store.run_dir}; run `clca eval` first"
+            )
         bs, as_ = b.data["similarity"], a.data["similarity"]
         kb = store.get("metric", f"{base_alias}/{style}/{tgt}/base/kl")
         ka = store.get("metric", f"{adapted_alias}/{style}/{tgt}/base/kl")
@@ -142,11 +144,18 @@ def compare_models(
 
         out.append(
             ModelShift(
-                style=style, target=tgt, base_target=bs[tgt], adapted_target=as_[tgt],
-                shift_target=as_[tgt] - bs[tgt], base_reference=bs.get(ref), adapted_reference=as_.get(ref),
+                style=style,
+                target=tgt,
+                base_target=bs[tgt],
+                adapted_target=as_[tgt],
+                shift_target=as_[tgt] - bs[tgt],
+                base_reference=bs.get(ref),
+                adapted_reference=as_.get(ref),
                 shift_reference=(as_[ref] - bs[ref]) if ref in bs and ref in as_ else None,
-                base_rank=rank(bs), adapted_rank=rank(as_),
-                kl_base=kb.data["mean"] if kb else None, kl_adapted=ka.data["mean"] if ka else None,
+                base_rank=rank(bs),
+                adapted_rank=rank(as_),
+                kl_base=kb.data["mean"] if kb else None,
+                kl_adapted=ka.data["mean"] if ka else None,
             )  # fmt: skip
         )
     return out

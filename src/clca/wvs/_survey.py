@@ -228,9 +228,7 @@ def _answer(p: Path, line: int, colname: str, cell: str, item, labelled: bool) -
     if code < 0:
         return None
     if code not in item.options:
-        raise DataError(
-            f"{p}: line {line}: column {colname}: code {code} is not an option of {item.id} ({item.codes})"
-        )
+        raise DataError(f"{p}: line {line}: column {colname}: code {code} is not an option of {item.id} ({item.codes})")
     return code
 
 
@@ -255,7 +253,9 @@ def _demo(cell: str, column: str, labelled: bool) -> str | None:
         return re.sub(r"^[A-Z]{2}:\s*([A-Z0-9]+\s+)?", "", v)
     if column == "Q275":  # ISCED level -> lower / middle / higher
         m = re.search(r"ISCED (\d)", v)
-        return None if m is None else ("lower" if int(m.group(1)) <= 2 else "middle" if int(m.group(1)) <= 4 else "higher")
+        return (
+            None if m is None else ("lower" if int(m.group(1)) <= 2 else "middle" if int(m.group(1)) <= 4 else "higher")
+        )
     if column == "Q270" and re.match(r"\d+", v):
         return re.match(r"\d+", v).group(0)  # type: ignore[union-attr]
     low = v.lower()
