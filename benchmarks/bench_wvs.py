@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import site
 import subprocess
@@ -132,7 +133,8 @@ def main() -> None:
     ap.add_argument("--gen-prompts", type=int, default=8, help="prompts timed in generate mode")
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=16, help="lm-eval HFLM batch size")
-    ap.add_argument("--skip-lmeval", action="store_true")
+    ap.add_argument("--skip-lmeval", action="store_true", help="last line is then the logprobs/generate ratio")
+    ap.add_argument("--skip-generate", action="store_true")
     args = ap.parse_args()
 
     prompts = build_prompts(args.personas, args.items)
@@ -140,11 +142,13 @@ def main() -> None:
     t_lp = asyncio.run(run_clca(args.model, prompts, "logprobs", 1, args.concurrency))
     lp = n / t_lp
     print(f"clca logprobs:  {n} prompts in {t_lp:.2f}s = {lp:.2f} prompts/s")
-    gen = prompts[: args.gen_prompts]
-    t_gen = asyncio.run(run_clca(args.model, gen, "generate", args.samples, args.concurrency))
-    gp = len(gen) / t_gen
-    print(f"clca generate:  {len(gen)} prompts x {args.samples} samples in {t_gen:.2f}s = {gp:.3f} prompts/s")
-    print(f"logprobs vs generate: {lp / gp:.1f}x")
+    gp = math.nan
+    if not args.skip_generate:
+        gen = prompts[: args.gen_prompts]
+        t_gen = asyncio.run(run_clca(args.model, gen, "generate", args.samples, args.concurrency))
+        gp = len(gen) / t_gen
+        print(f"clca generate:  {len(gen)} prompts x {args.samples} samples in {t_gen:.2f}s = {gp:.3f} prompts/s")
+        print(f"logprobs vs generate: {lp / gp:.1f}x")
     if args.skip_lmeval:
         print(f"ratio={lp / gp:.3f}")
         return

@@ -267,3 +267,17 @@ def test_survey_on_the_real_model_through_faults_equals_in_process(
     for k, probs in local.items():
         assert math.isclose(sum(probs), 1.0, abs_tol=1e-6)
         assert all(math.isclose(a, b, abs_tol=1e-3) for a, b in zip(probs, via_faults[k], strict=True)), k
+
+
+def test_the_artifact_check_catches_empty_and_truncated_rows(tmp_path: Path) -> None:
+    """The invariant check above is not vacuous: it flags the rows a careless stage would store."""
+    with RunStore(tmp_path / "run") as store:
+        store.put("turn", "EGY/seed-001/s0/t000", {"action_type": "speak", "argument": "  "}, parent="EGY/seed-001/s0")
+        store.put("survey_answer", "m/persona/EGY/p1/Q1", {"codes": [1, 2], "probs": [0.5, 0.4], "safeguarded": 0.0})
+        store.put("judgement", "EGY/seed-009/s0", {})
+        store.fail("intention", "EGY/seed-001/s0/t000", "")
+        with pytest.raises(AssertionError) as ei:
+            check_artifacts(store)
+    msg = str(ei.value)
+    for what in ("empty argument", "sum to 0.9", "empty data", "failed without a reason"):
+        assert what in msg, msg

@@ -7,7 +7,6 @@ import hashlib
 import json
 import math
 import random
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -162,7 +161,3 @@ def check_artifacts(store: RunStore) -> dict[str, int]:
                 bad(kind, r.key, "failed without a reason")
     assert not problems, "\n".join(problems[:20])
     return counts
-
-
-def is_schema_reason(text: str) -> bool:
-    return bool(re.search(r"valid|schema|JSON|field", text, re.I))

@@ -69,6 +69,8 @@ def test_action_validation_rejects_empty_content():
         AgentAction.model_validate_json(action("speak", "   "))
     with pytest.raises(ValueError):
         AgentAction.model_validate_json(action("shout", "hey"))
+    with pytest.raises(ValueError, match="schema keyword"):  # small models echo the schema
+        AgentAction.model_validate_json(action("speak", "Argument."))
     assert AgentAction.model_validate_json(action("leave")).argument == ""
     assert AgentAction.model_validate_json(action("non-verbal communication", " nods ")).argument == "nods"
 

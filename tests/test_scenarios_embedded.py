@@ -59,11 +59,11 @@ def _check_run(store: RunStore, expected_keys: set[str]) -> tuple[list[Scenario]
 @pytest.mark.slow
 def test_adapt_two_seeds_to_two_cultures_on_embedded_model(embedded_llm, tmp_path: Path) -> None:
     store = RunStore(tmp_path / "run")
-    cfg = AdaptConfig(seeds=["seed-001", "seed-021"], max_attempts=2, schema_attempts=1, progress=False)
+    # max_tokens bounds each guided field; both cultures run at once so the backend batches them
+    cfg = AdaptConfig(seeds=["seed-001", "seed-021"], max_attempts=1, schema_attempts=1, max_tokens=40, progress=False)
 
     async def go() -> None:
-        for culture in ("Japan", "Mexico"):
-            await adapt_scenarios(store, embedded_llm, culture, cfg)
+        await asyncio.gather(*(adapt_scenarios(store, embedded_llm, c, cfg) for c in ("Japan", "Mexico")))
 
     asyncio.run(go())
     keys = {f"{c}/{s}" for c in ("JPN", "MEX") for s in ("seed-001", "seed-021")}
@@ -79,7 +79,7 @@ def test_generate_from_norms_on_embedded_model(embedded_llm, tmp_path: Path) -> 
     norms = load_norms(ROOT / "src" / "clca" / "data" / "norms_example.jsonl")
     picked = [n for n in norms if n.id in ("deu-001", "mex-001")]
     store = RunStore(tmp_path / "run")
-    cfg = AdaptConfig(max_attempts=2, schema_attempts=1, progress=False)
+    cfg = AdaptConfig(max_attempts=1, schema_attempts=1, max_tokens=40, progress=False)
     asyncio.run(generate_from_norms(store, embedded_llm, picked, cfg))
     ok, reasons = _check_run(store, {"DEU/norm-deu-001", "MEX/norm-mex-001"})
     assert ok, f"no valid scenario at all; failures: {reasons}"

@@ -19,7 +19,7 @@ TINY = [
     ("Say goodbye.", "Sayonara, see you tomorrow."),
     ("Thank the host.", "Thank you for the lovely meal."),
 ]
-STEPS = 16
+STEPS = 12
 
 
 def _conv(u: str, a: str) -> dict:
@@ -105,7 +105,7 @@ def test_loss_mask_token_by_token_on_both_tasks(tmp_path: Path) -> None:
         trained_text = tok.decode([t for t, m in zip(want_ids, want_mask, strict=True) if m])
         assert trained_text == "".join(m["content"] + "<|im_end|>" for m in row["messages"] if m["role"] == "assistant")
         checked += len(labels)
-    assert checked > 5000
+    assert checked > 3000
 
 
 @pytest.mark.slow
@@ -126,7 +126,7 @@ def test_training_lowers_loss_and_writes_a_peft_adapter(trained) -> None:
     assert last < 0.7 * first, losses
     record = json.loads((adapter / "clca_adapter.json").read_text())
     assert record["base_model"] == "embedded" and record["result"]["global_step"] == STEPS
-    assert "generation" not in AutoTokenizer.from_pretrained(adapter).chat_template  # the model's own template
+    assert "{% generation %}" not in AutoTokenizer.from_pretrained(adapter).chat_template  # the model's own template
     base = AutoModelForCausalLM.from_pretrained(embedded_model_dir(), dtype=torch.float32)
     tok = AutoTokenizer.from_pretrained(embedded_model_dir())
     ids = tok.apply_chat_template(_conv(*TINY[0])["messages"][:2], add_generation_prompt=True, return_tensors="pt")
@@ -173,7 +173,7 @@ def test_merge_writes_safetensors_with_the_adapter_baked_in(trained, tmp_path: P
         main(["train", "merge", str(root / "adapter"), "--out", str(out)])
     assert e.value.code in (0, None)
     assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
-    assert "generation" not in (out / "tokenizer_config.json").read_text() + (
+    assert "{% generation %}" not in (out / "tokenizer_config.json").read_text() + (
         (out / "chat_template.jinja").read_text() if (out / "chat_template.jinja").exists() else ""
     )
     ids = torch.tensor([[1, 2, 3, 4, 5, 6]])

@@ -45,6 +45,10 @@ def run_cmd(
     overrides.update({k: v for k, v in flags.items() if v is not None})
     cfg = load_train_config(config, overrides, preset)
     res = train_lora(dataset_dir, cfg, out, resume=resume)
+    if resume and res.resumed_from is None:
+        typer.echo(f"note: no checkpoint in {out / 'checkpoints'}; trained from step 0")
+    elif res.resumed_from:
+        typer.echo(f"resumed from {res.resumed_from}")
     ev = f", eval loss {res.eval_loss:.4f}" if res.eval_loss is not None else ""
     tl = f"{res.train_loss:.4f}" if res.train_loss is not None else "n/a"
     typer.echo(

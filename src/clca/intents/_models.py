@@ -10,11 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 class IntentAnnotation(BaseModel):
     """What the annotator model returns for one turn."""
 
-    intention: str = Field(description="the speaker's intention in the last turn, one or two sentences")
-    cultural_reason: str | None = Field(
-        description="the culture-specific social expectation behind it, only when very certain; else null"
-    )
-    confident: bool = Field(description="true only when very certain about the cultural reason")
+    # no field descriptions: small models copy them into the values; the prompt explains the fields
+    intention: str
+    cultural_reason: str | None
+    confident: bool
 
     @field_validator("intention")
     @classmethod

@@ -27,7 +27,7 @@ NonEmptyStr = Annotated[str, AfterValidator(_non_empty)]
 class CultureVerdict(BaseModel):
     """Step 1: is the dialogue aligned with the target culture?"""
 
-    reasoning: NonEmptyStr = Field(description="why, citing the dialogue")
+    reasoning: NonEmptyStr
     label: Literal["aligned", "not_aligned"]
     confidence: Confidence
 
@@ -35,7 +35,7 @@ class CultureVerdict(BaseModel):
 class QualityVerdict(BaseModel):
     """Step 2: generation quality (bad = repetition near the end, or content not fitting the setting)."""
 
-    reasoning: NonEmptyStr = Field(description="why, citing the dialogue")
+    reasoning: NonEmptyStr
     label: Literal["good", "bad"]
     confidence: Confidence
 
@@ -43,7 +43,7 @@ class QualityVerdict(BaseModel):
 class MetaVerdict(BaseModel):
     """Meta evaluation: sees both verdicts, gives the final cultural-alignment label."""
 
-    critique: NonEmptyStr = Field(description="critique of the two evaluations")
+    critique: NonEmptyStr
     label: Literal["aligned", "not_aligned"]
     confidence: Confidence
 

@@ -23,6 +23,9 @@ class ActionType(str, Enum):
 #: action types that carry content and therefore need a non-empty argument
 CONTENT_ACTIONS = frozenset({ActionType.speak, ActionType.non_verbal, ActionType.action})
 
+# a content argument that is only one of these words is a degenerate output (small models echo the schema)
+_SCHEMA_WORDS = frozenset({"argument", "action_type", "action type", *(a.value for a in ActionType)})
+
 
 class AgentAction(BaseModel):
     """What one agent does in one turn (the structured output asked from the model)."""
@@ -40,8 +43,13 @@ class AgentAction(BaseModel):
 
     @model_validator(mode="after")
     def _content_needs_argument(self) -> AgentAction:
-        if self.action_type in CONTENT_ACTIONS and not self.argument:
-            raise ValueError(f"action_type {self.action_type.value!r} needs a non-empty argument")
+        if self.action_type in CONTENT_ACTIONS:
+            if not self.argument:
+                raise ValueError(f"action_type {self.action_type.value!r} needs a non-empty argument")
+            if self.argument.lower().strip(" .!?\"'") in _SCHEMA_WORDS:
+                raise ValueError(
+                    f"argument {self.argument!r} repeats a schema keyword instead of saying or doing something"
+                )
         return self
 
 

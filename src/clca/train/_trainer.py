@@ -139,9 +139,7 @@ def _checkpoint(out_dir: Path, resume: bool | str) -> str | None:
         return resume
     last = get_last_checkpoint(str(ckpt_root)) if ckpt_root.is_dir() else None
     if resume:
-        if last is None:
-            raise ConfigError(f"{out_dir}: no checkpoint to resume from (looked in {ckpt_root})")
-        return last
+        return last  # None: nothing to resume yet, start at step 0
     if last is not None:
         raise ConfigError(f"{out_dir} already holds checkpoints; pass --resume to continue, or use a new --out")
     return None
@@ -193,7 +191,8 @@ def train_lora(
 ) -> TrainResult:
     """Train a LoRA adapter; the adapter (plus tokenizer and clca_adapter.json) lands in out_dir.
 
-    resume=True continues from the last checkpoint in out_dir/checkpoints (a path: from that one).
+    resume=True continues from the last checkpoint in out_dir/checkpoints when there is one (else starts
+    at step 0); a path resumes from that checkpoint. Without resume, existing checkpoints are an error.
     """
     cfg = cfg or TrainConfig()
     out = Path(out_dir)
