@@ -165,14 +165,18 @@ def _check_sizes(adapt: Any) -> None:
 
 
 def check_model_string(spec: str) -> None:
-    """Syntax check of a model string without loading anything."""
+    """Check a model string without loading anything: syntax, options, and the API key's presence."""
     from .errors import ModelStringError
 
     s = spec.strip()
     base = s.split("+lora:")[0]
     if base in ("embedded", "mock") or (base.startswith("hf:") and len(base) > 3):
         return
-    if base.startswith("openai:") and "@" in base and base.split("@")[0][7:] and base.split("@", 1)[1]:
+    if base.startswith("openai:"):
+        from .llm._openai import api_key_for
+        from .llm._registry import parse_openai_spec
+
+        api_key_for(parse_openai_spec(s))  # a missing key fails here, before the run directory exists
         return
     raise ModelStringError(
         f"bad model string {spec!r}; expected embedded, hf:PATH[+lora:DIR] or openai:MODEL@BASE_URL"

@@ -1,4 +1,8 @@
-"""Verdict schemas (reasoning first, then label and confidence), Sotopia-EVAL scores, the discard rule."""
+"""Verdict schemas (reasoning first, then label and confidence), Sotopia-EVAL scores, the discard rule.
+
+The verdict fields carry no descriptions on purpose: small models copy schema descriptions into the
+values; the judge prompts explain every field.
+"""
 
 from __future__ import annotations
 
