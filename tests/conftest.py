@@ -24,7 +24,7 @@ def embedded_llm():
     """The real embedded model, shared by all tests in the session."""
     from clca.llm import load_model
 
-    llm = load_model("embedded")
+    llm = load_model("embedded", cache=False)
     yield llm
 
 

@@ -73,6 +73,9 @@ class RunConfig(BaseModel):
     dataset: dict[str, Any] = Field(default_factory=dict, description="clca.dataset.DatasetConfig")
     train: dict[str, Any] = Field(default_factory=dict, description="clca.train.TrainConfig")
     eval: dict[str, Any] = Field(default_factory=dict, description="clca.wvs.EvalConfig (cultures come from above)")
+    cache: bool | Path = Field(
+        True, description="response cache: true = the shared cache in CLCA_CACHE, false = off, or a SQLite path"
+    )
     adapted_styles: list[str] = Field(
         default_factory=lambda: ["persona"], description="prompt styles the adapted student is evaluated with"
     )
@@ -221,12 +224,13 @@ class CountingLLM:
 class _Models:
     """Loads each distinct model string once, on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, cache: bool | Path = True) -> None:
         self._by_spec: dict[str, CountingLLM] = {}
+        self._cache = cache
 
     def get(self, spec: str) -> CountingLLM:
         if spec not in self._by_spec:
-            self._by_spec[spec] = CountingLLM(load_model(spec))
+            self._by_spec[spec] = CountingLLM(load_model(spec, cache=self._cache))
         return self._by_spec[spec]
 
     def calls(self) -> int:
@@ -258,8 +262,8 @@ async def run_pipeline(
     sc = cfg.stage_configs()
     run_dir = Path(cfg.run_dir)
     store = RunStore(run_dir)
-    store.bind_config(cfg.model_dump(mode="json"), config_hash(cfg))
-    models = _Models()
+    store.bind_config(cfg.model_dump(mode="json"), config_hash(cfg, exclude={"run_dir", "cache", "name"}))
+    models = _Models(cfg.cache)
     results: list[StageResult] = []
     try:
         for stage in stages:

@@ -15,7 +15,7 @@ MODEL_HELP = "Model string: embedded, embedded+lora:DIR, hf:PATH[+lora:DIR], ope
 class ChatAnswer(BaseModel):
     """The schema `clca chat --json` and `clca check` ask for."""
 
-    answer: str = Field(max_length=60, description="a short answer")
+    answer: str = Field(max_length=40, description="a short answer")
     confidence: int = Field(ge=0, le=100, description="how sure the model is, 0-100")
 
 
@@ -134,7 +134,7 @@ def register(app: typer.Typer) -> None:
     @app.command("check")
     def check(
         model: str = typer.Option("embedded", "--model", "-m", help=MODEL_HELP),
-        max_tokens: int = typer.Option(48, min=1, help="Most tokens of the chat answer."),
+        max_tokens: int = typer.Option(32, min=1, help="Most tokens of the chat answer."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the response cache."),
     ) -> None:
         """Check the foundation: a chat answer, a JSON answer and an option distribution from a model."""

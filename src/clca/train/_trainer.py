@@ -104,7 +104,6 @@ def sft_config(cfg: TrainConfig, out_dir: Path, has_eval: bool) -> Any:
         save_total_limit=cfg.save_total_limit,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
-        gradient_checkpointing=cfg.gradient_checkpointing,
         dataloader_num_workers=cfg.dataloader_num_workers,
         report_to=cfg.report_to or "none",
         disable_tqdm=not cfg.progress,
@@ -113,6 +112,10 @@ def sft_config(cfg: TrainConfig, out_dir: Path, has_eval: bool) -> Any:
     )
     if cfg.packing:
         kw["padding_free"] = True
+    # transformers 5 renamed gradient_checkpointing to activation_checkpointing
+    fields = getattr(SFTConfig, "__dataclass_fields__", {})
+    ckpt_name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    kw[ckpt_name] = cfg.gradient_checkpointing
     return SFTConfig(**kw)
 
 
