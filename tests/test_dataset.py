@@ -136,6 +136,7 @@ def test_split_is_by_scenario(tmp_path: Path) -> None:
     assert split_by_scenario(rows, 0.25, seed=3)[3] == val_sc  # seeded
 
 
+@pytest.mark.slow
 def test_build_writes_loadable_exports(tmp_path: Path) -> None:
     from datasets import load_dataset, load_from_disk
 

@@ -136,6 +136,12 @@ def test_training_lowers_loss_and_writes_a_peft_adapter(trained) -> None:
         lora = PeftModel.from_pretrained(base, str(adapter))
         after = lora(ids).logits
     assert (after - before).abs().max().item() > 1e-2
+    # the adapter is a model string for every stage (the registry loads it lazily)
+    from clca.llm import load_model
+    from clca.train import adapter_base_model
+
+    assert adapter_base_model(adapter) == "embedded"
+    assert "+lora:" in load_model(f"embedded+lora:{adapter}").model_id
 
 
 @pytest.mark.slow
@@ -184,6 +190,18 @@ def test_merge_writes_safetensors_with_the_adapter_baked_in(trained, tmp_path: P
         assert torch.allclose(merged(ids).logits, peft_model(ids).logits, atol=1e-3)
 
 
+def test_resume_without_checkpoint_starts_fresh_and_missing_path_is_an_error(tmp_path: Path) -> None:
+    from clca.train._trainer import _checkpoint
+
+    assert _checkpoint(tmp_path, True) is None  # nothing to resume yet: step 0
+    (tmp_path / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+    assert _checkpoint(tmp_path, True).endswith("checkpoint-3")
+    with pytest.raises(ConfigError, match="--resume"):
+        _checkpoint(tmp_path, False)
+    with pytest.raises(ConfigError, match="not found"):
+        _checkpoint(tmp_path, str(tmp_path / "nope"))
+
+
 def test_config_presets_yaml_and_overrides(tmp_path: Path) -> None:
     paper = load_train_config(preset="paper")
     assert (paper.target_modules, paper.lora_r, paper.learning_rate) == (["q_proj", "v_proj"], 4, 1e-4)
@@ -195,6 +213,9 @@ def test_config_presets_yaml_and_overrides(tmp_path: Path) -> None:
     y.write_text("learning_rat: 1\n")
     with pytest.raises(ConfigError, match=r"t\.yaml: learning_rat: unknown key"):
         load_train_config(y)
+    with pytest.raises(ConfigError, match="packing puts several rows.*attn_implementation"):
+        load_train_config(overrides={"packing": True})
+    assert load_train_config(overrides={"packing": True, "attn_implementation": "flash_attention_2"}).packing
     with pytest.raises(ConfigError, match="unknown preset"):
         load_train_config(preset="huge")
 

@@ -75,9 +75,13 @@ def register(app: typer.Typer) -> None:
         run_dir: Path = typer.Option(Path("runs/demo"), "--run-dir", help="where the demo run goes"),
         set_: list[str] = typer.Option([], "--set", help="override a config value: KEY=VALUE"),
     ) -> None:
-        """Run configs/demo.yaml on the embedded model (CPU, about 10 minutes) and print where the report is."""
+        """Check the embedded model (a chat, a JSON and an option answer), then run configs/demo.yaml on it
+        (CPU, minutes) and print where the report is."""
         from importlib.resources import files
 
+        from .serve import _demo
+
+        asyncio.run(_demo("embedded", True, 32))
         cfg = Path(str(files("clca") / "data" / "configs" / "demo.yaml"))
         run_config(cfg, set_, None, run_dir)
 

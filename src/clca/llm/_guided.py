@@ -1,5 +1,6 @@
 """Schema-guided (constrained) decoding for the in-process backend.
 
+The prompt is the conversation plus a short list of the fields (template `llm_guided_instruction`).
 We walk the pydantic JSON schema and write the JSON skeleton (braces, keys, commas, quotes)
 ourselves; the model only produces the values:
 
@@ -41,7 +42,7 @@ from pydantic import ValidationError
 
 from ..errors import StructuredOutputError
 from ._protocol import GenParams, Message, T
-from ._structured import structured_by_reasking, with_instruction
+from ._structured import structured_by_reasking
 
 if TYPE_CHECKING:
     from ._hf import HFModel
@@ -327,6 +328,25 @@ class _Guide:
         self.out += num
 
 
+def guided_messages(messages: Sequence[Message], js: dict[str, Any], defs: dict[str, Any]) -> list[Message]:
+    """The conversation plus a short field list (the skeleton we write carries the structure, so the
+    full JSON schema, which would triple the prompt length, is not needed)."""
+    from ..prompts import render
+
+    root = _resolve(js, defs)
+    fields = [
+        {"name": name, "description": _resolve(sub, defs).get("description", "")}
+        for name, sub in root.get("properties", {}).items()
+    ]
+    note = render("llm_guided_instruction", fields=fields)
+    msgs = [dict(m) for m in messages]
+    if msgs and msgs[-1]["role"] == "user":
+        msgs[-1]["content"] = msgs[-1]["content"] + "\n\n" + note
+    else:
+        msgs.append({"role": "user", "content": note})
+    return msgs  # type: ignore[return-value]
+
+
 async def guided_structured(
     model: HFModel,
     messages: Sequence[Message],
@@ -345,7 +365,7 @@ async def guided_structured(
             return (await model.chat(msgs, p)).text
 
         return await structured_by_reasking(gen, messages, schema, params, max_attempts)
-    prompt = model.prompt_text(with_instruction(messages, schema))
+    prompt = model.prompt_text(guided_messages(messages, js, defs))
     base_seed = params.seed if params.seed is not None else int.from_bytes(os.urandom(8), "little") >> 1
     reasons: list[str] = []
     for attempt in range(max(1, max_attempts)):

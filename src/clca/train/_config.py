@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ConfigError
 
@@ -37,6 +37,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+PACKING_ATTN = ("flash_attention_2", "flash_attention_3", "flex_attention", "kernels-community/flash-attn")
+
+
 class TrainConfig(BaseModel):
     """Settings of `train_lora` / `clca train run`. Unset LoRA/optimiser fields come from the preset."""
 
@@ -63,7 +66,14 @@ class TrainConfig(BaseModel):
     seed: int = 0
     # sequences
     max_length: int = Field(1024, ge=16, description="truncate longer rows (tokens)")
-    packing: bool = Field(False, description="pack rows into max_length sequences (TRL BFD packing, padding-free)")
+    packing: bool = Field(
+        False,
+        description="pack rows into max_length sequences (TRL BFD packing, padding-free); needs "
+        "attn_implementation flash_attention_2/3 or flex_attention",
+    )
+    attn_implementation: str | None = Field(
+        None, description="attention kernel of the model (e.g. flash_attention_2, sdpa); None: transformers' default"
+    )
     assistant_only_loss: bool = Field(True, description="loss only on assistant tokens (needs generation markers)")
     chat_template: Path | None = Field(None, description="Jinja file with {% generation %} markers (override)")
     # evaluation, logging, checkpoints
@@ -81,6 +91,16 @@ class TrainConfig(BaseModel):
     )
     report_to: list[str] = Field(default_factory=list, description="e.g. [wandb], [tensorboard]")
     progress: bool = True
+
+    @model_validator(mode="after")
+    def _packing_needs_varlen_attention(self) -> TrainConfig:
+        if self.packing and (self.attn_implementation or "") not in PACKING_ATTN:
+            raise ValueError(
+                "packing puts several rows in one sequence and needs attn_implementation one of "
+                + ", ".join(PACKING_ATTN)
+                + " (a GPU); without it rows would attend to each other"
+            )
+        return self
 
 
 def load_train_config(
