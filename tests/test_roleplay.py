@@ -287,3 +287,14 @@ def test_cli_stages_report_failures_of_a_model_that_never_answers_validly(run_di
     assert res.exit_code == 0 and "judgements: 0 done" in res.output
     res = runner.invoke(app, ["simulate", *args, "--culture", "Atlantis"])
     assert res.exit_code != 0 and "unknown culture" in str(res.exception)
+
+
+def test_schemas_shown_to_models_carry_no_descriptions():
+    """Small models echo schema descriptions into values; the prompts explain the fields instead."""
+    import json
+
+    from clca.intents import IntentAnnotation
+    from clca.judge import CultureVerdict, MetaVerdict, QualityVerdict, SotopiaEval
+
+    for schema in (AgentAction, CultureVerdict, QualityVerdict, MetaVerdict, SotopiaEval, IntentAnnotation):
+        assert "description" not in json.dumps(schema.model_json_schema()), schema.__name__

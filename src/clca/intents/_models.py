@@ -6,9 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..roleplay._models import no_description
+
 
 class IntentAnnotation(BaseModel):
     """What the annotator model returns for one turn."""
+
+    model_config = ConfigDict(json_schema_extra=no_description)
 
     # no field descriptions: small models copy them into the values; the prompt explains the fields
     intention: str

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from ..roleplay._models import no_description
+
 
 class Confidence(str, Enum):
     very_confident = "very_confident"
@@ -31,6 +33,8 @@ NonEmptyStr = Annotated[str, AfterValidator(_non_empty)]
 class CultureVerdict(BaseModel):
     """Step 1: is the dialogue aligned with the target culture?"""
 
+    model_config = ConfigDict(json_schema_extra=no_description)
+
     reasoning: NonEmptyStr
     label: Literal["aligned", "not_aligned"]
     confidence: Confidence
@@ -39,6 +43,8 @@ class CultureVerdict(BaseModel):
 class QualityVerdict(BaseModel):
     """Step 2: generation quality (bad = repetition near the end, or content not fitting the setting)."""
 
+    model_config = ConfigDict(json_schema_extra=no_description)
+
     reasoning: NonEmptyStr
     label: Literal["good", "bad"]
     confidence: Confidence
@@ -46,6 +52,8 @@ class QualityVerdict(BaseModel):
 
 class MetaVerdict(BaseModel):
     """Meta evaluation: sees both verdicts, gives the final cultural-alignment label."""
+
+    model_config = ConfigDict(json_schema_extra=no_description)
 
     critique: NonEmptyStr
     label: Literal["aligned", "not_aligned"]
@@ -71,6 +79,10 @@ class ScoreMinus10To0(_Score):
 
 class SotopiaEval(BaseModel):
     """Sotopia-EVAL's seven dimensions for one agent; out-of-range scores fail validation (re-asked)."""
+
+    model_config = ConfigDict(json_schema_extra=no_description)
+
+    model_config = ConfigDict(json_schema_extra=no_description)
 
     believability: Score0To10
     relationship: ScoreMinus5To5

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from enum import Enum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ._deps import Scenario
 
 
+# Sotopia's action types (a comment, not a docstring: it would go into the JSON schema models see)
 class ActionType(str, Enum):
-    """Sotopia's action types."""
-
     speak = "speak"
     non_verbal = "non-verbal communication"
     action = "action"
@@ -27,10 +27,15 @@ CONTENT_ACTIONS = frozenset({ActionType.speak, ActionType.non_verbal, ActionType
 _SCHEMA_WORDS = frozenset({"argument", "action_type", "action type", *(a.value for a in ActionType)})
 
 
+def no_description(schema: dict[str, Any], _cls: Any = None) -> None:
+    """json_schema_extra hook: drop the docstring from a schema shown to models (small ones echo it)."""
+    schema.pop("description", None)
+
+
 class AgentAction(BaseModel):
     """What one agent does in one turn (the structured output asked from the model)."""
 
-    model_config = ConfigDict(use_enum_values=False)
+    model_config = ConfigDict(json_schema_extra=no_description)
 
     # no field descriptions: small models copy them into the values; the turn prompt explains the fields
     action_type: ActionType
