@@ -288,40 +288,44 @@ class Engine:
 
     @torch.inference_mode()
     def score(self, jobs: list[ScoreJob]) -> list[list[list[TokenLogprob]]]:
-        """Per-token logprobs of every continuation of every job, in one forward pass over all continuations.
+        """Per-token logprobs of every continuation of every job.
 
-        Each job's prompt is computed once (reusing cached prefixes); the continuations are rows on top of it.
+        The prompts of all jobs are computed together (`prompt_states`: batched, reusing cached and shared
+        prefixes). A continuation's first token is read from its prompt's next-token distribution, so
+        single-token options cost nothing beyond the prompt; the later tokens of longer continuations are
+        computed in one padded forward pass over those continuations only, on top of their prompt's KV.
         """
         if any(not j.prompt_ids for j in jobs):
             raise ValueError("empty prompt")
         dev = self.device
         states = self.prompt_states([j.prompt_ids for j in jobs])
-        rows = [(ji, ci) for ji, j in enumerate(jobs) for ci, c in enumerate(j.continuations) if c]
+        rows = [(ji, ci) for ji, j in enumerate(jobs) for ci, c in enumerate(j.continuations) if len(c) > 1]
         rest: torch.Tensor | None = None
-        clen = max((len(jobs[ji].continuations[ci]) for ji, ci in rows), default=0)
-        if clen > 1:
+        row_of: dict[tuple[int, int], int] = {}
+        if rows:
+            clen = max(len(jobs[ji].continuations[ci]) for ji, ci in rows)
             k = len(rows)
             feed = torch.full((k, clen - 1), self.pad_id, dtype=torch.long)
             cmask = torch.zeros((k, clen - 1), dtype=torch.long)
             for r, (ji, ci) in enumerate(rows):
                 c = jobs[ji].continuations[ci][:-1]
-                if c:
-                    feed[r, : len(c)] = torch.tensor(c, dtype=torch.long)
-                    cmask[r, : len(c)] = 1
+                feed[r, : len(c)] = torch.tensor(c, dtype=torch.long)
+                cmask[r, : len(c)] = 1
+                row_of[(ji, ci)] = r
             plens = [len(jobs[ji].prompt_ids) for ji, _ in rows]
             cache, attn, next_pos = self._assemble([states[ji][0] for ji, _ in rows], plens)
             attn = torch.cat([attn, cmask.to(dev)], dim=1)
             pos = next_pos[:, None] + torch.arange(clen - 1, device=dev)[None, :]
             rest = torch.log_softmax(self._forward(feed.to(dev), attn, pos, cache, 0), dim=-1)
-        first = [torch.log_softmax(st[1], dim=-1) for st in states]
+        first = torch.log_softmax(torch.stack([st[1] for st in states]), dim=-1)
         out: list[list[list[TokenLogprob]]] = [[[] for _ in j.continuations] for j in jobs]
-        for r, (ji, ci) in enumerate(rows):
-            job = jobs[ji]
-            toks: list[TokenLogprob] = []
-            for t, tid in enumerate(job.continuations[ci]):
-                row = first[ji] if t == 0 else rest[r, t - 1]  # type: ignore[index]
-                toks.append(TokenLogprob(self._piece(tid), float(row[tid]), self._top(row, job.top_logprobs)))
-            out[ji][ci] = toks
+        for ji, job in enumerate(jobs):
+            for ci, cont in enumerate(job.continuations):
+                toks: list[TokenLogprob] = []
+                for t, tid in enumerate(cont):
+                    row = first[ji] if t == 0 else rest[row_of[(ji, ci)], t - 1]  # type: ignore[index]
+                    toks.append(TokenLogprob(self._piece(tid), float(row[tid]), self._top(row, job.top_logprobs)))
+                out[ji][ci] = toks
         return out
 
     # ------------------------------------------------------------------------------------------------ prompt states
@@ -329,15 +333,20 @@ class Engine:
     def prompt_states(self, prompts: list[list[int]]) -> list[State]:
         """(KV cache with batch 1, logits after the last token) for each prompt.
 
-        Exact and long-prefix hits in the prefix cache are extended one at a time (only the new tokens are
-        computed); all other prompts are computed together as one left-padded batch and then cached.
+        Exact hits in the prefix cache are reused as they are. Prompts with a long cached prefix are extended
+        together as one padded batch (only their new tokens are computed). The remaining prompts are first
+        grouped by long prefixes they share with each other: each shared prefix is computed once (one batch)
+        and the prompts are then extended from it; prompts sharing nothing are prefilled as one batch.
         """
         out: dict[tuple[int, ...], State] = {}
         fresh: list[tuple[int, ...]] = []
+        ext: list[tuple[tuple[int, ...], int, KV]] = []
+        seen: set[tuple[int, ...]] = set()
         for p in prompts:
             key = tuple(p)
-            if key in out or key in fresh:
+            if key in seen:
                 continue
+            seen.add(key)
             hit = self._prefix_cache.get(key)
             if hit is not None:
                 self._prefix_cache.move_to_end(key)
@@ -346,11 +355,21 @@ class Engine:
                 continue
             reuse, kv = self._best_prefix(key)
             if kv is not None and reuse >= min(MIN_PREFIX_REUSE, len(key) - 1) and reuse > 0:
-                out[key] = self._extend(key, reuse, kv)
+                ext.append((key, reuse, kv))
             else:
                 fresh.append(key)
-        if fresh:
-            for key, st in zip(fresh, self._batch_prefill(fresh), strict=True):
+        if len(fresh) > 1:
+            groups, fresh = _shared_prefix_groups(fresh)
+            if groups:
+                pstates = self._prefill([(pk, 0, None) for pk, _ in groups])
+                for (pk, members), st in zip(groups, pstates, strict=True):
+                    self._remember(pk, st)
+                    ext.extend((m, len(pk), st[0]) for m in members)
+        for items in (ext, [(k, 0, None) for k in fresh]):
+            if not items:
+                continue
+            for (key, reuse, _), st in zip(items, self._prefill(items), strict=True):
+                self.prefix_hits += reuse
                 out[key] = st
                 self._remember(key, st)
         return [out[tuple(p)] for p in prompts]
@@ -363,36 +382,71 @@ class Engine:
                 best_len, best_kv = n, ckv
         return min(best_len, len(key) - 1), best_kv
 
-    def _extend(self, key: tuple[int, ...], reuse: int, kv: KV) -> State:
-        dev = self.device
-        cache = self._new_cache([(k[:, :, :reuse], v[:, :, :reuse]) for k, v in kv])
-        self.prefix_hits += reuse
-        new = torch.tensor([key[reuse:]], dtype=torch.long, device=dev)
-        attn = torch.ones((1, len(key)), dtype=torch.long, device=dev)
-        pos = torch.arange(reuse, len(key), device=dev).unsqueeze(0)
-        logits = self._forward(new, attn, pos, cache, 1)[0, -1]
-        st = ([(layer.keys, layer.values) for layer in cache.layers], logits)
-        self._remember(key, st)
-        return st
+    def _prefill(self, items: list[tuple[tuple[int, ...], int, KV | None]]) -> list[State]:
+        """Compute prompts `key` on top of the first `reuse` tokens' cached KV (none when reuse is 0), as batches.
 
-    def _batch_prefill(self, keys: list[tuple[int, ...]]) -> list[State]:
+        Layout of one batch row: [left-padded cached prefix | left-padded new tokens]; the attention mask hides
+        both pads, so every row's last column is its last real token (one logits row per prompt is computed).
+        Rows are sorted by new length and split so that padding never more than doubles a chunk's work.
+        """
+        order = sorted(range(len(items)), key=lambda i: len(items[i][0]) - items[i][1])
+        chunks: list[list[int]] = []
+        for i in order:
+            new = len(items[i][0]) - items[i][1]
+            real = new + sum(len(items[j][0]) - items[j][1] for j in chunks[-1]) if chunks else new
+            if chunks and (len(chunks[-1]) + 1) * new <= 2 * real:
+                chunks[-1].append(i)
+            else:
+                chunks.append([i])
+        out: list[State | None] = [None] * len(items)
+        for chunk in chunks:
+            for i, st in zip(chunk, self._prefill_batch([items[i] for i in chunk]), strict=True):
+                out[i] = st
+        return [st for st in out if st is not None]
+
+    def _prefill_batch(self, items: list[tuple[tuple[int, ...], int, KV | None]]) -> list[State]:
         dev = self.device
-        n, plen = len(keys), max(len(k) for k in keys)
-        ids = torch.full((n, plen), self.pad_id, dtype=torch.long)
-        attn = torch.zeros((n, plen), dtype=torch.long)
-        for i, k in enumerate(keys):
-            ids[i, plen - len(k) :] = torch.tensor(k, dtype=torch.long)
-            attn[i, plen - len(k) :] = 1
-        pos = (attn.cumsum(-1) - 1).clamp(min=0)
-        cache = self._new_cache()
-        logits = self._forward(ids.to(dev), attn.to(dev), pos.to(dev), cache, 1)[:, -1, :]
+        n = len(items)
+        reuses = [r for _, r, _ in items]
+        news = [len(k) - r for k, r, _ in items]
+        plen, nlen = max(reuses), max(news)
+        ids = torch.full((n, nlen), self.pad_id, dtype=torch.long)
+        nmask = torch.zeros((n, nlen), dtype=torch.long)
+        pos = torch.zeros((n, nlen), dtype=torch.long)
+        for i, (key, r, _) in enumerate(items):
+            m = len(key) - r
+            ids[i, nlen - m :] = torch.tensor(key[r:], dtype=torch.long)
+            nmask[i, nlen - m :] = 1
+            pos[i, nlen - m :] = torch.arange(r, r + m)
+        if plen > 0:
+            kvs = [[(k[:, :, :r], v[:, :, :r]) for k, v in kv] if kv is not None and r > 0 else None
+                   for _, r, kv in items]  # fmt: skip
+            cache, pmask, _ = self._assemble_optional(kvs, reuses)
+            attn = torch.cat([pmask, nmask.to(dev)], dim=1)
+        else:
+            cache, attn = self._new_cache(), nmask.to(dev)
+        logits = self._forward(ids.to(dev), attn, pos.to(dev), cache, 1)[:, -1, :]
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         states = []
-        for i, k in enumerate(keys):  # with left padding, a row's real positions hold its unpadded KV
-            start = plen - len(k)
-            kv = [(kk[i : i + 1, :, start:].clone(), vv[i : i + 1, :, start:].clone()) for kk, vv in layers]
+        for i, r in enumerate(reuses):  # a row's real positions hold its unpadded KV
+            a, b = plen - r, plen + nlen - news[i]
+            kv = []
+            for kk, vv in layers:
+                if r > 0:
+                    kv.append((torch.cat([kk[i : i + 1, :, a:plen], kk[i : i + 1, :, b:]], dim=2),
+                               torch.cat([vv[i : i + 1, :, a:plen], vv[i : i + 1, :, b:]], dim=2)))  # fmt: skip
+                else:
+                    kv.append((kk[i : i + 1, :, b:].clone(), vv[i : i + 1, :, b:].clone()))
             states.append((kv, logits[i]))
         return states
+
+    def _assemble_optional(
+        self, kvs: list[KV | None], lengths: list[int]
+    ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+        """`_assemble` where some rows have no cached prefix (length 0)."""
+        template = next(kv for kv in kvs if kv is not None)
+        empty = [(k[:, :, :0], v[:, :, :0]) for k, v in template]
+        return self._assemble([kv if kv is not None else empty for kv in kvs], lengths)
 
     def _assemble(self, kvs: list[KV], lengths: list[int]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
         """One left-padded batch cache from per-row caches; returns (cache, attention mask, next positions)."""
@@ -423,6 +477,39 @@ class Engine:
         while total > self.prefix_cache_tokens:
             old, _ = self._prefix_cache.popitem(last=False)
             total -= len(old)
+
+
+def _shared_prefix_groups(
+    keys: list[tuple[int, ...]],
+) -> tuple[list[tuple[tuple[int, ...], list[tuple[int, ...]]]], list[tuple[int, ...]]]:
+    """Group prompts (sorted, adjacent) that share a prefix of at least MIN_PREFIX_REUSE tokens.
+
+    Returns ([(shared prefix, member prompts)], prompts in no group). A prefix is always shorter than each
+    of its members, so every member has at least one token of its own to compute. A prompt does not join
+    a group if that would cut the group's shared prefix to less than half.
+    """
+    groups: list[tuple[tuple[int, ...], list[tuple[int, ...]]]] = []
+    alone: list[tuple[int, ...]] = []
+    cur: list[tuple[int, ...]] = []
+    plen = 0
+
+    def close() -> None:
+        if len(cur) > 1:
+            groups.append((cur[0][:plen], list(cur)))
+        else:
+            alone.extend(cur)
+
+    for key in sorted(keys):
+        if cur:
+            n = min(_common_prefix(cur[-1], key), plen, len(key) - 1)
+            if n >= MIN_PREFIX_REUSE and 2 * n >= plen:  # join unless that would halve the shared prefix
+                cur.append(key)
+                plen = n
+                continue
+            close()
+        cur, plen = [key], len(key) - 1
+    close()
+    return groups, alone
 
 
 def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
