@@ -39,9 +39,12 @@ LMEVAL_VENV = HERE / ".venv-lmeval"
 
 _LMEVAL_CHILD = r"""
 import json, sys, time
+import torch
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 cfg = json.load(open(sys.argv[1]))
+if cfg.get("threads"):
+    torch.set_num_threads(cfg["threads"])
 lm = HFLM(pretrained=cfg["model_dir"], device="cpu", batch_size=cfg["batch_size"], dtype="float32")
 reqs = [Instance(request_type="loglikelihood", doc={}, arguments=(ctx, cont), idx=k)
         for k, (ctx, cont) in enumerate(cfg["requests"])]
@@ -74,11 +77,13 @@ def build_prompts(n_personas: int, n_items: int) -> list[tuple]:
     return [(p, it) for p in personas for it in items]  # persona by persona
 
 
-async def run_clca(model: str, prompts: list[tuple], mode: str, samples: int, concurrency: int) -> float:
+async def run_clca(
+    model: str, prompts: list[tuple], mode: str, samples: int, concurrency: int, threads: int | None
+) -> float:
     from clca.llm import load_model
     from clca.wvs import ask
 
-    llm = load_model(model, cache=False)
+    llm = load_model(model, cache=False, **({"torch_threads": threads} if threads else {}))
     sem = asyncio.Semaphore(concurrency)
 
     async def one(p, it):  # noqa: ANN001, ANN202
@@ -96,7 +101,7 @@ async def run_clca(model: str, prompts: list[tuple], mode: str, samples: int, co
     return secs
 
 
-def run_lmeval(prompts: list[tuple], batch_size: int) -> float:
+def run_lmeval(prompts: list[tuple], batch_size: int, threads: int | None) -> float:
     from transformers import AutoTokenizer
 
     from clca.llm import embedded_model_dir
@@ -111,7 +116,7 @@ def run_lmeval(prompts: list[tuple], batch_size: int) -> float:
         requests += [(ctx, str(k + 1)) for k in range(it.scale_length)]
     py = ensure_lmeval()
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-        json.dump({"model_dir": str(model_dir), "batch_size": batch_size, "requests": requests}, fh)
+        json.dump({"model_dir": str(model_dir), "batch_size": batch_size, "requests": requests, "threads": threads}, fh)
         cfg = fh.name
     try:
         out = subprocess.run([str(py), "-c", _LMEVAL_CHILD, cfg], capture_output=True, text=True,
@@ -133,26 +138,27 @@ def main() -> None:
     ap.add_argument("--gen-prompts", type=int, default=8, help="prompts timed in generate mode")
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=16, help="lm-eval HFLM batch size")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads for clca and lm-eval (default: torch's)")
     ap.add_argument("--skip-lmeval", action="store_true", help="last line is then the logprobs/generate ratio")
     ap.add_argument("--skip-generate", action="store_true")
     args = ap.parse_args()
 
     prompts = build_prompts(args.personas, args.items)
     n = len(prompts)
-    t_lp = asyncio.run(run_clca(args.model, prompts, "logprobs", 1, args.concurrency))
+    t_lp = asyncio.run(run_clca(args.model, prompts, "logprobs", 1, args.concurrency, args.threads))
     lp = n / t_lp
     print(f"clca logprobs:  {n} prompts in {t_lp:.2f}s = {lp:.2f} prompts/s")
     gp = math.nan
     if not args.skip_generate:
         gen = prompts[: args.gen_prompts]
-        t_gen = asyncio.run(run_clca(args.model, gen, "generate", args.samples, args.concurrency))
+        t_gen = asyncio.run(run_clca(args.model, gen, "generate", args.samples, args.concurrency, args.threads))
         gp = len(gen) / t_gen
         print(f"clca generate:  {len(gen)} prompts x {args.samples} samples in {t_gen:.2f}s = {gp:.3f} prompts/s")
         print(f"logprobs vs generate: {lp / gp:.1f}x")
     if args.skip_lmeval:
         print(f"ratio={lp / gp:.3f}")
         return
-    t_lm = run_lmeval(prompts, args.batch_size)
+    t_lm = run_lmeval(prompts, args.batch_size, args.threads)
     lm = n / t_lm
     print(f"lm-eval HFLM:   {n} prompts in {t_lm:.2f}s = {lm:.2f} prompts/s")
     print(f"ratio={lp / lm:.3f}")

@@ -156,6 +156,33 @@ def test_prefix_cache_reuses_a_shared_system_prompt(hf: HFModel) -> None:
     assert reused >= len(hf.encode(persona)) and mid >= before
 
 
+def test_concurrent_scoring_is_batched_and_equals_one_at_a_time(hf: HFModel) -> None:
+    """Many score_options requests (2 personas x 3 questions, 1- and 2-token options) in one go: same numbers
+    as each request alone on an empty cache, with each persona's shared prefix computed once."""
+    personas = [
+        "You are answering a survey as a 52-year-old farmer from the Nile delta who cares about family. " * 2,
+        "You are answering a survey as a 23-year-old student in Lima who loves football and music. " * 2,
+    ]
+    questions = ["Is family important?", "Is religion important?", "How much do you trust neighbours?"]
+    reqs = [_m(f"{q} Answer with a number.", system=p) for p in personas for q in questions]
+    options = [str(k) for k in range(1, 11)]  # "10" is two tokens
+    eng = hf.engine
+    alone = []
+    for m in reqs:
+        eng._prefix_cache.clear()
+        alone.append(asyncio.run(hf.score_options(m, options)))
+    eng._prefix_cache.clear()
+    hits0 = eng.prefix_hits
+
+    async def together() -> list:
+        return await asyncio.gather(*[hf.score_options(m, options) for m in reqs])
+
+    batched = asyncio.run(together())
+    assert max(abs(a - b) for x, y in zip(alone, batched, strict=True) for a, b in zip(x, y, strict=True)) < 1e-4
+    shared = min(len(hf.encode(p)) for p in personas)
+    assert eng.prefix_hits - hits0 >= len(reqs) * shared  # each prompt reused its persona's shared prefix
+
+
 @pytest.mark.slow
 def test_lora_adapter_loads_and_changes_outputs(hf: HFModel, tmp_path: Path) -> None:
     import torch

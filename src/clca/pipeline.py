@@ -227,6 +227,7 @@ class _Models:
     def __init__(self, cache: bool | Path = True) -> None:
         self._by_spec: dict[str, CountingLLM] = {}
         self._cache = cache
+        self._released_calls = 0
 
     def get(self, spec: str) -> CountingLLM:
         if spec not in self._by_spec:
@@ -234,11 +235,20 @@ class _Models:
         return self._by_spec[spec]
 
     def calls(self) -> int:
-        return sum(m.calls for m in self._by_spec.values())
+        return self._released_calls + sum(m.calls for m in self._by_spec.values())
 
     async def aclose(self) -> None:
         for m in self._by_spec.values():
             await m.aclose()
+
+    async def release(self) -> None:
+        """Close and drop every loaded model (their memory goes back before training); counts are kept."""
+        import gc
+
+        self._released_calls = self.calls()
+        await self.aclose()
+        self._by_spec.clear()
+        gc.collect()
 
 
 # -- the stages ------------------------------------------------------------------------------------------
@@ -247,6 +257,7 @@ class StageResult(BaseModel):
     seconds: float
     model_calls: int
     detail: str
+    peak_rss_mb: float = Field(0.0, description="process peak resident memory after this stage")
 
 
 async def run_pipeline(
@@ -270,7 +281,11 @@ async def run_pipeline(
             t0, c0 = time.perf_counter(), models.calls()
             detail = await _STAGE_FUNCS[stage](cfg, sc, store, models)
             res = StageResult(
-                stage=stage, seconds=time.perf_counter() - t0, model_calls=models.calls() - c0, detail=detail
+                stage=stage,
+                seconds=time.perf_counter() - t0,
+                model_calls=models.calls() - c0,
+                detail=detail,
+                peak_rss_mb=_peak_rss_mb(),
             )
             store.set_meta(f"stage:{stage}", res.model_dump())
             results.append(res)
@@ -355,6 +370,7 @@ async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
     done = out / "train_result.json"
     if done.is_file():
         return "adapter already trained: " + done.read_text()[:200]
+    await models.release()  # the generation models are not needed while training: free their memory
     res = await asyncio.to_thread(train_lora, dataset_dir(cfg), sc["train"], out, resume=True)
     payload = res.model_dump(mode="json")
     tmp = done.with_suffix(".tmp")
@@ -385,6 +401,14 @@ async def _report(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _
 
     paths = write_report(store)
     return f"report: {paths.html}"
+
+
+def _peak_rss_mb() -> float:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def _progress(sc: dict[str, Any]) -> bool:

@@ -41,7 +41,10 @@ def run_config(config: Path, sets: list[str], until: str | None, run_dir: Path |
     t0 = time.perf_counter()
 
     def on_stage(res: Any) -> None:
-        console.print(f"[bold]{res.stage}[/] {res.seconds:.1f}s, {res.model_calls} model calls: {res.detail}")
+        console.print(
+            f"[bold]{res.stage}[/] {res.seconds:.1f}s, {res.model_calls} model calls, "
+            f"peak {res.peak_rss_mb:.0f} MB: {res.detail}"
+        )
 
     asyncio.run(run_pipeline(cfg, until=until, on_stage=on_stage))
     from ..report import render_terminal_summary

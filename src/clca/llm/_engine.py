@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from transformers import DynamicCache
 
+from ._prefix import MIN_PREFIX_REUSE, common_prefix, shared_head, shared_prefix_groups
 from ._protocol import TokenLogprob
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), batch 1
 State = tuple[KV, torch.Tensor]  # (KV of a prompt, logits after its last token)
-MIN_PREFIX_REUSE = 16  # a cached prefix shorter than this is not worth a separate batch-1 forward
 
 # ----------------------------------------------------------------------------------------------------------------
 # Requests as the engine sees them (token ids, not messages)
@@ -291,39 +291,49 @@ class Engine:
         """Per-token logprobs of every continuation of every job.
 
         The prompts of all jobs are computed together (`prompt_states`: batched, reusing cached and shared
-        prefixes). A continuation's first token is read from its prompt's next-token distribution, so
-        single-token options cost nothing beyond the prompt; the later tokens of longer continuations are
-        computed in one padded forward pass over those continuations only, on top of their prompt's KV.
+        prefixes). When a job's continuations start with the same tokens (e.g. " 1" ... " 10" all start with
+        a space token), that shared head is appended to the prompt once, not once per continuation. The
+        first token after prompt + head is read from that state's next-token distribution, so single-token
+        options cost nothing beyond the prompt; the later tokens of longer continuations are computed in one
+        padded forward pass over those continuations only, on top of their prompt's KV.
         """
         if any(not j.prompt_ids for j in jobs):
             raise ValueError("empty prompt")
         dev = self.device
-        states = self.prompt_states([j.prompt_ids for j in jobs])
-        rows = [(ji, ci) for ji, j in enumerate(jobs) for ci, c in enumerate(j.continuations) if len(c) > 1]
+        heads = [shared_head(j.continuations) for j in jobs]
+        chain = [[st] for st in self.prompt_states([j.prompt_ids for j in jobs])]  # states after prompt + head[:d]
+        for d in range(1, max((len(h) for h in heads), default=0) + 1):
+            idx = [ji for ji, h in enumerate(heads) if len(h) >= d]
+            ext = self.prompt_states([jobs[ji].prompt_ids + heads[ji][:d] for ji in idx])
+            for ji, st in zip(idx, ext, strict=True):
+                chain[ji].append(st)
+        tails = [[c[len(heads[ji]) :] for c in j.continuations] for ji, j in enumerate(jobs)]
+        rows = [(ji, ci) for ji, ts in enumerate(tails) for ci, c in enumerate(ts) if len(c) > 1]
         rest: torch.Tensor | None = None
         row_of: dict[tuple[int, int], int] = {}
         if rows:
-            clen = max(len(jobs[ji].continuations[ci]) for ji, ci in rows)
+            clen = max(len(tails[ji][ci]) for ji, ci in rows)
             k = len(rows)
             feed = torch.full((k, clen - 1), self.pad_id, dtype=torch.long)
             cmask = torch.zeros((k, clen - 1), dtype=torch.long)
             for r, (ji, ci) in enumerate(rows):
-                c = jobs[ji].continuations[ci][:-1]
+                c = tails[ji][ci][:-1]
                 feed[r, : len(c)] = torch.tensor(c, dtype=torch.long)
                 cmask[r, : len(c)] = 1
                 row_of[(ji, ci)] = r
-            plens = [len(jobs[ji].prompt_ids) for ji, _ in rows]
-            cache, attn, next_pos = self._assemble([states[ji][0] for ji, _ in rows], plens)
+            plens = [len(jobs[ji].prompt_ids) + len(heads[ji]) for ji, _ in rows]
+            cache, attn, next_pos = self._assemble([chain[ji][-1][0] for ji, _ in rows], plens)
             attn = torch.cat([attn, cmask.to(dev)], dim=1)
             pos = next_pos[:, None] + torch.arange(clen - 1, device=dev)[None, :]
             rest = torch.log_softmax(self._forward(feed.to(dev), attn, pos, cache, 0), dim=-1)
-        first = torch.log_softmax(torch.stack([st[1] for st in states]), dim=-1)
         out: list[list[list[TokenLogprob]]] = [[[] for _ in j.continuations] for j in jobs]
         for ji, job in enumerate(jobs):
+            dists = torch.log_softmax(torch.stack([st[1] for st in chain[ji]]), dim=-1)  # one per head position
+            nh = len(heads[ji])
             for ci, cont in enumerate(job.continuations):
                 toks: list[TokenLogprob] = []
                 for t, tid in enumerate(cont):
-                    row = first[ji] if t == 0 else rest[row_of[(ji, ci)], t - 1]  # type: ignore[index]
+                    row = dists[t] if t <= nh else rest[row_of[(ji, ci)], t - nh - 1]  # type: ignore[index]
                     toks.append(TokenLogprob(self._piece(tid), float(row[tid]), self._top(row, job.top_logprobs)))
                 out[ji][ci] = toks
         return out
@@ -359,7 +369,7 @@ class Engine:
             else:
                 fresh.append(key)
         if len(fresh) > 1:
-            groups, fresh = _shared_prefix_groups(fresh)
+            groups, fresh = shared_prefix_groups(fresh)
             if groups:
                 pstates = self._prefill([(pk, 0, None) for pk, _ in groups])
                 for (pk, members), st in zip(groups, pstates, strict=True):
@@ -377,7 +387,7 @@ class Engine:
     def _best_prefix(self, key: tuple[int, ...]) -> tuple[int, KV | None]:
         best_len, best_kv = 0, None
         for cached_key, (ckv, _) in self._prefix_cache.items():
-            n = _common_prefix(cached_key, key)
+            n = common_prefix(cached_key, key)
             if n > best_len:
                 best_len, best_kv = n, ckv
         return min(best_len, len(key) - 1), best_kv
@@ -477,44 +487,3 @@ class Engine:
         while total > self.prefix_cache_tokens:
             old, _ = self._prefix_cache.popitem(last=False)
             total -= len(old)
-
-
-def _shared_prefix_groups(
-    keys: list[tuple[int, ...]],
-) -> tuple[list[tuple[tuple[int, ...], list[tuple[int, ...]]]], list[tuple[int, ...]]]:
-    """Group prompts (sorted, adjacent) that share a prefix of at least MIN_PREFIX_REUSE tokens.
-
-    Returns ([(shared prefix, member prompts)], prompts in no group). A prefix is always shorter than each
-    of its members, so every member has at least one token of its own to compute. A prompt does not join
-    a group if that would cut the group's shared prefix to less than half.
-    """
-    groups: list[tuple[tuple[int, ...], list[tuple[int, ...]]]] = []
-    alone: list[tuple[int, ...]] = []
-    cur: list[tuple[int, ...]] = []
-    plen = 0
-
-    def close() -> None:
-        if len(cur) > 1:
-            groups.append((cur[0][:plen], list(cur)))
-        else:
-            alone.extend(cur)
-
-    for key in sorted(keys):
-        if cur:
-            n = min(_common_prefix(cur[-1], key), plen, len(key) - 1)
-            if n >= MIN_PREFIX_REUSE and 2 * n >= plen:  # join unless that would halve the shared prefix
-                cur.append(key)
-                plen = n
-                continue
-            close()
-        cur, plen = [key], len(key) - 1
-    close()
-    return groups, alone
-
-
-def _common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
