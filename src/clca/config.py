@@ -93,3 +93,17 @@ def config_hash(cfg: BaseModel, exclude: set[str] | None = None) -> str:
     """Stable hash of a validated config (canonical JSON)."""
     payload = cfg.model_dump(mode="json", exclude=exclude)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """`--set key=value` pairs; values are read as YAML scalars or lists (`3`, `true`, `[a, b]`)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set roleplay.max_turns=6")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = yaml.safe_load(v)
+        except yaml.YAMLError:
+            out[k.strip()] = v
+    return out

@@ -107,7 +107,12 @@ class RunConfig(BaseModel):
         """Each section as its stage's validated config object."""
         m = section_models()
         seeded = {"seed": self.seed}
-        train = {"model": self.models.student, **seeded, **self.train}
+        from .train import PRESETS
+
+        preset = self.train.get("preset", "default")
+        if preset not in PRESETS:
+            raise ConfigError(f"train.preset: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        train = {**PRESETS[preset], "model": self.models.student, **seeded, **self.train}
         ev = {"cultures": self.cultures, "compare": self.compare, **seeded, **self.eval}
         if "cultures" in self.eval or "compare" in self.eval:
             raise ConfigError("eval: cultures and compare are set at the top level of the config")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import resource
 import time
 from pathlib import Path
@@ -11,20 +10,7 @@ from typing import Any
 
 import typer
 
-from ..errors import ConfigError
-
-
-def _parse_sets(sets: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for s in sets:
-        if "=" not in s:
-            raise ConfigError(f"--set {s!r}: expected KEY=VALUE, e.g. --set roleplay.max_turns=6")
-        k, v = s.split("=", 1)
-        try:
-            out[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k.strip()] = v
-    return out
+from ..config import parse_assignments
 
 
 def run_config(config: Path, sets: list[str], until: str | None, run_dir: Path | None) -> Path:
@@ -33,7 +19,7 @@ def run_config(config: Path, sets: list[str], until: str | None, run_dir: Path |
 
     from ..pipeline import load_run_config, run_pipeline
 
-    overrides = _parse_sets(sets)
+    overrides = parse_assignments(sets)
     if run_dir is not None:
         overrides["run_dir"] = str(run_dir)
     cfg = load_run_config(config, overrides)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ConfigError
@@ -122,13 +121,6 @@ def load_train_config(
 
 def parse_set(items: list[str]) -> dict[str, Any]:
     """--set key=value pairs (values parsed as YAML scalars/lists)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value")
-        k, v = item.split("=", 1)
-        try:
-            out[k.strip()] = yaml.safe_load(v)
-        except yaml.YAMLError:
-            out[k.strip()] = v
-    return out
+    from ..config import parse_assignments
+
+    return parse_assignments(items)
