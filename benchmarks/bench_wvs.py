@@ -15,6 +15,7 @@ sees the project venv's packages through a .pth file) on first use and runs part
 
     python benchmarks/bench_wvs.py                     # 2 personas x 44 items
     python benchmarks/bench_wvs.py --items 10 --gen-prompts 4
+    python benchmarks/bench_wvs.py --threads 1         # 1 torch thread on both sides (busy shared CPU)
 
 Prints prompts/s of each; the LAST line is `ratio=<clca logprobs prompts/s / lm-eval prompts/s>`.
 """

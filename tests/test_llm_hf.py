@@ -183,6 +183,23 @@ def test_concurrent_scoring_is_batched_and_equals_one_at_a_time(hf: HFModel) -> 
     assert eng.prefix_hits - hits0 >= len(reqs) * shared  # each prompt reused its persona's shared prefix
 
 
+def test_options_with_a_shared_head_match_continuation_logprobs(hf: HFModel) -> None:
+    """" 1" ... " 12" all start with a space token: that head is computed once, the numbers must not change."""
+    msgs = _m("Pick a number between 1 and 12.")
+    options = [f" {k}" for k in range(1, 13)]
+    assert len({tuple(hf.encode(o)[:1]) for o in options}) == 1  # the shared head this test is about
+    probs = asyncio.run(hf.score_options(msgs, options))
+
+    async def each() -> list:
+        return await asyncio.gather(*[hf.continuation_logprobs(msgs, o) for o in options])
+
+    sums = [sum(t.logprob for t in toks) for toks in asyncio.run(each())]
+    m = max(sums)
+    ref = [math.exp(s - m) for s in sums]
+    ref = [r / sum(ref) for r in ref]
+    assert max(abs(a - b) for a, b in zip(probs, ref, strict=True)) < 1e-4
+
+
 @pytest.mark.slow
 def test_lora_adapter_loads_and_changes_outputs(hf: HFModel, tmp_path: Path) -> None:
     import torch

@@ -190,7 +190,7 @@ def test_rerun_against_a_healthy_server_fills_in_exactly_the_failures(fault_run:
         failed_intent = {r.key for r in store.iter("intention", status="failed")}
     for fs in fault_run.servers.values():
         fs.faults = []  # the server recovered
-    asyncio.run(run_pipeline(fault_run.cfg, until="intents"))
+    asyncio.run(run_pipeline(fault_run.cfg, until="intents", retry_failed=True))
     asyncio.run(_eval(fault_run.cfg))
     with RunStore(fault_run.run_dir) as store:
         after = store.kinds()

@@ -270,14 +270,19 @@ async def run_pipeline(
     *,
     until: str | None = None,
     on_stage: Callable[[StageResult], None] | None = None,
+    retry_failed: bool = False,
 ) -> list[StageResult]:
-    """Run every stage (up to and including `until`) into cfg.run_dir; returns per-stage results."""
+    """Run every stage (up to and including `until`) into cfg.run_dir; returns per-stage results.
+
+    Items that failed in an earlier run (after their bounded retries) are kept as failed unless
+    retry_failed is set, so re-running a finished run makes no model calls.
+    """
     if until is not None and until not in STAGES:
         raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
     stages = STAGES if until is None else STAGES[: STAGES.index(until) + 1]
     sc = cfg.stage_configs()
     run_dir = Path(cfg.run_dir)
-    store = RunStore(run_dir)
+    store = RunStore(run_dir, retry_failed=retry_failed)
     store.bind_config(cfg.model_dump(mode="json"), config_hash(cfg, exclude={"run_dir", "cache", "name"}))
     models = _Models(cfg.cache)
     results: list[StageResult] = []

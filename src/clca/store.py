@@ -11,8 +11,10 @@ Every stage writes one row per artifact into `artifacts`, committed as soon as t
     parent  key of the artifact this one belongs to (a turn's episode), for queries
   meta(name, value)   run config (as JSON), config hash, clca version, created_at
 
-A re-run stage asks `done(kind, key)` and skips what is already there; failed items are retried
-on a re-run unless the stage decides otherwise. Only the event-loop thread writes.
+A re-run stage asks `done(kind, key)` and skips what is already there. Failed items (which failed
+after their bounded retries) are tried again on a re-run when `retry_failed` is true (the default
+of the single-stage commands); `clca run` keeps them as they are unless asked with --retry-failed,
+so a finished run re-runs with zero model calls. Only the event-loop thread writes.
 """
 
 from __future__ import annotations
@@ -60,8 +62,9 @@ class Record:
 class RunStore:
     """Open (or create) the database of a run directory."""
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, *, retry_failed: bool = True) -> None:
         self.run_dir = Path(run_dir)
+        self.retry_failed = retry_failed
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / DB_NAME
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -124,11 +127,9 @@ class RunStore:
         return None if row is None else _record(row)
 
     def done(self, kind: str, key: str) -> bool:
-        """True when the item exists with status ok."""
-        row = self._db.execute(
-            "SELECT 1 FROM artifacts WHERE kind=? AND key=? AND status='ok'", (kind, key)
-        ).fetchone()
-        return row is not None
+        """True when the item is ok, or failed and failures are not to be retried."""
+        row = self._db.execute("SELECT status FROM artifacts WHERE kind=? AND key=?", (kind, key)).fetchone()
+        return row is not None and (row[0] == "ok" or not self.retry_failed)
 
     def iter(
         self, kind: str, *, status: str | None = "ok", parent: str | None = None, prefix: str | None = None

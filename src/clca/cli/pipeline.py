@@ -13,7 +13,9 @@ import typer
 from ..config import parse_assignments
 
 
-def run_config(config: Path, sets: list[str], until: str | None, run_dir: Path | None) -> Path:
+def run_config(
+    config: Path, sets: list[str], until: str | None, run_dir: Path | None, retry_failed: bool = False
+) -> Path:
     """Validate the config (no model loads before this passes), run it, print the summary and report path."""
     from rich.console import Console
 
@@ -32,7 +34,7 @@ def run_config(config: Path, sets: list[str], until: str | None, run_dir: Path |
             f"peak {res.peak_rss_mb:.0f} MB: {res.detail}"
         )
 
-    asyncio.run(run_pipeline(cfg, until=until, on_stage=on_stage))
+    asyncio.run(run_pipeline(cfg, until=until, on_stage=on_stage, retry_failed=retry_failed))
     from ..report import render_terminal_summary
     from ..store import RunStore
 
@@ -55,9 +57,12 @@ def register(app: typer.Typer) -> None:
         set_: list[str] = typer.Option([], "--set", help="override a config value: KEY=VALUE (dotted keys)"),
         until: str | None = typer.Option(None, "--until", help="stop after this stage"),
         run_dir: Path | None = typer.Option(None, "--run-dir", help="override run_dir"),
+        retry_failed: bool = typer.Option(
+            False, "--retry-failed", help="try again the items that failed in an earlier run (default: keep them)"
+        ),
     ) -> None:
         """Run the whole study: scenarios, role-play, judge, intentions, dataset, training, evaluation, report."""
-        run_config(config, set_, until, run_dir)
+        run_config(config, set_, until, run_dir, retry_failed)
 
     @app.command("demo")
     def demo(

@@ -120,6 +120,8 @@ class _Judge:
 
     def is_done(self, key: str) -> bool:
         rec = self.store.get("judgement", key)
+        if rec is not None and rec.status == "failed" and not self.store.retry_failed:
+            return True
         return rec is not None and rec.data is not None and all(s in rec.data for s in _SECTIONS[self.cfg.mode])
 
     async def judge_one(self, key: str) -> bool:
