@@ -184,7 +184,7 @@ def test_concurrent_scoring_is_batched_and_equals_one_at_a_time(hf: HFModel) -> 
 
 
 def test_options_with_a_shared_head_match_continuation_logprobs(hf: HFModel) -> None:
-    """" 1" ... " 12" all start with a space token: that head is computed once, the numbers must not change."""
+    """Options " 1" ... " 12" all start with a space token: computed once, the numbers must not change."""
     msgs = _m("Pick a number between 1 and 12.")
     options = [f" {k}" for k in range(1, 13)]
     assert len({tuple(hf.encode(o)[:1]) for o in options}) == 1  # the shared head this test is about
