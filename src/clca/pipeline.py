@@ -192,8 +192,7 @@ def check_model_string(spec: str) -> None:
 
 
 def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    cfg = load_config(RunConfig, path, overrides)
-    return cfg
+    return load_config(RunConfig, path, overrides)
 
 
 # -- model calls are counted per stage -----------------------------------------------------------------
@@ -395,8 +394,8 @@ async def _eval(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Mo
 
     base_cfg = sc["eval"]
     base = await evaluate(store, models.get(cfg.models.student), "base", base_cfg)
-    lines = [f"base: {len(base.rows) if hasattr(base, 'rows') else 'done'}"]
-    if "train" in STAGES and (adapter_dir(cfg) / "train_result.json").is_file():
+    lines = [f"base: {len(base.rows)} metric rows"]
+    if (adapter_dir(cfg) / "train_result.json").is_file():
         adapted_cfg = base_cfg.model_copy(update={"styles": cfg.adapted_styles})
         await evaluate(store, models.get(adapted_model_string(cfg)), "adapted", adapted_cfg)
         for culture in cfg.cultures:
