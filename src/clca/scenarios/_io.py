@@ -6,7 +6,7 @@ import csv
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,15 +26,23 @@ def _first_error(e: ValidationError) -> str:
     return f"field '{loc}': {msg}"
 
 
-def _parse_scenarios(lines: Iterable[str], where: str) -> list[Scenario]:
-    out: list[Scenario] = []
+def iter_json_records(lines: Iterable[str], where: str, *, objects: bool = False) -> Iterator[tuple[int, Any]]:
+    """(record number, parsed JSON) per non-blank JSONL line; errors name the record number."""
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            raw = json.loads(line)
+            rec = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"{where}: record {n}: not valid JSON ({e.msg})") from None
+        if objects and not isinstance(rec, dict):
+            raise DataError(f"{where}: record {n}: expected a JSON object")
+        yield n, rec
+
+
+def _parse_scenarios(lines: Iterable[str], where: str) -> list[Scenario]:
+    out: list[Scenario] = []
+    for n, raw in iter_json_records(lines, where):
         try:
             out.append(Scenario.model_validate(raw))
         except ValidationError as e:

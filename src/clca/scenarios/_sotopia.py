@@ -13,7 +13,6 @@ Exporting the imported scenarios (with `unreferenced`) rewrites the same records
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import DataError
-from ._io import write_jsonl
+from ._io import iter_json_records, write_jsonl
 from ._schema import Character, Provenance, Relationship, Scenario
 
 FILES = {
@@ -52,15 +51,7 @@ def _read(path: Path, kind: str) -> list[dict[str, Any]]:
         raise DataError(f"{path}: Sotopia file not found")
     out: list[dict[str, Any]] = []
     with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: record {n}: not valid JSON ({e.msg})") from None
-            if not isinstance(rec, dict):
-                raise DataError(f"{path}: record {n}: expected a JSON object")
+        for n, rec in iter_json_records(f, str(path), objects=True):
             for k in _REQUIRED[kind]:
                 if k not in rec:
                     raise DataError(f"{path}: record {n}: field '{k}': missing")
