@@ -2,7 +2,9 @@
 
 Same model instance (the embedded model unless --model), same run of this script, same scenarios
 (the shipped seed scenarios, set to --culture). Generated tokens are counted at the in-process
-backend (`generate_ids`), so re-asks and guided-decoding pieces count as what they cost.
+backend (`generate_ids`), so re-asks and guided-decoding pieces count as what they cost. The response
+cache is off and the engine's prompt-prefix cache is emptied before each phase, so neither phase
+reuses the other's work.
 
     python benchmarks/bench_roleplay.py                       # 32 episodes, 2 turns each
     python benchmarks/bench_roleplay.py --seq-episodes 8      # time the sequential loop on the first 8 only
@@ -55,7 +57,8 @@ def seed_run(run_dir: Path, n: int, culture: str) -> list[str]:
 
 async def phase(
     llm: Any, counter: dict[str, int], run_dir: Path, keys: list[str], cfg: RoleplayConfig, sequential: bool
-):
+) -> tuple[int, float, int, int]:
+    llm.engine._prefix_cache.clear()
     with RunStore(run_dir) as store:
         t0, tok0 = time.perf_counter(), counter["tokens"]
         if sequential:
@@ -80,7 +83,7 @@ async def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
 
-    llm = load_model(a.model)
+    llm = load_model(a.model, cache=False)
     counter = count_generated_tokens(llm)
     await llm.chat([{"role": "user", "content": "Hello"}], GenParams(max_tokens=4))  # load weights, warm up
     cfg = RoleplayConfig(
@@ -91,8 +94,12 @@ async def main() -> None:
         keys = seed_run(conc_dir, a.episodes, a.culture)
         seed_run(seq_dir, a.episodes, a.culture)
         seq_keys = keys[: a.seq_episodes] if a.seq_episodes else keys
+        eng = llm.engine
+        pre0 = eng.prefill_tokens
         c_tok, c_s, c_turns, c_ok = await phase(llm, counter, conc_dir, keys, cfg, sequential=False)
+        pre1 = eng.prefill_tokens
         s_tok, s_s, s_turns, s_ok = await phase(llm, counter, seq_dir, seq_keys, cfg, sequential=True)
+        pre2 = eng.prefill_tokens
     await llm.aclose()
     c_rate, s_rate = c_tok / c_s, s_tok / s_s
     print(f"model={llm.model_id} max_turns={a.max_turns} max_tokens={a.max_tokens}")
@@ -103,6 +110,7 @@ async def main() -> None:
         how = "at once" if name == "concurrent" else "one at a time"
         print(f"{name}: {n} episodes {how}, {turns} turns ({ok} ok episodes), ", end="")
         print(f"{tok} tokens in {secs:.1f}s = {rate:.1f} tok/s")
+    print(f"prompt tokens computed: concurrent {pre1 - pre0}, sequential {pre2 - pre1}")
     print(f"ratio={c_rate / s_rate:.2f}")
 
 

@@ -79,12 +79,15 @@ def _counts(run_dir: Path) -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-def _kill_when(run_dir: Path, cond: Callable[[], bool], what: str) -> bool:
-    """Start a run, SIGKILL it as soon as cond() holds; False if the run finished first."""
+def _kill_when(run_dir: Path, progress: Callable[[], int], at_least: int, what: str) -> bool:
+    """Start a run and SIGKILL it as soon as progress() reaches at_least, and at least one more than when
+    the run started (so every kill interrupts new work, never a run that has not done anything yet).
+    False if the run finished first."""
+    target = max(at_least, progress() + 1)
     p = subprocess.Popen(_cmd(run_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
     deadline = time.monotonic() + 1200
     while p.poll() is None and time.monotonic() < deadline:
-        if cond():
+        if progress() >= target:
             p.send_signal(signal.SIGKILL)
             p.wait()
             return True
@@ -132,20 +135,27 @@ def test_sigkill_at_many_points_then_resume_matches_uninterrupted(reference_run:
     run_dir = tmp_path / "crashy"
     db = run_dir / "run.sqlite"
     ref = _counts(reference_run)
-    points: list[tuple[str, Callable[[], bool]]] = [
-        ("first scenario", lambda: _count(db, "scenario") >= 1),
-        ("first turn", lambda: _count(db, "turn") >= 1),
-        ("mid-episode", lambda: _count(db, "turn") >= 3),
-        ("first episode", lambda: _count(db, "episode") >= 1),
-        ("first judgement", lambda: _count(db, "judgement") >= 1),
-        ("first intention", lambda: _count(db, "intention") >= 1),
-        ("half the intentions", lambda: _count(db, "intention") >= max(2, ref["intention"][0] // 2)),
-        ("training checkpoint", lambda: any((run_dir / "adapter").glob("checkpoint-*"))),
-        ("first survey answer", lambda: _count(db, "survey_answer") >= 1),
-        ("half the survey", lambda: _count(db, "survey_answer") >= ref["survey_answer"][0] // 2),
+
+    def count(kind: str) -> Callable[[], int]:
+        return lambda: _count(db, kind)
+
+    def checkpoints() -> int:
+        return len(list((run_dir / "adapter" / "checkpoints").glob("checkpoint-*")))
+
+    points: list[tuple[str, Callable[[], int], int]] = [
+        ("first scenario", count("scenario"), 1),
+        ("first turn", count("turn"), 1),
+        ("mid-episode", count("turn"), 3),
+        ("first episode", count("episode"), 1),
+        ("first judgement", count("judgement"), 1),
+        ("first intention", count("intention"), 1),
+        ("half the intentions", count("intention"), max(2, ref["intention"][0] // 2)),
+        ("training checkpoint", checkpoints, 1),
+        ("first survey answer", count("survey_answer"), 1),
+        ("half the survey", count("survey_answer"), ref["survey_answer"][0] // 2),
     ]
-    killed = [what for what, cond in points if _kill_when(run_dir, cond, what)]
-    assert len(killed) >= 8, f"only killed at {killed}"
+    killed = [what for what, progress, n in points if _kill_when(run_dir, progress, n, what)]
+    assert len(killed) == len(points), f"only killed at {killed}"
     _run(run_dir)
     got = _counts(run_dir)
     assert {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in ref.items()}

@@ -117,6 +117,10 @@ def test_check_scenario_accepts_a_proper_adaptation() -> None:
         ({"1__goal": "x"}, "empty_goal"),
         ({"0__age": 4}, "implausible_age"),
         ({"0__age": 110}, "implausible_age"),
+        ({"1__first_name": "Kenji"}, "same_names"),  # a first name shared is a copied person, too
+        ({"1__first_name": "Yui Kenji"}, "same_names"),
+        ({"1__first_name": "Conceer 31-01"}, "implausible_name"),
+        ({"0__last_name": "Kenji"}, "implausible_name"),  # first name == last name
     ],
 )
 def test_check_scenario_reasons(changes: dict[str, object], reason: str) -> None:
@@ -319,6 +323,28 @@ def test_generate_from_norms(tmp_path: Path) -> None:
     # the few-shot example is one of the seeds, in the model-facing shape
     example = load_seeds(ids=[sc.provenance.seed_id])[0]
     assert example.setting in prompt
+
+
+def test_copied_second_person_is_re_asked_alone(tmp_path: Path) -> None:
+    """A draft whose second person copies the first gets a re-ask for the second person only."""
+
+    def answer(m: Sequence[Message], _p: GenParams) -> str:
+        if "needs its second person" in m[-1]["content"]:
+            return json.dumps(_CHARS[1])
+        return json.dumps(
+            {"setting": "A dinner at a colleague's home in Osaka.", "relationship": "acquaintance",
+             "characters": [_CHARS[0], _CHARS[0]]}
+        )  # fmt: skip
+
+    norms = load_norms(ROOT / "src" / "clca" / "data" / "norms_example.jsonl")[:1]
+    llm = MockLLM(answer)
+    store = RunStore(tmp_path / "run")
+    s = asyncio.run(generate_from_norms(store, llm, norms, AdaptConfig(progress=False)))
+    assert s.ok == 1 and len(llm.calls) == 2
+    repair = llm.calls[1][-1]["content"]
+    assert "not Kenji, not Sato" in repair and _CHARS[0]["goal"] not in repair  # the first goal stays private
+    ((_, sc),) = iter_scenarios(store)
+    assert [c.full_name for c in sc.characters] == ["Kenji Sato", "Yui Tanaka"] and sc.provenance.attempts == 2
 
 
 def test_generate_from_norms_unknown_culture_names_the_norm(tmp_path: Path) -> None:

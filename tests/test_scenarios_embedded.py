@@ -27,6 +27,7 @@ REASONS = {
     "same_goals",
     "goal_revealed",
     "implausible_age",
+    "implausible_name",
     "invalid_output",
 }
 
@@ -79,12 +80,13 @@ def test_generate_from_norms_on_embedded_model(embedded_llm, tmp_path: Path) -> 
     norms = load_norms(ROOT / "src" / "clca" / "data" / "norms_example.jsonl")
     picked = [n for n in norms if n.id in ("deu-001", "mex-001")]
     store = RunStore(tmp_path / "run")
-    cfg = AdaptConfig(max_attempts=1, schema_attempts=1, max_tokens=40, progress=False)
+    # three asks: SmolLM2-135M often copies the first person into the second; the second ask then
+    # re-asks for the second person alone (measured: 0 of 2 valid at one ask, 5 of 6 norms at three)
+    cfg = AdaptConfig(max_attempts=3, schema_attempts=1, max_tokens=40, progress=False)
     asyncio.run(generate_from_norms(store, embedded_llm, picked, cfg))
     ok, reasons = _check_run(store, {"DEU/norm-deu-001", "MEX/norm-mex-001"})
-    # Every norm ends as a checked scenario or a failure with a known reason. SmolLM2-135M often gives
-    # both people the same name or goal here (measured: 0 of 2 valid at one attempt), so validity
-    # itself is not required of this tiny model.
+    assert ok, f"no valid norm-based scenario; failures: {reasons}"
     assert len(ok) + len(reasons) == 2
     for sc in ok:
+        assert sc.provenance.attempts is not None and sc.provenance.attempts >= 1
         assert sc.provenance.kind == "norm" and sc.provenance.norm in {n.norm for n in picked}

@@ -93,7 +93,7 @@ class Engine:
         adapter_dir: Path | None = None,
         device: str | None = None,
         dtype: str | None = None,
-        prefix_cache_tokens: int = 8192,
+        prefix_cache_mb: int = 1024,
     ) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
@@ -142,10 +142,20 @@ class Engine:
         self.pad_id = int(pad)
         self._prefix_cache: OrderedDict[tuple[int, ...], State]
         self._prefix_cache = OrderedDict()
-        self.prefix_cache_tokens = prefix_cache_tokens
+        self.kv_bytes_per_token = self._kv_bytes_per_token()
+        self.prefix_cache_tokens = prefix_cache_mb * 2**20 // self.kv_bytes_per_token
         self.prefix_hits = 0  # prompt tokens whose computation was reused (for tests and docs)
+        self.prefill_tokens = 0  # prompt tokens computed (for tests and docs)
 
     # ------------------------------------------------------------------------------------------------ helpers
+
+    def _kv_bytes_per_token(self) -> int:
+        """Bytes of KV cache one token takes (all layers, keys and values), measured on a one-token forward."""
+        with torch.inference_mode():
+            cache = self._new_cache()
+            one = torch.tensor([[self.pad_id]], device=self.device)
+            self._forward(one, torch.ones_like(one), torch.zeros_like(one), cache, 1)
+        return max(1, sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values)))
 
     def _forward(self, ids: torch.Tensor, attn: torch.Tensor, pos: torch.Tensor, cache: Any, keep: int) -> torch.Tensor:
         kwargs = {self._cache_kw: cache}
@@ -351,6 +361,7 @@ class Engine:
         out: dict[tuple[int, ...], State] = {}
         fresh: list[tuple[int, ...]] = []
         ext: list[tuple[tuple[int, ...], int, KV]] = []
+        sources: dict[tuple[int, ...], tuple[int, ...]] = {}  # extended prompt -> the cached entry it extends
         seen: set[tuple[int, ...]] = set()
         for p in prompts:
             key = tuple(p)
@@ -363,9 +374,10 @@ class Engine:
                 self.prefix_hits += len(key)
                 out[key] = hit
                 continue
-            reuse, kv = self._best_prefix(key)
-            if kv is not None and reuse >= min(MIN_PREFIX_REUSE, len(key) - 1) and reuse > 0:
-                ext.append((key, reuse, kv))
+            reuse, src = self._best_prefix(key)
+            if src is not None and reuse >= min(MIN_PREFIX_REUSE, len(key) - 1) and reuse > 0:
+                ext.append((key, reuse, self._prefix_cache[src][0]))
+                sources[key] = src
             else:
                 fresh.append(key)
         if len(fresh) > 1:
@@ -381,16 +393,17 @@ class Engine:
             for (key, reuse, _), st in zip(items, self._prefill(items), strict=True):
                 self.prefix_hits += reuse
                 out[key] = st
-                self._remember(key, st)
+                self._remember(key, st, sources.get(key))
         return [out[tuple(p)] for p in prompts]
 
-    def _best_prefix(self, key: tuple[int, ...]) -> tuple[int, KV | None]:
-        best_len, best_kv = 0, None
-        for cached_key, (ckv, _) in self._prefix_cache.items():
+    def _best_prefix(self, key: tuple[int, ...]) -> tuple[int, tuple[int, ...] | None]:
+        """(tokens of key covered by the best cached entry, that entry's key)."""
+        best_len, best_key = 0, None
+        for cached_key in self._prefix_cache:
             n = common_prefix(cached_key, key)
             if n > best_len:
-                best_len, best_kv = n, ckv
-        return min(best_len, len(key) - 1), best_kv
+                best_len, best_key = n, cached_key
+        return min(best_len, len(key) - 1), best_key
 
     def _prefill(self, items: list[tuple[tuple[int, ...], int, KV | None]]) -> list[State]:
         """Compute prompts `key` on top of the first `reuse` tokens' cached KV (none when reuse is 0), as batches.
@@ -436,6 +449,7 @@ class Engine:
         else:
             cache, attn = self._new_cache(), nmask.to(dev)
         logits = self._forward(ids.to(dev), attn, pos.to(dev), cache, 1)[:, -1, :]
+        self.prefill_tokens += sum(news)
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         states = []
         for i, r in enumerate(reuses):  # a row's real positions hold its unpadded KV
@@ -478,12 +492,26 @@ class Engine:
             attn[i, total - n :] = 1
         return self._new_cache(layers), attn, torch.tensor(lengths, dtype=torch.long, device=dev)
 
-    def _remember(self, key: tuple[int, ...], st: State) -> None:
+    def _remember(self, key: tuple[int, ...], st: State, extends: tuple[int, ...] | None = None) -> None:
+        """Keep a prompt state (LRU, bounded in tokens).
+
+        A prompt computed by extending a cached entry replaces that entry, and entries that are strict
+        prefixes of the new key are dropped: the new entry holds the same leading tokens, so any later
+        prompt reuses at least as much from it (at most the old entry's own tail is lost, which belonged
+        to a request that is over). Each growing conversation, and each guided decoder, thus holds one
+        entry, which keeps many concurrent ones within the budget instead of evicting each other.
+        """
         if self.prefix_cache_tokens <= 0 or len(key) > self.prefix_cache_tokens:
             return
+        n = len(key)
+        stale = [k for k in self._prefix_cache if len(k) < n and key[: len(k)] == k]
+        if extends is not None and extends in self._prefix_cache and extends not in stale:
+            stale.append(extends)
+        for old in stale:
+            del self._prefix_cache[old]
         self._prefix_cache[key] = st
         self._prefix_cache.move_to_end(key)
         total = sum(len(k) for k in self._prefix_cache)
         while total > self.prefix_cache_tokens:
-            old, _ = self._prefix_cache.popitem(last=False)
-            total -= len(old)
+            old_key, _ = self._prefix_cache.popitem(last=False)
+            total -= len(old_key)

@@ -64,7 +64,7 @@ class HFModel:
       dtype: "bfloat16", "float16", "float32" (default: bfloat16 on GPU, float32 on CPU)
       max_batch: most rows decoded together (default 32)
       max_batch_tokens: bound on rows x (prompt + max_tokens) tokens in one batch (default 65536)
-      prefix_cache_tokens: token budget of the scoring prefix KV cache (default 8192; 0 disables)
+      prefix_cache_mb: memory budget of the prompt-prefix KV cache (default 1024 MiB; 0 disables)
       ignore_eos: keep generating past end-of-sequence until max_tokens (benchmarks only)
       torch_threads: torch intra-op threads (default: torch's own choice)
     """
@@ -78,14 +78,14 @@ class HFModel:
         dtype: str | None = None,
         max_batch: int = 32,
         max_batch_tokens: int = 65536,
-        prefix_cache_tokens: int = 8192,
+        prefix_cache_mb: int = 1024,
         ignore_eos: bool = False,
         torch_threads: int | None = None,
     ) -> None:
         self._model_dir = model_dir  # None = the embedded model, resolved (and converted) on first use
         self._adapter_dir = adapter_dir
         self._device, self._dtype = device, dtype
-        self._prefix_cache_tokens = prefix_cache_tokens
+        self._prefix_cache_mb = prefix_cache_mb
         self.ignore_eos = ignore_eos
         self._torch_threads = torch_threads
         if model_dir is None:
@@ -166,7 +166,7 @@ class HFModel:
             self._adapter_dir,
             device=self._device,
             dtype=self._dtype,
-            prefix_cache_tokens=self._prefix_cache_tokens,
+            prefix_cache_mb=self._prefix_cache_mb,
         )
 
     @property

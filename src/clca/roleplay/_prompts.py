@@ -18,29 +18,36 @@ def turn_dicts(turns: Sequence[Turn]) -> list[dict[str, Any]]:
     ]
 
 
-def agent_system_prompt(sv: ScenarioView, side: int, culture_profile: str) -> str:
-    me, partner = sv.characters[side], sv.characters[1 - side]
+def agent_system_prompt(sv: ScenarioView, culture_profile: str) -> str:
+    """What both sides share: the setting, the relationship, both public profiles, the action types.
+
+    The same for both sides, so a conversation's prompts share one growing prefix (system prompt +
+    transcript) that an in-process backend or a prefix-caching server computes once per turn.
+    """
     return render(
         "roleplay_agent_system",
-        me=me.__dict__,
-        partner=partner.public(),
+        people=[c.public() for c in sv.characters],
         setting=sv.setting,
         relationship=sv.relationship,
-        my_goal=sv.goals[side],
         culture_name=sv.culture_name,
         culture_profile=culture_profile,
     )
 
 
 def agent_messages(sv: ScenarioView, side: int, turns: Sequence[Turn], culture_profile: str) -> list[Message]:
-    """The full request for side's next action: system prompt + the whole history so far."""
+    """The full request for side's next action: the shared system prompt, the whole history so far, then
+    what only this side knows (its secret and goal, never the other's) and the question."""
+    me, partner = sv.characters[side], sv.characters[1 - side]
     user = render(
         "roleplay_agent_turn",
         turns=turn_dicts(turns),
         turn_idx=len(turns),
-        me_name=sv.characters[side].name,
+        me=me.__dict__,
+        my_goal=sv.goals[side],
+        partner_name=partner.name,
+        culture_name=sv.culture_name,
     )
     return [
-        {"role": "system", "content": agent_system_prompt(sv, side, culture_profile)},
+        {"role": "system", "content": agent_system_prompt(sv, culture_profile)},
         {"role": "user", "content": user},
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,7 +23,7 @@ from ..prompts import render
 from ..runner import RunSummary, run_items
 from ..store import RunStore
 from ._io import Norm, load_seeds
-from ._schema import AdaptedDraft, Provenance, Scenario, ScenarioDraft
+from ._schema import AdaptedDraft, DraftCharacter, Provenance, Scenario, ScenarioDraft
 from ._validate import check_scenario
 
 KIND = "scenario"
@@ -80,25 +80,45 @@ def _record_culture(store: RunStore, culture: Culture) -> None:
     store.set_meta(f"culture/{culture.code}", culture.model_dump(mode="json"))
 
 
+#: problems that concern only the second person being a copy of the first; fixed by re-asking for that person
+_PAIR_PROBLEMS = ("same_names", "same_goals", "goal_revealed", "implausible_name")
+
+
 async def _ask_valid(
-    llm: LLM, messages: list[Message], schema: type[D], ref: Scenario | None, cfg: AdaptConfig, key: str
+    llm: LLM, messages: list[Message], schema: type[D], ref: Scenario | None, cfg: AdaptConfig, key: str, culture: str
 ) -> tuple[D | None, int, list[str]]:
-    """Ask until a draft passes the checks or attempts run out. Returns (draft, attempts, reasons)."""
+    """Ask until a draft passes the checks or attempts run out. Returns (draft, attempts, reasons).
+
+    When a draft's only problems are that the second person copies the first (same name, same goal,
+    or a goal spelled out in the other's public info), the next attempt asks for the second person
+    alone (template `scenarios_second_person`), which small models get right far more often than a
+    whole rewrite; otherwise the whole scenario is asked again with the problems listed.
+    """
     msgs = list(messages)
     reasons: list[str] = []
     base = _item_seed(cfg.seed, key)
+    draft: D | None = None
+    repair = False
     for attempt in range(cfg.max_attempts):
         params = GenParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=base + 7919 * attempt)
         try:
-            draft = await llm.structured(msgs, schema, params, max_attempts=cfg.schema_attempts)
+            if repair and draft is not None:
+                second = await llm.structured(_second_person_messages(draft, messages, culture), DraftCharacter, params,
+                                              max_attempts=cfg.schema_attempts)  # fmt: skip
+                draft = draft.model_copy(update={"characters": [draft.characters[0], second]})
+            else:
+                draft = await llm.structured(msgs, schema, params, max_attempts=cfg.schema_attempts)
         except StructuredOutputError as e:
             reasons.append(f"invalid_output: {e.reasons[-1] if e.reasons else e}")
-            msgs = list(messages)
+            msgs, draft, repair = list(messages), None, False
             continue
         problems = check_scenario(draft, ref)
         if not problems:
             return draft, attempt + 1, reasons
         reasons.append("; ".join(problems))
+        repair = all(
+            p.split(":")[0] in _PAIR_PROBLEMS and not p.startswith("implausible_name: character 1") for p in problems
+        )
         msgs = [
             *messages,
             {"role": "assistant", "content": _draft_json(draft)},
@@ -107,9 +127,33 @@ async def _ask_valid(
     return None, cfg.max_attempts, reasons
 
 
-def _failure(reasons: list[str], attempts: int) -> str:
-    last = reasons[-1] if reasons else "unknown: no output"
-    return f"{last} (after {attempts} attempts)"
+def _second_person_messages(
+    draft: AdaptedDraft | ScenarioDraft, messages: list[Message], culture: str
+) -> list[Message]:
+    user = render("scenarios_second_person", culture_name=culture, setting=draft.setting,
+                  first=draft.characters[0].model_dump())  # fmt: skip
+    return [messages[0], {"role": "user", "content": user}]
+
+
+async def _write_one(
+    store: RunStore,
+    llm: LLM,
+    key: str,
+    messages: list[Message],
+    schema: type[D],
+    ref: Scenario,
+    cfg: AdaptConfig,
+    culture: Culture,
+    build: Callable[[D, int], Scenario],
+) -> bool:
+    """Ask for one scenario and store it under key, or record the failure with every reason."""
+    draft, attempts, reasons = await _ask_valid(llm, messages, schema, ref, cfg, key, culture.name)
+    if draft is None:
+        last = reasons[-1] if reasons else "unknown: no output"
+        store.fail(KIND, key, f"{last} (after {attempts} attempts)", data={"reasons": reasons, "model": llm.model_id})
+        return False
+    store.put(KIND, key, build(draft, attempts).model_dump(mode="json"))
+    return True
 
 
 async def adapt_scenarios(
@@ -137,27 +181,25 @@ async def adapt_scenarios(
                 ),
             },
         ]
-        draft, attempts, reasons = await _ask_valid(llm, messages, AdaptedDraft, seed, cfg, key)
-        if draft is None:
-            store.fail(KIND, key, _failure(reasons, attempts), data={"reasons": reasons, "model": llm.model_id})
-            return False
-        scenario = Scenario(
-            setting=draft.setting,
-            relationship=seed.relationship,
-            characters=[c.to_character() for c in draft.characters],
-            culture=cult.code,
-            domain=seed.domain,
-            provenance=Provenance(
-                kind="adapted",
-                id=seed.provenance.id,
-                source=seed.provenance.source,
-                seed_id=seed.provenance.id,
-                model=llm.model_id,
-                attempts=attempts,
-            ),
-        )
-        store.put(KIND, key, scenario.model_dump(mode="json"))
-        return True
+
+        def build(draft: AdaptedDraft, attempts: int) -> Scenario:
+            return Scenario(
+                setting=draft.setting,
+                relationship=seed.relationship,
+                characters=[c.to_character() for c in draft.characters],
+                culture=cult.code,
+                domain=seed.domain,
+                provenance=Provenance(
+                    kind="adapted",
+                    id=seed.provenance.id,
+                    source=seed.provenance.source,
+                    seed_id=seed.provenance.id,
+                    model=llm.model_id,
+                    attempts=attempts,
+                ),
+            )
+
+        return await _write_one(store, llm, key, messages, AdaptedDraft, seed, cfg, cult, build)
 
     return await run_items(
         seeds,
@@ -206,28 +248,26 @@ async def generate_from_norms(
                 ),
             },
         ]
-        draft, attempts, reasons = await _ask_valid(llm, messages, ScenarioDraft, example, cfg, key)
-        if draft is None:
-            store.fail(KIND, key, _failure(reasons, attempts), data={"reasons": reasons, "model": llm.model_id})
-            return False
-        scenario = Scenario(
-            setting=draft.setting,
-            relationship=draft.relationship,
-            characters=[c.to_character() for c in draft.characters],
-            culture=cult.code,
-            domain=None,
-            provenance=Provenance(
-                kind="norm",
-                id=f"norm-{nm.id}",
-                source=nm.source,
-                seed_id=example.provenance.id,
-                norm=nm.norm,
-                model=llm.model_id,
-                attempts=attempts,
-            ),
-        )
-        store.put(KIND, key, scenario.model_dump(mode="json"))
-        return True
+
+        def build(draft: ScenarioDraft, attempts: int) -> Scenario:
+            return Scenario(
+                setting=draft.setting,
+                relationship=draft.relationship,
+                characters=[c.to_character() for c in draft.characters],
+                culture=cult.code,
+                domain=None,
+                provenance=Provenance(
+                    kind="norm",
+                    id=f"norm-{nm.id}",
+                    source=nm.source,
+                    seed_id=example.provenance.id,
+                    norm=nm.norm,
+                    model=llm.model_id,
+                    attempts=attempts,
+                ),
+            )
+
+        return await _write_one(store, llm, key, messages, ScenarioDraft, example, cfg, cult, build)
 
     return await run_items(
         todo,

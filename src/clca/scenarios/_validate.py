@@ -15,6 +15,8 @@ MAX_AGE = 100
 GOAL_LEAK_SHARE = 0.7
 
 _WORD = re.compile(r"[a-z0-9']+")
+#: a plausible name: 1-3 words of letters (any script), with inner hyphens, apostrophes or periods
+_NAME = re.compile(r"[^\W\d_]+(?:[-'.][^\W\d_]+)*\.?(?: [^\W\d_]+(?:[-'.][^\W\d_]+)*\.?){0,2}")
 _STOP = frozenset(
     "the a an and or but to of in on at for with from by as is are be was were this that these those your you "
     "their they them his her him she he its it into about over after before while so than then there here some "
@@ -45,14 +47,24 @@ def goal_revealed(goal: str, public_info: str) -> bool:
 def check_scenario(draft: ScenarioDraft | AdaptedDraft | Scenario, seed: Scenario | None = None) -> list[str]:
     """Problems with a model-written scenario (empty list = valid).
 
-    Checks: two distinct full names; names changed from the seed (no first or last name reused);
+    Checks: plausible names (letters only, at most three words each, first name not equal to last name);
+    two distinct people (different full names and different first names); names changed from the seed
+    (no first or last name reused);
     goals non-empty and different; neither goal revealed in the other character's public info;
     ages within MIN_AGE..MAX_AGE.
     """
     problems: list[str] = []
     a, b = draft.characters
+    for i, c in enumerate(draft.characters, 1):
+        bad = [n for n in (c.first_name, c.last_name) if not _NAME.fullmatch(n.strip())]
+        if bad:
+            problems.append(f"implausible_name: character {i} has the name part {bad[0]!r}")
+        elif c.first_name.casefold() == c.last_name.casefold():
+            problems.append(f"implausible_name: character {i} is called {c.full_name}")
     if a.full_name.casefold() == b.full_name.casefold():
         problems.append(f"same_names: both characters are called {a.full_name}")
+    elif set(a.first_name.casefold().split()) & set(b.first_name.casefold().split()):
+        problems.append(f"same_names: both characters have the first name {a.first_name}")
     if seed is not None:
         seed_names = {n.casefold() for c in seed.characters for n in (c.first_name, c.last_name)}
         for i, c in enumerate(draft.characters, 1):
