@@ -68,9 +68,11 @@ def test_judge_counts_follow_the_judge_discard_rule(store: RunStore) -> None:
     assert sum(data.judge.drop_reasons.values()) == data.judge.dropped
     assert sum(c.kept for c in data.judge.by_culture.values()) == data.judge.kept
     # a stricter rule drops more, and the report follows the rule it is given
-    strict = DiscardRule(meta_not_aligned=["very_confident", "confident", "not_sure"],
-                         quality_bad=["very_confident", "confident", "not_sure"],
-                         culture_not_aligned=["very_confident", "confident", "not_sure"])
+    strict = DiscardRule(
+        meta_not_aligned=["very_confident", "confident", "not_sure"],
+        quality_bad=["very_confident", "confident", "not_sure"],
+        culture_not_aligned=["very_confident", "confident", "not_sure"],
+    )
     assert build_summary(store, rule=strict).judge.kept == len(kept_episodes(store, strict)) < data.judge.kept
     # the rule the run's dataset stage used (config dataset.judge_rule) is the report's default
     store.set_meta("config", {"dataset": {"judge_rule": strict.model_dump(mode="json")}})
@@ -132,8 +134,10 @@ def test_shift_is_adapted_minus_base_per_question(store: RunStore) -> None:
     deu = [s for s in wvs.shifts if s.culture == "DEU"]
     assert [s.question for s in deu] == QUESTIONS  # numeric order: Q2 before Q10
     q = deu[3]
-    want = stored["clca/persona/DEU/base/jsd"]["per_item"][q.question] - \
-        stored["base/persona/DEU/base/jsd"]["per_item"][q.question]
+    want = (
+        stored["clca/persona/DEU/base/jsd"]["per_item"][q.question]
+        - stored["base/persona/DEU/base/jsd"]["per_item"][q.question]
+    )
     assert q.delta == pytest.approx(want)
     assert {(s.base, s.adapted) for s in wvs.shifts} == {("base (persona)", "clca (persona)")}
 
@@ -152,7 +156,9 @@ def test_similarity_grid_and_target_ranks(store: RunStore) -> None:
 def test_target_shifts_compare_adapted_with_base(store: RunStore) -> None:
     wvs = build_summary(store).wvs
     assert {(t.adapted, t.shift.style, t.shift.target) for t in wvs.target_shifts} == {
-        ("clca", "persona", "DEU"), ("clca", "persona", "JPN")}
+        ("clca", "persona", "DEU"),
+        ("clca", "persona", "JPN"),
+    }
     t = next(t.shift for t in wvs.target_shifts if t.shift.target == "JPN")
     a = store.get("metric", "clca/persona/JPN/specificity").data["similarity"]
     b = store.get("metric", "base/persona/JPN/specificity").data["similarity"]
@@ -197,7 +203,7 @@ def test_report_files_are_written_atomically(hostile_run: Path, tmp_path: Path) 
     assert paths.html == out / "report.html" and paths.markdown == out / "summary.md"
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "summary.md"]  # no temp files left
     html = paths.html.read_text(encoding="utf-8")
-    assert 'src="http' not in html and "href=\"http" not in html and "@import" not in html  # self-contained
+    assert 'src="http' not in html and 'href="http' not in html and "@import" not in html  # self-contained
     assert html.count("<details") == 14  # all 14 finished dialogues are sampled by default
 
 
@@ -282,8 +288,9 @@ def test_svg_helpers_escape_and_draw() -> None:
 
 
 def test_report_of_a_few_hundred_dialogues_is_fast(tmp_path: Path) -> None:
-    s = build_run(tmp_path / "big", cultures=("CHN", "DEU", "GBR", "MEX", "JPN"), scenarios_per_culture=30,
-                  samples=2, turns=6)
+    s = build_run(
+        tmp_path / "big", cultures=("CHN", "DEU", "GBR", "MEX", "JPN"), scenarios_per_culture=30, samples=2, turns=6
+    )
     assert s.count("episode") == 5 * (30 * 2 - 1)
     t = time.perf_counter()
     data = build_summary(s)

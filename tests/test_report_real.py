@@ -39,8 +39,9 @@ def _scripted(messages: Sequence[Message], params: GenParams) -> str:
     if '"title": "CultureVerdict"' in prompt:
         return json.dumps({"reasoning": f"Polite. {PAYLOAD}", "label": "aligned", "confidence": "confident"})
     if '"title": "IntentAnnotation"' in prompt:
-        return json.dumps({"intention": f"To greet. {PAYLOAD}", "cultural_reason": f"Formal greeting. {PAYLOAD}",
-                           "confident": True})
+        return json.dumps(
+            {"intention": f"To greet. {PAYLOAD}", "cultural_reason": f"Formal greeting. {PAYLOAD}", "confident": True}
+        )
     return "not json"
 
 
@@ -61,8 +62,9 @@ def real_run(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, embedd
             await judge_episodes(store, scripted, JudgeConfig(progress=False))
             await annotate_intents(store, scripted, IntentConfig(episodes="all", progress=False))
             for alias in ("base", "clca"):  # the same real model under two aliases: mechanics, not quality
-                cfg = EvalConfig(cultures=["DEU"], compare=["USA"], personas=1, items=ITEMS, bootstrap=200,
-                                 progress=False)
+                cfg = EvalConfig(
+                    cultures=["DEU"], compare=["USA"], personas=1, items=ITEMS, bootstrap=200, progress=False
+                )
                 results[alias] = await evaluate(store, embedded_llm, alias, cfg)
 
         asyncio.run(go())

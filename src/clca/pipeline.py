@@ -186,9 +186,7 @@ def check_model_string(spec: str) -> None:
 
         api_key_for(parse_openai_spec(s))  # a missing key fails here, before the run directory exists
         return
-    raise ModelStringError(
-        f"bad model string {spec!r}; expected embedded, hf:PATH[+lora:DIR] or openai:MODEL@BASE_URL"
-    )
+    raise ModelStringError(f"bad model string {spec!r}; expected embedded, hf:PATH[+lora:DIR] or openai:MODEL@BASE_URL")
 
 
 def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:

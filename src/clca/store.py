@@ -153,9 +153,9 @@ class RunStore:
     def count(self, kind: str, status: str | None = "ok") -> int:
         if status is None:
             return self._db.execute("SELECT COUNT(*) FROM artifacts WHERE kind=?", (kind,)).fetchone()[0]
-        return self._db.execute(
-            "SELECT COUNT(*) FROM artifacts WHERE kind=? AND status=?", (kind, status)
-        ).fetchone()[0]
+        return self._db.execute("SELECT COUNT(*) FROM artifacts WHERE kind=? AND status=?", (kind, status)).fetchone()[
+            0
+        ]
 
     def failure_reasons(self, kind: str) -> dict[str, int]:
         """Failure counts per reason for a kind (reasons are grouped by their text before ':')."""

@@ -326,8 +326,14 @@ def build_summary(
     for name in PIPELINE_STAGES:
         m = store.get_meta(f"stage:{name}")
         if isinstance(m, dict):
-            report.stage_runs.append(StageRun(
-                stage=name, seconds=m.get("seconds"), model_calls=m.get("model_calls"), detail=_text(m.get("detail"))))
+            report.stage_runs.append(
+                StageRun(
+                    stage=name,
+                    seconds=m.get("seconds"),
+                    model_calls=m.get("model_calls"),
+                    detail=_text(m.get("detail")),
+                )
+            )
     cultures = {c for st in report.stages.values() for c in st.by_culture if st.kind in ("scenario", "episode")}
 
     ok_eps = [r for r in rows["episode"] if r.status == "ok"]

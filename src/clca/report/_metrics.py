@@ -195,14 +195,23 @@ def _shifts(rows: list[ModelScores], metric: str = SHIFT_METRIC) -> list[Questio
             for a in (r for r in group if r.role == "adapted"):
                 bq, aq = b.per_item.get(metric, {}), a.per_item.get(metric, {})
                 for q in sorted(set(bq) & set(aq), key=_qkey):
-                    out.append(QuestionShift(culture=culture, style=style, question=q, metric=metric, base=b.label,
-                                             adapted=a.label, delta=aq[q] - bq[q]))
+                    out.append(
+                        QuestionShift(
+                            culture=culture,
+                            style=style,
+                            question=q,
+                            metric=metric,
+                            base=b.label,
+                            adapted=a.label,
+                            delta=aq[q] - bq[q],
+                        )
+                    )
     return out
 
 
 def _qkey(q: str) -> tuple[str, int, str]:
     head = q.rstrip("0123456789")
-    tail = q[len(head):]
+    tail = q[len(head) :]
     return (head, int(tail) if tail else -1, q)
 
 
@@ -226,11 +235,18 @@ def _similarity(spec: list[Spec]) -> tuple[list[SimilarityCell], list[Similarity
         if target in sims:
             order = sorted(sims, key=lambda k: -sims[k])
             others = [c for c in order if c != target]
-            ranks.append(SimilarityRank(
-                model=f"{alias} ({style})", target=target, target_similarity=sims[target],
-                rank=order.index(target) + 1, cultures=len(order), best_other=others[0] if others else None,
-                best_other_similarity=sims[others[0]] if others else None,
-                reference_similarity=sims.get(REFERENCE_CULTURE)))
+            ranks.append(
+                SimilarityRank(
+                    model=f"{alias} ({style})",
+                    target=target,
+                    target_similarity=sims[target],
+                    rank=order.index(target) + 1,
+                    cultures=len(order),
+                    best_other=others[0] if others else None,
+                    best_other_similarity=sims[others[0]] if others else None,
+                    reference_similarity=sims.get(REFERENCE_CULTURE),
+                )
+            )
     return cells, ranks
 
 

@@ -76,37 +76,70 @@ def charts(data: ReportData) -> dict[str, list[Markup]]:
         vals = {
             (c, s): (float(getattr(data.judge.by_culture[c], s)), None, None) for c in cs for s in ("kept", "dropped")
         }
-        out["pipeline"].append(_svg.bar_chart(cs, ["kept", "dropped"], vals, title="Judged dialogues per culture",
-                                              y_label="dialogues", width=540, height=260))
+        out["pipeline"].append(
+            _svg.bar_chart(
+                cs,
+                ["kept", "dropped"],
+                vals,
+                title="Judged dialogues per culture",
+                y_label="dialogues",
+                width=540,
+                height=260,
+            )
+        )
     if data.intentions.by_culture:
         cs = list(data.intentions.by_culture)
         vals = {(c, "cultural share"): (data.intentions.by_culture[c].share or 0.0, None, None) for c in cs}
-        out["pipeline"].append(_svg.bar_chart(cs, ["cultural share"], vals, title="Share of cultural intentions",
-                                              y_label="share", width=540, height=260))
+        out["pipeline"].append(
+            _svg.bar_chart(
+                cs,
+                ["cultural share"],
+                vals,
+                title="Share of cultural intentions",
+                y_label="share",
+                width=540,
+                height=260,
+            )
+        )
     scores = data.wvs.scores
     labels = list(dict.fromkeys(r.label for r in scores))
     for name in ("kl", "jsd"):
         vals = {(r.culture, r.label): t for r in scores if (t := _est(r, name)) is not None}
         if vals:
             title = f"{METRICS[name][0]} to the survey per culture (lower is better; whiskers: 95% CI)"
-            out["metrics"].append(_svg.bar_chart([c for c in cultures if any(k[0] == c for k in vals)], labels, vals,
-                                                 title=title, y_label=METRICS[name][0], width=760))
+            out["metrics"].append(
+                _svg.bar_chart(
+                    [c for c in cultures if any(k[0] == c for k in vals)],
+                    labels,
+                    vals,
+                    title=title,
+                    y_label=METRICS[name][0],
+                    width=760,
+                )
+            )
     pairs: dict[tuple[str, str, str], list[Any]] = {}
     for s in data.wvs.shifts:
         pairs.setdefault((s.culture, s.base, s.adapted), []).append(s)
     for (culture, base, adapted), items in list(pairs.items())[:MAX_SHIFT_CHARTS]:
-        out["shift"].append(_svg.diverging_bars(
-            [s.question for s in items], [s.delta for s in items],
-            title=f"{culture}: per-question {items[0].metric.upper()} shift, {adapted} minus {base}",
-            x_label="negative = closer to the survey after adaptation"))
+        out["shift"].append(
+            _svg.diverging_bars(
+                [s.question for s in items],
+                [s.delta for s in items],
+                title=f"{culture}: per-question {items[0].metric.upper()} shift, {adapted} minus {base}",
+                x_label="negative = closer to the survey after adaptation",
+            )
+        )
     sim = data.wvs.similarity
     if sim:
         rows = list(dict.fromkeys(c.model for c in sim))
         cols = list(dict.fromkeys(c.culture for c in sim))
         vals = {(c.model, c.culture): c.similarity for c in sim}
         hl = {c.model: c.target for c in sim}
-        out["similarity"].append(_svg.heatmap(rows, cols, vals, highlight=hl,
-                                              title="1-JSD similarity to each culture's survey (outlined: target)"))
+        out["similarity"].append(
+            _svg.heatmap(
+                rows, cols, vals, highlight=hl, title="1-JSD similarity to each culture's survey (outlined: target)"
+            )
+        )
     series: dict[str, list[tuple[float, float]]] = {}
     for t in data.trainings:
         name = t.path if len(data.trainings) > 1 else "train"
@@ -139,8 +172,13 @@ def _context(data: ReportData) -> dict[str, Any]:
         "metric_titles": {k: v[0] for k, v in METRICS.items()},
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "stage_titles": {
-            "scenario": "Scenarios", "episode": "Episodes (dialogues)", "turn": "Turns", "judgement": "Judgements",
-            "intention": "Intentions", "survey_answer": "Survey answers", "metric": "Metrics",
+            "scenario": "Scenarios",
+            "episode": "Episodes (dialogues)",
+            "turn": "Turns",
+            "judgement": "Judgements",
+            "intention": "Intentions",
+            "survey_answer": "Survey answers",
+            "metric": "Metrics",
         },
     }
 

@@ -10,8 +10,13 @@ from ..store import RunStore
 from ._data import ReportData, build_summary
 
 _TITLES = {
-    "scenario": "scenarios", "episode": "dialogues", "turn": "turns", "judgement": "judgements",
-    "intention": "intentions", "survey_answer": "survey answers", "metric": "metrics",
+    "scenario": "scenarios",
+    "episode": "dialogues",
+    "turn": "turns",
+    "judgement": "judgements",
+    "intention": "intentions",
+    "survey_answer": "survey answers",
+    "metric": "metrics",
 }
 
 

@@ -60,19 +60,22 @@ def read_datasets(run_dir: Path) -> list[DatasetSummary]:
         if d is None or "rows_by_task" not in d:
             continue
         cfg = d.get("config") if isinstance(d.get("config"), dict) else {}
-        out.append(DatasetSummary(
-            path=str(p.parent.relative_to(run_dir)),
-            variant=cfg.get("variant"),
-            rows={str(k): int(v) for k, v in (d.get("rows") or {}).items()},
-            rows_by_task={
-                str(s): {str(t): int(n) for t, n in tasks.items()} for s, tasks in (d.get("rows_by_task") or {}).items()
-            },
-            episodes_read=d.get("episodes_read"),
-            episodes_used=d.get("episodes_used"),
-            duplicates_removed=d.get("duplicates_removed"),
-            skipped={str(k): int(v) for k, v in (d.get("skipped") or {}).items()},
-            token_stats=d.get("token_stats") or {},
-        ))
+        out.append(
+            DatasetSummary(
+                path=str(p.parent.relative_to(run_dir)),
+                variant=cfg.get("variant"),
+                rows={str(k): int(v) for k, v in (d.get("rows") or {}).items()},
+                rows_by_task={
+                    str(s): {str(t): int(n) for t, n in tasks.items()}
+                    for s, tasks in (d.get("rows_by_task") or {}).items()
+                },
+                episodes_read=d.get("episodes_read"),
+                episodes_used=d.get("episodes_used"),
+                duplicates_removed=d.get("duplicates_removed"),
+                skipped={str(k): int(v) for k, v in (d.get("skipped") or {}).items()},
+                token_stats=d.get("token_stats") or {},
+            )
+        )
     return out
 
 
@@ -109,29 +112,34 @@ def read_trainings(run_dir: Path) -> list[TrainSummary]:
             info["base_model"] = record["base_model"]
         steps = result.get("global_step")
         adapters.add(p.parent)
-        out.append(TrainSummary(
-            path=str(p.parent.relative_to(run_dir)),
-            steps=steps if isinstance(steps, int) else (int(loss[-1][0]) if loss else None),
-            epochs=next((float(e["epoch"]) for e in reversed(log) if isinstance(e, dict) and "epoch" in e), None),
-            final_loss=loss[-1][1] if loss else None,
-            final_eval_loss=result.get("eval_loss") if isinstance(result.get("eval_loss"), float)
-            else (ev[-1][1] if ev else None),
-            loss=loss,
-            eval_loss=ev,
-            info=info,
-        ))
+        out.append(
+            TrainSummary(
+                path=str(p.parent.relative_to(run_dir)),
+                steps=steps if isinstance(steps, int) else (int(loss[-1][0]) if loss else None),
+                epochs=next((float(e["epoch"]) for e in reversed(log) if isinstance(e, dict) and "epoch" in e), None),
+                final_loss=loss[-1][1] if loss else None,
+                final_eval_loss=result.get("eval_loss")
+                if isinstance(result.get("eval_loss"), float)
+                else (ev[-1][1] if ev else None),
+                loss=loss,
+                eval_loss=ev,
+                info=info,
+            )
+        )
     for p in _find(run_dir, "trainer_state.json"):
         d = _load(p)
         if d is None or not isinstance(d.get("log_history"), list) or any(a in p.parents for a in adapters):
             continue
         loss, ev = _history(d["log_history"])
-        out.append(TrainSummary(
-            path=str(p.parent.relative_to(run_dir)),
-            steps=d.get("global_step"),
-            epochs=d.get("epoch"),
-            final_loss=loss[-1][1] if loss else None,
-            final_eval_loss=ev[-1][1] if ev else None,
-            loss=loss,
-            eval_loss=ev,
-        ))
+        out.append(
+            TrainSummary(
+                path=str(p.parent.relative_to(run_dir)),
+                steps=d.get("global_step"),
+                epochs=d.get("epoch"),
+                final_loss=loss[-1][1] if loss else None,
+                final_eval_loss=ev[-1][1] if ev else None,
+                loss=loss,
+                eval_loss=ev,
+            )
+        )
     return out
