@@ -11,6 +11,7 @@ any model is loaded.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -245,12 +246,26 @@ class _Models:
 
     async def release(self) -> None:
         """Close and drop every loaded model (their memory goes back before training); counts are kept."""
-        import gc
-
         self._released_calls = self.calls()
         await self.aclose()
         self._by_spec.clear()
         gc.collect()
+        _return_freed_memory()
+
+
+def _return_freed_memory() -> None:
+    """Hand memory freed by released models back to the OS (glibc keeps it otherwise, and peak RSS grows)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return
+    trim(0)
 
 
 # -- the stages ------------------------------------------------------------------------------------------
@@ -379,6 +394,8 @@ async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
         return "adapter already trained: " + done.read_text()[:200]
     await models.release()  # the generation models are not needed while training: free their memory
     res = await asyncio.to_thread(train_lora, dataset_dir(cfg), sc["train"], out, resume=True)
+    gc.collect()  # the trainer and its model are gone: give their memory back before the eval loads models
+    _return_freed_memory()
     payload = res.model_dump(mode="json")
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=2))
@@ -394,6 +411,7 @@ async def _eval(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Mo
     base = await evaluate(store, models.get(cfg.models.student), "base", base_cfg)
     lines = [f"base: {len(base.rows)} metric rows"]
     if (adapter_dir(cfg) / "train_result.json").is_file():
+        await models.release()  # one student in memory at a time
         adapted_cfg = base_cfg.model_copy(update={"styles": cfg.adapted_styles})
         await evaluate(store, models.get(adapted_model_string(cfg)), "adapted", adapted_cfg)
         for culture in cfg.cultures:
