@@ -252,3 +252,21 @@ def test_cli_train_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     with pytest.raises(DataError):
         train_lora(tmp_path / "nothing", TrainConfig(), tmp_path / "b")
     assert not (tmp_path / "b").exists()
+
+
+def test_resume_skips_a_checkpoint_left_half_written_by_a_kill(tmp_path: Path) -> None:
+    """A SIGKILL while the Trainer saves leaves checkpoint-N without trainer_state.json (written last):
+    resuming uses the last complete checkpoint and removes the broken one."""
+    from clca.train._trainer import CHECKPOINTS, _checkpoint
+
+    root = tmp_path / "out" / CHECKPOINTS
+    (root / "checkpoint-2").mkdir(parents=True)
+    (root / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2}')
+    (root / "checkpoint-4").mkdir()
+    (root / "checkpoint-4" / "adapter_model.safetensors").write_bytes(b"")  # saved model, no state yet
+    (root / "checkpoint-6").mkdir()
+    (root / "checkpoint-6" / "trainer_state.json").write_text('{"global_st')  # killed mid-write
+    assert _checkpoint(tmp_path / "out", True) == str(root / "checkpoint-2")
+    assert sorted(p.name for p in root.iterdir()) == ["checkpoint-2"]
+    with pytest.raises(ConfigError, match="already holds checkpoints"):
+        _checkpoint(tmp_path / "out", False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -15,6 +16,8 @@ from ..errors import ConfigError, DataError
 from ._chat_template import training_chat_template
 from ._config import TrainConfig
 from ._model import resolve_model_dir, write_adapter_record
+
+log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 
@@ -132,15 +135,35 @@ def lora_config(cfg: TrainConfig) -> Any:
     )
 
 
-def _checkpoint(out_dir: Path, resume: bool | str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def _complete_checkpoints(ckpt_root: Path) -> list[Path]:
+    """Checkpoint directories in step order whose trainer_state.json (the Trainer writes it last) parses.
 
+    A run killed while saving leaves a checkpoint directory without it; such leftovers are removed so
+    that resuming starts from the last complete checkpoint instead of failing on the broken one.
+    """
+    found: list[tuple[int, Path]] = []
+    for d in ckpt_root.glob("checkpoint-*") if ckpt_root.is_dir() else []:
+        step = d.name.removeprefix("checkpoint-")
+        if not (d.is_dir() and step.isdigit()):
+            continue
+        try:
+            json.loads((d / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            log.warning("removing incomplete checkpoint %s (the run stopped while saving it)", d.name)
+            shutil.rmtree(d, ignore_errors=True)
+            continue
+        found.append((int(step), d))
+    return [d for _, d in sorted(found)]
+
+
+def _checkpoint(out_dir: Path, resume: bool | str) -> str | None:
     ckpt_root = out_dir / CHECKPOINTS
     if isinstance(resume, str):
         if not Path(resume).is_dir():
             raise ConfigError(f"--resume {resume}: checkpoint directory not found")
         return resume
-    last = get_last_checkpoint(str(ckpt_root)) if ckpt_root.is_dir() else None
+    complete = _complete_checkpoints(ckpt_root)
+    last = str(complete[-1]) if complete else None
     if resume:
         return last  # None: nothing to resume yet, start at step 0
     if last is not None:
