@@ -80,7 +80,7 @@ def _counts(run_dir: Path) -> dict[str, tuple[int, int]]:
 
 
 def _kill_when(run_dir: Path, progress: Callable[[], int], target: int, what: str) -> bool:
-    """Start a run and SIGKILL it as soon as progress() reaches target; False if the run finished first."""
+    """Start a run and SIGKILL it from outside as soon as progress() reaches target; False if it finished first."""
     p = subprocess.Popen(_cmd(run_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
     deadline = time.monotonic() + 1200
     while p.poll() is None and time.monotonic() < deadline:
@@ -91,6 +91,16 @@ def _kill_when(run_dir: Path, progress: Callable[[], int], target: int, what: st
         time.sleep(0.05)  # polling the database, not synchronising on time
     assert p.returncode == 0, f"run ended with {p.returncode} before kill point {what}: {p.stderr.read()[-2000:]}"
     return False
+
+
+def _kill_after(run_dir: Path, kind: str, n: int) -> bool:
+    """Run until the process has written n new artifacts of kind, where it SIGKILLs itself (the store's
+    CLCA_TEST_KILL_AFTER hook: exact even when cached responses make a stage take milliseconds).
+    False if the run finished first (fewer than n left to do)."""
+    env = {**_env(), "CLCA_TEST_KILL_AFTER": f"{kind}:{n}"}
+    r = subprocess.run(_cmd(run_dir), capture_output=True, text=True, env=env, timeout=1800)
+    assert r.returncode in (0, -signal.SIGKILL), r.stderr[-3000:]
+    return r.returncode == -signal.SIGKILL
 
 
 @pytest.fixture(scope="module")
@@ -133,36 +143,23 @@ def test_sigkill_at_many_points_then_resume_matches_uninterrupted(reference_run:
     db = run_dir / "run.sqlite"
     ref = _counts(reference_run)
 
-    def count(kind: str) -> Callable[[], int]:
-        return lambda: _count(db, kind)
-
     def checkpoints() -> int:
         return len(list((run_dir / "adapter" / "checkpoints").glob("checkpoint-*")))
 
-    # Kill points in pipeline order, as (what, progress, target, how many the finished run has). Each
-    # kill must interrupt new work (target above the progress at the start), and a point whose target is
-    # beyond what the finished run holds is skipped (tiny runs have few turns); at least 10 must remain.
-    survey = ref["survey_answer"][0]
-    points: list[tuple[str, Callable[[], int], int, int]] = [
-        ("first scenario", count("scenario"), 1, ref["scenario"][0]),
-        ("first turn", count("turn"), 1, ref["turn"][0]),
-        ("mid role-play", count("turn"), ref["turn"][0] // 2 + 1, ref["turn"][0]),
-        ("first episode", count("episode"), 1, ref["episode"][0]),
-        ("first judgement", count("judgement"), 1, ref["judgement"][0]),
-        ("first intention", count("intention"), 1, ref["intention"][0]),
-        ("half the intentions", count("intention"), ref["intention"][0] // 2 + 1, ref["intention"][0]),
-        ("training checkpoint", checkpoints, 1, 1),
-        *[(f"survey {k}/5", count("survey_answer"), max(1, survey * k // 5), survey) for k in range(5)],
-    ]
-    killed, skipped = [], []
-    for what, progress, n, available in points:
-        target = max(n, progress() + 1)
-        if target > available:
-            skipped.append(what)
-            continue
-        assert _kill_when(run_dir, progress, target, what), f"the run finished before kill point {what}"
-        killed.append(what)
-    assert len(killed) >= 10, f"killed at {killed}, skipped {skipped}"
+    # Kill points in pipeline order: (kind, n) = die right after the n-th new write of that kind; each
+    # resumed run skips what is stored, so every kill interrupts new work. A point with fewer than n
+    # items left lets the run go on to the next stage (it is then not counted); 10 kills are required.
+    points = [("scenario", 1), ("turn", 1), ("turn", 1), ("episode", 1), ("judgement", 1), ("intention", 1),
+              ("intention", 1), ("checkpoint", 1), *[("survey_answer", 4)] * 6]  # fmt: skip
+    killed: list[str] = []
+    for kind, n in points:
+        if kind == "checkpoint":  # training writes no artifacts: killed from outside at its first checkpoint
+            hit = _kill_when(run_dir, checkpoints, 1, "training checkpoint")
+        else:
+            hit = _kill_after(run_dir, kind, n)
+        if hit:
+            killed.append(f"{kind}:{n}")
+    assert len(killed) >= 10, f"killed only at {killed}"
     _run(run_dir)
     got = _counts(run_dir)
     assert {k: v[0] for k, v in got.items()} == {k: v[0] for k, v in ref.items()}

@@ -20,6 +20,8 @@ so a finished run re-runs with zero model calls. Only the event-loop thread writ
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -68,6 +70,8 @@ class RunStore:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / DB_NAME
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._kill_after = _kill_after_hook()
+        self._writes: dict[str, int] = {}
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
@@ -115,6 +119,10 @@ class RunStore:
             "error=excluded.error, parent=excluded.parent, created_at=excluded.created_at",
             (kind, key, status, data, error, parent, time.time()),
         )
+        if self._kill_after is not None and kind == self._kill_after[0]:
+            self._writes[kind] = self._writes.get(kind, 0) + 1
+            if self._writes[kind] >= self._kill_after[1]:  # crash-test hook: die here, with no clean-up at all
+                os.kill(os.getpid(), signal.SIGKILL)
 
     def delete(self, kind: str, key: str) -> None:
         self._db.execute("DELETE FROM artifacts WHERE kind=? AND key=?", (kind, key))
@@ -183,6 +191,19 @@ class RunStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _kill_after_hook() -> tuple[str, int] | None:
+    """Test hook for crash tests: CLCA_TEST_KILL_AFTER="KIND:N" makes the process SIGKILL itself right after
+    its N-th write of artifacts of KIND (counted per store, so a resumed run always does new work first).
+    Unset in normal use."""
+    spec = os.environ.get("CLCA_TEST_KILL_AFTER")
+    if not spec:
+        return None
+    kind, _, n = spec.rpartition(":")
+    if not kind or not n.isdigit() or int(n) < 1:
+        raise ValueError(f"CLCA_TEST_KILL_AFTER={spec!r}: expected KIND:N with N >= 1")
+    return kind, int(n)
 
 
 def _record(row: tuple) -> Record:
