@@ -30,21 +30,13 @@ def test_sigkill_mid_run_then_resume(run_dir: Path):
     with RunStore(run_dir) as store:
         seed_store(store, ["JPN/t-001", "MEX/t-002"])
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(_clca(run_dir), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # the store's crash hook kills the process right after its second stored turn: exact even when the
+    # response cache answers the whole run in milliseconds (polling from outside would miss it)
+    killed = subprocess.run(_clca(run_dir), env={**env, "CLCA_TEST_KILL_AFTER": "turn:2"}, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout.decode()[-2000:]
     with RunStore(run_dir) as watch:
-        # poll the database until some turns are stored, then kill the process hard
-        while watch.count("turn") < 1:
-            try:
-                proc.wait(timeout=0.2)
-            except subprocess.TimeoutExpired:
-                continue
-            pytest.fail(f"clca simulate exited before storing a turn: {proc.stdout.read().decode()[-2000:]}")
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()
-        assert proc.returncode == -signal.SIGKILL
         before = _turns(watch)
-        assert before and watch.count("episode", status=None) < 2  # killed mid-run
+        assert len(before) == 2 and watch.count("episode", status=None) < 2  # killed mid-run
         assert watch.integrity_ok()
 
     res = subprocess.run(_clca(run_dir), env=env, capture_output=True, text=True, timeout=1500)
