@@ -195,6 +195,7 @@ def test_resume_without_checkpoint_starts_fresh_and_missing_path_is_an_error(tmp
 
     assert _checkpoint(tmp_path, True) is None  # nothing to resume yet: step 0
     (tmp_path / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": 3}')
     assert _checkpoint(tmp_path, True).endswith("checkpoint-3")
     with pytest.raises(ConfigError, match="--resume"):
         _checkpoint(tmp_path, False)
