@@ -113,11 +113,8 @@ def test_batched_greedy_equals_unbatched(hf: HFModel) -> None:
     assert batched == single
 
 
-def test_score_options_match_continuation_logprobs(hf: HFModel) -> None:
-    msgs = _m("Is it polite to arrive late to a dinner party? Answer Yes or No.")
-    options = ["Yes", "No", "It depends on the culture"]
-    probs = asyncio.run(hf.score_options(msgs, options))
-    assert math.isclose(sum(probs), 1.0, abs_tol=1e-9) and all(0 < x < 1 for x in probs)
+def _normalised_continuation_probs(hf: HFModel, msgs: list, options: list[str]) -> list[float]:
+    """The option distribution computed the slow way: each option's summed token logprobs, softmaxed."""
 
     async def each() -> list:
         return await asyncio.gather(*[hf.continuation_logprobs(msgs, o) for o in options])
@@ -125,7 +122,15 @@ def test_score_options_match_continuation_logprobs(hf: HFModel) -> None:
     sums = [sum(t.logprob for t in toks) for toks in asyncio.run(each())]
     m = max(sums)
     ref = [math.exp(s - m) for s in sums]
-    ref = [r / sum(ref) for r in ref]
+    return [r / sum(ref) for r in ref]
+
+
+def test_score_options_match_continuation_logprobs(hf: HFModel) -> None:
+    msgs = _m("Is it polite to arrive late to a dinner party? Answer Yes or No.")
+    options = ["Yes", "No", "It depends on the culture"]
+    probs = asyncio.run(hf.score_options(msgs, options))
+    assert math.isclose(sum(probs), 1.0, abs_tol=1e-9) and all(0 < x < 1 for x in probs)
+    ref = _normalised_continuation_probs(hf, msgs, options)
     assert max(abs(a - b) for a, b in zip(probs, ref, strict=True)) < 1e-4
     toks = asyncio.run(hf.continuation_logprobs(msgs, "It depends", top_logprobs=3))
     assert "".join(t.token for t in toks) == "It depends"
@@ -189,14 +194,7 @@ def test_options_with_a_shared_head_match_continuation_logprobs(hf: HFModel) -> 
     options = [f" {k}" for k in range(1, 13)]
     assert len({tuple(hf.encode(o)[:1]) for o in options}) == 1  # the shared head this test is about
     probs = asyncio.run(hf.score_options(msgs, options))
-
-    async def each() -> list:
-        return await asyncio.gather(*[hf.continuation_logprobs(msgs, o) for o in options])
-
-    sums = [sum(t.logprob for t in toks) for toks in asyncio.run(each())]
-    m = max(sums)
-    ref = [math.exp(s - m) for s in sums]
-    ref = [r / sum(ref) for r in ref]
+    ref = _normalised_continuation_probs(hf, msgs, options)
     assert max(abs(a - b) for a, b in zip(probs, ref, strict=True)) < 1e-4
 
 

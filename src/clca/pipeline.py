@@ -249,15 +249,15 @@ class _Models:
         self._released_calls = self.calls()
         await self.aclose()
         self._by_spec.clear()
-        gc.collect()
         _return_freed_memory()
 
 
 def _return_freed_memory() -> None:
-    """Hand memory freed by released models back to the OS (glibc keeps it otherwise, and peak RSS grows)."""
+    """Collect garbage and hand the freed memory back to the OS (glibc keeps it otherwise, and peak RSS grows)."""
     import ctypes
     import ctypes.util
 
+    gc.collect()
     name = ctypes.util.find_library("c")
     if name is None:
         return
@@ -394,8 +394,7 @@ async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
         return "adapter already trained: " + done.read_text()[:200]
     await models.release()  # the generation models are not needed while training: free their memory
     res = await asyncio.to_thread(train_lora, dataset_dir(cfg), sc["train"], out, resume=True)
-    gc.collect()  # the trainer and its model are gone: give their memory back before the eval loads models
-    _return_freed_memory()
+    _return_freed_memory()  # the trainer and its model are gone: give their memory back before the eval loads models
     payload = res.model_dump(mode="json")
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=2))

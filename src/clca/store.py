@@ -71,7 +71,7 @@ class RunStore:
         self.path = self.run_dir / DB_NAME
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._kill_after = _kill_after_hook()
-        self._writes: dict[str, int] = {}
+        self._kill_count = 0  # writes of the hook's kind so far
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=10000")
@@ -120,8 +120,8 @@ class RunStore:
             (kind, key, status, data, error, parent, time.time()),
         )
         if self._kill_after is not None and kind == self._kill_after[0]:
-            self._writes[kind] = self._writes.get(kind, 0) + 1
-            if self._writes[kind] >= self._kill_after[1]:  # crash-test hook: die here, with no clean-up at all
+            self._kill_count += 1
+            if self._kill_count >= self._kill_after[1]:  # crash-test hook: die here, with no clean-up at all
                 os.kill(os.getpid(), signal.SIGKILL)
 
     def delete(self, kind: str, key: str) -> None:
@@ -161,9 +161,8 @@ class RunStore:
     def count(self, kind: str, status: str | None = "ok") -> int:
         if status is None:
             return self._db.execute("SELECT COUNT(*) FROM artifacts WHERE kind=?", (kind,)).fetchone()[0]
-        return self._db.execute("SELECT COUNT(*) FROM artifacts WHERE kind=? AND status=?", (kind, status)).fetchone()[
-            0
-        ]
+        row = self._db.execute("SELECT COUNT(*) FROM artifacts WHERE kind=? AND status=?", (kind, status)).fetchone()
+        return row[0]
 
     def failure_reasons(self, kind: str) -> dict[str, int]:
         """Failure counts per reason for a kind (reasons are grouped by their text before ':')."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -144,15 +144,28 @@ async def _write_one(
     ref: Scenario,
     cfg: AdaptConfig,
     culture: Culture,
-    build: Callable[[D, int], Scenario],
+    provenance: Provenance,
+    domain: str | None,
 ) -> bool:
-    """Ask for one scenario and store it under key, or record the failure with every reason."""
+    """Ask for one scenario and store it under key, or record the failure with every reason.
+
+    An adapted draft keeps the seed's (ref's) relationship; a norm-based draft chose its own. The stored
+    provenance gets the model and the number of asks.
+    """
     draft, attempts, reasons = await _ask_valid(llm, messages, schema, ref, cfg, key, culture.name)
     if draft is None:
         last = reasons[-1] if reasons else "unknown: no output"
         store.fail(KIND, key, f"{last} (after {attempts} attempts)", data={"reasons": reasons, "model": llm.model_id})
         return False
-    store.put(KIND, key, build(draft, attempts).model_dump(mode="json"))
+    scenario = Scenario(
+        setting=draft.setting,
+        relationship=draft.relationship if isinstance(draft, ScenarioDraft) else ref.relationship,
+        characters=[c.to_character() for c in draft.characters],
+        culture=culture.code,
+        domain=domain,
+        provenance=provenance.model_copy(update={"model": llm.model_id, "attempts": attempts}),
+    )
+    store.put(KIND, key, scenario.model_dump(mode="json"))
     return True
 
 
@@ -182,24 +195,9 @@ async def adapt_scenarios(
             },
         ]
 
-        def build(draft: AdaptedDraft, attempts: int) -> Scenario:
-            return Scenario(
-                setting=draft.setting,
-                relationship=seed.relationship,
-                characters=[c.to_character() for c in draft.characters],
-                culture=cult.code,
-                domain=seed.domain,
-                provenance=Provenance(
-                    kind="adapted",
-                    id=seed.provenance.id,
-                    source=seed.provenance.source,
-                    seed_id=seed.provenance.id,
-                    model=llm.model_id,
-                    attempts=attempts,
-                ),
-            )
-
-        return await _write_one(store, llm, key, messages, AdaptedDraft, seed, cfg, cult, build)
+        prov = Provenance(kind="adapted", id=seed.provenance.id, source=seed.provenance.source,
+                          seed_id=seed.provenance.id)  # fmt: skip
+        return await _write_one(store, llm, key, messages, AdaptedDraft, seed, cfg, cult, prov, seed.domain)
 
     return await run_items(
         seeds,
@@ -249,25 +247,9 @@ async def generate_from_norms(
             },
         ]
 
-        def build(draft: ScenarioDraft, attempts: int) -> Scenario:
-            return Scenario(
-                setting=draft.setting,
-                relationship=draft.relationship,
-                characters=[c.to_character() for c in draft.characters],
-                culture=cult.code,
-                domain=None,
-                provenance=Provenance(
-                    kind="norm",
-                    id=f"norm-{nm.id}",
-                    source=nm.source,
-                    seed_id=example.provenance.id,
-                    norm=nm.norm,
-                    model=llm.model_id,
-                    attempts=attempts,
-                ),
-            )
-
-        return await _write_one(store, llm, key, messages, ScenarioDraft, example, cfg, cult, build)
+        prov = Provenance(kind="norm", id=f"norm-{nm.id}", source=nm.source, seed_id=example.provenance.id,
+                          norm=nm.norm)  # fmt: skip
+        return await _write_one(store, llm, key, messages, ScenarioDraft, example, cfg, cult, prov, None)
 
     return await run_items(
         todo,
