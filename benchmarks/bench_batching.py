@@ -2,9 +2,10 @@
 
     python benchmarks/bench_batching.py [--n 32] [--max-tokens 64] [--model embedded] [--threads T]
 
-Both runs use the same loaded model, greedy decoding (temperature 0) and `ignore_eos`, so every
+Both sides use the same loaded model, greedy decoding (temperature 0) and `ignore_eos`, so every
 request generates exactly --max-tokens tokens and both sides do the same work. Prompts differ per
 request; the prefix cache is cleared before each phase so neither phase reuses the other's prefill.
+The two sides are measured in interleaved rounds (see `_run`) so that machine drift hits both alike.
 Prints both rates; the last line is `ratio=<concurrent rate / sequential rate>`.
 """
 
@@ -27,23 +28,34 @@ def _requests(n: int) -> list[list[dict[str, str]]]:
     ]
 
 
-async def _run(model: HFModel, n: int, max_tokens: int) -> tuple[float, float]:
+async def _run(model: HFModel, n: int, max_tokens: int, rounds: int) -> tuple[float, float]:
+    """(sequential rate, concurrent rate) in generated tokens/s, measured in interleaved rounds.
+
+    Each round runs all n requests concurrently, then a 1/rounds share of them one at a time; over all
+    rounds every request runs one at a time exactly once. Interleaving puts both sides under the same
+    machine conditions (on a shared VM throughput drifts by +-15% within minutes, measured).
+    """
     params = GenParams(temperature=0.0, max_tokens=max_tokens)
     reqs = _requests(n)
     await model.chat(reqs[0], GenParams(max_tokens=2))  # load the model outside the timings
-    model.engine._prefix_cache.clear()
-    t0 = time.perf_counter()
-    seq_tokens = 0
-    for r in reqs:
-        seq_tokens += (await model.chat(r, params)).completion_tokens
-    seq = seq_tokens / (time.perf_counter() - t0)
-    model.engine._prefix_cache.clear()
-    t0 = time.perf_counter()
-    results = await asyncio.gather(*[model.chat(r, params) for r in reqs])
-    conc = sum(r.completion_tokens for r in results) / (time.perf_counter() - t0)
-    if seq_tokens != n * max_tokens or sum(r.completion_tokens for r in results) != n * max_tokens:
+    seq_tokens = conc_tokens = 0
+    seq_time = conc_time = 0.0
+    for k in range(rounds):
+        model.engine._prefix_cache.clear()
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*[model.chat(r, params) for r in reqs])
+        conc_time += time.perf_counter() - t0
+        conc_tokens += sum(r.completion_tokens for r in results)
+        model.engine._prefix_cache.clear()
+        t0 = time.perf_counter()
+        for r in reqs[k::rounds]:
+            seq_tokens += (await model.chat(r, params)).completion_tokens
+        seq_time += time.perf_counter() - t0
+        so_far = f"sequential {seq_tokens / seq_time:.1f}, concurrent {conc_tokens / conc_time:.1f} tokens/s"
+        print(f"round {k + 1}/{rounds}: {so_far} so far", flush=True)
+    if seq_tokens != n * max_tokens or conc_tokens != rounds * n * max_tokens:
         raise SystemExit("token counts differ from n * max_tokens; the comparison would be unfair")
-    return seq, conc
+    return seq_tokens / seq_time, conc_tokens / conc_time
 
 
 def main() -> None:
@@ -51,11 +63,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=32, help="number of concurrent requests (default 32)")
     ap.add_argument("--max-tokens", type=int, default=64, help="tokens generated per request (default 64)")
     ap.add_argument("--model", default="embedded", help="model string: embedded or hf:PATH[+lora:DIR]")
+    ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds (default 4), see _run")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = ap.parse_args()
     model = HFModel.from_spec(args.model, ignore_eos=True, max_batch=max(args.n, 1), torch_threads=args.threads)
     try:
-        seq, conc = asyncio.run(_run(model, args.n, args.max_tokens))
+        seq, conc = asyncio.run(_run(model, args.n, args.max_tokens, args.rounds))
     finally:
         asyncio.run(model.aclose())
     print(f"model={model.model_id} n={args.n} max_tokens={args.max_tokens} largest_batch={model.batcher.stats.largest}")

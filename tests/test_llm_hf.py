@@ -102,15 +102,57 @@ def test_batched_greedy_equals_unbatched(hf: HFModel) -> None:
         _m("List three fruits.", system="You are terse."),
         _m("What is 2 + 2?"),
     ]
-    p = GenParams(max_tokens=12)
-    single = [asyncio.run(hf.chat(m, p)).text for m in prompts]
+    # different lengths: rows leave the batch mid-way (the decoding cache drops them in place)
+    ps = [GenParams(max_tokens=n) for n in (12, 3, 12, 7)]
+    single = [asyncio.run(hf.chat(m, p)).text for m, p in zip(prompts, ps, strict=True)]
 
     async def together() -> list:
-        return await asyncio.gather(*[hf.chat(m, p) for m in prompts])
+        return await asyncio.gather(*[hf.chat(m, p) for m, p in zip(prompts, ps, strict=True)])
 
     hf.engine._prefix_cache.clear()  # force one left-padded prefill of all four prompts
     batched = [r.text for r in asyncio.run(together())]
     assert batched == single
+
+
+def test_reserved_decoding_cache_holds_what_a_growing_cache_holds() -> None:
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    from clca.llm._engine import _ReservedLayer
+
+    g = torch.Generator().manual_seed(0)
+    k0, v0 = torch.randn(3, 2, 5, 4, generator=g), torch.randn(3, 2, 5, 4, generator=g)
+    ref, res = DynamicLayer(), _ReservedLayer(k0, v0, reserve=2)  # 2 steps fit, the third must grow the buffer
+    ref.update(k0, v0)
+    buffer = res._kbuf
+    for step in range(4):
+        if step == 2:  # a row finished: both caches keep rows 0 and 2
+            keep = torch.tensor([0, 2])
+            ref.batch_select_indices(keep)
+            res.batch_select_indices(keep)
+        b = ref.keys.shape[0]
+        k, v = torch.randn(b, 2, 1, 4, generator=g), torch.randn(b, 2, 1, 4, generator=g)
+        rk, rv = ref.update(k, v)
+        ok, ov = res.update(k, v)
+        assert torch.equal(ok, rk) and torch.equal(ov, rv)
+        assert res.get_seq_length() == ref.get_seq_length() == 6 + step
+        if step == 0:
+            assert res._kbuf is buffer  # written in place, no copy of the cache
+    assert res._kbuf.shape[2] >= 9
+
+
+def test_packed_lm_head_gives_the_dense_logits(hf: HFModel) -> None:
+    import torch
+
+    eng = hf.engine
+    assert eng.packed_lm_head  # the embedded model on CPU in float32
+    ids = torch.tensor([hf.encode(hf.prompt_text(_m("Name a fruit.")))])
+    with torch.inference_mode():
+        logits = eng.model(input_ids=ids).logits
+        hidden = eng.model.model(input_ids=ids).last_hidden_state
+        dense = hidden @ eng.model.model.embed_tokens.weight.t()  # SmolLM2 ties the head to the embeddings
+    assert logits.shape == dense.shape
+    assert torch.allclose(logits, dense, atol=1e-3, rtol=1e-4)
 
 
 def _normalised_continuation_probs(hf: HFModel, msgs: list, options: list[str]) -> list[float]:
