@@ -15,13 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
 
+from ._kvcache import KV, assemble, new_cache, reserve_room
 from ._prefix import MIN_PREFIX_REUSE, common_prefix, shared_head, shared_prefix_groups
 from ._protocol import TokenLogprob
 
-KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), batch 1
 State = tuple[KV, torch.Tensor]  # (KV of a prompt, logits after its last token)
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -70,55 +68,6 @@ def row_generator_seed(seed: int, sample_index: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-
-
-class _ReservedLayer(DynamicLayer):
-    """A DynamicLayer whose keys and values sit in a buffer with room for more tokens.
-
-    DynamicLayer appends each decoding step with torch.cat, which copies the layer's whole cache at every
-    layer and every step (14% of a 32-row decoding step on a 2-core CPU, profiled). Here a step is written
-    in place and `keys`/`values` are views of the filled part; the buffer doubles if it ever runs out.
-    """
-
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, reserve: int) -> None:
-        super().__init__()
-        self.device = keys.device
-        self.is_initialized = True
-        self._n = keys.shape[-2]
-        self._kbuf = self._alloc(keys, self._n + reserve)
-        self._vbuf = self._alloc(values, self._n + reserve)
-        self._view()
-
-    @staticmethod
-    def _alloc(src: torch.Tensor, capacity: int) -> torch.Tensor:
-        b, h, n, d = src.shape
-        buf = src.new_empty((b, h, capacity, d))
-        buf[:, :, :n] = src
-        return buf
-
-    def _view(self) -> None:
-        self.keys = self._kbuf[:, :, : self._n]
-        self.values = self._vbuf[:, :, : self._n]
-
-    def update(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        q = key_states.shape[-2]
-        if self._n + q > self._kbuf.shape[-2]:
-            capacity = 2 * (self._n + q)
-            self._kbuf, self._vbuf = self._alloc(self.keys, capacity), self._alloc(self.values, capacity)
-        self._kbuf[:, :, self._n : self._n + q] = key_states
-        self._vbuf[:, :, self._n : self._n + q] = value_states
-        self._n += q
-        self._view()
-        return self.keys, self.values
-
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        self._kbuf, self._vbuf = self._kbuf[indices], self._vbuf[indices]
-        self._view()
-
-    def crop(self, tokens_to_remove: int) -> None:
-        raise NotImplementedError("a reserved decoding cache is never cropped")
 
 
 @dataclass
@@ -228,7 +177,7 @@ class Engine:
     def _kv_bytes_per_token(self) -> int:
         """Bytes of KV cache one token takes (all layers, keys and values), measured on a one-token forward."""
         with torch.inference_mode():
-            cache = self._new_cache()
+            cache = new_cache(self.config)
             one = torch.tensor([[self.pad_id]], device=self.device)
             self._forward(one, torch.ones_like(one), torch.zeros_like(one), cache, 1)
         return max(1, sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values)))
@@ -239,11 +188,6 @@ class Engine:
             input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=keep, **kwargs
         )
         return out.logits.float()
-
-    def _new_cache(self, kv: KV | None = None) -> DynamicCache:
-        if kv is None:
-            return DynamicCache(config=self.config)
-        return DynamicCache(ddp_cache_data=kv, config=self.config)
 
     def _piece(self, tid: int) -> str:
         return self.tokenizer.decode([tid])
@@ -264,12 +208,8 @@ class Engine:
         dev = self.device
         n = len(rows)
         states = self.prompt_states([r.prompt_ids for r in rows])
-        cache, attn, next_pos = self._assemble([st[0] for st in states], [len(r.prompt_ids) for r in rows])
-        reserve = max(r.max_tokens for r in rows)
-        cache.layers = [
-            _ReservedLayer(layer.keys, layer.values, reserve) if type(layer) is DynamicLayer else layer
-            for layer in cache.layers
-        ]
+        cache, attn, next_pos = assemble(self.config, [st[0] for st in states], [len(r.prompt_ids) for r in rows])
+        reserve_room(cache, max(r.max_tokens for r in rows))
         logits = torch.stack([st[1] for st in states])
         live: list[_Live] = []
         for i, r in enumerate(rows):
@@ -413,7 +353,7 @@ class Engine:
                 cmask[r, : len(c)] = 1
                 row_of[(ji, ci)] = r
             plens = [len(jobs[ji].prompt_ids) + len(heads[ji]) for ji, _ in rows]
-            cache, attn, next_pos = self._assemble([chain[ji][-1][0] for ji, _ in rows], plens)
+            cache, attn, next_pos = assemble(self.config, [chain[ji][-1][0] for ji, _ in rows], plens)
             attn = torch.cat([attn, cmask.to(dev)], dim=1)
             pos = next_pos[:, None] + torch.arange(clen - 1, device=dev)[None, :]
             rest = torch.log_softmax(self._forward(feed.to(dev), attn, pos, cache, 0), dim=-1)
@@ -525,10 +465,10 @@ class Engine:
         if plen > 0:
             kvs = [[(k[:, :, :r], v[:, :, :r]) for k, v in kv] if kv is not None and r > 0 else None
                    for _, r, kv in items]  # fmt: skip
-            cache, pmask, _ = self._assemble_optional(kvs, reuses)
+            cache, pmask, _ = assemble(self.config, kvs, reuses)
             attn = torch.cat([pmask, nmask.to(dev)], dim=1)
         else:
-            cache, attn = self._new_cache(), nmask.to(dev)
+            cache, attn = new_cache(self.config), nmask.to(dev)
         logits = self._forward(ids.to(dev), attn, pos.to(dev), cache, 1)[:, -1, :]
         self.prefill_tokens += sum(news)
         layers = [(layer.keys, layer.values) for layer in cache.layers]
@@ -544,34 +484,6 @@ class Engine:
                     kv.append((kk[i : i + 1, :, b:].clone(), vv[i : i + 1, :, b:].clone()))
             states.append((kv, logits[i]))
         return states
-
-    def _assemble_optional(
-        self, kvs: list[KV | None], lengths: list[int]
-    ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
-        """`_assemble` where some rows have no cached prefix (length 0)."""
-        template = next(kv for kv in kvs if kv is not None)
-        empty = [(k[:, :, :0], v[:, :, :0]) for k, v in template]
-        return self._assemble([kv if kv is not None else empty for kv in kvs], lengths)
-
-    def _assemble(self, kvs: list[KV], lengths: list[int]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
-        """One left-padded batch cache from per-row caches; returns (cache, attention mask, next positions)."""
-        dev = self.device
-        total = max(lengths)
-        layers = []
-        for li in range(len(kvs[0])):
-            ks, vs = [], []
-            for kv, n in zip(kvs, lengths, strict=True):
-                k, v = kv[li]
-                if n < total:
-                    pad = (0, 0, total - n, 0)
-                    k, v = torch.nn.functional.pad(k, pad), torch.nn.functional.pad(v, pad)
-                ks.append(k)
-                vs.append(v)
-            layers.append((torch.cat(ks, dim=0), torch.cat(vs, dim=0)))
-        attn = torch.zeros((len(kvs), total), dtype=torch.long, device=dev)
-        for i, n in enumerate(lengths):
-            attn[i, total - n :] = 1
-        return self._new_cache(layers), attn, torch.tensor(lengths, dtype=torch.long, device=dev)
 
     def _remember(self, key: tuple[int, ...], st: State, extends: tuple[int, ...] | None = None) -> None:
         """Keep a prompt state (LRU, bounded in tokens).
