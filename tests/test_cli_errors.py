@@ -58,6 +58,21 @@ def test_missing_api_key(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     assert_one_line_error(code, err, "environment variable CLCA_TEST_ABSENT_KEY is not set")
 
 
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("embedded?bogus=1", "option bogus: unknown option (known: device, dtype"),
+        ("embedded?max_batch=zero", "option max_batch: Input should be a valid integer"),
+        ("embedded?prefix_cache_mb=-1", "option prefix_cache_mb: Input should be greater than or equal to 0"),
+        ("embedded?dtype=int8", "option dtype: Input should be 'bfloat16', 'float16' or 'float32'"),
+        ("embedded?max_batch", "options must look like '?key=value&key2=value2'"),
+    ],
+)
+def test_bad_in_process_model_options(capsys: pytest.CaptureFixture[str], spec: str, fragment: str) -> None:
+    code, _, err = cli(capsys, "chat", "--no-cache", "--model", spec, "hello")
+    assert_one_line_error(code, err, fragment)
+
+
 def test_bad_options_flag(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = cli(capsys, "chat", "--model", "mock", "--options", "only-one", "hello")
     assert_one_line_error(code, err, "--options")

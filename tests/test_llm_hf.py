@@ -47,6 +47,28 @@ def test_bad_paths_raise_model_string_error(tmp_path: Path) -> None:
         HFModel.from_spec("bogus")
 
 
+def test_options_in_the_model_string() -> None:
+    m = HFModel.from_spec("embedded?max_batch=64&prefix_cache_mb=0&torch_threads=1&ignore_eos=true")
+    assert (m.batcher.max_batch, m._prefix_cache_mb, m._torch_threads, m.ignore_eos) == (64, 0, 1, True)
+    assert m.model_id == "embedded:SmolLM2-135M-Instruct"  # batching options do not change outputs
+    k = HFModel.from_spec("embedded?max_batch=64", max_batch=8)  # keyword options win over the string
+    assert k.batcher.max_batch == 8
+    assert HFModel.from_spec("embedded?dtype=bfloat16").model_id.endswith(";dtype=bfloat16")  # precision does
+
+
+def test_model_string_options_reach_the_loaded_engine() -> None:
+    from clca.llm import load_model
+
+    llm = load_model("embedded?prefix_cache_mb=0&max_batch=2", cache=False)
+    try:
+        r = asyncio.run(llm.chat(_m("Say hello."), GenParams(max_tokens=4)))
+        assert r.completion_tokens > 0
+        assert llm.engine.prefix_cache_tokens == 0 and not llm.engine._prefix_cache  # type: ignore[attr-defined]
+        assert llm.batcher.max_batch == 2  # type: ignore[attr-defined]
+    finally:
+        asyncio.run(llm.aclose())
+
+
 def test_model_ids_are_stable_and_describe_weights(tmp_path: Path) -> None:
     from clca.llm import embedded_model_dir
 

@@ -12,7 +12,9 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ModelStringError
 from ._batcher import Batcher
@@ -56,6 +58,20 @@ def _check_adapter_dir(path: Path, spec: str) -> None:
         raise ModelStringError(f"{path} has no adapter_model.safetensors ({spec!r})")
 
 
+class HFOptions(BaseModel):
+    """Options of the in-process backend, from keyword arguments or a model string's `?key=value&...`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device: str | None = None
+    dtype: Literal["bfloat16", "float16", "float32"] | None = None
+    max_batch: int = Field(32, ge=1)
+    max_batch_tokens: int = Field(65536, ge=1)
+    prefix_cache_mb: int = Field(1024, ge=0)
+    ignore_eos: bool = False
+    torch_threads: int | None = Field(None, ge=1)
+
+
 class HFModel:
     """A local causal LM run in-process with dynamic batching. Implements `LLM` and `LogprobLLM`.
 
@@ -97,6 +113,8 @@ class HFModel:
             mid = f"hf:{model_dir}#{_files_hash(files)}"
         if adapter_dir is not None:
             mid += f"+lora:{adapter_dir}#{_files_hash([adapter_dir / 'adapter_model.safetensors'], content=True)}"
+        if dtype is not None:  # the weights' precision changes outputs, so it is part of the identity
+            mid += f";dtype={dtype}"
         self._model_id = mid
         self._engine: Engine | None = None
         self._tokenizer: Any = None
@@ -106,8 +124,16 @@ class HFModel:
 
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> HFModel:
-        """Parse 'embedded', 'embedded+lora:DIR', 'hf:PATH' or 'hf:PATH+lora:DIR'."""
-        spec = spec.strip()
+        """Parse 'embedded', 'embedded+lora:DIR', 'hf:PATH' or 'hf:PATH+lora:DIR', each with optional
+        '?key=value&...' options (`HFOptions`; keyword options win over the string's)."""
+        from ._registry import parse_query, validation_message
+
+        full = spec.strip()
+        spec, _, query = full.partition("?")
+        try:
+            opts = HFOptions(**{**(parse_query(query, full) if query else {}), **options})
+        except ValidationError as e:
+            raise ModelStringError(validation_message(full, e)) from None
         base, adapter = spec, None
         if _LORA in spec:
             base, adapter_s = spec.split(_LORA, 1)
@@ -125,7 +151,7 @@ class HFModel:
             _check_model_dir(model_dir, spec)
         else:
             raise ModelStringError(f"cannot parse model string {spec!r}; expected 'embedded[+lora:DIR]' or 'hf:PATH'")
-        return cls(model_dir, adapter, **options)
+        return cls(model_dir, adapter, **opts.model_dump())
 
     @property
     def model_id(self) -> str:

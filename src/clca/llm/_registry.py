@@ -1,15 +1,17 @@
 """Model strings -> backends. See the package docstring (and docs/backends-remote.md) for the syntax.
 
-    embedded                               the embedded SmolLM2-135M-Instruct
+    embedded[?key=value&...]               the embedded SmolLM2-135M-Instruct
     embedded+lora:DIR                      ... with a PEFT adapter
-    hf:PATH[+lora:DIR]                     a local Hugging Face causal LM directory
+    hf:PATH[+lora:DIR][?key=value&...]     a local Hugging Face causal LM directory
     openai:MODEL@BASE_URL[,BASE_URL2,...][?key=value&...]
                                            an OpenAI-compatible server; several URLs = replicas
     mock                                   the scripted MockLLM (never cached)
 
-Options of `openai:` strings (in the string after `?`, or as keyword arguments of `load_model`):
-api_key_env, concurrency, timeout, max_retries, backoff_base, backoff_max, replica_cooldown,
-scoring (auto | prompt_logprobs | top_logprobs), json_schema (true | false).
+Options (in the string after `?`, or as keyword arguments of `load_model`; keyword arguments win):
+  openai: api_key_env, concurrency, timeout, max_retries, backoff_base, backoff_max, replica_cooldown,
+          scoring (auto | prompt_logprobs | top_logprobs), json_schema (true | false).
+  embedded / hf: device, dtype, max_batch, max_batch_tokens, prefix_cache_mb, torch_threads, ignore_eos
+          (see `HFOptions`).
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ def _build(spec: str, options: dict[str, Any]) -> LLM:
         from ._mock import MockLLM
 
         return MockLLM()
-    if spec == "embedded" or spec.startswith("embedded+") or spec.startswith("hf:"):
-        _check_local_spec(spec)
+    if spec.partition("?")[0].partition("+")[0] == "embedded" or spec.startswith("hf:"):
+        _check_local_spec(spec.partition("?")[0])
         from ._hf import HFModel
 
         return HFModel.from_spec(spec, **options)
@@ -102,18 +104,33 @@ def parse_openai_spec(spec: str, **options: Any) -> Any:
         raise ModelStringError(f"bad model string {spec!r}: a base URL is listed twice")
     string_opts: dict[str, Any] = {}
     if query:
-        try:
-            string_opts = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=True))
-        except ValueError:
-            raise ModelStringError(
-                f"bad model string {spec!r}: options must look like '?key=value&key2=value2'"
-            ) from None
+        string_opts = parse_query(query, spec)
     try:
         return OpenAIConfig(model=model, base_urls=base_urls, **{**string_opts, **options})
     except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"]) or "(options)"
-        raise ModelStringError(f"bad model string {spec!r}: option {where}: {err['msg']}") from None
+        raise ModelStringError(validation_message(spec, e)) from None
+
+
+def parse_query(query: str, spec: str) -> dict[str, str]:
+    """The `key=value&...` options after a model string's `?` (values still strings)."""
+    try:
+        return dict(parse_qsl(query, keep_blank_values=True, strict_parsing=True))
+    except ValueError:
+        raise ModelStringError(f"bad model string {spec!r}: options must look like '?key=value&key2=value2'") from None
+
+
+def validation_message(spec: str, e: ValidationError) -> str:
+    """One line naming the first bad option of a model string."""
+    err = e.errors()[0]
+    where = ".".join(str(x) for x in err["loc"]) or "(options)"
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden" and isinstance(e.title, str):
+        from ._hf import HFOptions
+        from ._openai import OpenAIConfig
+
+        fields = {c.__name__: c.model_fields for c in (HFOptions, OpenAIConfig)}.get(e.title, {})
+        msg = "unknown option" + (f" (known: {', '.join(sorted(fields))})" if fields else "")
+    return f"bad model string {spec!r}: option {where}: {msg}"
 
 
 def _normalise_url(url: str, spec: str) -> str:
