@@ -20,6 +20,10 @@ BAD = {
     "wrong type": ("cultures: [Egypt]\nroleplay: {max_turns: many}\n", "roleplay.max_turns:"),
     "unknown culture": ("cultures: [Atlantis]\n", "cultures: unknown culture 'Atlantis'"),
     "bad model string": ("cultures: [Egypt]\nmodels: {judge: gpt4}\n", "models.judge: bad model string 'gpt4'"),
+    "bad model option": (
+        "cultures: [Egypt]\nmodels: {student: 'embedded?max_batch=0'}\n",
+        "models.student: bad model string 'embedded?max_batch=0': option max_batch: Input should be greater than",
+    ),
     "impossible size": ("cultures: [Egypt]\nscenarios: {n: 5000}\n", "scenarios.n: 5000 is more than"),
     "no cultures": ("cultures: []\n", "cultures:"),
     "not a mapping": ("- a\n- b\n", "top level must be a mapping"),
@@ -46,6 +50,18 @@ def test_cli_bad_config_exit_2_without_output(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [f"error: {path}: roleplay.max_turnz: unknown key"]
     assert not (tmp_path / "run").exists()
+
+
+def test_model_options_pass_through_to_the_adapted_student(tmp_path: Path) -> None:
+    from clca.pipeline import adapted_model_string
+
+    path = tmp_path / "c.yaml"
+    path.write_text(f"run_dir: {tmp_path / 'run'}\ncultures: [Egypt]\nmodels: {{student: 'embedded?max_batch=8'}}\n")
+    cfg = load_run_config(path)
+    assert cfg.models.student == "embedded?max_batch=8"
+    adapted = adapted_model_string(cfg)
+    assert adapted == f"embedded+lora:{tmp_path / 'run' / 'adapter'}?max_batch=8"  # options stay at the end
+    assert cfg.stage_configs()["train"].model == "embedded?max_batch=8"
 
 
 def test_shipped_configs_validate() -> None:

@@ -271,3 +271,11 @@ def test_resume_skips_a_checkpoint_left_half_written_by_a_kill(tmp_path: Path) -
     assert sorted(p.name for p in root.iterdir()) == ["checkpoint-2"]
     with pytest.raises(ConfigError, match="already holds checkpoints"):
         _checkpoint(tmp_path / "out", False)
+
+
+def test_inference_options_do_not_reach_training(tmp_path: Path) -> None:
+    from clca.train._model import adapter_base_model, resolve_model_dir, write_adapter_record
+
+    assert resolve_model_dir("hf:/models/base?max_batch=64&prefix_cache_mb=0") == "/models/base"
+    write_adapter_record(tmp_path, "hf:/models/base?max_batch=64", "/models/base", {})
+    assert adapter_base_model(tmp_path) == "hf:/models/base"  # the record names the weights, not serving options

@@ -178,8 +178,13 @@ def check_model_string(spec: str) -> None:
     from .errors import ModelStringError
 
     s = spec.strip()
-    base = s.split("+lora:")[0]
-    if base in ("embedded", "mock") or (base.startswith("hf:") and len(base) > 3):
+    base = s.partition("?")[0].split("+lora:")[0]
+    if base == "mock" and s == "mock":
+        return
+    if base == "embedded" or (base.startswith("hf:") and len(base) > 3):
+        from .llm._hf import parse_hf_options
+
+        parse_hf_options(s)  # bad options fail here, before the run directory exists
         return
     if base.startswith("openai:"):
         from .llm._openai import api_key_for
@@ -369,7 +374,9 @@ def adapter_dir(cfg: RunConfig) -> Path:
 
 
 def adapted_model_string(cfg: RunConfig) -> str:
-    return f"{cfg.models.student}+lora:{adapter_dir(cfg)}"
+    """The student with the trained adapter, keeping the student's `?options` at the end."""
+    model, _, query = cfg.models.student.strip().partition("?")
+    return f"{model}+lora:{adapter_dir(cfg)}" + (f"?{query}" if query else "")
 
 
 async def _dataset(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:

@@ -72,6 +72,18 @@ class HFOptions(BaseModel):
     torch_threads: int | None = Field(None, ge=1)
 
 
+def parse_hf_options(spec: str, **options: Any) -> tuple[str, HFOptions]:
+    """Split 'MODEL[?key=value&...]' into the model part and its validated options (keyword options win)."""
+    from ._registry import parse_query, validation_message
+
+    full = spec.strip()
+    model, _, query = full.partition("?")
+    try:
+        return model, HFOptions(**{**(parse_query(query, full) if query else {}), **options})
+    except ValidationError as e:
+        raise ModelStringError(validation_message(full, e)) from None
+
+
 class HFModel:
     """A local causal LM run in-process with dynamic batching. Implements `LLM` and `LogprobLLM`.
 
@@ -126,14 +138,7 @@ class HFModel:
     def from_spec(cls, spec: str, **options: Any) -> HFModel:
         """Parse 'embedded', 'embedded+lora:DIR', 'hf:PATH' or 'hf:PATH+lora:DIR', each with optional
         '?key=value&...' options (`HFOptions`; keyword options win over the string's)."""
-        from ._registry import parse_query, validation_message
-
-        full = spec.strip()
-        spec, _, query = full.partition("?")
-        try:
-            opts = HFOptions(**{**(parse_query(query, full) if query else {}), **options})
-        except ValidationError as e:
-            raise ModelStringError(validation_message(full, e)) from None
+        spec, opts = parse_hf_options(spec, **options)
         base, adapter = spec, None
         if _LORA in spec:
             base, adapter_s = spec.split(_LORA, 1)

@@ -12,8 +12,11 @@ ADAPTER_RECORD = "clca_adapter.json"
 
 
 def resolve_model_dir(spec: str) -> str:
-    """'embedded' -> the embedded model's safetensors dir; 'hf:PATH' -> PATH (a local dir or a Hub id)."""
-    spec = spec.strip()
+    """'embedded' -> the embedded model's safetensors dir; 'hf:PATH' -> PATH (a local dir or a Hub id).
+
+    Inference options after '?' (batching, caches) do not concern training and are ignored here.
+    """
+    spec = spec.strip().partition("?")[0]
     if "+lora:" in spec:
         raise ModelStringError(
             f"{spec!r}: train on a base model, not on base+adapter (merge it first: clca train merge ADAPTER --out DIR)"
@@ -31,7 +34,7 @@ def resolve_model_dir(spec: str) -> str:
 
 
 def write_adapter_record(adapter_dir: Path, base_model: str, base_dir: str, extra: dict[str, Any]) -> None:
-    record = {"base_model": base_model, "base_model_dir": base_dir, **extra}
+    record = {"base_model": base_model.strip().partition("?")[0], "base_model_dir": base_dir, **extra}
     (adapter_dir / ADAPTER_RECORD).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
 
 
