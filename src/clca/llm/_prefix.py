@@ -26,7 +26,9 @@ def shared_prefix_groups(
 
     Returns ([(shared prefix, member prompts)], prompts in no group). A prefix is always shorter than each
     of its members, so every member has at least one token of its own to compute. A prompt does not join
-    a group if that would cut the group's shared prefix to less than half.
+    a group of two or more if that would cut the group's shared prefix to less than half (a second
+    prompt always joins a lone first one when they share enough: before it there is no shared prefix
+    to protect, only the first prompt's own length).
     """
     groups: list[tuple[tuple[int, ...], list[tuple[int, ...]]]] = []
     alone: list[tuple[int, ...]] = []
@@ -42,7 +44,7 @@ def shared_prefix_groups(
     for key in sorted(keys):
         if cur:
             n = min(common_prefix(cur[-1], key), plen, len(key) - 1)
-            if n >= MIN_PREFIX_REUSE and 2 * n >= plen:  # join unless that would halve the shared prefix
+            if n >= MIN_PREFIX_REUSE and (len(cur) == 1 or 2 * n >= plen):  # join unless it halves a shared prefix
                 cur.append(key)
                 plen = n
                 continue
