@@ -81,7 +81,7 @@ def parse_hf_options(spec: str, **options: Any) -> tuple[str, HFOptions]:
     try:
         return model, HFOptions(**{**(parse_query(query, full) if query else {}), **options})
     except ValidationError as e:
-        raise ModelStringError(validation_message(full, e)) from None
+        raise ModelStringError(validation_message(full, e, HFOptions)) from None
 
 
 class HFModel:

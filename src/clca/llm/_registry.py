@@ -52,8 +52,9 @@ def _build(spec: str, options: dict[str, Any]) -> LLM:
         from ._mock import MockLLM
 
         return MockLLM()
-    if spec.partition("?")[0].partition("+")[0] == "embedded" or spec.startswith("hf:"):
-        _check_local_spec(spec.partition("?")[0])
+    model = spec.partition("?")[0]
+    if model.partition("+")[0] == "embedded" or model.startswith("hf:"):
+        _check_local_spec(model)
         from ._hf import HFModel
 
         return HFModel.from_spec(spec, **options)
@@ -108,7 +109,7 @@ def parse_openai_spec(spec: str, **options: Any) -> Any:
     try:
         return OpenAIConfig(model=model, base_urls=base_urls, **{**string_opts, **options})
     except ValidationError as e:
-        raise ModelStringError(validation_message(spec, e)) from None
+        raise ModelStringError(validation_message(spec, e, OpenAIConfig)) from None
 
 
 def parse_query(query: str, spec: str) -> dict[str, str]:
@@ -119,17 +120,13 @@ def parse_query(query: str, spec: str) -> dict[str, str]:
         raise ModelStringError(f"bad model string {spec!r}: options must look like '?key=value&key2=value2'") from None
 
 
-def validation_message(spec: str, e: ValidationError) -> str:
-    """One line naming the first bad option of a model string."""
+def validation_message(spec: str, e: ValidationError, known: Any) -> str:
+    """One line naming the first bad option of a model string (`known`: the options model's class)."""
     err = e.errors()[0]
     where = ".".join(str(x) for x in err["loc"]) or "(options)"
     msg = err["msg"]
-    if err["type"] == "extra_forbidden" and isinstance(e.title, str):
-        from ._hf import HFOptions
-        from ._openai import OpenAIConfig
-
-        fields = {c.__name__: c.model_fields for c in (HFOptions, OpenAIConfig)}.get(e.title, {})
-        msg = "unknown option" + (f" (known: {', '.join(sorted(fields))})" if fields else "")
+    if err["type"] == "extra_forbidden":
+        msg = f"unknown option (known: {', '.join(sorted(known.model_fields))})"
     return f"bad model string {spec!r}: option {where}: {msg}"
 
 
