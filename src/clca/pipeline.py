@@ -121,7 +121,9 @@ class RunConfig(BaseModel):
             raise ConfigError("train.model: the student model is set in models.student")
         adapt = _section(m["scenarios"], "scenarios", {**seeded, **self.scenarios})
         _check_sizes(adapt)
-        return {
+        from .stage_links import link_sections
+
+        return link_sections(self, {
             "scenarios": adapt,
             "roleplay": _section(m["roleplay"], "roleplay", {**seeded, **self.roleplay}),
             "judge": _section(m["judge"], "judge", {**seeded, **self.judge}),
@@ -129,7 +131,7 @@ class RunConfig(BaseModel):
             "dataset": _section(m["dataset"], "dataset", {**seeded, **self.dataset}),
             "train": _section(m["train"], "train", train),
             "eval": _section(m["eval"], "eval", ev),
-        }
+        })  # fmt: skip
 
 
 def section_models() -> dict[str, type[BaseModel]]:
@@ -355,7 +357,8 @@ async def _judge(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
     from .judge import judge_episodes, kept_episodes
 
     s = await judge_episodes(store, models.get(cfg.models.judge), sc["judge"])
-    return s.line("judged") + f"; kept {len(kept_episodes(store))} of {store.count('episode')}"
+    kept = kept_episodes(store, sc["intents"].rule)  # the run's one discard rule (clca.stage_links)
+    return s.line("judged") + f"; kept {len(kept)} of {store.count('episode')}"
 
 
 async def _intents(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
