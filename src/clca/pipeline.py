@@ -80,6 +80,10 @@ class RunConfig(BaseModel):
     adapted_styles: list[str] = Field(
         default_factory=lambda: ["persona"], description="prompt styles the adapted student is evaluated with"
     )
+    reuse_from: Path | None = Field(
+        None, description="run directory whose scenarios, dialogues, judgements and intentions this run reuses "
+        "(same settings for those stages; they then make no model calls); see clca.study"
+    )  # fmt: skip
 
     @field_validator("cultures", "compare")
     @classmethod
@@ -300,12 +304,20 @@ async def run_pipeline(
         raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
     stages = STAGES if until is None else STAGES[: STAGES.index(until) + 1]
     sc = cfg.stage_configs()
+    if cfg.reuse_from is not None:  # refused before the run directory exists
+        from .study import check_reuse
+
+        check_reuse(cfg)
     run_dir = Path(cfg.run_dir)
     store = RunStore(run_dir, retry_failed=retry_failed)
     store.bind_config(cfg.model_dump(mode="json"), config_hash(cfg, exclude={"run_dir", "cache", "name"}))
     models = _Models(cfg.cache)
     results: list[StageResult] = []
     try:
+        if cfg.reuse_from is not None:  # before any model loads: copy the shared stages' records
+            from .study import reuse_shared
+
+            reuse_shared(cfg, store)
         for stage in stages:
             t0, c0 = time.perf_counter(), models.calls()
             detail = await _STAGE_FUNCS[stage](cfg, sc, store, models)
