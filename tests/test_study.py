@@ -175,3 +175,11 @@ def test_second_run_reuses_generation_with_zero_model_calls(tmp_path: Path) -> N
     rows_a = {json.loads(x)["id"] for x in (a / "dataset" / "train.jsonl").read_text().splitlines()}
     rows_b = {json.loads(x)["id"] for x in (b / "dataset" / "train.jsonl").read_text().splitlines()}
     assert rows_b and rows_b <= rows_a  # the same dialogues, judged the same way
+
+
+def test_shipped_ablations_reuse_the_paper_run() -> None:
+    paper = shared_settings(load_run_config(ROOT / "configs" / "paper.yaml"))
+    for v in ("dialogue_only", "intent_only", "no_filter", "control"):
+        cfg = load_run_config(ROOT / "configs" / f"ablation_{v}.yaml")
+        assert cfg.reuse_from == Path("runs/paper") and shared_settings(cfg) == paper, v
+        assert cfg.stage_configs()["dataset"].variant == v
