@@ -6,7 +6,7 @@ print(format_table(result))
 """
 
 from ._answer import PERSONA_STYLES, STYLES, Answer, ask, build_messages, option_order, parse_answer
-from ._countries import COUNTRIES, country_name, resolve_country
+from ._countries import country_name, region_name, resolve_country
 from ._evaluate import ANSWER, METRIC, EvalConfig, answer_key, compute_metrics, evaluate, rank_of
 from ._metrics import (
     bootstrap_ci,
@@ -34,7 +34,7 @@ from ._result import EvalResult, MetricRow, ModelShift, compare_models, format_s
 from ._survey import DEMOGRAPHIC_FIELDS, Respondent, Survey, load_survey
 
 __all__ = [
-    "ANSWER", "METRIC", "COUNTRIES", "DEMOGRAPHIC_FIELDS", "PERSONA_STYLES", "STYLES",
+    "ANSWER", "METRIC", "DEMOGRAPHIC_FIELDS", "PERSONA_STYLES", "STYLES",
     "Answer", "CountryReference", "Distribution", "EvalConfig", "EvalResult", "Item", "Marginal", "MetricRow",
     "ModelShift", "OpinionQuestion", "Persona", "Questionnaire", "ReferenceTable", "Respondent", "Survey",
     "aggregate", "answer_key", "ask", "bootstrap_ci", "build_messages", "compare_models", "compute_metrics",
@@ -42,5 +42,5 @@ __all__ = [
     "js_distance", "js_similarity", "kl_divergence", "load_global_opinions", "load_opinion_questions",
     "load_questionnaire", "load_reference", "load_survey", "majority_match", "marginals", "option_order",
     "parse_answer", "personas_from_marginals", "personas_from_survey", "rank_of", "reference_from_survey",
-    "resolve_country", "wasserstein_ordinal",
+    "region_name", "resolve_country", "wasserstein_ordinal",
 ]  # fmt: skip
