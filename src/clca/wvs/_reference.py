@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
@@ -237,22 +239,71 @@ def bundled_reference_path() -> Path:
     return Path(str(resources.files("clca") / "data" / "wvs" / "reference.json"))
 
 
+class _NonFinite(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> float:
+    raise _NonFinite(name)
+
+
 def load_reference(path: str | Path | None = None) -> ReferenceTable:
-    """Read a reference table (the bundled one when path is None)."""
+    """Read a reference table (the bundled one when path is None). NaN, infinite or negative shares, shares that
+    do not match the codes, or an all-zero distribution are refused with the file and line."""
     p = Path(path) if path is not None else bundled_reference_path()
     try:
-        raw: Any = json.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8-sig")
     except OSError as e:
         raise DataError(f"{p}: cannot read reference table ({e.strerror})") from e
+    try:
+        raw: Any = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise DataError(f"{p}: line {e.lineno}: not valid JSON ({e.msg})") from e
+    except _NonFinite as e:
+        m = re.search(r"(?<![\w\"])" + re.escape(str(e)) + r"(?![\w\"])", text)
+        line = text.count("\n", 0, m.start()) + 1 if m else 0
+        raise DataError(f"{p}: line {line}: {e} is not a share (shares must be finite numbers >= 0)") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise DataError(f"{p}: not a clca reference table (expected format {FORMAT!r})")
     try:
-        return ReferenceTable.model_validate(raw)
+        table = ReferenceTable.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
         raise DataError(f"{p}: field {'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from e
+    for iso, c in table.countries.items():
+        for iid, d in c.items.items():
+            problem = _share_problem(d.shares, len(d.codes))
+            if problem:
+                raise DataError(f"{p}: line {_line_of(text, iso, iid, 'shares')}: {iso} {iid}: {problem}")
+        for fld, m in c.marginals.items():
+            problem = _share_problem(list(m.values.values()), len(m.values))
+            if problem:
+                raise DataError(f"{p}: line {_line_of(text, iso, fld, 'values')}: {iso} marginal {fld}: {problem}")
+    return table
+
+
+def _share_problem(shares: list[float], n: int) -> str | None:
+    if len(shares) != n:
+        return f"{len(shares)} shares for {n} codes"
+    for x in shares:
+        if not math.isfinite(x):
+            return f"share {x} is not a finite number"
+        if x < 0:
+            return f"negative share {x}"
+    if sum(shares) <= 0:
+        return "all shares are zero"
+    return None
+
+
+def _line_of(text: str, *keys: str) -> int:
+    """Line of the last of the nested keys (searched in order), for errors about a JSON file we parsed."""
+    pos = 0
+    for k in keys:
+        found = text.find(json.dumps(k), pos)
+        if found < 0:
+            break
+        pos = found
+    return text.count("\n", 0, pos) + 1
 
 
 def reference_from_survey(survey: Survey, questionnaire: Questionnaire | None = None) -> ReferenceTable:
