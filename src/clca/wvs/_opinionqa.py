@@ -202,6 +202,14 @@ def _option_text(o: Any) -> str:
     return str(o).strip()
 
 
+def _match_key(o: Any) -> str:
+    """Option text for matching distribution keys: "3", 3, 3.0 and "3.0" are the same option."""
+    t = _option_text(o)
+    if re.fullmatch(r"-?\d+\.0+", t):
+        return t.split(".")[0]
+    return t.casefold()
+
+
 def _question(p: Path, line: int, rec: dict[str, Any]) -> OpinionQuestion:
     q = rec.get("question")
     if not isinstance(q, str) or not q.strip():
@@ -255,10 +263,10 @@ def _shares(p: Path, line: int, where: str, raw: Any, q: OpinionQuestion) -> lis
     if isinstance(raw, str):
         raw = _parse_text(p, line, "distribution", raw)
     if isinstance(raw, dict):
-        by_label = {o: k for k, o in enumerate(q.options)}
+        by_label = {_match_key(o): k for k, o in enumerate(q.options)}
         vals: list[Any] = [0.0] * len(q.options)
         for key, v in raw.items():
-            k = by_label.get(_option_text(key))
+            k = by_label.get(_match_key(key))
             if k is None and re.fullmatch(r"\d+", _option_text(key)) and int(_option_text(key)) in q.keys:
                 k = q.keys.index(int(_option_text(key)))
             if k is None:
