@@ -9,9 +9,11 @@ This is the one place that turns a country string into an ISO alpha-3 code for t
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -30,10 +32,8 @@ def _converter() -> Any:
     with pandas >= 3)."""
     import country_converter as coco
     import pandas as pd
-    from country_converter import country_converter as ccm
-
     logging.getLogger("country_converter").setLevel(logging.ERROR)
-    data = pd.read_csv(ccm.COUNTRY_DATA_FILE, sep="\t", encoding="utf-8", dtype=str, keep_default_na=False)
+    data = pd.read_csv(_data_file(), sep="\t", encoding="utf-8", dtype=str, keep_default_na=False)
     data = data.replace({"": None})
     return coco.CountryConverter(country_data=data)
 
@@ -56,6 +56,23 @@ def iso3_from_numeric(code: int) -> str | None:
     return c.alpha_3 if c is not None else None
 
 
+def _data_file() -> Path:
+    """country_converter's country table, found without importing the package (which imports pandas)."""
+    spec = importlib.util.find_spec("country_converter")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("country_converter is not installed (pip install country_converter)")
+    return Path(next(iter(spec.submodule_search_locations))) / "country_data.tsv"
+
+
+@cache
+def _names() -> dict[str, str]:
+    """ISO3 -> short English name, from country_converter's own table (read directly: no pandas, milliseconds)."""
+    import csv
+
+    with _data_file().open(encoding="utf-8", newline="") as fh:
+        return {r["ISO3"]: r["name_short"] for r in csv.DictReader(fh, delimiter="\t") if r.get("ISO3")}
+
+
 @cache
 def country_name(iso3: str) -> str:
     """Common English short name ("KOR" -> "South Korea"); the code itself when unknown."""
@@ -63,10 +80,15 @@ def country_name(iso3: str) -> str:
         return _WVS_ONLY[iso3][1]
     if iso3 in _NAME_OVERRIDES:
         return _NAME_OVERRIDES[iso3]
-    if iso3 not in _known_iso3():
-        return iso3
-    name = _converter().convert(iso3, src="ISO3", to="name_short", not_found=None)
-    return name if isinstance(name, str) and name != iso3 else iso3
+    return _names().get(iso3, iso3)
+
+
+@cache
+def _by_name() -> dict[str, str]:
+    out = {name.lower(): iso for iso, name in _names().items()}
+    out.update({name.lower(): iso for iso, name in _NAME_OVERRIDES.items()})
+    out.update({name.lower(): iso for iso, (_, name) in _WVS_ONLY.items()})
+    return out
 
 
 @cache
@@ -76,6 +98,9 @@ def _lookup(text: str) -> str | None:
         return _EXTRA_SPELLINGS[low]
     if re.fullmatch(r"[a-z]{3}", low) and low.upper() in _known_iso3():
         return low.upper()
+    exact = _by_name().get(low)
+    if exact is not None:
+        return exact
     iso = _converter().convert(text.strip(), to="ISO3", not_found=None)
     if isinstance(iso, str) and iso in _known_iso3():
         return iso

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError, DataError
 from ._countries import iso3_from_numeric, region_name, resolve_country
@@ -87,6 +88,7 @@ _MISSING_LABEL = re.compile(
     r"^(don.?t know|dk|no answer|na|not asked|not applicable|missing|refused|inap|other missing)\b", re.I
 )
 _NUMBER = re.compile(r"-?\d+(\.0+)?")
+_UNSEEN: Any = object()
 
 
 @dataclass
@@ -165,20 +167,37 @@ class RespondentStream:
         wanted = ["B_COUNTRY_ALPHA", "B_COUNTRY", "W_WEIGHT", *(i.id for i in self.items), *(c for _, c in demo)]
         n_items = len(self.items)
         src = str(self.path)
+        # cell -> result memos: a release has a handful of distinct cells per column, so each is parsed once
+        # (a cell that is an error raises the first time and is never memoised)
+        item_memo: list[dict[Cell, int | None]] = [{} for _ in self.items]
+        demo_memo: list[dict[Cell, str | None]] = [{} for _ in demo]
+        countries: dict[tuple[Cell, Cell], str | None] = {}
         for place, cells in rel.rows(wanted, progress):
-            country = self._country(place, cells[0], cells[1])
+            key = (cells[0], cells[1])
+            country = countries.get(key, _UNSEEN)
+            if country is _UNSEEN:
+                country = countries[key] = self._country(place, cells[0], cells[1])
             if country is None:  # summary rows (Avg, Avg_First, ...) carry no country
                 self.dropped_rows += 1
                 continue
             weight = self._weight(place, cells[2]) if self.weighted else 1.0
             answers: dict[str, int] = {}
-            for item, cell in zip(self.items, cells[3 : 3 + n_items], strict=True):
-                code = self._answer(place, item, cell)
+            for j in range(n_items):
+                cell = cells[3 + j]
+                code = item_memo[j].get(cell, _UNSEEN)
+                if code is _UNSEEN:
+                    code = item_memo[j][cell] = self._answer(place, self.items[j], cell)
                 if code is not None:
-                    answers[item.id] = code
+                    answers[self.items[j].id] = code
             demographics: dict[str, str] = {}
-            for (f, c), cell in zip(demo, cells[3 + n_items :], strict=True):
-                v = self._demo(cell, c)
+            for j, (f, c) in enumerate(demo):
+                cell = cells[3 + n_items + j]
+                v = demo_memo[j].get(cell, _UNSEEN)
+                if v is _UNSEEN:
+                    before = self.unlabelled_regions
+                    v = self._demo(cell, c)
+                    if self.unlabelled_regions == before:  # unlabelled region codes are counted per row
+                        demo_memo[j][cell] = v
                 if v:
                     demographics[f] = v
             yield Respondent(country, weight, answers, demographics, src, int(place.split()[1]))
