@@ -258,3 +258,16 @@ def test_reference_with_nan_or_negative_share_is_refused(tmp_path: Path) -> None
         (tmp_path / "bad.json").write_text("\n".join(broken) + "\n")
         with pytest.raises(DataError, match=rf"bad\.json: line {j + 1 if bad_value == 'NaN' else k + 1}: .*{msg}"):
             load_reference(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("suffix", [".sav", ".dta", ".rds"])
+def test_unreadable_binary_file_is_a_one_line_error(tmp_path: Path, suffix: str) -> None:
+    from clca.cli.main import main
+
+    bad = tmp_path / f"wvs7{suffix}"
+    bad.write_bytes(b"not a data file\n")
+    with pytest.raises(SystemExit) as e:
+        main(["wvs", "aggregate", str(bad), "--out", str(tmp_path / "ref.json"), "--quiet"])
+    assert e.value.code == 2 and not (tmp_path / "ref.json").exists()
+    with pytest.raises(DataError, match=rf"wvs7\{suffix}: (cannot read|not a readable)"):
+        load_survey(bad)

@@ -121,10 +121,11 @@ def _frame_rows(df: Any, wanted: list[str], start: int) -> Iterator[tuple[str, l
 
 def _read_rds(p: Path) -> Any:
     import pyreadr
+    from pyreadr.custom_errors import LibrdataError, PyreadrError
 
     try:
         objs = pyreadr.read_r(str(p))
-    except (pyreadr.custom_errors.PyreadrError, ValueError, OSError) as e:
+    except (LibrdataError, PyreadrError, ValueError, OSError) as e:
         raise DataError(f"{p}: cannot read R data file ({e})") from e
     frames = [v for v in objs.values() if v is not None and hasattr(v, "columns")]
     if len(frames) != 1:
