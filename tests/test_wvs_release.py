@@ -271,3 +271,15 @@ def test_unreadable_binary_file_is_a_one_line_error(tmp_path: Path, suffix: str)
     assert e.value.code == 2 and not (tmp_path / "ref.json").exists()
     with pytest.raises(DataError, match=rf"wvs7\{suffix}: (cannot read|not a readable)"):
         load_survey(bad)
+
+
+def test_survey_keeps_only_the_evaluated_countries(shared_data: Path, tmp_path: Path) -> None:
+    """`--survey` on a many-country file: shares for every country, respondents only for the cultures asked."""
+    from clca.wvs import survey_reference
+
+    path = _write(shared_data, tmp_path, "sav")
+    survey, table = survey_reference([path], keep={"EGY"})
+    assert survey.countries == ["EGY"] and len(survey.respondents) == 303
+    assert set(table.countries) == {"EGY", "USA"}
+    full = distributions(load_survey(path))
+    assert table.countries["USA"].items["Q6"].shares == pytest.approx(full["USA"]["Q6"].shares)

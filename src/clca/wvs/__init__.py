@@ -36,6 +36,7 @@ from ._reference import (
     load_reference,
     marginals,
     reference_from_survey,
+    survey_reference,
 )
 from ._release import load_value_labels, open_release
 from ._result import EvalResult, MetricRow, ModelShift, compare_models, format_shifts, format_table
@@ -52,5 +53,5 @@ __all__ = [
     "load_opinion_questions", "load_opinion_survey", "load_value_labels", "open_release",
     "load_questionnaire", "load_reference", "load_survey", "majority_match", "marginals", "option_order",
     "parse_answer", "personas_from_marginals", "personas_from_survey", "rank_of", "reference_from_survey",
-    "region_name", "resolve_country", "wasserstein_ordinal",
+    "region_name", "resolve_country", "survey_reference", "wasserstein_ordinal",
 ]  # fmt: skip

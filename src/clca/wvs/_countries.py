@@ -32,6 +32,7 @@ def _converter() -> Any:
     with pandas >= 3)."""
     import country_converter as coco
     import pandas as pd
+
     logging.getLogger("country_converter").setLevel(logging.ERROR)
     data = pd.read_csv(_data_file(), sep="\t", encoding="utf-8", dtype=str, keep_default_na=False)
     data = data.replace({"": None})

@@ -18,9 +18,9 @@ from ._metrics import bootstrap_ci, js_distance, kl_divergence, majority_match, 
 from ._opinionqa import load_opinion_survey
 from ._personas import Persona, personas_from_marginals, personas_from_survey
 from ._questionnaire import Item, Questionnaire, default_questionnaire, load_questionnaire
-from ._reference import Distribution, ReferenceTable, load_reference, reference_from_survey
+from ._reference import Distribution, ReferenceTable, load_reference, survey_reference
 from ._result import EvalResult, MetricRow
-from ._survey import Survey, load_survey
+from ._survey import Survey
 
 ANSWER = "survey_answer"
 METRIC = "metric"
@@ -94,18 +94,22 @@ def _inputs(cfg: EvalConfig) -> tuple[Questionnaire, ReferenceTable, Survey | No
     q = q.select(cfg.items)
     survey = None
     note = ""
+    ref = load_reference(cfg.reference)
     if cfg.survey:
-        survey = Survey()
-        for f in cfg.survey:
-            survey.extend(load_survey(f, q, cfg.survey_labels))
+        wanted: set[str] = set()
+        for c in cfg.cultures + cfg.compare:
+            try:
+                wanted.add(resolve_country(c))
+            except ConfigError:
+                pass  # reported below with the countries available
+        # respondents kept for the evaluated cultures only; shares of every country in the files
+        survey, from_files = survey_reference(cfg.survey, q, cfg.survey_labels, keep=wanted)
+        ref.countries.update(from_files.countries)  # the user's file replaces the reference for its countries
         if survey.unlabelled_regions:
             note = (
                 f"survey: {survey.unlabelled_regions} respondents' region codes have no value label "
                 "(region left out of their personas; give survey_labels / --labels)\n"
             )
-    ref = load_reference(cfg.reference)
-    if survey is not None:  # the user's file replaces the reference for the countries it covers
-        ref.countries.update(reference_from_survey(survey, q).countries)
     return q, ref, survey, note
 
 

@@ -316,3 +316,39 @@ def reference_from_survey(survey: Survey, questionnaire: Questionnaire | None = 
             name=country_name(country), items=items, marginals=margs.get(country, {})
         )
     return table
+
+
+def survey_reference(
+    files: Iterable[str | Path],
+    questionnaire: Questionnaire | None = None,
+    labels: str | Path | None = None,
+    keep: set[str] | None = None,
+) -> tuple[Survey, ReferenceTable]:
+    """Read respondent files once, streaming: the reference of every country in them (pooled over the files, as
+    `reference_from_survey`) and the respondents of the `keep` countries only (all when None), so that
+    `--survey` on the full WVS-7 file holds in memory only the respondents of the cultures evaluated."""
+    q = questionnaire or default_questionnaire()
+    acc = _Accumulator(q)
+    survey = Survey()
+    for f in files:
+        stream = iter_respondents(f, q, labels)
+        n = 0
+        for r in stream:
+            n += 1
+            acc.add(r)
+            if keep is None or r.country in keep:
+                survey.respondents.append(r)
+        if n == 0:
+            raise DataError(f"{stream.path}: no respondent rows")
+        survey.sources.append(str(stream.path))
+        survey.weighted = survey.weighted or stream.weighted
+        survey.dropped_rows += stream.dropped_rows
+        survey.unlabelled_regions += stream.unlabelled_regions
+    acc.weighted = survey.weighted
+    table = ReferenceTable(note="computed from " + ", ".join(survey.sources))
+    margs = acc.marginals()
+    for country, items in acc.distributions().items():
+        table.countries[country] = CountryReference(
+            name=country_name(country), items=items, marginals=margs.get(country, {})
+        )
+    return survey, table
