@@ -176,11 +176,11 @@ def _parse_text(p: Path, line: int, field: str, v: str) -> Any:
     """A list/dict written as Python or JSON text; bare nan/inf tokens become markers rejected later."""
     s = v.strip()
     s = re.sub(r"^defaultdict\(<class '\w+'>,\s*(.*)\)$", r"\1", s, flags=re.S)
-    marked = _NAN_TOKEN.sub(lambda m: repr(_NAN_MARK + m.group(1)), s)
-    try:
-        return ast.literal_eval(marked)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        pass
+    for text in (s, _NAN_TOKEN.sub(lambda m: repr(_NAN_MARK + m.group(1)), s)):  # as written, then nan/inf marked
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            pass
     try:
         return json.loads(s)
     except json.JSONDecodeError:
