@@ -415,7 +415,7 @@ async def _eval(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Mo
 
     base_cfg = sc["eval"]
     base = await evaluate(store, models.get(cfg.models.student), "base", base_cfg)
-    lines = [f"base: {len(base.rows)} metric rows"]
+    lines = [f"base: {len(base.rows)} metric rows", *base.summary.splitlines()[1:]]  # + input notes (skipped entries)
     if (adapter_dir(cfg) / "train_result.json").is_file():
         await models.release()  # one student in memory at a time
         adapted_cfg = base_cfg.model_copy(update={"styles": cfg.adapted_styles})
