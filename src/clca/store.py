@@ -4,7 +4,8 @@ Every stage writes one row per artifact into `artifacts`, committed as soon as t
 
   artifacts(kind, key, status, data, error, parent, created_at)   PRIMARY KEY (kind, key)
     kind    scenario | episode | turn | judgement | intention | survey_answer | metric | ...
-    key     stable identity of the item within its kind (e.g. "jpn/seed-007/0" or "ep-12/turn-003")
+    key     stable identity of the item within its kind (e.g. "JPN/seed-007/s0" or "JPN/seed-007/s0/t003";
+            kinds and key formats are owned by clca.records)
     status  "ok" or "failed"
     data    the artifact as JSON (validated pydantic model dumps)
     error   the failure reason when status = "failed"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..judge import DiscardRule, discard_reasons
+from ..records import key_head
 from ..roleplay import CONTENT_ACTIONS, Episode, load_episode
 from ..store import RunStore
 from ._annotate import episode_intentions
@@ -21,7 +22,7 @@ def _mean(xs: list[float]) -> float | None:
 
 
 def _episode_culture(store: RunStore, key: str, data: dict[str, Any] | None) -> str:
-    return (data or {}).get("culture") or key.split("/", 1)[0]
+    return (data or {}).get("culture") or key_head(key)
 
 
 def dialogue_stats(store: RunStore, rule: DiscardRule | None = None) -> dict[str, Any]:

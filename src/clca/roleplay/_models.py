@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .. import records
 from ._deps import Scenario
 
 
@@ -125,17 +126,5 @@ class Episode(BaseModel):
         return [t for t in self.turns if t.action_type is ActionType.speak]
 
 
-def episode_key(scenario_key: str, sample: int) -> str:
-    return f"{scenario_key}/s{sample}"
-
-
-def turn_key(ep_key: str, idx: int) -> str:
-    return f"{ep_key}/t{idx:03d}"
-
-
-def split_episode_key(key: str) -> tuple[str, int]:
-    """'JPN/seed-007/s1' -> ('JPN/seed-007', 1)."""
-    scenario_key, _, s = key.rpartition("/")
-    if not scenario_key or not s.startswith("s") or not s[1:].isdigit():
-        raise ValueError(f"not an episode key: {key!r}")
-    return scenario_key, int(s[1:])
+# the key formats are owned by clca.records; these names stay for the role-play stage's callers
+episode_key, turn_key, split_episode_key = records.episode_key, records.turn_key, records.split_episode_key

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..records import RELATIONSHIP_WORDS, relationship_text  # noqa: F401  (re-exported)
 from ._deps import Scenario, culture_code, culture_description, culture_name
 
 
@@ -36,17 +37,6 @@ class ScenarioView:
     goals: tuple[str, str]
 
 
-# how the relationship reads in prompts (Sotopia's six relationship types)
-RELATIONSHIP_WORDS = {
-    "stranger": "strangers",
-    "know_by_name": "they know each other by name",
-    "acquaintance": "acquaintances",
-    "friend": "friends",
-    "romantic": "romantic partners",
-    "family": "family members",
-}
-
-
 def parse_scenario(data: Any) -> Scenario:
     """A stored scenario row's data -> Scenario (validated)."""
     return Scenario.model_validate(data)
@@ -71,7 +61,7 @@ def view(scenario: Scenario) -> ScenarioView:
         culture=scenario.culture,
         culture_name=culture_name(scenario.culture) if scenario.culture else None,
         setting=scenario.setting,
-        relationship=RELATIONSHIP_WORDS.get(rel, rel),
+        relationship=relationship_text(rel),
         characters=(chars[0], chars[1]),
         goals=(scenario.characters[0].goal, scenario.characters[1].goal),
     )

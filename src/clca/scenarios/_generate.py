@@ -20,6 +20,7 @@ from ..culture import Culture, UnknownCultureError, resolve_culture
 from ..errors import ConfigError, DataError, StructuredOutputError
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
+from ..records import scenario_key
 from ..runner import RunSummary, run_items
 from ..store import RunStore
 from ._io import Norm, load_seeds
@@ -180,7 +181,7 @@ async def adapt_scenarios(
     system = render("scenarios_system")
 
     async def one(seed: Scenario) -> bool:
-        key = f"{cult.code}/{seed.provenance.id}"
+        key = scenario_key(cult.code, seed.provenance.id)
         messages: list[Message] = [
             {"role": "system", "content": system},
             {

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from ..culture import UnknownCultureError, get_culture
 from ..errors import DataError
+from ..records import key_head
 from ..store import RunStore
 from ._io import load_seeds
 from ._schema import Scenario
@@ -88,7 +89,7 @@ def scenario_stats(store: RunStore) -> list[CultureStats]:
     by: dict[str, CultureStats] = {}
     settings: dict[str, list[str]] = {}
     for rec in store.iter(KIND, status=None):
-        code = rec.key.split("/", 1)[0]
+        code = key_head(rec.key)
         st = by.setdefault(code, CultureStats(code))
         if rec.status != "ok":
             st.failed += 1

@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ClcaError, ConfigError
 from ..llm import LLM
@@ -29,6 +29,8 @@ SHARED_PERSONA = "all"  # persona id used by styles whose prompt has no persona 
 
 class EvalConfig(BaseModel):
     """What to evaluate. Countries are names or ISO alpha-3 codes."""
+
+    model_config = ConfigDict(extra="forbid")
 
     cultures: list[str] = Field(description="target cultures")
     compare: list[str] = Field(default_factory=list, description="other cultures evaluated the same way")
