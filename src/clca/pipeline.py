@@ -336,7 +336,12 @@ async def _scenarios(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models
         s = await generate_from_norms(store, models.get(cfg.models.teacher), norms, sc["scenarios"])
         lines.append(s.line("from norms"))
     if store.count("scenario") == 0:
-        raise DataError(f"scenarios: no valid scenario was produced; failures: {store.failure_reasons('scenario')}")
+        from .failures import first_failure
+
+        raise DataError(
+            f"scenarios: no valid scenario was produced; failures: {store.failure_reasons('scenario')}; "
+            f"first: {first_failure(store, 'scenario')}"
+        )
     return "; ".join(lines)
 
 

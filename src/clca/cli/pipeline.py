@@ -38,7 +38,7 @@ def run_config(
     from ..report import render_terminal_summary
     from ..store import RunStore
 
-    with RunStore(cfg.run_dir) as store:
+    with RunStore(cfg.run_dir, lock=False) as store:
         render_terminal_summary(store)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     console.print(f"finished in {time.perf_counter() - t0:.0f}s, peak memory {peak_mb:.0f} MB")

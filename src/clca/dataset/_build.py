@@ -63,7 +63,7 @@ def build_dataset(
     """Build the training data of one variant and write every export into out_dir atomically."""
     cfg = cfg or DatasetConfig()
     own = not isinstance(store, RunStore)
-    st = RunStore(store) if own else store
+    st = RunStore(store, lock=False) if own else store
     try:
         rows, report, used = collect_rows(st, cfg, progress)
     finally:

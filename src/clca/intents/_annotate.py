@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..failures import failure_reason
 from ..errors import BackendError, StructuredOutputError
 from ..judge import NEUTRAL_CULTURE, DiscardRule, kept_episodes
 from ..llm import LLM, GenParams, Message
@@ -102,9 +103,9 @@ class _Annotator:
             self.store.put("intention", item.key, rec.model_dump(mode="json"), parent=ep.key)
             return True
         assert last is not None
-        reason = f"{type(last).__name__}: turn {item.idx}: {last.one_line()}"
+        reason = failure_reason(last, f"turn {item.idx}")
         self.store.fail("intention", item.key, reason, parent=ep.key)
-        self.reasons[type(last).__name__] += 1
+        self.reasons[reason.split(":")[0]] += 1
         return False
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..failures import failure_reason
 from ..errors import BackendError, StructuredOutputError
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
@@ -133,7 +134,7 @@ class _Judge:
         try:
             new = await (self.clca(ep) if mode == "clca" else self.sotopia(ep))
         except (StructuredOutputError, BackendError) as e:
-            reason = f"{type(e).__name__}: {mode} judge: {e.one_line()}"
+            reason = failure_reason(e, f"{mode} judge")
             failures[mode] = reason
             self.store.fail("judgement", key, reason, data={**data, "failures": failures})
             self.reasons[reason.split(":")[0]] += 1

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..failures import failure_reason
 from ..errors import BackendError, DataError, RunMismatchError, StructuredOutputError
 from ..llm import LLM, GenParams
 from ..runner import RunSummary, run_items
@@ -146,7 +147,7 @@ class _Simulator:
             try:
                 action, seed = await self.act(item, side, turns)
             except (StructuredOutputError, BackendError) as e:
-                return self._fail(item, f"{type(e).__name__}: turn {len(turns)}: {e.one_line()}", turns)
+                return self._fail(item, failure_reason(e, f"turn {len(turns)}"), turns)
             turn = Turn(
                 idx=len(turns),
                 agent=side,

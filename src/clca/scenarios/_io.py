@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._files import follow_umask
 from ..errors import DataError
 from ._schema import Scenario
 
@@ -73,6 +74,7 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
             for r in records:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
                 n += 1
+        follow_umask(tmp)
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

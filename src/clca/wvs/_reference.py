@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from .._files import follow_umask
 from ..errors import DataError
 from ._countries import country_name
 from ._questionnaire import Questionnaire, default_questionnaire
@@ -67,7 +68,7 @@ class ReferenceTable(BaseModel):
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(self.model_dump(), fh, indent=1, ensure_ascii=False, sort_keys=False)
                 fh.write("\n")
-            os.chmod(tmp, 0o644)
+            follow_umask(tmp)
             os.replace(tmp, p)
         finally:
             if os.path.exists(tmp):

@@ -1,0 +1,183 @@
+"""Reliability round two (issue 16): one writer per run directory, a failed row for every model error,
+a foreign SQLite file left alone, output files following the umask, one-line errors for bad paths."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_reliability_support import schema_mock
+
+from clca.errors import ClcaError, DataError
+from clca.runlock import RunLockedError
+from clca.store import RunStore
+from clca.testing import Fault, fault_server
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env.update(TQDM_DISABLE="1", CLCA_CACHE=str(tmp / "cache"))
+    return env
+
+
+def _holder(run_dir: Path) -> subprocess.Popen[str]:
+    """Another process that holds the run directory open for writing until killed."""
+    code = (
+        "import sys; from clca.store import RunStore; s = RunStore(sys.argv[1]); print('ready', flush=True); "
+        "sys.stdin.read()"
+    )
+    p = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         text=True)  # fmt: skip
+    assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    return p
+
+
+# -- the run-directory lock ------------------------------------------------------------------------------
+def test_second_writer_is_refused_naming_the_holder_and_a_killed_holders_lock_is_taken_over(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    holder = _holder(run)
+    try:
+        with pytest.raises(RunLockedError, match=rf"in use by another clca process \(pid {holder.pid}\)"):
+            RunStore(run)
+        with RunStore(run, lock=False) as reader:  # readers (report, stats) still read
+            assert reader.count("scenario") == 0
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # the kernel released the dead holder's lock: the next writer takes it over, without any clean-up
+    with RunStore(run) as store:
+        store.put("scenario", "k", {"a": 1})
+        with RunStore(run) as again:  # re-entrant inside one process (a stage and its report)
+            assert again.count("scenario") == 1
+    assert (run / ".lock").read_text() == ""  # released: no pid left behind
+
+
+def test_clca_run_on_a_locked_run_dir_exits_2_before_any_work(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("run_dir: run\ncultures: [Japan]\nmodels: {teacher: mock, judge: mock, annotator: mock, "
+                   "student: mock}\nscenarios: {n: 1}\n")  # fmt: skip
+    with RunStore(tmp_path / "run") as store:  # this process writes into the run directory
+        r = subprocess.run([sys.executable, "-m", "clca.cli.main", "run", str(cfg)], capture_output=True, text=True,
+                           cwd=tmp_path, env=_env(tmp_path), timeout=300)  # fmt: skip
+        assert r.returncode == 2, r.stderr[-2000:]
+        assert "Traceback" not in r.stderr
+        lines = [ln for ln in r.stderr.splitlines() if ln.startswith("error: ")]
+        assert len(lines) == 1 and f"pid {os.getpid()}" in lines[0], r.stderr
+        assert store.kinds() == {}  # nothing was written by the refused run
+
+
+# -- model errors end as failed rows ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "status, retries, group",
+    [(401, 2, "HTTP 401"), (403, 0, "HTTP 403"), (500, 1, "HTTP 500")],
+)
+def test_server_errors_become_failed_rows_with_status_and_hint(
+    tmp_path: Path, status: int, retries: int, group: str
+) -> None:
+    from clca.llm import load_model
+    from clca.scenarios import AdaptConfig, adapt_scenarios
+
+    with fault_server(schema_mock(), Fault(kind="status", status=status)) as fs:
+        llm = load_model(fs.model_string(max_retries=retries, backoff_base=0), cache=False)
+
+        async def go() -> object:
+            with RunStore(tmp_path / "run") as store:
+                s = await adapt_scenarios(store, llm, "Japan", AdaptConfig(n=2, progress=False))
+                return s, list(store.iter("scenario", status="failed")), store.failure_reasons("scenario")
+
+        summary, rows, reasons = asyncio.run(go())
+    assert summary.failed == 2 and summary.reasons == {group: 2}  # type: ignore[attr-defined]
+    assert len(rows) == 2 and reasons == {group: 2}
+    for rec in rows:
+        assert rec.error.startswith(f"{group}: ")
+        assert ("check the API key for " + fs.base_url in rec.error) == (status in (401, 403)), rec.error
+
+
+def test_failure_reason_groups_and_hints() -> None:
+    from clca.errors import BackendError, StructuredOutputError
+    from clca.failures import failure_reason
+
+    e = BackendError("openai:m at http://h:1/v1: gave up after 6 attempts; last error: HTTP 503: busy")
+    assert failure_reason(e).startswith("HTTP 503: openai:m at http://h:1/v1: gave up")
+    assert "hint" not in failure_reason(e)
+    e401 = BackendError("openai:m at http://h:1/v1: HTTP 401: bad key")
+    assert failure_reason(e401, "turn 2").endswith("hint: check the API key for http://h:1/v1 "
+                                                   "(the environment variable named by api_key_env "
+                                                   "(default OPENAI_API_KEY))")  # fmt: skip
+    assert failure_reason(StructuredOutputError("X", 2, ["bad"])).startswith("StructuredOutputError: ")
+
+
+# -- a foreign or corrupt SQLite file is refused, never written into ----------------------------------------
+def test_report_refuses_a_foreign_sqlite_file(tmp_path: Path) -> None:
+    from clca.report import write_report
+
+    run = tmp_path / "run"
+    run.mkdir()
+    db = run / "run.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE customers (id INTEGER)")
+    con.commit()
+    con.close()
+    before = db.read_bytes()
+    with pytest.raises(DataError, match="not a clca run database"):
+        write_report(run)
+    assert db.read_bytes() == before and not (run / "report").exists()
+    db.write_bytes(b"garbage that is not sqlite at all" * 10)
+    with pytest.raises(DataError, match="not a SQLite database"):
+        write_report(run)
+
+
+def test_report_out_an_existing_file_is_refused(tmp_path: Path) -> None:
+    from clca.report import write_report
+
+    with RunStore(tmp_path / "run") as s:
+        s.put("scenario", "k", {})
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(DataError, match="is a file"):
+        write_report(tmp_path / "run", tmp_path / "taken")
+
+
+@pytest.mark.parametrize("shape", ["file", "under_file", "read_only"])
+def test_bad_run_dir_is_a_one_line_error(tmp_path: Path, shape: str) -> None:
+    if shape == "read_only" and os.geteuid() == 0:
+        pytest.skip("root ignores file modes")
+    target = tmp_path / "run"
+    if shape == "file":
+        target.write_text("x")
+    elif shape == "under_file":
+        (tmp_path / "f").write_text("x")
+        target = tmp_path / "f" / "run"
+    else:
+        target.mkdir()
+        target.chmod(0o500)
+    try:
+        with pytest.raises(ClcaError, match="run"):
+            RunStore(target)
+    finally:
+        if shape == "read_only":
+            target.chmod(0o700)
+
+
+# -- output files follow the umask ------------------------------------------------------------------------
+def test_outputs_follow_the_umask(tmp_path: Path) -> None:
+    from clca.report import write_report
+    from clca.scenarios import load_seeds, write_scenarios
+
+    old = os.umask(0o022)
+    try:
+        with RunStore(tmp_path / "run") as s:
+            s.put("scenario", "k", {})
+        paths = write_report(tmp_path / "run")
+        write_scenarios(tmp_path / "s.jsonl", load_seeds()[:1])
+    finally:
+        os.umask(old)
+    for p in (paths.html, paths.markdown, tmp_path / "s.jsonl"):
+        assert p.stat().st_mode & 0o777 == 0o644, p
