@@ -29,8 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from . import runlock
+from . import __version__, runlock
 from .errors import DataError, RunMismatchError
 
 DB_NAME = "run.sqlite"

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..failures import failure_reason
 from ..errors import BackendError, StructuredOutputError
+from ..failures import failure_reason
 from ..judge import NEUTRAL_CULTURE, DiscardRule, kept_episodes
 from ..llm import LLM, GenParams, Message
 from ..prompts import render

@@ -9,8 +9,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..failures import failure_reason
 from ..errors import BackendError, StructuredOutputError
+from ..failures import failure_reason
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
 from ..roleplay import Episode, culture_key, culture_profile, load_episode, turn_dicts, view

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..failures import failure_reason
 from ..errors import BackendError, DataError, RunMismatchError, StructuredOutputError
+from ..failures import failure_reason
 from ..llm import LLM, GenParams
 from ..runner import RunSummary, run_items
 from ..store import RunStore

@@ -8,8 +8,8 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from ..failures import failure_reason
 from ..errors import ClcaError, ConfigError
+from ..failures import failure_reason
 from ..llm import LLM
 from ..runner import run_items
 from ..store import RunStore
