@@ -62,7 +62,7 @@ def test_second_writer_is_refused_naming_the_holder_and_a_killed_holders_lock_is
 
 def test_clca_run_on_a_locked_run_dir_exits_2_before_any_work(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("run_dir: run\ncultures: [Japan]\nmodels: {teacher: mock, judge: mock, annotator: mock, "
+    cfg.write_text("run_dir: run\ncultures: [Egypt]\nmodels: {teacher: mock, judge: mock, annotator: mock, "
                    "student: mock}\nscenarios: {n: 1}\n")  # fmt: skip
     with RunStore(tmp_path / "run") as store:  # this process writes into the run directory
         r = subprocess.run([sys.executable, "-m", "clca.cli.main", "run", str(cfg)], capture_output=True, text=True,

@@ -50,3 +50,44 @@ def remove_stale_dirs(parent: Path, prefix: str, older_than_s: float = 3600.0) -
         except OSError:
             continue
     return n
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A UTF-8 text file (a leading BOM is dropped) or a one-line DataError: missing, a folder, unreadable,
+    binary or not UTF-8 (e.g. Latin-1) - naming the file and, for bad bytes, the line."""
+    from .errors import DataError
+
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: {what} not found")
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder; expected a {what}")
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise DataError(f"{p}: cannot read the {what} ({e.strerror or e})") from None
+    if b"\x00" in raw[:8192]:
+        raise DataError(f"{p}: binary data; expected a UTF-8 text {what}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"{p}: line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the {what} as UTF-8"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def check_output_file(path: str | Path) -> None:
+    """An output file's path must not be a folder, and its folder must be creatable and writable."""
+    from .errors import DataError
+
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder; expected an output file name")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{p}: cannot create its folder ({e.strerror or e})") from None
+    if not os.access(p.parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise DataError(f"{p}: not writable")

@@ -100,6 +100,9 @@ class RunConfig(BaseModel):
 
         try:
             self.stage_configs()  # validate every section now, before any model loads
+            from .preflight import check_static
+
+            check_static(self)  # duplicate cultures, profile codes, styles, cache folder
         except ClcaError as e:
             raise ValueError(e.one_line()) from None
         return self
@@ -114,7 +117,9 @@ class RunConfig(BaseModel):
         if preset not in PRESETS:
             raise ConfigError(f"train.preset: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         train = {**PRESETS[preset], "model": self.models.student, **seeded, **self.train}
-        ev = {"cultures": self.cultures, "compare": self.compare, **seeded, **self.eval}
+        from .preflight import eval_culture
+
+        ev = {"cultures": [eval_culture(c) for c in self.cultures], "compare": self.compare, **seeded, **self.eval}
         if "cultures" in self.eval or "compare" in self.eval:
             raise ConfigError("eval: cultures and compare are set at the top level of the config")
         if "model" in self.train:
@@ -298,6 +303,9 @@ async def run_pipeline(
         raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
     stages = STAGES if until is None else STAGES[: STAGES.index(until) + 1]
     sc = cfg.stage_configs()
+    from .preflight import check_run
+
+    check_run(cfg, stages, sc)  # every file the stages will read, before the run directory or any model
     run_dir = Path(cfg.run_dir)
     store = RunStore(run_dir, retry_failed=retry_failed)
     store.bind_config(cfg.model_dump(mode="json"), config_hash(cfg, exclude={"run_dir", "cache", "name"}))
@@ -325,12 +333,14 @@ async def run_pipeline(
 
 
 async def _scenarios(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+    from .culture import resolve_culture
     from .scenarios import adapt_scenarios, generate_from_norms, load_norms
 
     lines = []
-    for culture in cfg.cultures:
+    for spec in cfg.cultures:
+        culture = resolve_culture(spec)  # the one culture object; later stages read it from the run record
         s = await adapt_scenarios(store, models.get(cfg.models.teacher), culture, sc["scenarios"])
-        lines.append(s.line(f"adapted to {culture}"))
+        lines.append(s.line(f"adapted to {culture.name}"))
     if cfg.norms is not None:
         norms = load_norms(cfg.norms)
         s = await generate_from_norms(store, models.get(cfg.models.teacher), norms, sc["scenarios"])

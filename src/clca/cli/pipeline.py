@@ -121,6 +121,10 @@ def register_config(app: typer.Typer) -> None:
         from ..pipeline import load_run_config
 
         cfg = load_run_config(config)
+        from ..pipeline import STAGES
+        from ..preflight import check_run
+
+        check_run(cfg, STAGES)  # every file a full run reads
         typer.echo(f"{config}: ok ({len(cfg.cultures)} culture(s), run_dir {cfg.run_dir})")
 
     app.add_typer(group, name="config")

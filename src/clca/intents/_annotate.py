@@ -51,12 +51,12 @@ class _Item:
 
 def annotation_messages(ep: Episode, idx: int) -> list[Message]:
     """The annotator's request for turn idx: scenario, both public profiles and goals, history up to idx."""
-    sv = view(ep.scenario)
+    sv = view(ep.scenario, ep.profile)
     name = sv.culture_name or NEUTRAL_CULTURE
     user = render(
         "intents_annotate",
         culture_name=name,
-        culture_profile=culture_profile(sv.culture),
+        culture_profile=culture_profile(ep.profile or sv.culture),
         setting=sv.setting,
         relationship=sv.relationship,
         characters=[c.public() for c in sv.characters],

@@ -47,10 +47,10 @@ _SECTIONS: dict[str, tuple[str, ...]] = {"clca": ("culture", "quality", "meta"),
 
 def context_vars(ep: Episode, *, show_private: bool) -> dict[str, Any]:
     """Variables of judge_context.j2 for an episode."""
-    sv = view(ep.scenario)
+    sv = view(ep.scenario, ep.profile)
     return {
         "culture_name": sv.culture_name or NEUTRAL_CULTURE,
-        "culture_profile": culture_profile(sv.culture),
+        "culture_profile": culture_profile(ep.profile or sv.culture),
         "setting": sv.setting,
         "relationship": sv.relationship,
         "characters": [c.__dict__ for c in sv.characters],
@@ -104,7 +104,7 @@ class _Judge:
 
     async def sotopia(self, ep: Episode) -> dict[str, Any]:
         ctx = context_vars(ep, show_private=True)
-        sv = view(ep.scenario)
+        sv = view(ep.scenario, ep.profile)
         evals = await asyncio.gather(
             *(
                 self.ask(

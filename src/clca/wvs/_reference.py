@@ -183,11 +183,12 @@ def bundled_reference_path() -> Path:
 
 def load_reference(path: str | Path | None = None) -> ReferenceTable:
     """Read a reference table (the bundled one when path is None)."""
+    from .._files import read_text
+
     p = Path(path) if path is not None else bundled_reference_path()
+    text = read_text(p, "reference table")
     try:
-        raw: Any = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise DataError(f"{p}: cannot read reference table ({e.strerror})") from e
+        raw: Any = json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(f"{p}: line {e.lineno}: not valid JSON ({e.msg})") from e
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
