@@ -15,7 +15,6 @@ import pytest
 from test_reliability_support import schema_mock
 
 from clca.errors import ClcaError, DataError
-from clca.runlock import RunLockedError
 from clca.store import RunStore
 from clca.testing import Fault, fault_server
 
@@ -45,7 +44,7 @@ def test_second_writer_is_refused_naming_the_holder_and_a_killed_holders_lock_is
     run = tmp_path / "run"
     holder = _holder(run)
     try:
-        with pytest.raises(RunLockedError, match=rf"in use by another clca process \(pid {holder.pid}\)"):
+        with pytest.raises(ClcaError, match=rf"in use by another clca process \(pid {holder.pid}\)"):
             RunStore(run)
         with RunStore(run, lock=False) as reader:  # readers (report, stats) still read
             assert reader.count("scenario") == 0
@@ -181,3 +180,95 @@ def test_outputs_follow_the_umask(tmp_path: Path) -> None:
         os.umask(old)
     for p in (paths.html, paths.markdown, tmp_path / "s.jsonl"):
         assert p.stat().st_mode & 0o777 == 0o644, p
+
+
+# -- custom culture profiles through every stage ------------------------------------------------------------
+def test_a_custom_profile_goes_through_every_generation_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clca.pipeline import load_run_config, run_pipeline
+
+    monkeypatch.setattr("clca.llm._cache.default_cache_path", lambda: tmp_path / "responses.sqlite")
+    (tmp_path / "atl.yaml").write_text("name: Atlantis\nhofstede: {pdi: 20}\n", encoding="utf-8")
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(
+        "run_dir: run\ncultures: [atl.yaml]\nscenarios: {n: 2, progress: false}\n"
+        "roleplay: {max_turns: 2, progress: false}\njudge: {progress: false}\n"
+        "intents: {progress: false, episodes: all}\n",
+        encoding="utf-8",
+    )
+    lines: list[str] = []
+    with fault_server(schema_mock(model_id="t"), keep_bodies=True) as fs:
+        spec = fs.model_string(max_retries=0)
+        over = {"run_dir": str(tmp_path / "run"), "cultures": [str(tmp_path / "atl.yaml")]}
+        over |= {f"models.{r}": spec for r in ("teacher", "judge", "annotator", "student")}
+        cfg = load_run_config(cfg_file, over)
+        asyncio.run(run_pipeline(cfg, until="intents", on_stage=lambda r: lines.append(f"{r.stage}: {r.detail}")))
+        bodies = [str(b) for b in fs.counters.request_bodies]
+    assert "adapted to Atlantis" in lines[0], lines
+    with RunStore(tmp_path / "run", lock=False) as store:
+        kinds = store.kinds()
+    assert kinds["scenario"].get("ok", 0) == 2
+    assert kinds["episode"].get("ok", 0) >= 1 and kinds["judgement"].get("ok", 0) >= 1, kinds
+    assert kinds["intention"].get("ok", 0) >= 1, kinds
+    # every stage's prompts name the custom culture (the judge and annotator prompts too)
+    assert bodies and all("Atlantis" in b for b in bodies), len(bodies)
+
+
+# -- config validation gaps ----------------------------------------------------------------------------------
+_BASE = "run_dir: run\nmodels: {teacher: mock, judge: mock, annotator: mock, student: mock}\n"
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ("cultures: [Egypt]\nseed: 1\nseed: 2\n", "duplicate key 'seed'"),
+        ("cultures: [Egypt, Egypt, EGY, eg]\n", "same culture"),
+        ("cultures: [egy.yaml]\n", "is the shipped culture Egypt"),
+        ("cultures: [Egypt]\nnorms: missing.csv\n", "norms: norms file missing.csv not found"),
+        ("cultures: [Egypt]\neval: {reference: nope.json}\n", "eval.reference: reference table nope.json not found"),
+        ("cultures: [Egypt]\neval: {items: [Q99999]}\n", "eval.items: unknown survey item(s) Q99999"),
+        ("cultures: [Egypt]\nadapted_styles: [bogus]\n", "adapted_styles: 'bogus'"),
+        ("cultures: [Egypt]\ncache: no/such/dir/c.sqlite\n", "cache: the folder no/such/dir does not exist"),
+        ("cultures: [Egypt]\ndataset: {variant: control, control_path: gone.jsonl}\n", "dataset.control_path"),
+        ("cultures: [Egypt]\neval: {survey: [w.csv]}\n", "eval.survey.0: survey file w.csv not found"),
+    ],
+)
+def test_config_check_refuses_what_the_run_would_fail_on(tmp_path: Path, body: str, fragment: str) -> None:
+    from typer.testing import CliRunner
+
+    from clca.cli.main import app
+
+    (tmp_path / "egy.yaml").write_text("name: New Egypt\ncode: EGY\n", encoding="utf-8")
+    (tmp_path / "c.yaml").write_text(_BASE + body, encoding="utf-8")
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        r = CliRunner().invoke(app, ["config", "check", "c.yaml"])
+    finally:
+        os.chdir(old)
+    assert isinstance(r.exception, ClcaError), (r.exception, r.output)
+    assert fragment in r.exception.one_line(), r.exception.one_line()
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_norms_file_stops_the_run_before_a_run_database_exists(tmp_path: Path) -> None:
+    from clca.pipeline import load_run_config, run_pipeline
+
+    (tmp_path / "c.yaml").write_text(_BASE + "cultures: [Egypt]\n", encoding="utf-8")
+    norms = tmp_path / "n.csv"
+    norms.write_text("norm,culture\nGreet elders first.,Egypt\n", encoding="utf-8")
+    cfg = load_run_config(tmp_path / "c.yaml", {"run_dir": str(tmp_path / "run"), "norms": str(norms)})
+    norms.unlink()  # gone between the check and the run
+    with pytest.raises(ClcaError, match="norms file"):
+        asyncio.run(run_pipeline(cfg))
+    assert not (tmp_path / "run").exists()
+
+
+def test_norms_csv_with_a_bom_loads_and_latin1_is_one_line(tmp_path: Path) -> None:
+    from clca.scenarios import load_norms
+
+    p = tmp_path / "n.csv"
+    p.write_bytes("\ufeffnorm,culture\nGreet elders first.,Egypt\n".encode())
+    assert [n.culture for n in load_norms(p)] == ["Egypt"]
+    p.write_bytes("norm,culture\nCaf\xe9 manners matter.,Egypt\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"n.csv: line 2: not UTF-8"):
+        load_norms(p)

@@ -64,9 +64,7 @@ def _fail(message: str, code: int) -> None:
 
 
 def _interrupted() -> None:
-    typer.echo(
-        "interrupted: what was stored so far is kept; run the same command again to resume", err=True
-    )
+    typer.echo("interrupted: what was stored so far is kept; run the same command again to resume", err=True)
     sys.exit(130)
 
 

@@ -12,9 +12,9 @@ from ..failures import failure_reason
 from ..llm import LLM, GenParams
 from ..runner import RunSummary, run_items
 from ..store import RunStore
+from ._deps import run_culture
 from ._models import ActionType, AgentAction, EndReason, Episode, RoleplayConfig, Turn, episode_key, turn_key
 from ._prompts import agent_messages
-from ._deps import run_culture
 from ._view import ScenarioView, culture_key, culture_profile, parse_scenario, view
 
 # settings that change what is generated; a resumed run must use the same ones

@@ -71,7 +71,11 @@ def view(scenario: Scenario, culture: Culture | None = None) -> ScenarioView:
     rel = scenario.relationship.value
     return ScenarioView(
         culture=scenario.culture,
-        culture_name=culture.name if culture is not None else culture_name(scenario.culture) if scenario.culture else None,
+        culture_name=culture.name
+        if culture is not None
+        else culture_name(scenario.culture)
+        if scenario.culture
+        else None,
         setting=scenario.setting,
         relationship=RELATIONSHIP_WORDS.get(rel, rel),
         characters=(chars[0], chars[1]),
