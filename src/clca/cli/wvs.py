@@ -102,6 +102,9 @@ def _remove_if_empty(run_dir: Path) -> None:
         return
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
+    from ..runlock import LOCK_NAME
+
+    (run_dir / LOCK_NAME).unlink(missing_ok=True)
     if not any(run_dir.iterdir()):
         run_dir.rmdir()
 
