@@ -63,6 +63,11 @@ def build_dataset(
     """Build the training data of one variant and write every export into out_dir atomically."""
     cfg = cfg or DatasetConfig()
     own = not isinstance(store, RunStore)
+    if own:
+        from ..store import DB_NAME
+
+        if not (Path(store) / DB_NAME).is_file():  # type: ignore[arg-type]
+            raise DataError(f"{store}: not a run directory (no {DB_NAME} in it)")
     st = RunStore(store, lock=False) if own else store
     try:
         rows, report, used = collect_rows(st, cfg, progress)

@@ -34,11 +34,34 @@ class TrainResult(BaseModel):
     resumed_from: str | None = None
 
 
+def _check_messages_jsonl(path: Path) -> None:
+    """Each non-blank line a JSON object with a `messages` list (a one-line DataError naming the line)."""
+    from .._files import read_text
+
+    text = read_text(path, "dataset file")
+    if not text.strip() and path.name != "validation.jsonl":
+        raise DataError(f"{path}: no rows (the file is empty)")
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: line {n}: not valid JSON ({e.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
+            raise DataError(f"{path}: line {n}: expected an object with a 'messages' list")
+
+
 def load_splits(dataset_dir: str | Path) -> tuple[Any, Any | None]:
     """(train, validation or None) with a single `messages` column, from a clca dataset dir or JSONL."""
     from datasets import load_dataset, load_from_disk
 
     d = Path(dataset_dir)
+    if not d.exists():
+        raise DataError(f"{d}: dataset not found")
+    for f in (d,) if d.is_file() else (d / "train.jsonl", d / "validation.jsonl"):
+        if f.is_file() and f.suffix == ".jsonl" and not (d / "hf").is_dir():
+            _check_messages_jsonl(f)
     if (d / "hf").is_dir():
         dd = load_from_disk(str(d / "hf"))
         train, val = dd["train"], dd.get("validation")
