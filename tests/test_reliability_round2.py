@@ -192,7 +192,8 @@ def test_a_custom_profile_goes_through_every_generation_stage(tmp_path: Path, mo
     cfg_file.write_text(
         "run_dir: run\ncultures: [atl.yaml]\nscenarios: {n: 2, progress: false}\n"
         "roleplay: {max_turns: 2, progress: false}\njudge: {progress: false}\n"
-        "intents: {progress: false, episodes: all}\n",
+        "intents: {progress: false, episodes: all}\n"
+        "dataset: {variant: no_filter, culture_context: country, val_fraction: 0.0, tokenizer: null}\n",
         encoding="utf-8",
     )
     lines: list[str] = []
@@ -201,7 +202,7 @@ def test_a_custom_profile_goes_through_every_generation_stage(tmp_path: Path, mo
         over = {"run_dir": str(tmp_path / "run"), "cultures": [str(tmp_path / "atl.yaml")]}
         over |= {f"models.{r}": spec for r in ("teacher", "judge", "annotator", "student")}
         cfg = load_run_config(cfg_file, over)
-        asyncio.run(run_pipeline(cfg, until="intents", on_stage=lambda r: lines.append(f"{r.stage}: {r.detail}")))
+        asyncio.run(run_pipeline(cfg, until="dataset", on_stage=lambda r: lines.append(f"{r.stage}: {r.detail}")))
         bodies = [str(b) for b in fs.counters.request_bodies]
     assert "adapted to Atlantis" in lines[0], lines
     with RunStore(tmp_path / "run", lock=False) as store:
@@ -211,6 +212,8 @@ def test_a_custom_profile_goes_through_every_generation_stage(tmp_path: Path, mo
     assert kinds["intention"].get("ok", 0) >= 1, kinds
     # every stage's prompts name the custom culture (the judge and annotator prompts too)
     assert bodies and all("Atlantis" in b for b in bodies), len(bodies)
+    rows = (tmp_path / "run" / "dataset" / "train.jsonl").read_text(encoding="utf-8")
+    assert "Atlantis" in rows  # the training rows name the culture by its profile's name, not its code
 
 
 # -- config validation gaps ----------------------------------------------------------------------------------
@@ -272,3 +275,90 @@ def test_norms_csv_with_a_bom_loads_and_latin1_is_one_line(tmp_path: Path) -> No
     p.write_bytes("norm,culture\nCaf\xe9 manners matter.,Egypt\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"n.csv: line 2: not UTF-8"):
         load_norms(p)
+
+
+# -- smaller items: Ctrl-C, stale conversion folders, key variants, Sotopia fields, duplicate options -------------
+def test_ctrl_c_says_what_survives_and_exits_130(tmp_path: Path) -> None:
+    script = tmp_path / "sleepy.py"
+    script.write_text(
+        "import time\nfrom clca.cli import main as m\n"
+        "@m.app.command('zz-sleep')\ndef zz() -> None:\n    print('ready', flush=True)\n    time.sleep(60)\n"
+        "m.main()\n"
+    )
+    p = subprocess.Popen([sys.executable, str(script), "zz-sleep"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=_env(tmp_path),
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130
+    assert err.strip() == "interrupted: what was stored so far is kept; run the same command again to resume"
+
+
+def test_stale_convert_folders_are_removed(tmp_path: Path) -> None:
+    from clca._files import remove_stale_dirs
+
+    old, fresh = tmp_path / ".convert-abc", tmp_path / ".convert-new"
+    old.mkdir()
+    fresh.mkdir()
+    (old / "model.safetensors").write_bytes(b"x")
+    os.utime(old, (0, 0))
+    assert remove_stale_dirs(tmp_path, ".convert-") == 1
+    assert not old.exists() and fresh.exists()  # a conversion running now is left alone
+
+
+@pytest.mark.parametrize(
+    "echo", ["sk-PLANTED-abc123XYZ", "SK-PLANTED-ABC123XYZ", "sk_planted_abc123xyz", "SK_PLANTED_ABC123XYZ"]
+)
+def test_key_scrubbing_catches_case_and_separator_variants(echo: str) -> None:
+    from clca.llm._scrub import scrub_key
+
+    out = scrub_key(f"401: invalid key {echo} given", "sk-PLANTED-abc123XYZ")
+    assert out == "401: invalid key *** given"
+
+
+@pytest.mark.parametrize(
+    "where, value",
+    [
+        ("combo.env_id", None),
+        ("combo.agent_ids", [["a1"], "a2"]),
+        ("agent.first_name", {"x": 1}),
+        ("agent.age", None),
+        ("env.scenario", ["a", "b"]),
+    ],
+)
+def test_sotopia_fields_of_the_wrong_type_are_one_line_errors(tmp_path: Path, where: str, value: object) -> None:
+    import json
+
+    from clca.scenarios import import_sotopia
+
+    agent = {"first_name": "A", "last_name": "B", "age": 30, "gender": "Woman", "gender_pronoun": "She/her",
+             "occupation": "teacher"}  # fmt: skip
+    recs = {
+        "env": {"env_id": "e1", "scenario": "A cafe.", "relationship": 2, "agent_goals": ["Ask.", "Decline."]},
+        "agent": {**agent, "agent_id": "a1"},
+        "combo": {"combo_id": "c1", "env_id": "e1", "agent_ids": ["a1", "a2"]},
+    }
+    kind, field = where.split(".")
+    recs[kind][field] = value
+    files = {
+        "environment_profiles.jsonl": [recs["env"]],
+        "agent_profiles.jsonl": [recs["agent"], {**agent, "agent_id": "a2"}],
+        "relationship_profiles.jsonl": [],
+        "env_agent_combo_storages.jsonl": [recs["combo"]],
+    }
+    for name, rows in files.items():
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(DataError, match="record 1"):
+        import_sotopia(tmp_path)
+    (tmp_path / "env_agent_combo_storages.jsonl").write_text("")
+    with pytest.raises(DataError, match="no env-agent combos"):
+        import_sotopia(tmp_path)
+
+
+def test_duplicate_options_are_refused() -> None:
+    from clca.cli.serve import _split_options
+
+    with pytest.raises(ClcaError, match="option 'A' is given twice"):
+        _split_options("A|A|B")
+    assert _split_options("A|B") == ["A", "B"]

@@ -52,6 +52,16 @@ def collect_rows(store: RunStore, cfg: DatasetConfig, progress: bool = True) -> 
     return rows, report, used
 
 
+def _with_run_culture_names(store: RunStore, cfg: DatasetConfig) -> DatasetConfig:
+    """Culture names of the run's own culture records (custom profiles too) under the configured ones."""
+    names: dict[str, str] = {}
+    for code in {str(r.data.get("culture")) for r in store.iter("scenario") if r.data and r.data.get("culture")}:
+        rec = store.get_meta(f"culture/{code}")
+        if isinstance(rec, dict) and rec.get("name"):
+            names[code] = str(rec["name"])
+    return cfg.model_copy(update={"culture_names": {**names, **cfg.culture_names}}) if names else cfg
+
+
 def build_dataset(
     store: RunStore | str | Path,
     cfg: DatasetConfig | None = None,
@@ -70,6 +80,7 @@ def build_dataset(
             raise DataError(f"{store}: not a run directory (no {DB_NAME} in it)")
     st = RunStore(store, lock=False) if own else store
     try:
+        cfg = _with_run_culture_names(st, cfg)
         rows, report, used = collect_rows(st, cfg, progress)
     finally:
         if own:
