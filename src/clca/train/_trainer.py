@@ -58,7 +58,7 @@ def load_splits(dataset_dir: str | Path) -> tuple[Any, Any | None]:
 
     d = Path(dataset_dir)
     if not d.exists():
-        raise DataError(f"{d}: dataset not found")
+        raise DataError(f"{d}: no dataset found (nothing at this path)")
     for f in (d,) if d.is_file() else (d / "train.jsonl", d / "validation.jsonl"):
         if f.is_file() and f.suffix == ".jsonl" and not (d / "hf").is_dir():
             _check_messages_jsonl(f)
