@@ -131,7 +131,7 @@ class RunConfig(BaseModel):
             if "cultures" in ev or "compare" in ev:
                 raise ValueError("eval: cultures and compare are set at the top level of the config")
             compare = data.get("compare", cls.model_fields["compare"].get_default(call_default_factory=True))
-            data["eval"] = {"cultures": data.get("cultures", []), "compare": compare, **ev}
+            data["eval"] = {"cultures": _eval_cultures(data.get("cultures", [])), "compare": compare, **ev}
         return data
 
     @model_validator(mode="after")
@@ -140,6 +140,9 @@ class RunConfig(BaseModel):
 
         try:
             _check_sizes(self.scenarios)  # refused now, before any model loads
+            from .preflight import check_static
+
+            check_static(self)  # duplicate cultures, profile codes, styles, cache folder
         except ClcaError as e:
             raise ValueError(e.one_line()) from None
         return self
@@ -147,6 +150,23 @@ class RunConfig(BaseModel):
     def stage_configs(self) -> dict[str, BaseModel]:
         """Each section as its stage's validated config object."""
         return {name: getattr(self, name) for name in section_models()}
+
+
+def _eval_cultures(cultures: Any) -> Any:
+    """The eval stage's cultures: a profile file becomes its culture's code (bad specs are reported by the
+    `cultures` validator)."""
+    from .errors import ClcaError
+    from .preflight import eval_culture
+
+    if not isinstance(cultures, list):
+        return cultures
+    out = []
+    for c in cultures:
+        try:
+            out.append(eval_culture(c) if isinstance(c, str) else c)
+        except ClcaError:
+            out.append(c)
+    return out
 
 
 def section_models() -> dict[str, type[BaseModel]]:
@@ -273,6 +293,10 @@ async def run_pipeline(
         raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
     stages = STAGE_DEFS if until is None else STAGE_DEFS[: STAGES.index(until) + 1]
     sc = cfg.stage_configs()
+    from .preflight import check_run
+
+    # every file the stages will read, before the run directory or any model
+    check_run(cfg, [s.name for s in stages], sc)
     run_dir = Path(cfg.run_dir)
     store = RunStore(run_dir, retry_failed=retry_failed)
     store.bind_config(cfg.model_dump(mode="json"), config_hash(cfg, exclude={"run_dir", "cache", "name"}))
@@ -300,18 +324,25 @@ async def run_pipeline(
 
 
 async def _scenarios(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+    from .culture import resolve_culture
     from .scenarios import adapt_scenarios, generate_from_norms, load_norms
 
     lines = []
-    for culture in cfg.cultures:
+    for spec in cfg.cultures:
+        culture = resolve_culture(spec)  # the one culture object; later stages read it from the run record
         s = await adapt_scenarios(store, models.get(cfg.models.teacher), culture, sc["scenarios"])
-        lines.append(s.line(f"adapted to {culture}"))
+        lines.append(s.line(f"adapted to {culture.name}"))
     if cfg.norms is not None:
         norms = load_norms(cfg.norms)
         s = await generate_from_norms(store, models.get(cfg.models.teacher), norms, sc["scenarios"])
         lines.append(s.line("from norms"))
     if store.count("scenario") == 0:
-        raise DataError(f"scenarios: no valid scenario was produced; failures: {store.failure_reasons('scenario')}")
+        from .failures import first_failure
+
+        raise DataError(
+            f"scenarios: no valid scenario was produced; failures: {store.failure_reasons('scenario')}; "
+            f"first: {first_failure(store, 'scenario')}"
+        )
     return "; ".join(lines)
 
 

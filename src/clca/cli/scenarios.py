@@ -28,16 +28,18 @@ def _run(run_dir: Path, model: str, work: Any, what: str) -> None:
     from ..store import RunStore
 
     async def main() -> Any:
-        llm = load_model(model)
-        try:
-            with RunStore(run_dir) as store:
+        with RunStore(run_dir) as store:  # the run directory's lock first: a second writer stops before loading
+            llm = load_model(model)
+            try:
                 return await work(store, llm)
-        finally:
-            await llm.aclose()
+            finally:
+                await llm.aclose()
 
     summary = asyncio.run(main())
     typer.echo(summary.line(what))
     if summary.failed and not summary.ok and not summary.skipped:
+        if summary.first_error:
+            typer.echo(f"error: every item failed; first failure: {summary.first_error}", err=True)
         raise typer.Exit(1)
 
 
@@ -127,7 +129,7 @@ def export_cmd(
     if fmt not in ("jsonl", "sotopia"):
         raise ConfigError(f"--format {fmt!r}: expected 'jsonl' or 'sotopia'")
     _require_store(run_dir)
-    with RunStore(run_dir) as store:
+    with RunStore(run_dir, lock=False) as store:
         items = iter_scenarios(store, culture)
     scenarios = [s for _, s in items]
     if fmt == "jsonl":
@@ -163,7 +165,7 @@ def stats_cmd(
     from ..store import RunStore
 
     _require_store(run_dir)
-    with RunStore(run_dir) as store:
+    with RunStore(run_dir, lock=False) as store:
         stats = scenario_stats(store)
     rows = [
         {

@@ -34,18 +34,20 @@ def _run(
 
     async def main() -> RunSummary:
         llms: list[Any] = []
-        try:
-            for spec in models:
-                llms.append(load_model(spec))
-            with RunStore(store_dir) as store:
+        with RunStore(store_dir) as store:  # the run directory's lock first: a second writer stops before loading
+            try:
+                for spec in models:
+                    llms.append(load_model(spec))
                 return await work(store, llms)
-        finally:
-            for llm in llms:
-                await llm.aclose()
+            finally:
+                for llm in llms:
+                    await llm.aclose()
 
     summary = asyncio.run(main())
     typer.echo(summary.line(what))
     if summary.failed and not summary.ok and not summary.skipped:
+        if summary.first_error:
+            typer.echo(f"error: every item failed; first failure: {summary.first_error}", err=True)
         raise typer.Exit(1)
 
 
@@ -154,7 +156,7 @@ def _open_existing(run_dir: Path) -> Any:
 
     if not (run_dir / DB_NAME).is_file():
         raise ConfigError(f"{run_dir}: no run database ({DB_NAME}) here")
-    return RunStore(run_dir)
+    return RunStore(run_dir, lock=False)
 
 
 def export_cmd(

@@ -124,6 +124,9 @@ def _remove_if_empty(run_dir: Path) -> None:
         return
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
+    from ..runlock import LOCK_NAME
+
+    (run_dir / LOCK_NAME).unlink(missing_ok=True)
     if not any(run_dir.iterdir()):
         run_dir.rmdir()
 
@@ -201,7 +204,7 @@ def compare_cmd(
 
     if not (run_dir / "run.sqlite").exists():
         raise ConfigError(f"{run_dir}: no run database; run `clca eval --run-dir {run_dir}` for both models first")
-    with RunStore(run_dir) as store:
+    with RunStore(run_dir, lock=False) as store:
         shifts = compare_models(store, base, adapted, culture, reference=reference)
     typer.echo(format_shifts(shifts, base, adapted), nl=False)
 

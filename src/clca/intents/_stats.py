@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .._files import follow_umask
 from ..judge import DiscardRule, discard_reasons
 from ..records import key_head
 from ..roleplay import CONTENT_ACTIONS, Episode, load_episode
@@ -124,6 +125,7 @@ def export_dialogues(
                 rec = store.get("judgement", k)
                 row = dialogue_record(store, load_episode(store, k), reasons[k], None if rec is None else rec.data)
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        follow_umask(tmp)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

@@ -10,6 +10,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import BackendError, StructuredOutputError
+from ..failures import failure_reason
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
 from ..roleplay import Episode, culture_key, culture_profile, load_episode, turn_dicts, view
@@ -46,10 +47,10 @@ _SECTIONS: dict[str, tuple[str, ...]] = {"clca": ("culture", "quality", "meta"),
 
 def context_vars(ep: Episode, *, show_private: bool) -> dict[str, Any]:
     """Variables of judge_context.j2 for an episode."""
-    sv = view(ep.scenario)
+    sv = view(ep.scenario, ep.profile)
     return {
         "culture_name": sv.culture_name or NEUTRAL_CULTURE,
-        "culture_profile": culture_profile(sv.culture),
+        "culture_profile": culture_profile(ep.profile or sv.culture),
         "setting": sv.setting,
         "relationship": sv.relationship,
         "characters": [c.__dict__ for c in sv.characters],
@@ -103,7 +104,7 @@ class _Judge:
 
     async def sotopia(self, ep: Episode) -> dict[str, Any]:
         ctx = context_vars(ep, show_private=True)
-        sv = view(ep.scenario)
+        sv = view(ep.scenario, ep.profile)
         evals = await asyncio.gather(
             *(
                 self.ask(
@@ -133,7 +134,7 @@ class _Judge:
         try:
             new = await (self.clca(ep) if mode == "clca" else self.sotopia(ep))
         except (StructuredOutputError, BackendError) as e:
-            reason = f"{type(e).__name__}: {mode} judge: {e.one_line()}"
+            reason = failure_reason(e, f"{mode} judge")
             failures[mode] = reason
             self.store.fail("judgement", key, reason, data={**data, "failures": failures})
             self.reasons[reason.split(":")[0]] += 1

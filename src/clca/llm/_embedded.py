@@ -16,6 +16,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
+from .._files import follow_umask, remove_stale_dirs
 from ..errors import ModelStringError
 
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
@@ -56,10 +57,12 @@ def embedded_model_dir() -> Path:
         return target
     src = gguf_path()
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_dirs(target.parent, ".convert-")  # left by a converter that was killed (SIGKILL)
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
         _convert(src, tmp)
         (tmp / _DONE).write_text(src.name)
+        follow_umask(tmp, recursive=True)
         if target.exists():  # a concurrent converter finished first, or a stale partial dir
             if (target / _DONE).exists():
                 return target

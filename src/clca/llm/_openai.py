@@ -403,7 +403,9 @@ class OpenAIModel:
         self.stats.failures[reason] = self.stats.failures.get(reason, 0) + 1
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key and self._key != "EMPTY" else text
+        from ._scrub import scrub_key
+
+        return scrub_key(text, self._key)
 
 
 # -- pure helpers (unit-tested directly) ----------------------------------------------------------

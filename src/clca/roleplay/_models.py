@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import records
-from ._deps import Scenario
+from ._deps import Culture, Scenario
 
 
 # Sotopia's action types (a comment, not a docstring: it would go into the JSON schema models see)
@@ -120,6 +120,7 @@ class Episode(BaseModel):
     models: list[str] = Field(default_factory=list)
     scenario: Scenario
     turns: list[Turn]
+    profile: Culture | None = Field(None, exclude=True, description="the run's culture object (custom ones too)")
 
     @property
     def speak_turns(self) -> list[Turn]:

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BackendError, DataError, RunMismatchError, StructuredOutputError
+from ..failures import failure_reason
 from ..llm import LLM, GenParams
 from ..runner import RunSummary, run_items
 from ..store import RunStore
+from ._deps import run_culture
 from ._models import ActionType, AgentAction, EndReason, Episode, RoleplayConfig, Turn, episode_key, turn_key
 from ._prompts import agent_messages
 from ._view import ScenarioView, culture_key, culture_profile, parse_scenario, view
@@ -102,7 +104,7 @@ class _Simulator:
 
     def profile(self, culture: str) -> str:
         if culture not in self._profiles:
-            self._profiles[culture] = culture_profile(culture)
+            self._profiles[culture] = culture_profile(run_culture(self.store, culture) if culture else None)
         return self._profiles[culture]
 
     async def act(self, item: _Item, side: int, turns: list[Turn]) -> tuple[AgentAction, int]:
@@ -146,7 +148,7 @@ class _Simulator:
             try:
                 action, seed = await self.act(item, side, turns)
             except (StructuredOutputError, BackendError) as e:
-                return self._fail(item, f"{type(e).__name__}: turn {len(turns)}: {e.one_line()}", turns)
+                return self._fail(item, failure_reason(e, f"turn {len(turns)}"), turns)
             turn = Turn(
                 idx=len(turns),
                 agent=side,
@@ -181,7 +183,9 @@ async def simulate(
         raise ValueError("agents must be one LLM or a pair of LLMs")
     sim = _Simulator(store, (pair[0], pair[1]), cfg)
     items = [
-        _Item(key, s, view(sc)) for key, sc in load_scenarios(store, cfg, scenario_keys) for s in range(cfg.samples)
+        _Item(key, s, view(sc, run_culture(store, sc.culture) if sc.culture else None))
+        for key, sc in load_scenarios(store, cfg, scenario_keys)
+        for s in range(cfg.samples)
     ]
     _check_config(store, cfg, [a.model_id for a in sim.agents])
     summary = await run_items(
@@ -210,11 +214,13 @@ def load_episode(store: RunStore, key: str) -> Episode:
     if rec is None and not turns:
         raise DataError(f"{store.path}: no episode {key!r}")
     data = (rec.data if rec is not None else None) or {}
+    profile = run_culture(store, scenario.culture) if scenario.culture else None
     return Episode(
         key=key,
         scenario_key=scenario_key,
         sample=sample,
-        culture=data.get("culture") or view(scenario).culture,
+        culture=data.get("culture") or view(scenario, profile).culture,
+        profile=profile,
         status=rec.status if rec is not None else "running",
         error=rec.error if rec is not None else None,
         end_reason=data.get("end_reason") if rec is not None and rec.status == "ok" else None,

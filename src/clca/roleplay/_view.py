@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..records import RELATIONSHIP_WORDS, relationship_text  # noqa: F401  (re-exported)
-from ._deps import Scenario, culture_code, culture_description, culture_name
+from ._deps import Culture, Scenario, culture_code, culture_description, culture_name
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,9 @@ def parse_scenario(data: Any) -> Scenario:
     return Scenario.model_validate(data)
 
 
-def view(scenario: Scenario) -> ScenarioView:
+def view(scenario: Scenario, culture: Culture | None = None) -> ScenarioView:
+    """culture: the run's culture object for scenario.culture (see `run_culture`); without it a shipped
+    culture of that code is looked up."""
     chars = tuple(
         CharacterView(
             name=c.full_name,
@@ -59,7 +61,11 @@ def view(scenario: Scenario) -> ScenarioView:
     rel = scenario.relationship.value
     return ScenarioView(
         culture=scenario.culture,
-        culture_name=culture_name(scenario.culture) if scenario.culture else None,
+        culture_name=culture.name
+        if culture is not None
+        else culture_name(scenario.culture)
+        if scenario.culture
+        else None,
         setting=scenario.setting,
         relationship=relationship_text(rel),
         characters=(chars[0], chars[1]),
@@ -67,7 +73,7 @@ def view(scenario: Scenario) -> ScenarioView:
     )
 
 
-def culture_profile(culture: str | None) -> str:
+def culture_profile(culture: str | Culture | None) -> str:
     """The verbalised cultural profile (Hofstede + Inglehart-Welzel words) of a culture; '' when neutral."""
     return culture_description(culture) if culture else ""
 

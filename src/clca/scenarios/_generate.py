@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..culture import Culture, UnknownCultureError, resolve_culture
 from ..errors import ConfigError, DataError, StructuredOutputError
+from ..failures import failure_reason
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
 from ..records import scenario_key
@@ -79,6 +80,11 @@ def _draft_json(d: BaseModel, *, hide_names: bool = False) -> str:
 def _record_culture(store: RunStore, culture: Culture) -> None:
     """Keep the profile of every culture used, so later stages can describe custom cultures too."""
     store.set_meta(f"culture/{culture.code}", culture.model_dump(mode="json"))
+
+
+def _record_error(store: RunStore, key: str, e: Exception, llm: LLM) -> None:
+    """A model error (HTTP status after retries, unreachable server) ends as a failed row with its reason."""
+    store.fail(KIND, key, failure_reason(e), data={"model": llm.model_id})
 
 
 #: problems that concern only the second person being a copy of the first; fixed by re-asking for that person
@@ -207,6 +213,7 @@ async def adapt_scenarios(
         concurrency=cfg.concurrency,
         desc=f"adapt -> {cult.code}",
         progress=cfg.progress,
+        on_error=lambda s, e: _record_error(store, f"{cult.code}/{s.provenance.id}", e, llm),
     )
 
 
@@ -259,4 +266,5 @@ async def generate_from_norms(
         concurrency=cfg.concurrency,
         desc="scenarios from norms",
         progress=cfg.progress,
+        on_error=lambda nm, e: _record_error(store, key_of(nm), e, llm),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import tempfile
@@ -13,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._files import check_output_file, follow_umask, read_text
 from ..errors import DataError
 from ._schema import Scenario
 
@@ -53,10 +55,9 @@ def _parse_scenarios(lines: Iterable[str], where: str) -> list[Scenario]:
 def read_scenarios(path: str | Path) -> list[Scenario]:
     """Scenarios from a JSONL file (one Scenario per line); errors name the record number and field."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"{p}: scenario file not found")
-    with p.open(encoding="utf-8") as f:
-        scenarios = _parse_scenarios(f, str(p))
+    scenarios = _parse_scenarios(read_text(p, "scenario file").splitlines(), str(p))
     if not scenarios:
         raise DataError(f"{p}: no scenario records (the file is empty)")
     return scenarios
@@ -65,7 +66,7 @@ def read_scenarios(path: str | Path) -> list[Scenario]:
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     """Write records as JSONL atomically (temp file in the same folder, then rename). Returns the count."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    check_output_file(p)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
     n = 0
     try:
@@ -73,6 +74,7 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
             for r in records:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
                 n += 1
+        follow_umask(tmp)
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -118,24 +120,23 @@ def load_norms(path: str | Path) -> list[Norm]:
     Errors name the file, the record number and the field.
     """
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"{p}: norms file not found")
+    text = read_text(p, "norms file")  # a UTF-8 BOM (Excel's CSV export) is dropped; Latin-1 is a one-line error
     rows: list[tuple[int, Any]] = []
     if p.suffix.lower() == ".csv":
-        with p.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames is None or not {"norm", "culture"} <= set(reader.fieldnames):
-                raise DataError(f"{p}: CSV header must contain 'norm' and 'culture' (got {reader.fieldnames})")
-            rows = [(n, {k: v for k, v in r.items() if v not in (None, "")}) for n, r in enumerate(reader, 1)]
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if reader.fieldnames is None or not {"norm", "culture"} <= set(reader.fieldnames):
+            raise DataError(f"{p}: CSV header must contain 'norm' and 'culture' (got {reader.fieldnames})")
+        rows = [(n, {k: v for k, v in r.items() if v not in (None, "")}) for n, r in enumerate(reader, 1)]
     else:
-        with p.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append((n, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{p}: record {n}: not valid JSON ({e.msg})") from None
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append((n, json.loads(line)))
+            except json.JSONDecodeError as e:
+                raise DataError(f"{p}: record {n}: not valid JSON ({e.msg})") from None
     norms: list[Norm] = []
     seen: set[str] = set()
     for n, raw in rows:

@@ -47,15 +47,18 @@ class SotopiaImport:
 
 
 def _read(path: Path, kind: str) -> list[dict[str, Any]]:
-    if not path.is_file():
+    from .._files import read_text
+
+    if not path.exists():
         raise DataError(f"{path}: Sotopia file not found")
     out: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as f:
-        for n, rec in iter_json_records(f, str(path), objects=True):
-            for k in _REQUIRED[kind]:
-                if k not in rec:
-                    raise DataError(f"{path}: record {n}: field '{k}': missing")
-            out.append(rec)
+    for n, rec in iter_json_records(read_text(path, "Sotopia file").splitlines(), str(path), objects=True):
+        for k in _REQUIRED[kind]:
+            if k not in rec:
+                raise DataError(f"{path}: record {n}: field '{k}': missing")
+        if not isinstance(rec[_KIND_ID[kind]], str):
+            raise DataError(f"{path}: record {n}: field '{_KIND_ID[kind]}': expected text")
+        out.append(rec)
     return out
 
 
@@ -66,6 +69,8 @@ def read_sotopia_files(directory: str | Path) -> dict[str, list[dict[str, Any]]]
 
 
 def _text(v: Any) -> str:
+    if isinstance(v, (list, dict)):
+        raise ValueError(f"expected text, got a {'list' if isinstance(v, list) else 'mapping'}")
     s = "" if v is None else str(v).strip()
     return s or "(none)"
 
@@ -96,8 +101,15 @@ def import_sotopia(directory: str | Path) -> SotopiaImport:
         rels_by_pair.setdefault(frozenset((r["agent1_id"], r["agent2_id"])), []).append(r)
     scenarios: list[Scenario] = []
     used: dict[str, set[str]] = {"envs": set(), "agents": set(), "relationships": set()}
+    if not recs["combos"]:
+        raise DataError(f"{d / FILES['combos']}: no env-agent combos in the file; nothing to import")
     for n, combo in enumerate(recs["combos"], 1):
         where = f"{d / FILES['combos']}: record {n}"
+        for k in ("env_id", "combo_id"):
+            if not isinstance(combo[k], str):
+                raise DataError(f"{where}: field '{k}': expected text, got {type(combo[k]).__name__}")
+        if isinstance(combo["agent_ids"], list) and not all(isinstance(i, str) for i in combo["agent_ids"]):
+            raise DataError(f"{where}: field 'agent_ids': expected two agent ids (text)")
         env = envs.get(combo["env_id"])
         if env is None:
             raise DataError(f"{where}: field 'env_id': {combo['env_id']!r} is not in {FILES['envs']}")
@@ -122,7 +134,7 @@ def import_sotopia(directory: str | Path) -> SotopiaImport:
                     "sotopia": {"combo": combo, "env": env, "agents": [agents[i] for i in ids], "relationships": rels}
                 },
             )
-        except (ValidationError, ValueError) as e:
+        except (ValidationError, ValueError, TypeError, KeyError) as e:
             msg = str(e).splitlines()[0] if not isinstance(e, ValidationError) else e.errors()[0]["msg"]
             raise DataError(f"{where}: cannot build a scenario: {msg}") from None
         scenarios.append(scenario)

@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ClcaError, ConfigError
+from ..failures import failure_reason
 from ..llm import LLM
 from ..runner import run_items
 from ..store import RunStore
@@ -159,7 +160,7 @@ async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig)
                 seed=cfg.seed, samples=cfg.samples, temperature=cfg.temperature,
             )  # fmt: skip
         except (ClcaError, ValueError) as e:
-            store.fail(ANSWER, u.key, f"{type(e).__name__}: {e}")
+            store.fail(ANSWER, u.key, failure_reason(e))
             return False
         store.put(ANSWER, u.key, a.model_dump())
         return True

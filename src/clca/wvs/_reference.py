@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from .._files import follow_umask
 from ..errors import DataError
 from ._countries import country_name
 from ._questionnaire import Questionnaire, default_questionnaire
@@ -71,7 +72,7 @@ class ReferenceTable(BaseModel):
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(self.model_dump(), fh, indent=1, ensure_ascii=False, sort_keys=False)
                 fh.write("\n")
-            os.chmod(tmp, 0o644)
+            follow_umask(tmp)
             os.replace(tmp, p)
         finally:
             if os.path.exists(tmp):
@@ -250,11 +251,10 @@ def _reject_constant(name: str) -> float:
 def load_reference(path: str | Path | None = None) -> ReferenceTable:
     """Read a reference table (the bundled one when path is None). NaN, infinite or negative shares, shares that
     do not match the codes, or an all-zero distribution are refused with the file and line."""
+    from .._files import read_text
+
     p = Path(path) if path is not None else bundled_reference_path()
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise DataError(f"{p}: cannot read reference table ({e.strerror})") from e
+    text = read_text(p, "reference table")
     try:
         raw: Any = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
