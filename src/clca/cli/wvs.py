@@ -159,8 +159,10 @@ def aggregate_cmd(
     The files are streamed (only the needed columns, in chunks where the format allows), so memory stays
     bounded for the full WVS-7 file. Pass the result to `clca eval --reference OUT` (or `eval: reference:`).
     """
+    from .._files import check_output_file
     from ..wvs import aggregate, default_questionnaire, load_questionnaire
 
+    check_output_file(out)  # before reading a large file, not after
     q = load_questionnaire(questionnaire) if questionnaire else default_questionnaire()
     table = aggregate(files, q, labels=labels, progress=not quiet)
     table.save(out)
