@@ -24,6 +24,7 @@ from .config import config_hash, load_config
 from .errors import ConfigError, DataError
 from .llm import LLM, ChatResult, GenParams, Message, load_model
 from .llm._protocol import T
+from .scenarios._norms import NormsConfig
 from .store import RunStore
 
 STAGES = ("scenarios", "roleplay", "judge", "intents", "dataset", "train", "eval", "report")
@@ -67,7 +68,11 @@ class RunConfig(BaseModel):
     compare: list[str] = Field(default_factory=lambda: ["United States"], description="other cultures in the eval")
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     scenarios: dict[str, Any] = Field(default_factory=dict, description="clca.scenarios.AdaptConfig")
-    norms: Path | None = Field(None, description="cultural norms file (CSV/JSONL) for norm-based scenarios")
+    norms: Path | NormsConfig | None = Field(
+        None,
+        description="norms for norm-based scenarios: a file (CSV/JSONL/Sotopia-pi used_prompt.csv) or "
+        "{file, culture, sources, limit, seed}; norms without a culture are used for every target culture",
+    )
     roleplay: dict[str, Any] = Field(default_factory=dict, description="clca.roleplay.RoleplayConfig")
     judge: dict[str, Any] = Field(default_factory=dict, description="clca.judge.JudgeConfig")
     intents: dict[str, Any] = Field(default_factory=dict, description="clca.intents.IntentConfig")
@@ -168,6 +173,8 @@ def _check_sizes(adapt: Any) -> None:
     """Sizes that cannot work are refused before anything runs."""
     from .scenarios import load_seeds
 
+    if adapt.sotopia is not None:  # counted when the stage reads (or downloads) the Sotopia files
+        return
     available = len(load_seeds(adapt.seeds_file, adapt.seeds))
     if adapt.n is not None and adapt.n > available:
         raise ConfigError(f"scenarios.n: {adapt.n} is more than the {available} available seed scenarios")
@@ -325,14 +332,14 @@ async def run_pipeline(
 
 
 async def _scenarios(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
-    from .scenarios import adapt_scenarios, generate_from_norms, load_norms
+    from .scenarios import adapt_scenarios, expand_norms, generate_from_norms, load_norms_config
 
     lines = []
     for culture in cfg.cultures:
         s = await adapt_scenarios(store, models.get(cfg.models.teacher), culture, sc["scenarios"])
         lines.append(s.line(f"adapted to {culture}"))
     if cfg.norms is not None:
-        norms = load_norms(cfg.norms)
+        norms = expand_norms(load_norms_config(cfg.norms), cfg.cultures)
         s = await generate_from_norms(store, models.get(cfg.models.teacher), norms, sc["scenarios"])
         lines.append(s.line("from norms"))
     if store.count("scenario") == 0:

@@ -79,10 +79,18 @@ def adapt_cmd(
 
 @scenarios_app.command("from-norms")
 def from_norms_cmd(
-    norms_file: Path = typer.Argument(..., help="Norms (JSONL or CSV: norm, culture, optional id, source)."),
+    norms_file: Path = typer.Argument(
+        ..., help="Norms: JSONL or CSV (norm, optional culture, id, source), or Sotopia-pi's used_prompt.csv."
+    ),
     run_dir: Path = _RUN_DIR,
     model: str = _MODEL,
-    n: int = typer.Option(None, "--n", min=1, help="Use only the first N norms."),
+    n: int = typer.Option(None, "--n", min=1, help="Use only the first N norms (after the filters)."),
+    culture: str = typer.Option(None, "--culture", help="Culture of norms that have none in the file."),
+    source: list[str] = typer.Option(None, "--source", help="Keep only norms of this source (repeatable)."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Draw at most this many norms (see --sample-seed)."),
+    sample_seed: int = typer.Option(
+        None, "--sample-seed", help="Draw the --limit norms at random with this seed (default: the first ones)."
+    ),
     seeds_file: Path = _SEEDS_FILE,
     max_attempts: int = _ATTEMPTS,
     temperature: float = _TEMP,
@@ -95,10 +103,10 @@ def from_norms_cmd(
     from ..errors import DataError
     from ..scenarios import AdaptConfig, generate_from_norms, load_norms
 
-    norms = load_norms(norms_file)
+    norms = load_norms(norms_file, culture=culture, sources=source or None, limit=limit, seed=sample_seed)
     for nm in norms:  # fail fast on unknown cultures, before loading a model
         try:
-            resolve_culture(nm.culture)
+            resolve_culture(nm.culture or "")
         except (UnknownCultureError, DataError) as e:
             raise type(e)(f"{norms_file}: norm {nm.id!r}: {e.one_line()}") from None
     cfg = AdaptConfig(
