@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -94,9 +95,21 @@ def _draft_json(d: BaseModel, *, hide_names: bool = False) -> str:
     replaces them anyway, and small models otherwise copy them)."""
     data = d.model_dump(mode="json")
     if hide_names:
-        for c in data["characters"]:
-            c.pop("first_name", None)
-            c.pop("last_name", None)
+        subs: list[tuple[re.Pattern[str], str]] = []
+        for i, c in enumerate(data["characters"], 1):
+            first, last = c.pop("first_name", ""), c.pop("last_name", "")
+            for name in (f"{first} {last}", first, last):  # also inside the text (Sotopia's profiles use them)
+                if len(name.strip()) > 1:
+                    subs.append((re.compile(rf"\b{re.escape(name.strip())}\b"), f"[person {i}]"))
+
+        def mask(v: object) -> object:
+            if isinstance(v, str):
+                for pat, repl in subs:
+                    v = pat.sub(repl, v)
+            return v
+
+        data["setting"] = mask(data["setting"])
+        data["characters"] = [{k: mask(v) for k, v in c.items()} for c in data["characters"]]
     return json.dumps(data, ensure_ascii=False)
 
 
