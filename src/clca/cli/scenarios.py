@@ -49,31 +49,39 @@ def adapt_cmd(
     n: int = typer.Option(None, "--n", min=1, help="How many seeds to adapt (default: all)."),
     seed_ids: list[str] = typer.Option(None, "--seed-id", help="Only these seed ids (repeatable)."),
     seeds_file: Path = _SEEDS_FILE,
+    sotopia: str = typer.Option(
+        None, "--sotopia", help="Seed with Sotopia's scenarios: a folder of its four profile JSONL files, or 'hf'."
+    ),
+    sotopia_per_env: int = typer.Option(
+        1, "--sotopia-per-env", min=0, help="Env-agent combos per Sotopia environment (0 = all)."
+    ),
     max_attempts: int = _ATTEMPTS,
     temperature: float = _TEMP,
     seed: int = _SEED,
     concurrency: int = _CONC,
     quiet: bool = _QUIET,
 ) -> None:
-    """Adapt seed scenarios to a culture (one per seed; keys CULTURE/seed-NNN; resumable)."""
+    """Adapt seed scenarios to a culture (one per seed; keys CULTURE/SEED-ID; resumable)."""
     from ..culture import resolve_culture
-    from ..scenarios import AdaptConfig, adapt_scenarios
+    from ..scenarios import AdaptConfig, adapt_scenarios, load_seed_pool
 
     cult = resolve_culture(culture)  # fail fast on an unknown culture, before loading a model
-    if seeds_file is not None:  # and on a bad seeds file, before the run database is created
-        from ..scenarios import load_seeds
-
-        load_seeds(seeds_file, seed_ids or None)
+    if seeds_file is not None and sotopia is not None:
+        raise ConfigError("--seeds-file and --sotopia both name the seeds; give one of them")
     cfg = AdaptConfig(
         n=n,
         seeds=seed_ids or None,
         seeds_file=seeds_file,
+        sotopia=sotopia,
+        sotopia_per_env=sotopia_per_env or None,
         max_attempts=max_attempts,
         temperature=temperature,
         seed=seed,
         concurrency=concurrency,
         progress=not quiet,
     )
+    if seeds_file is not None or sotopia is not None:  # a bad seed source fails before the run database exists
+        load_seed_pool(cfg)
     _run(run_dir, model, lambda store, llm: adapt_scenarios(store, llm, cult, cfg), f"scenarios ({cult.code})")
 
 

@@ -133,7 +133,10 @@ def load_norms(
         except ValidationError as e:
             raise DataError(f"{p}: record {n}: {_first_error(e)}") from None
         if norm.culture is None and not allow_no_culture:
-            raise DataError(f"{p}: record {n}: field 'culture': missing (add a culture column or give a culture)")
+            raise DataError(
+                f"{p}: record {n}: field 'culture': missing "
+                "(add a culture column, or give a default culture: --culture / norms.culture)"
+            )
         if norm.id in seen:
             raise DataError(f"{p}: record {n}: field 'id': duplicate id {norm.id!r}")
         seen.add(norm.id)
