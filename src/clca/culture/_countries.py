@@ -59,6 +59,12 @@ def _table_path() -> str:
     raise DataError("country_converter's country table (country_data.tsv) not found; pip install country_converter")
 
 
+def _first_code(cell: str) -> str:
+    """The ISO alpha-2 code of a table cell; a few cells are patterns such as '^GB$|^UK$'."""
+    codes = re.findall(r"[A-Z]{2}", cell)
+    return codes[0] if codes else ""
+
+
 @lru_cache(maxsize=1)
 def countries() -> tuple[Country, ...]:
     """The current countries of country_converter's table (obsolete entries left out)."""
@@ -69,7 +75,7 @@ def countries() -> tuple[Country, ...]:
                 continue
             out.append(
                 Country(
-                    iso2=r["ISO2"].strip(),
+                    iso2=_first_code(r["ISO2"]),
                     iso3=r["ISO3"].strip(),
                     name=r["name_short"].strip(),
                     official_name=r["name_official"].strip(),
