@@ -141,3 +141,22 @@ def test_run_config_norms_section(tmp_path: Path) -> None:
         RunConfig.model_validate({**base, "norms": {"file": "p.csv", "limi": 20}})
     with pytest.raises((ValueError, ConfigError), match="seeds_file and sotopia"):
         RunConfig.model_validate({**base, "scenarios": {"sotopia": "x", "seeds_file": "y.jsonl"}})
+
+
+@pytest.mark.shared
+def test_cli_from_norms_filters_fail_before_any_model_loads(
+    used_prompt: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from clca.cli.main import main
+
+    run = tmp_path / "run"
+    for args, msg in (
+        ([], "field 'culture': missing"),
+        (["--culture", "Japan", "--source", "culture_atlas"], "no norm has source culture_atlas"),
+        (["--culture", "Atlantis", "--limit", "2"], "unknown culture 'Atlantis'"),
+    ):
+        with pytest.raises(SystemExit) as ei:
+            main(["scenarios", "from-norms", str(used_prompt), "--run-dir", str(run), *args])
+        err = capsys.readouterr().err
+        assert ei.value.code == 2 and msg in err and err.strip().count("\n") == 0, err
+        assert not run.exists()

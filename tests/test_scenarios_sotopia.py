@@ -232,3 +232,19 @@ def test_run_with_sotopia_seeds_on_embedded_model(sotopia_dir: Path, tmp_path: P
         assert sc.provenance.seed_id == seed_id and sc.provenance.source == ref.provenance.source
     else:  # the tiny model may fail; then it is a counted failure with a known reason, never a silent one
         assert rec.error and "after 2 attempts" in rec.error
+
+
+def test_cli_adapt_bad_sotopia_source_fails_before_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from clca.cli.main import main
+
+    run = tmp_path / "run"
+    for args, msg in (
+        (["--sotopia", str(tmp_path / "nowhere")], "Sotopia profile directory not found"),
+        (["--sotopia", str(tmp_path), "--seeds-file", "x.jsonl"], "both name the seeds"),
+        (["--sotopia", str(tmp_path)], "environment_profiles.jsonl: Sotopia file not found"),
+    ):
+        with pytest.raises(SystemExit) as ei:
+            main(["scenarios", "adapt", "--culture", "Japan", "--run-dir", str(run), *args])
+        err = capsys.readouterr().err
+        assert ei.value.code == 2 and msg in err and err.strip().count("\n") == 0, err
+        assert not run.exists()
