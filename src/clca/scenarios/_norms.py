@@ -103,7 +103,7 @@ def _normalise(raw: dict[str, Any], n: int, has_source: bool, culture: str | Non
 
 
 def load_norms(
-    path: str | Path,
+    path: str | Path | NormsConfig,
     *,
     culture: str | None = None,
     sources: Sequence[str] | None = None,
@@ -115,8 +115,11 @@ def load_norms(
     ones, or a seeded random draw kept in file order). `culture` fills norms without one; with
     `allow_no_culture` such norms keep `culture=None` (see `expand_norms`), otherwise they are an error.
 
+    A `NormsConfig` (a run's `norms:` section) is read with its own settings, culture-free norms allowed.
     Errors name the file, the record number and the field.
     """
+    if isinstance(path, NormsConfig):
+        return load_norms_config(path)
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: norms file not found")
