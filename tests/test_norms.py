@@ -160,3 +160,29 @@ def test_cli_from_norms_filters_fail_before_any_model_loads(
         err = capsys.readouterr().err
         assert ei.value.code == 2 and msg in err and err.strip().count("\n") == 0, err
         assert not run.exists()
+
+
+@pytest.mark.shared
+def test_norms_from_the_published_hugging_face_dataset(used_prompt: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """hf:OWNER/DATASET/FILE asks huggingface_hub for the dataset file (offline here: served from the
+    shared copy of the same file)."""
+    import huggingface_hub
+
+    asked: list[tuple[str, str, str]] = []
+
+    def fake_download(repo_id: str, filename: str, *, repo_type: str) -> str:
+        asked.append((repo_id, filename, repo_type))
+        return str(used_prompt)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    norms = load_norms_config(NormsConfig(file=Path("hf:cmu-lti/sotopia-pi/used_prompt.csv"), limit=3))
+    assert asked == [("cmu-lti/sotopia-pi", "used_prompt.csv", "dataset")] and len(norms) == 3
+    with pytest.raises(DataError, match="expected hf:OWNER/DATASET/FILE"):
+        load_norms("hf:cmu-lti/sotopia-pi")
+
+    def offline(*_a: object, **_k: object) -> str:
+        raise OSError("offline mode is enabled")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    with pytest.raises(DataError, match="cannot download used_prompt.csv from dataset cmu-lti/sotopia-pi: offline"):
+        load_norms("hf:cmu-lti/sotopia-pi/used_prompt.csv", allow_no_culture=True)

@@ -46,13 +46,33 @@ class NormsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    file: Path = Field(description="norms file: JSONL, CSV, or Sotopia-pi's used_prompt.csv")
+    file: Path = Field(
+        description="norms file: JSONL, CSV, Sotopia-pi's used_prompt.csv, or hf:OWNER/DATASET/FILE "
+        "(e.g. hf:cmu-lti/sotopia-pi/used_prompt.csv, downloaded once)"
+    )
     culture: str | None = Field(
         None, description="culture of norms without one; None = each norm without one is used for every target culture"
     )
     sources: list[str] | None = Field(None, description="keep only norms from these sources (e.g. [normbank])")
     limit: int | None = Field(None, ge=1, description="use at most this many norms (after the source filter)")
     seed: int | None = Field(None, description="draw the `limit` norms at random with this seed; None = the first ones")
+
+
+def hf_dataset_file(spec: str) -> Path:
+    """`hf:OWNER/DATASET/FILE` (e.g. hf:cmu-lti/sotopia-pi/used_prompt.csv, Sotopia-pi's published
+    inspirational prompts): the file of a Hugging Face dataset, downloaded once into the HF cache."""
+    parts = spec[3:].strip().strip("/").split("/")
+    if len(parts) < 3 or not all(parts):
+        raise DataError(f"{spec}: expected hf:OWNER/DATASET/FILE, e.g. hf:cmu-lti/sotopia-pi/used_prompt.csv")
+    repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo, filename, repo_type="dataset"))
+    except Exception as e:  # network, missing repo/file, offline mode: one line with the cause
+        raise DataError(
+            f"{spec}: cannot download {filename} from dataset {repo}: {' '.join(str(e).split())[:200]}"
+        ) from None
 
 
 def _missing(v: Any) -> bool:
@@ -120,7 +140,7 @@ def load_norms(
     """
     if isinstance(path, NormsConfig):
         return load_norms_config(path)
-    p = Path(path)
+    p = hf_dataset_file(str(path)) if str(path).startswith("hf:") else Path(path)
     if not p.is_file():
         raise DataError(f"{p}: norms file not found")
     rows, header = _read_rows(p)
