@@ -185,8 +185,8 @@ def test_norms_example_and_formats(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="record 2: field 'id': duplicate"):
         load_norms(dup)
     hdr = tmp_path / "h.csv"
-    hdr.write_text("text,country\nx,y\n")
-    with pytest.raises(DataError, match="must contain 'norm' and 'culture'"):
+    hdr.write_text("statement,country\nx,y\n")
+    with pytest.raises(DataError, match="must contain 'norm'"):
         load_norms(hdr)
 
 

@@ -30,6 +30,7 @@ from .llm import LLM, ChatResult, GenParams, Message, load_model
 from .llm._protocol import T
 from .roleplay import RoleplayConfig
 from .scenarios import AdaptConfig
+from .scenarios._norms import NormsConfig
 from .store import RunStore
 from .train import TrainConfig, with_preset
 from .wvs import EvalConfig
@@ -72,7 +73,11 @@ class RunConfig(BaseModel):
     compare: list[str] = Field(default_factory=lambda: ["United States"], description="other cultures in the eval")
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     scenarios: AdaptConfig = Field(default_factory=AdaptConfig, description="clca.scenarios.AdaptConfig")
-    norms: Path | None = Field(None, description="cultural norms file (CSV/JSONL) for norm-based scenarios")
+    norms: Path | NormsConfig | None = Field(
+        None,
+        description="norms for norm-based scenarios: a file (CSV/JSONL/Sotopia-pi used_prompt.csv) or "
+        "{file, culture, sources, limit, seed}; norms without a culture are used for every target culture",
+    )
     roleplay: RoleplayConfig = Field(default_factory=RoleplayConfig, description="clca.roleplay.RoleplayConfig")
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="clca.judge.JudgeConfig")
     intents: IntentConfig = Field(default_factory=IntentConfig, description="clca.intents.IntentConfig")
@@ -178,6 +183,8 @@ def _check_sizes(adapt: Any) -> None:
     """Sizes that cannot work are refused before anything runs."""
     from .scenarios import load_seeds
 
+    if adapt.sotopia is not None:  # counted when the stage reads (or downloads) the Sotopia files
+        return
     available = len(load_seeds(adapt.seeds_file, adapt.seeds))
     if adapt.n is not None and adapt.n > available:
         raise ConfigError(f"scenarios.n: {adapt.n} is more than the {available} available seed scenarios")
@@ -325,7 +332,7 @@ async def run_pipeline(
 
 async def _scenarios(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
     from .culture import resolve_culture
-    from .scenarios import adapt_scenarios, generate_from_norms, load_norms
+    from .scenarios import adapt_scenarios, expand_norms, generate_from_norms, load_norms_config
 
     lines = []
     for spec in cfg.cultures:
@@ -333,7 +340,7 @@ async def _scenarios(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models
         s = await adapt_scenarios(store, models.get(cfg.models.teacher), culture, sc["scenarios"])
         lines.append(s.line(f"adapted to {culture.name}"))
     if cfg.norms is not None:
-        norms = load_norms(cfg.norms)
+        norms = expand_norms(load_norms_config(cfg.norms), cfg.cultures)
         s = await generate_from_norms(store, models.get(cfg.models.teacher), norms, sc["scenarios"])
         lines.append(s.line("from norms"))
     if store.count("scenario") == 0:

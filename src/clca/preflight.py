@@ -86,17 +86,20 @@ def check_run(cfg: Any, stages: Sequence[str], sc: dict[str, Any] | None = None)
     """Every file the given stages will read exists and parses; raises a one-line ClcaError."""
     sc = sc if sc is not None else cfg.stage_configs()
     if "scenarios" in stages and cfg.norms is not None:
-        from .scenarios import load_norms
+        from .scenarios import load_norms_config
 
-        _need(cfg.norms, "norms", "norms file")
-        try:
-            norms = load_norms(cfg.norms)
-            from .culture import resolve_culture
+        file = getattr(cfg.norms, "file", cfg.norms)
+        if not str(file).startswith("hf:"):  # a Hugging Face dataset file is fetched when the stage runs
+            _need(file, "norms", "norms file")
+            try:
+                norms = load_norms_config(cfg.norms)
+                from .culture import resolve_culture
 
-            for nm in norms:
-                resolve_culture(nm.culture)
-        except DataError as e:
-            raise ConfigError(f"norms: {e.one_line()}") from None
+                for nm in norms:
+                    if nm.culture is not None:
+                        resolve_culture(nm.culture)
+            except DataError as e:
+                raise ConfigError(f"norms: {e.one_line()}") from None
     ds = sc.get("dataset")
     if "dataset" in stages and ds is not None and getattr(ds, "variant", None) == "control":
         _need(ds.control_path, "dataset.control_path", "control conversations file")

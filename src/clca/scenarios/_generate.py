@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..culture import Culture, UnknownCultureError, resolve_culture
 from ..errors import ConfigError, DataError, StructuredOutputError
@@ -24,7 +25,8 @@ from ..prompts import render
 from ..records import scenario_key
 from ..runner import RunSummary, run_items
 from ..store import RunStore
-from ._io import Norm, load_seeds
+from ._io import load_seeds
+from ._norms import Norm
 from ._schema import AdaptedDraft, DraftCharacter, Provenance, Scenario, ScenarioDraft
 from ._validate import check_scenario
 
@@ -40,6 +42,14 @@ class AdaptConfig(BaseModel):
     n: int | None = Field(None, ge=1, description="how many seeds to adapt (or norms to use); None = all")
     seeds: list[str] | None = Field(None, description="seed ids to use (adaptation) or to draw examples from")
     seeds_file: Path | None = Field(None, description="a JSONL file of seeds instead of the shipped ones")
+    sotopia: str | None = Field(
+        None,
+        description="seed with Sotopia's scenarios: a directory of Sotopia's four profile JSONL files, or "
+        "'hf' / 'hf:OWNER/NAME' to download them from Hugging Face (default cmu-lti/sotopia-space)",
+    )
+    sotopia_per_env: int | None = Field(
+        1, ge=1, description="env-agent combos of each Sotopia environment used as seeds (None = all of them)"
+    )
     max_attempts: int = Field(3, ge=1, le=10, description="asks per scenario until it passes the checks")
     schema_attempts: int = Field(2, ge=1, le=5, description="re-asks inside one ask for schema-valid JSON")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
@@ -49,6 +59,22 @@ class AdaptConfig(BaseModel):
     seed: int = Field(0, description="base random seed (seed selection and sampling)")
     concurrency: int = Field(8, ge=1, le=256)
     progress: bool = Field(True, description="show progress bars")
+
+    @model_validator(mode="after")
+    def _one_seed_source(self) -> AdaptConfig:
+        if self.sotopia is not None and self.seeds_file is not None:
+            raise ValueError("seeds_file and sotopia both name the seeds; set one of them")
+        return self
+
+
+def load_seed_pool(cfg: AdaptConfig) -> list[Scenario]:
+    """The seeds a config names: Sotopia's scenarios (`sotopia`), a JSONL file (`seeds_file`) or the
+    shipped ones, restricted to `seeds` ids when given."""
+    if cfg.sotopia is None:
+        return load_seeds(cfg.seeds_file, cfg.seeds)
+    from ._sotopia import sotopia_seeds
+
+    return sotopia_seeds(cfg.sotopia, cfg.sotopia_per_env, cfg.seeds)
 
 
 def _item_seed(base: int, key: str) -> int:
@@ -71,9 +97,21 @@ def _draft_json(d: BaseModel, *, hide_names: bool = False) -> str:
     replaces them anyway, and small models otherwise copy them)."""
     data = d.model_dump(mode="json")
     if hide_names:
-        for c in data["characters"]:
-            c.pop("first_name", None)
-            c.pop("last_name", None)
+        subs: list[tuple[re.Pattern[str], str]] = []
+        for i, c in enumerate(data["characters"], 1):
+            first, last = c.pop("first_name", ""), c.pop("last_name", "")
+            for name in (f"{first} {last}", first, last):  # also inside the text (Sotopia's profiles use them)
+                if len(name.strip()) > 1:
+                    subs.append((re.compile(rf"\b{re.escape(name.strip())}\b"), f"[person {i}]"))
+
+        def mask(v: object) -> object:
+            if isinstance(v, str):
+                for pat, repl in subs:
+                    v = pat.sub(repl, v)
+            return v
+
+        data["setting"] = mask(data["setting"])
+        data["characters"] = [{k: mask(v) for k, v in c.items()} for c in data["characters"]]
     return json.dumps(data, ensure_ascii=False)
 
 
@@ -182,7 +220,7 @@ async def adapt_scenarios(
     """Adapt seed scenarios to a culture; one scenario per seed, key "<culture code>/<seed id>"."""
     cfg = cfg or AdaptConfig()
     cult = resolve_culture(culture)
-    seeds = _select(load_seeds(cfg.seeds_file, cfg.seeds), cfg.n, cfg.seed)
+    seeds = _select(load_seed_pool(cfg), cfg.n, cfg.seed)
     _record_culture(store, cult)
     system = render("scenarios_system")
 
@@ -223,23 +261,25 @@ async def generate_from_norms(
     """One new scenario per norm, with one seed as a few-shot example; key "<culture code>/norm-<id>"."""
     cfg = cfg or AdaptConfig()
     todo = list(norms)[: cfg.n] if cfg.n else list(norms)
-    cultures: dict[str, Culture] = {}
+    cultures: dict[tuple[str, str], Culture] = {}
     for nm in todo:
+        if nm.culture is None:
+            raise DataError(f"norm {nm.id!r}: no culture (give one, or expand culture-free norms with expand_norms)")
         try:
-            cultures[nm.id] = resolve_culture(nm.culture)
+            cultures[(nm.id, nm.culture)] = resolve_culture(nm.culture)
         except (UnknownCultureError, DataError) as e:  # name the norm that has the bad culture
             raise type(e)(f"norm {nm.id!r}: {e.one_line()}") from None
     for c in {c.code: c for c in cultures.values()}.values():
         _record_culture(store, c)
-    pool = load_seeds(cfg.seeds_file, cfg.seeds)
+    pool = load_seed_pool(cfg)
     system = render("scenarios_system")
 
     def key_of(nm: Norm) -> str:
-        return f"{cultures[nm.id].code}/norm-{nm.id}"
+        return f"{cultures[(nm.id, nm.culture or '')].code}/norm-{nm.id}"
 
     async def one(nm: Norm) -> bool:
         key = key_of(nm)
-        cult = cultures[nm.id]
+        cult = cultures[(nm.id, nm.culture or "")]
         example = pool[random.Random(_item_seed(cfg.seed, key)).randrange(len(pool))]
         messages: list[Message] = [
             {"role": "system", "content": system},
