@@ -176,7 +176,9 @@ def stats_cmd(
     drop: str = _DROP,
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
 ) -> None:
-    """Per-culture statistics: dialogues generated / kept, turns per dialogue, words per turn, cultural share."""
+    """Per-culture statistics: dialogues generated / kept, turns per dialogue, words per turn, cultural share,
+    and the measured quality of all ok dialogues: echo turns, words per turn, distinct-2, culture-plausible
+    names, judge keep rate."""
     from ..intents import dialogue_stats
 
     with _open_existing(run_dir) as store:
@@ -192,7 +194,10 @@ def stats_cmd(
             return "-"
         return f"{100 * x:.1f}%" if pct else (f"{x:.1f}" if isinstance(x, float) else str(x))
 
-    table = Table("culture", "generated", "failed", "judged", "kept", "turns/dialogue", "words/turn", "cultural")
+    table = Table(
+        "culture", "generated", "failed", "judged", "kept", "turns/dialogue", "words/turn", "cultural",
+        "echo turns", "words/turn (all)", "distinct-2", "culture names", "keep rate",
+    )  # fmt: skip
     rows = [*stats["cultures"].items(), ("total", stats["total"])]
     for name, s in rows:
         table.add_row(
@@ -204,6 +209,11 @@ def stats_cmd(
             fmt(s["turns_per_dialogue"]),
             fmt(s["words_per_turn"]),
             fmt(s["cultural_share"], pct=True),
+            fmt(s["echo_share"], pct=True),
+            fmt(s["words_per_turn_all"]),
+            "-" if s["distinct_2"] is None else f"{s['distinct_2']:.2f}",
+            fmt(s["names_share"], pct=True),
+            fmt(s["keep_rate"], pct=True),
         )
     Console().print(table)
 

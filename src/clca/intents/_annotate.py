@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..echo import EchoError, check_fields
 from ..errors import BackendError, StructuredOutputError
 from ..judge import NEUTRAL_CULTURE, DiscardRule, kept_episodes
 from ..llm import LLM, GenParams, Message
@@ -95,6 +96,10 @@ class _Annotator:
                 a = await self.llm.structured(messages, IntentAnnotation, params, max_attempts=cfg.structured_attempts)
             except (StructuredOutputError, BackendError) as e:
                 last = e
+                continue
+            problem = check_fields((a.intention, a.cultural_reason), [messages[0]["content"]])
+            if problem is not None:  # an echo of the instructions: re-ask with the next seed
+                last = EchoError("IntentAnnotation", attempt + 1, [problem])
                 continue
             rec = Intention.from_annotation(
                 a, episode_key=ep.key, idx=item.idx, speaker=turn.speaker, culture=ep.culture, model=self.llm.model_id
