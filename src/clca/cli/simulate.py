@@ -194,9 +194,10 @@ def stats_cmd(
             return "-"
         return f"{100 * x:.1f}%" if pct else (f"{x:.1f}" if isinstance(x, float) else str(x))
 
-    table = Table(
-        "culture", "generated", "failed", "judged", "kept", "turns/dialogue", "words/turn", "cultural",
-        "echo turns", "words/turn (all)", "distinct-2", "culture names", "keep rate",
+    table = Table("culture", "generated", "failed", "judged", "kept", "turns/dialogue", "words/turn", "cultural")
+    quality = Table(
+        "culture", "echo turns", "words/turn", "distinct-2", "culture names", "keep rate",
+        title="quality of all finished dialogues",
     )  # fmt: skip
     rows = [*stats["cultures"].items(), ("total", stats["total"])]
     for name, s in rows:
@@ -209,6 +210,9 @@ def stats_cmd(
             fmt(s["turns_per_dialogue"]),
             fmt(s["words_per_turn"]),
             fmt(s["cultural_share"], pct=True),
+        )
+        quality.add_row(
+            name,
             fmt(s["echo_share"], pct=True),
             fmt(s["words_per_turn_all"]),
             "-" if s["distinct_2"] is None else f"{s['distinct_2']:.2f}",
@@ -216,6 +220,7 @@ def stats_cmd(
             fmt(s["keep_rate"], pct=True),
         )
     Console().print(table)
+    Console().print(quality)
 
 
 def register(app: typer.Typer) -> None:
