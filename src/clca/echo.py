@@ -45,6 +45,14 @@ def copied_span(text: str, source: str, n: int = ECHO_SPAN) -> str | None:
     return None
 
 
+def prompt_grams(prompts: Iterable[str], n: int = ECHO_SPAN) -> frozenset[tuple[str, ...]]:
+    """The n-token runs of prompt texts, computed once for many checks against the same prompts."""
+    out: set[tuple[str, ...]] = set()
+    for p in prompts:
+        out |= _ngrams(tokens(p), n)
+    return frozenset(out)
+
+
 def echo_problem(
     text: str,
     *,
@@ -52,19 +60,22 @@ def echo_problem(
     previous: Iterable[str] = (),
     last: str | None = None,
     n: int = ECHO_SPAN,
+    grams: frozenset[tuple[str, ...]] | None = None,
 ) -> str | None:
     """Why text is an echo or degenerate, or None.
 
-    prompts: texts the output must not copy n+ tokens from (system prompt, instructions, help text);
+    prompts: texts the output must not copy n+ tokens from (system prompt, instructions, help text),
+    or grams: their `prompt_grams` computed beforehand;
     previous: earlier outputs it must not repeat verbatim (the partner's and its own);
     last: the previous turn's text, for the single-repeated-word check.
     """
     toks = tokens(text)
     if not toks:
         return None
-    for p in prompts:
-        span = copied_span(text, p, n)
-        if span is not None:
+    grams = prompt_grams(prompts, n) if grams is None else grams
+    for i in range(len(toks) - n + 1):
+        if tuple(toks[i : i + n]) in grams:
+            span = " ".join(toks[i : i + n])
             return f"echo_prompt: copies {span!r} from the prompt"
     joined = " ".join(toks)
     for prev in previous:

@@ -12,11 +12,21 @@ All over ok episodes (failed ones are never used).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from ..echo import echo_problem, tokens
+from ..echo import echo_problem, prompt_grams, tokens
+from ..errors import DataError
 from ..judge import DiscardRule, discard_reasons
-from ..roleplay import CONTENT_ACTIONS, agent_messages, culture_profile, load_episode, view
+from ..roleplay import (
+    CONTENT_ACTIONS,
+    Turn,
+    agent_messages,
+    culture_profile,
+    parse_scenario,
+    split_episode_key,
+    view,
+)
 from ..scenarios import Scenario
 from ..scenarios._names import culture_locales, name_problem
 from ..store import RunStore
@@ -52,26 +62,46 @@ def _ask_of(decoding: str | None, action_type: str) -> str:
     return action_type if decoding == "freetext" else "structured"
 
 
-def episode_echo_turns(store: RunStore, key: str) -> list[int]:
-    """Indices of the content turns of an episode that fail the echo checks."""
-    ep = load_episode(store, key)
-    sv = view(ep.scenario)
-    profile = culture_profile(sv.culture)
+def echo_turns(scenario: Scenario, turns: Sequence[Turn], profiles: dict[str | None, str] | None = None) -> list[int]:
+    """Indices of the content turns of an episode that fail the echo checks (profiles: a per-culture cache)."""
+    sv = view(scenario)
+    profiles = {} if profiles is None else profiles
+    if sv.culture not in profiles:
+        profiles[sv.culture] = culture_profile(sv.culture)
+    grams: dict[tuple[int, str], frozenset[tuple[str, ...]]] = {}
+    system: frozenset[tuple[str, ...]] | None = None  # the system prompt is the same for both sides
     bad: list[int] = []
-    for i, t in enumerate(ep.turns):
+    for i, t in enumerate(turns):
         if t.action_type not in CONTENT_ACTIONS:
             continue
-        sys_msg, user_msg = agent_messages(sv, t.agent, [], profile, _ask_of(t.decoding, t.action_type.value))
-        earlier = ep.turns[:i]
+        ask = _ask_of(t.decoding, t.action_type.value)
+        if (t.agent, ask) not in grams:
+            sys_msg, user_msg = agent_messages(sv, t.agent, [], profiles[sv.culture], ask)
+            system = prompt_grams([sys_msg["content"]]) if system is None else system
+            grams[(t.agent, ask)] = system | prompt_grams([user_msg["content"]])
+        earlier = turns[:i]
         problem = echo_problem(
             t.argument,
-            prompts=(sys_msg["content"], user_msg["content"]),
+            grams=grams[(t.agent, ask)],
             previous=[e.argument for e in earlier if e.action_type in CONTENT_ACTIONS],
             last=earlier[-1].argument if earlier else None,
         )
         if problem is not None:
             bad.append(t.idx)
     return bad
+
+
+def _turns_by_episode(store: RunStore) -> dict[str, list[Turn]]:
+    """The contiguous stored turns 0..n-1 of every episode, read in one pass."""
+    by: dict[str, list[Turn]] = {}
+    for rec in store.iter("turn"):
+        if rec.parent is not None:
+            by.setdefault(rec.parent, []).append(Turn.model_validate(rec.data))
+    out: dict[str, list[Turn]] = {}
+    for key, turns in by.items():
+        turns.sort(key=lambda t: t.idx)
+        out[key] = [t for i, t in enumerate(turns) if all(u.idx == j for j, u in enumerate(turns[: i + 1]))]
+    return out
 
 
 def dialogue_quality(store: RunStore, rule: DiscardRule | None = None) -> dict[str, Any]:
@@ -84,14 +114,20 @@ def dialogue_quality(store: RunStore, rule: DiscardRule | None = None) -> dict[s
         total[field] += n
 
     reasons = discard_reasons(store, rule)
+    profiles: dict[str | None, str] = {}
     judged = {r.key for r in store.iter("judgement", status=None) if r.data and "meta" in r.data}
+    scenarios = {r.key: r.data for r in store.iter("scenario")}
+    all_turns = _turns_by_episode(store)
     for r in store.iter("episode"):
         culture = (r.data or {}).get("culture") or r.key.split("/", 1)[0]
         per.setdefault(culture, _empty())
-        ep = load_episode(store, r.key)
-        content = [t for t in ep.turns if t.action_type in CONTENT_ACTIONS]
+        turns = all_turns.get(r.key, [])
+        sc_data = scenarios.get(split_episode_key(r.key)[0])
+        if sc_data is None:
+            raise DataError(f"{store.path}: episode {r.key!r} refers to a missing scenario")
+        content = [t for t in turns if t.action_type in CONTENT_ACTIONS]
         add(culture, "turns", len(content))
-        add(culture, "echo_turns", len(episode_echo_turns(store, r.key)))
+        add(culture, "echo_turns", len(echo_turns(parse_scenario(sc_data), turns, profiles)))
         add(culture, "words", sum(t.words() for t in content))
         for t in content:
             toks = tokens(t.argument)
@@ -102,8 +138,8 @@ def dialogue_quality(store: RunStore, rule: DiscardRule | None = None) -> dict[s
         if r.key in judged:
             add(culture, "judged", 1)
             add(culture, "kept", int(reasons.get(r.key, "dropped") is None))
-    for r in store.iter("scenario"):
-        sc = Scenario.model_validate(r.data)
+    for data in scenarios.values():
+        sc = parse_scenario(data)
         if sc.provenance.kind not in ("adapted", "norm") or not culture_locales(sc.culture):
             continue
         assert sc.culture is not None
