@@ -213,6 +213,11 @@ class CountingLLM:
     def model_id(self) -> str:
         return self.inner.model_id
 
+    def __getattr__(self, name: str) -> Any:  # capabilities of the backend (e.g. prompt_text) pass through
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
     async def chat(self, messages: Sequence[Message], params: GenParams = GenParams()) -> ChatResult:
         self.calls += 1
         return await self.inner.chat(messages, params)
@@ -361,14 +366,19 @@ async def _roleplay(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models:
     s = await simulate(store, [teacher, partner], sc["roleplay"])
     if store.count("episode") == 0:
         raise DataError(f"roleplay: no episode finished; failures: {store.failure_reasons('episode')}")
-    return s.line("episodes")
+    from .intents import dialogue_quality, quality_line
+
+    return s.line("episodes") + "; " + quality_line(dialogue_quality(store)["total"])
 
 
 async def _judge(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
     from .judge import judge_episodes, kept_episodes
 
     s = await judge_episodes(store, models.get(cfg.models.judge), sc["judge"])
-    return s.line("judged") + f"; kept {len(kept_episodes(store))} of {store.count('episode')}"
+    from .intents import dialogue_quality, quality_line
+
+    quality = quality_line(dialogue_quality(store)["total"])
+    return s.line("judged") + f"; kept {len(kept_episodes(store))} of {store.count('episode')}; {quality}"
 
 
 async def _intents(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:

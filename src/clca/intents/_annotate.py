@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..echo import EchoError, check_fields
 from ..errors import BackendError, StructuredOutputError
 from ..failures import failure_reason
 from ..judge import NEUTRAL_CULTURE, DiscardRule, kept_episodes
@@ -96,6 +97,10 @@ class _Annotator:
                 a = await self.llm.structured(messages, IntentAnnotation, params, max_attempts=cfg.structured_attempts)
             except (StructuredOutputError, BackendError) as e:
                 last = e
+                continue
+            problem = check_fields((a.intention, a.cultural_reason), [messages[0]["content"]])
+            if problem is not None:  # an echo of the instructions: re-ask with the next seed
+                last = EchoError("IntentAnnotation", attempt + 1, [problem])
                 continue
             rec = Intention.from_annotation(
                 a, episode_key=ep.key, idx=item.idx, speaker=turn.speaker, culture=ep.culture, model=self.llm.model_id

@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..echo import EchoError, check_fields
 from ..errors import BackendError, StructuredOutputError
 from ..failures import failure_reason
 from ..llm import LLM, GenParams, Message
@@ -81,9 +82,15 @@ class _Judge:
                 seed=self.cfg.seed + 1000 * attempt + salt,
             )
             try:
-                return await self.llm.structured(messages, schema, params, max_attempts=self.cfg.structured_attempts)
+                out = await self.llm.structured(messages, schema, params, max_attempts=self.cfg.structured_attempts)
             except (StructuredOutputError, BackendError) as e:
                 last = e
+                continue
+            reasons = [getattr(out, f, None) for f in ("reasoning", "critique")]
+            problem = check_fields(reasons, [messages[0]["content"]])
+            if problem is None:
+                return out
+            last = EchoError(schema.__name__, attempt + 1, [problem])  # an echo of the instructions: re-ask
         assert last is not None
         raise last
 

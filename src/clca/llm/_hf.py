@@ -214,6 +214,8 @@ class HFModel:
         """The chat-template text that precedes the assistant's reply."""
         if not messages:
             raise ValueError("messages must not be empty")
+        if messages[-1]["role"] == "assistant":  # a prefilled reply: the model continues it
+            return self.tokenizer.apply_chat_template(list(messages), continue_final_message=True, tokenize=False)
         return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
 
     def encode(self, text: str) -> list[int]:

@@ -145,6 +145,9 @@ class ReportData(BaseModel):
     cultures: list[str] = Field(default_factory=list)
     episodes: EpisodeSummary = Field(default_factory=EpisodeSummary)
     judge: JudgeSummary = Field(default_factory=JudgeSummary)
+    quality: dict[str, Any] = Field(
+        default_factory=dict, description="clca.intents.dialogue_quality: per culture and total figures"
+    )
     intentions: IntentionSummary = Field(default_factory=IntentionSummary)
     wvs: WvsSummary = Field(default_factory=WvsSummary)
     datasets: list[DatasetSummary] = Field(default_factory=list, description="built datasets found in the run")
@@ -349,6 +352,10 @@ def build_summary(
     )
     rule = rule or discard_rule(report.config)
     report.judge = _judge_summary(store, rows["judgement"], rule)
+    if report.stages["episode"].ok:
+        from ..intents import dialogue_quality
+
+        report.quality = dialogue_quality(store, rule)
     report.intentions = _intention_summary(rows["intention"], store)
     report.wvs = read_wvs(rows["metric"], rows["survey_answer"], report.config, base_model)
     report.wvs.target_shifts = target_shifts(store, report.wvs, set(cultures))

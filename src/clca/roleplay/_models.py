@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -75,6 +75,9 @@ class Turn(BaseModel):
     argument: str
     model: str
     seed: int
+    decoding: Literal["structured", "freetext"] | None = Field(
+        None, description="how the turn was decoded (None: stored before this was recorded)"
+    )
 
     def words(self) -> int:
         return len(self.argument.split())
@@ -92,7 +95,14 @@ class RoleplayConfig(BaseModel):
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(256, ge=16, description="token budget of one action")
     seed: int = Field(0, description="run seed; per-turn seeds derive from (seed, episode key, turn idx)")
-    structured_attempts: int = Field(3, ge=1, description="re-asks when an action fails validation")
+    turn_format: Literal["structured", "freetext", "auto"] = Field(
+        "auto",
+        description="structured: the action as JSON; freetext: the action type by option scoring, then the "
+        "argument as free text in character; auto: freetext for in-process models, structured for servers",
+    )
+    structured_attempts: int = Field(
+        3, ge=1, description="re-asks when an action fails validation (schema or echo checks)"
+    )
     model_retries: int = Field(
         1, ge=0, description="extra tries of a turn after a model error (with a new seed), then the episode fails"
     )

@@ -11,6 +11,7 @@ import hashlib
 import json
 import random
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -26,6 +27,7 @@ from ..records import scenario_key
 from ..runner import RunSummary, run_items
 from ..store import RunStore
 from ._io import load_seeds
+from ._names import draw_name
 from ._norms import Norm
 from ._schema import AdaptedDraft, DraftCharacter, Provenance, Scenario, ScenarioDraft
 from ._validate import check_scenario
@@ -129,27 +131,54 @@ def _record_error(store: RunStore, key: str, e: Exception, llm: LLM) -> None:
 _PAIR_PROBLEMS = ("same_names", "same_goals", "goal_revealed", "implausible_name")
 
 
+#: problems a draw of names from Faker's data fixes
+_NAME_PROBLEMS = ("name_not_of_culture", "names_unchanged", "same_names", "implausible_name")
+
+
+def _draw_names(draft: D, culture: Culture, ref: Scenario | None, seed: int) -> D:
+    """The draft with both people's names drawn from Faker's names of the culture (gender kept)."""
+    rng = random.Random(seed)
+    avoid = {n for c in (ref.characters if ref is not None else []) for n in (c.first_name, c.last_name)}
+    chars = []
+    for c in draft.characters:
+        drawn = draw_name(culture.code, c.gender, rng, avoid)
+        if drawn is None:
+            return draft
+        avoid.update(drawn)
+        chars.append(c.model_copy(update={"first_name": drawn[0], "last_name": drawn[1]}))
+    return draft.model_copy(update={"characters": chars})
+
+
 async def _ask_valid(
-    llm: LLM, messages: list[Message], schema: type[D], ref: Scenario | None, cfg: AdaptConfig, key: str, culture: str
-) -> tuple[D | None, int, list[str]]:
-    """Ask until a draft passes the checks or attempts run out. Returns (draft, attempts, reasons).
+    llm: LLM,
+    messages: list[Message],
+    schema: type[D],
+    ref: Scenario | None,
+    cfg: AdaptConfig,
+    key: str,
+    culture: Culture,
+) -> tuple[D | None, int, list[str], bool]:
+    """Ask until a draft passes the checks or attempts run out. Returns (draft, attempts, reasons, drawn).
 
     When a draft's only problems are that the second person copies the first (same name, same goal,
     or a goal spelled out in the other's public info), the next attempt asks for the second person
     alone (template `scenarios_second_person`), which small models get right far more often than a
     whole rewrite; otherwise the whole scenario is asked again with the problems listed.
+    When only the names are wrong for the second time (or at the last attempt), both people get names
+    drawn from Faker's names of the culture and the draft is checked again (drawn = True).
     """
     msgs = list(messages)
     reasons: list[str] = []
     base = _item_seed(cfg.seed, key)
     draft: D | None = None
     repair = False
+    name_failures = 0
     for attempt in range(cfg.max_attempts):
         params = GenParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=base + 7919 * attempt)
         try:
             if repair and draft is not None:
-                second = await llm.structured(_second_person_messages(draft, messages, culture), DraftCharacter, params,
-                                              max_attempts=cfg.schema_attempts)  # fmt: skip
+                second = await llm.structured(_second_person_messages(draft, messages, culture.name), DraftCharacter,
+                                              params, max_attempts=cfg.schema_attempts)  # fmt: skip
                 draft = draft.model_copy(update={"characters": [draft.characters[0], second]})
             else:
                 draft = await llm.structured(msgs, schema, params, max_attempts=cfg.schema_attempts)
@@ -157,10 +186,16 @@ async def _ask_valid(
             reasons.append(f"invalid_output: {e.reasons[-1] if e.reasons else e}")
             msgs, draft, repair = list(messages), None, False
             continue
-        problems = check_scenario(draft, ref)
+        problems = check_scenario(draft, ref, culture.code, culture.name)
         if not problems:
-            return draft, attempt + 1, reasons
+            return draft, attempt + 1, reasons, False
         reasons.append("; ".join(problems))
+        kinds = {p.split(":")[0] for p in problems}
+        name_failures += bool(kinds & set(_NAME_PROBLEMS))
+        if kinds <= set(_NAME_PROBLEMS) and (name_failures >= 2 or attempt == cfg.max_attempts - 1):
+            drawn = _draw_names(draft, culture, ref, base + 104729 * attempt)
+            if not check_scenario(drawn, ref, culture.code, culture.name):
+                return drawn, attempt + 1, reasons, True
         repair = all(
             p.split(":")[0] in _PAIR_PROBLEMS and not p.startswith("implausible_name: character 1") for p in problems
         )
@@ -169,7 +204,7 @@ async def _ask_valid(
             {"role": "assistant", "content": _draft_json(draft)},
             {"role": "user", "content": render("scenarios_fix", problems=problems)},
         ]
-    return None, cfg.max_attempts, reasons
+    return None, cfg.max_attempts, reasons, False
 
 
 def _second_person_messages(
@@ -197,7 +232,7 @@ async def _write_one(
     An adapted draft keeps the seed's (ref's) relationship; a norm-based draft chose its own. The stored
     provenance gets the model and the number of asks.
     """
-    draft, attempts, reasons = await _ask_valid(llm, messages, schema, ref, cfg, key, culture.name)
+    draft, attempts, reasons, drawn = await _ask_valid(llm, messages, schema, ref, cfg, key, culture)
     if draft is None:
         last = reasons[-1] if reasons else "unknown: no output"
         store.fail(KIND, key, f"{last} (after {attempts} attempts)", data={"reasons": reasons, "model": llm.model_id})
@@ -208,7 +243,14 @@ async def _write_one(
         characters=[c.to_character() for c in draft.characters],
         culture=culture.code,
         domain=domain,
-        provenance=provenance.model_copy(update={"model": llm.model_id, "attempts": attempts}),
+        provenance=provenance.model_copy(
+            update={
+                "model": llm.model_id,
+                "attempts": attempts,
+                "names": "drawn" if drawn else "model",
+                "rejected": dict(Counter(p.split(":")[0].strip() for r in reasons for p in r.split("; "))),
+            }
+        ),
     )
     store.put(KIND, key, scenario.model_dump(mode="json"))
     return True

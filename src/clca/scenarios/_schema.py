@@ -131,6 +131,12 @@ class Provenance(BaseModel):
     norm: str | None = Field(default=None, description="the norm text a norm-based scenario puts at stake")
     model: str | None = Field(default=None, description="model that wrote the scenario")
     attempts: int | None = Field(default=None, ge=1, description="asks needed for a valid scenario")
+    names: Literal["model", "drawn"] | None = Field(
+        default=None, description="who named the people: the model, or a draw from Faker's names of the culture"
+    )
+    rejected: dict[str, int] | None = Field(
+        default=None, description="problems of the rejected asks by reason (e.g. name_not_of_culture)"
+    )
 
 
 class Scenario(BaseModel):
