@@ -20,14 +20,21 @@ from .errors import ConfigError
 UNFILTERED_VARIANTS = frozenset({"no_filter"})
 
 
-def run_rule(intents: dict[str, Any], dataset: dict[str, Any]) -> dict[str, Any] | None:
-    """The run's discard rule as DiscardRule fields (None = the default rule), from the raw config sections."""
+def _rule_dict(rule: Any) -> dict[str, Any]:
     from .judge import DiscardRule
 
-    d_rule, i_rule = dataset.get("judge_rule"), intents.get("rule")
+    return DiscardRule.model_validate(rule if not isinstance(rule, BaseModel) else rule.model_dump()).model_dump(
+        mode="json"
+    )
+
+
+def run_rule(intents: BaseModel, dataset: BaseModel) -> dict[str, Any] | None:
+    """The run's discard rule as DiscardRule fields (None = the default rule): what the config set explicitly
+    under `dataset.judge_rule` or `intents.rule` (the same rule when both are set)."""
+    d_rule = getattr(dataset, "judge_rule", None) if "judge_rule" in dataset.model_fields_set else None
+    i_rule = getattr(intents, "rule", None) if "rule" in intents.model_fields_set else None
     if d_rule is not None and i_rule is not None:
-        a = DiscardRule.model_validate(d_rule).model_dump(mode="json")
-        b = DiscardRule.model_validate(i_rule).model_dump(mode="json")
+        a, b = _rule_dict(d_rule), _rule_dict(i_rule)
         if a != b:
             diff = next(k for k in a if a[k] != b[k])
             raise ConfigError(
@@ -35,28 +42,28 @@ def run_rule(intents: dict[str, Any], dataset: dict[str, Any]) -> dict[str, Any]
                 "one run uses one discard rule: set dataset.judge_rule only"
             )
     rule = d_rule if d_rule is not None else i_rule
-    return None if rule is None else DiscardRule.model_validate(rule).model_dump(mode="json")
+    return None if rule is None else _rule_dict(rule)
 
 
-def link_sections(raw: Any, sections: dict[str, BaseModel]) -> dict[str, BaseModel]:
-    """Align the validated stage sections of a run config (`raw`: the RunConfig with its raw sections)."""
+def link_sections(sections: dict[str, BaseModel]) -> dict[str, BaseModel]:
+    """Align the validated stage sections of a run config: one discard rule for judge, intents and dataset;
+    intentions of every dialogue for the unfiltered variants."""
     from .judge import DiscardRule
 
-    rule = run_rule(raw.intents, raw.dataset)
-    variant = sections["dataset"].variant  # type: ignore[attr-defined]
-    episodes = sections["intents"].episodes  # type: ignore[attr-defined]
-    if variant in UNFILTERED_VARIANTS and "intent" in sections["dataset"].tasks():  # type: ignore[attr-defined]
-        if raw.intents.get("episodes") == "kept":
+    intents, dataset = sections["intents"], sections["dataset"]
+    rule = run_rule(intents, dataset)
+    variant = dataset.variant  # type: ignore[attr-defined]
+    episodes = intents.episodes  # type: ignore[attr-defined]
+    if variant in UNFILTERED_VARIANTS and "intent" in dataset.tasks():  # type: ignore[attr-defined]
+        if "episodes" in intents.model_fields_set and episodes == "kept":
             raise ConfigError(
                 f"intents.episodes: 'kept' annotates only judge-kept dialogues, but dataset.variant {variant!r} "
                 "trains on intentions of every finished dialogue; set intents.episodes: all"
             )
         episodes = "all"
     out = dict(sections)
-    out["intents"] = sections["intents"].model_copy(
-        update={"episodes": episodes, "rule": DiscardRule.model_validate(rule or {})}
-    )
-    out["dataset"] = sections["dataset"].model_copy(update={"judge_rule": rule})
+    out["intents"] = intents.model_copy(update={"episodes": episodes, "rule": DiscardRule.model_validate(rule or {})})
+    out["dataset"] = dataset.model_copy(update={"judge_rule": rule})
     return out
 
 
