@@ -218,3 +218,14 @@ def test_empty_run_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no training rows"):
         build_dataset(RunStore(tmp_path / "run"), DatasetConfig(**NO_TOK), tmp_path / "ds", progress=False)
     assert not (tmp_path / "ds").exists()
+
+
+def test_no_filter_counts_dialogues_without_intentions(tmp_path: Path) -> None:
+    """A dialogue without any stored intention is counted in `skipped`, not dropped from task 2 silently."""
+    store = make_run(tmp_path / "run")
+    for r in list(store.iter("intention", parent="JPN/seed-001/s1")):
+        store.delete("intention", r.key)
+    rows, report, _ = collect_rows(store, DatasetConfig(**NO_TOK, variant="no_filter"), progress=False)
+    assert report.skipped.get("dialogue without intentions") == 1
+    assert not [r for r in rows if r["episode"] == "JPN/seed-001/s1" and r["task"] == "intent"]
+    assert [r for r in rows if r["episode"] == "JPN/seed-001/s1" and r["task"] == "dialogue"]

@@ -75,19 +75,74 @@ def test_variants_permute_and_paraphrase() -> None:
     assert item.paraphrase in para and item.text not in para
 
 
-def test_parse_answer() -> None:
+# (reply, item, expected code or None); order is the scale order unless the case says otherwise.
+# Q1: 1 Very important .. 4 Not important at all; Q29: 1 Strongly agree, 2 Agree, 3 Disagree, 4 Strongly
+# disagree; Q33: 5 points with 3 = Neither agree nor disagree.
+PARSE_MATRIX: list[tuple[str, str, int | None]] = [
+    ("2", "Q1", 2),
+    (" 3. Not very important", "Q1", 3),
+    ("**4**", "Q1", 4),
+    ("Option 1", "Q1", 1),
+    ("Answer: 3", "Q1", 3),
+    ("3 - Not very important", "Q1", 3),
+    ("Very important", "Q1", 1),
+    ("not very important.", "Q1", 3),  # normalised label; "very important" inside it does not count
+    ("My answer is 2", "Q29", 2),
+    ("I would choose 2", "Q29", 2),
+    ("Strongly agree (1)", "Q29", 1),
+    ("Sure! I'd pick option (4) because family matters.", "Q29", 4),
+    ("I would choose two.", "Q29", 2),
+    ("I'd say 3, since opinions differ.", "Q29", 3),
+    ("Agree.", "Q29", 2),
+    ("I strongly disagree with this statement.", "Q29", 4),  # "disagree" inside "strongly disagree"
+    ("Neither agree nor disagree", "Q33", 3),
+    ("As this person, I think 2 fits best.", "Q29", 2),  # one number in a short reply
+    ("On a scale of 1 to 4, I choose 3", "Q29", 3),  # the cue decides between several numbers
+    ("7", "Q1", None),  # out of range
+    ("My answer is 9", "Q1", None),
+    ("2 or 3", "Q1", None),  # ambiguous
+    ("1 and 4 are both true for me", "Q1", None),
+    ("Agree or disagree, hard to say", "Q29", None),  # two labels
+    ("I cannot answer that as an AI.", "Q1", None),
+    ("As a language model, I don't have personal opinions.", "Q29", None),
+    ("I'd rather not say.", "Q29", None),
+    ("It depends on many things", "Q1", None),
+    ("", "Q1", None),
+    ("   ", "Q1", None),
+]
+
+
+@pytest.mark.parametrize(("reply", "item_id", "want"), PARSE_MATRIX)
+def test_parse_answer_matrix(reply: str, item_id: str, want: int | None) -> None:
+    item = Q.get(item_id)
+    assert parse_answer(reply, item, item.codes) == want
+
+
+def test_parse_answer_maps_displayed_numbers_and_long_replies() -> None:
     item = Q.get("Q1")
-    order = [1, 2, 3, 4]
-    assert parse_answer("2", item, order) == 2
-    assert parse_answer(" 3. Not very important", item, order) == 3
-    assert parse_answer("**4**", item, order) == 4
-    assert parse_answer("Option 1", item, order) == 1
-    assert parse_answer("Very important", item, order) == 1
-    assert parse_answer("7", item, order) is None  # out of range -> safeguarded
-    assert parse_answer("I cannot answer that as an AI.", item, order) is None
-    assert parse_answer("It depends on many things", item, order) is None
-    assert parse_answer("", item, order) is None
     assert parse_answer("1", item, [4, 3, 2, 1]) == 4  # displayed number -> code under a permutation
+    assert parse_answer("Strongly agree (1)", Q.get("Q29"), [3, 1, 2, 4]) == 3
+    long = "Family is central in daily life here and " * 8 + "so I think 2 fits."
+    assert parse_answer(long, item, item.codes) is None  # a long reply needs an explicit cue
+    assert parse_answer(long + " My answer is 2.", item, item.codes) == 2
+
+
+def test_generate_mode_default_budget_fits_chatty_replies() -> None:
+    from clca.wvs import EvalConfig
+    from clca.wvs._answer import DEFAULT_MAX_TOKENS
+
+    assert DEFAULT_MAX_TOKENS >= 32
+    assert EvalConfig(cultures=["EGY"]).max_tokens == DEFAULT_MAX_TOKENS
+    seen: list[int] = []
+
+    class Spy(MockLLM):
+        async def chat(self, messages, params=None):  # type: ignore[no-untyped-def,override]
+            seen.append(params.max_tokens)
+            return await super().chat(messages, params)
+
+    asyncio.run(ask(Spy(["2"]), style="cultural", persona=EGYPTIAN, item=Q.get("Q29"), variant="base",
+                    mode="generate", samples=1, max_tokens=64))  # fmt: skip
+    assert seen == [64]
 
 
 def test_generate_mode_counts_safeguarded() -> None:

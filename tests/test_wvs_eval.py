@@ -147,3 +147,21 @@ def test_clca_eval_on_embedded_model(tmp_path: Path) -> None:
             assert sum(rec.data["probs"]) == pytest.approx(1.0, abs=1e-6)
         kl = store.get("metric", "embedded/persona/EGY/base/kl").data
         assert kl["mean"] >= 0 and not math.isnan(kl["mean"])
+
+
+def test_shared_prompt_styles_get_as_many_samples_as_all_personas(tmp_path: Path) -> None:
+    """generate mode: the cultural style's one prompt per item gets personas x samples answers, the same total
+    as the persona style (before the fix it got `samples`, i.e. 1 in the paper's config)."""
+    cfg = EvalConfig(cultures=["Egypt"], compare=[], styles=["persona", "cultural", "anthropological"], personas=5,
+                     items=["Q1", "Q29"], mode="generate", samples=2, bootstrap=0, progress=False)  # fmt: skip
+    with RunStore(tmp_path / "run") as store:
+        asyncio.run(evaluate(store, MockLLM(["2"]), "base", cfg))
+        per_item: dict[tuple[str, str], int] = {}
+        for rec in store.iter("survey_answer"):
+            k = (rec.data["style"], rec.data["item"])
+            per_item[k] = per_item.get(k, 0) + len(rec.data["samples"])
+    assert per_item == {(s, i): 10 for s in ("persona", "cultural", "anthropological") for i in ("Q1", "Q29")}
+    explicit = cfg.model_copy(update={"shared_samples": 3})
+    with RunStore(tmp_path / "run2") as store:
+        asyncio.run(evaluate(store, MockLLM(["2"]), "base", explicit))
+        assert len(store.get("survey_answer", "base/cultural/EGY/all/Q1").data["samples"]) == 3

@@ -79,3 +79,29 @@ def test_bootstrap_is_seeded_and_brackets_the_mean() -> None:
     assert bootstrap_ci(vals, resamples=500, seed=4) != (m, lo, hi)
     assert bootstrap_ci([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
     assert all(math.isnan(x) for x in bootstrap_ci([]))
+
+
+BAD_SHARES = [
+    [math.nan, 0.5, 0.5],
+    [math.inf, 0.5, 0.5],
+    [-0.2, 0.6, 0.6],
+    [True, False, False],
+    [],
+]
+
+
+@pytest.mark.parametrize(
+    "metric", [kl_divergence, js_distance, js_similarity, wasserstein_ordinal, majority_match], ids=lambda f: f.__name__
+)
+@pytest.mark.parametrize("bad", BAD_SHARES, ids=["nan", "inf", "negative", "bool", "empty"])
+def test_metrics_refuse_invalid_shares(metric, bad) -> None:  # noqa: ANN001
+    """NaN used to score KL 0 and 1-JSD 1.0 (a perfect match); negative shares passed W1 and majority."""
+    from clca.errors import DataError
+    from clca.wvs._metrics import InvalidShares
+
+    good = [0.2, 0.3, 0.5]
+    with pytest.raises(InvalidShares, match="model") as e:
+        metric(bad, good)
+    assert isinstance(e.value, DataError) and isinstance(e.value, ValueError) and "\n" not in str(e.value)
+    with pytest.raises(InvalidShares, match="survey"):
+        metric(good, bad)

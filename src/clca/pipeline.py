@@ -92,6 +92,10 @@ class RunConfig(BaseModel):
     adapted_styles: list[str] = Field(
         default_factory=lambda: ["persona"], description="prompt styles the adapted student is evaluated with"
     )
+    reuse_from: Path | None = Field(
+        None, description="run directory whose scenarios, dialogues, judgements and intentions this run reuses "
+        "(same settings for those stages; they then make no model calls); see clca.study"
+    )  # fmt: skip
 
     @field_validator("cultures", "compare")
     @classmethod
@@ -148,6 +152,10 @@ class RunConfig(BaseModel):
             from .preflight import check_static
 
             check_static(self)  # duplicate cultures, profile codes, styles, cache folder
+            from .stage_links import link_sections
+
+            linked = link_sections({"intents": self.intents, "dataset": self.dataset})
+            self.intents, self.dataset = linked["intents"], linked["dataset"]  # type: ignore[assignment]
         except ClcaError as e:
             raise ValueError(e.one_line()) from None
         return self
@@ -309,12 +317,20 @@ async def run_pipeline(
 
     # every file the stages will read, before the run directory or any model
     check_run(cfg, [s.name for s in stages], sc)
+    if cfg.reuse_from is not None:  # refused before the run directory exists
+        from .study import check_reuse
+
+        check_reuse(cfg)
     run_dir = Path(cfg.run_dir)
     store = RunStore(run_dir, retry_failed=retry_failed)
     store.bind_config(cfg.model_dump(mode="json"), config_hash(cfg, exclude={"run_dir", "cache", "name"}))
     models = _Models(cfg.cache)
     results: list[StageResult] = []
     try:
+        if cfg.reuse_from is not None:  # before any model loads: copy the shared stages' records
+            from .study import reuse_shared
+
+            reuse_shared(cfg, store)
         for stage in stages:
             t0, c0 = time.perf_counter(), models.calls()
             detail = await stage.run(cfg, sc, store, models)
@@ -377,8 +393,10 @@ async def _judge(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
     s = await judge_episodes(store, models.get(cfg.models.judge), sc["judge"])
     from .intents import dialogue_quality, quality_line
 
-    quality = quality_line(dialogue_quality(store)["total"])
-    return s.line("judged") + f"; kept {len(kept_episodes(store))} of {store.count('episode')}; {quality}"
+    rule = sc["intents"].rule  # the run's one discard rule (clca.stage_links)
+    kept = kept_episodes(store, rule)
+    quality = quality_line(dialogue_quality(store, rule)["total"])
+    return s.line("judged") + f"; kept {len(kept)} of {store.count('episode')}; {quality}"
 
 
 async def _intents(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:

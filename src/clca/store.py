@@ -204,6 +204,46 @@ class RunStore:
             out.setdefault(kind, {})[status] = n
         return out
 
+    def import_from(
+        self,
+        source: Path,
+        *,
+        exclude_kinds: tuple[str, ...] = (),
+        include: tuple[tuple[str, str], ...] = (),
+        meta_prefixes: tuple[str, ...] = (),
+    ) -> dict[str, int]:
+        """Copy another run's records (key, status, data as they are) that this run does not hold yet: every
+        kind except `exclude_kinds`, plus the records of `include` (kind, key prefix) pairs, and the meta
+        entries whose names start with `meta_prefixes`. Returns the number of records copied per kind.
+        One transaction: all or nothing."""
+        before = {k: sum(v.values()) for k, v in self.kinds().items()}
+        cols = "kind, key, status, data, error, parent, created_at"
+        marks = ",".join("?" * len(exclude_kinds))
+        where = f"(kind NOT IN ({marks}))" if exclude_kinds else "1"
+        args: list[Any] = list(exclude_kinds)
+        for kind, prefix in include:
+            where += " OR (kind=? AND key >= ? AND key < ?)"
+            args += [kind, prefix, prefix + "\uffff"]
+        self._db.execute("ATTACH DATABASE ? AS source", (str(source),))
+        try:
+            self._db.execute("BEGIN")
+            sql = f"INSERT OR IGNORE INTO artifacts({cols}) SELECT {cols} FROM source.artifacts WHERE {where}"
+            self._db.execute(sql, args)
+            for pre in meta_prefixes:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta(name, value) SELECT name, value FROM source.meta "
+                    "WHERE name >= ? AND name < ?",
+                    (pre, pre + "\uffff"),
+                )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        finally:
+            self._db.execute("DETACH DATABASE source")
+        after = {k: sum(v.values()) for k, v in self.kinds().items()}
+        return {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+
     def integrity_ok(self) -> bool:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 

@@ -92,6 +92,8 @@ def intent_rows(d: DialogueView, cfg: DatasetConfig) -> tuple[list[Row], dict[st
     sc = d.scenario
     cname = culture_name(sc.culture, cfg)
     history: list[dict[str, str]] = []
+    if not any(t.intention is not None for t in d.turns):  # visible, not silent: see docs/training.md
+        return rows, {"dialogue without intentions": 1}
     for t in content_turns(d.turns):
         history.append({"speaker": t.speaker or sc.characters[t.agent].name, "text": turn_text(t)})
         if t.intention is None:

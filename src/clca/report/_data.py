@@ -185,12 +185,12 @@ def _text(v: Any) -> str:
     return "" if v is None else v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
 
 
-RULE_PLACES = (("dataset", "judge_rule"), ("intents", "rule"), ("judge", "discard"))
+RULE_PLACES = (("dataset", "judge_rule"), ("intents", "rule"))  # the order of clca.stage_links.run_rule
 
 
 def discard_rule(config: dict[str, Any] | None) -> DiscardRule:
     """The run's discard rule: the config's dataset.judge_rule (what selects the training data), else
-    intents.rule, else judge.discard; the default DiscardRule() when none is set."""
+    intents.rule; the default DiscardRule() when none is set (as the pipeline decides it)."""
     for section, name in RULE_PLACES:
         sec = (config or {}).get(section)
         spec = sec.get(name) if isinstance(sec, dict) else None
@@ -311,8 +311,8 @@ def build_summary(
 ) -> ReportData:
     """Read the run database once and compute everything the report shows.
 
-    `rule` decides which judged dialogues count as kept (default: the run config's judge.discard,
-    else `DiscardRule()`); `samples` dialogues are drawn for the browsable sample (seeded);
+    `rule` decides which judged dialogues count as kept (default: the run config's dataset.judge_rule,
+    else intents.rule, else `DiscardRule()`); `samples` dialogues are drawn for the browsable sample (seeded);
     `base_model` is the WVS model alias of the unadapted model (default: the config's
     report.base_model / wvs.base_model, else the alias "base"); every other alias counts as adapted.
     """

@@ -13,7 +13,7 @@ from ..failures import failure_reason
 from ..llm import LLM
 from ..runner import run_items
 from ..store import RunStore
-from ._answer import PERSONA_STYLES, Answer, ask
+from ._answer import DEFAULT_MAX_TOKENS, PERSONA_STYLES, Answer, ask
 from ._countries import resolve_country
 from ._metrics import bootstrap_ci, js_distance, kl_divergence, majority_match, wasserstein_ordinal
 from ._opinionqa import load_opinion_survey
@@ -39,6 +39,13 @@ class EvalConfig(BaseModel):
     mode: Literal["logprobs", "generate"] = "logprobs"
     personas: int = Field(20, ge=1, description="personas per culture (paper: 1000)")
     samples: int = Field(20, ge=1, description="sampled answers per prompt in generate mode")
+    shared_samples: int | None = Field(
+        None,
+        ge=1,
+        description="generate mode, styles without persona details (cultural, none): sampled answers per item; "
+        "default samples x personas, as many as a persona style gets per item in total",
+    )
+    max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, description="reply budget per sampled answer (generate mode)")
     temperature: float = Field(1.0, ge=0.0)
     epsilon: float = Field(1e-3, ge=0.0, description="KL smoothing for zero survey shares")
     bootstrap: int = Field(1000, ge=0, description="bootstrap resamples over questions")
@@ -66,6 +73,14 @@ class EvalConfig(BaseModel):
     progress: bool = True
 
 
+def samples_per_prompt(cfg: EvalConfig, style: str, n_personas: int) -> int:
+    """Sampled answers per prompt: a persona style asks each persona `samples` times; a style whose prompt is
+    the same for every persona is asked once per item, so it gets as many samples as all personas together."""
+    if style in PERSONA_STYLES:
+        return cfg.samples
+    return cfg.shared_samples if cfg.shared_samples is not None else cfg.samples * max(1, n_personas)
+
+
 def answer_key(alias: str, style: str, country: str, persona: str, item: str, variant: str) -> str:
     key = f"{alias}/{style}/{country}/{persona}/{item}"
     return key if variant == "base" else f"{key}/{variant}"
@@ -77,6 +92,7 @@ class _Unit(BaseModel):
     persona: Persona
     item: Item
     variant: str
+    samples: int
 
 
 def _check(cfg: EvalConfig) -> None:
@@ -151,13 +167,15 @@ async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig)
                 for v in cfg.variants:
                     for it in items:
                         units.append(_Unit(key=answer_key(model_alias, style, c, p.id, it.id, v), style=style,
-                                           persona=p, item=it, variant=v))  # fmt: skip
+                                           persona=p, item=it, variant=v,
+                                           samples=samples_per_prompt(cfg, style, len(personas[c]))))  # fmt: skip
 
     async def one(u: _Unit) -> bool:
         try:
             a = await ask(
                 llm, style=u.style, persona=u.persona, item=u.item, variant=u.variant, mode=cfg.mode,
-                seed=cfg.seed, samples=cfg.samples, temperature=cfg.temperature,
+                seed=cfg.seed, samples=u.samples, temperature=cfg.temperature,
+                max_tokens=cfg.max_tokens,
             )  # fmt: skip
         except (ClcaError, ValueError) as e:
             store.fail(ANSWER, u.key, failure_reason(e))

@@ -8,6 +8,8 @@ Conventions (see docs/wvs-evaluation.md):
 - Jensen-Shannon distance uses log base 2, so it lies in [0, 1]; similarity = 1 - distance.
 - Wasserstein-1 is computed over the scale's options only (safeguarded mass removed and the rest
   renormalised; a model with no mass on options scores the maximum, 1) and divided by (K - 1).
+- Every metric refuses shares that are NaN, infinite or negative (`InvalidShares`, naming the share):
+  such a distribution is a bug upstream, and NaN would otherwise compare as a perfect match.
 """
 
 from __future__ import annotations
@@ -17,19 +19,41 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..errors import DataError
+
+
+class InvalidShares(DataError, ValueError):
+    """A distribution given to a metric holds a NaN, infinite or negative share, or is empty."""
+
+
+def check_shares(shares: Sequence[float], what: str) -> np.ndarray:
+    """The shares as a float array; NaN, inf, negative values, booleans and empty lists are refused."""
+    if isinstance(shares, (str, bytes)) or any(isinstance(x, (bool, np.bool_)) for x in shares):
+        raise InvalidShares(f"{what} distribution {list(shares)!r}: shares must be numbers, not booleans or text")
+    try:
+        a = np.asarray(shares, dtype=float)
+    except (TypeError, ValueError):
+        raise InvalidShares(f"{what} distribution {shares!r}: shares must be numbers") from None
+    if a.ndim != 1 or len(a) == 0:
+        raise InvalidShares(f"{what} distribution {shares!r}: expected a non-empty list of shares")
+    for i, x in enumerate(a):
+        if not math.isfinite(x) or x < 0:
+            raise InvalidShares(
+                f"{what} distribution: share {i} is {x!r}; shares must be finite and non-negative ({a.tolist()})"
+            )
+    return a
+
 
 def _as_pair(p: Sequence[float], q: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    pa = np.asarray(p, dtype=float)
-    qa = np.asarray(q, dtype=float)
+    pa = check_shares(p, "model")
+    qa = check_shares(q, "survey")
     if len(qa) == len(pa) - 1:  # model has a trailing safeguarded share
         qa = np.append(qa, 0.0)
     if pa.shape != qa.shape:
-        raise ValueError(f"distributions of different length: {len(pa)} vs {len(qa)}")
-    if (pa < 0).any() or (qa < 0).any():
-        raise ValueError("negative share")
+        raise InvalidShares(f"distributions of different length: model {len(pa)} vs survey {len(qa)}")
     sp, sq = pa.sum(), qa.sum()
     if sp <= 0 or sq <= 0:
-        raise ValueError("empty distribution")
+        raise InvalidShares(f"empty {'model' if sp <= 0 else 'survey'} distribution (all shares 0)")
     return pa / sp, qa / sq
 
 
@@ -65,8 +89,10 @@ def js_similarity(p_model: Sequence[float], q_survey: Sequence[float]) -> float:
 
 def wasserstein_ordinal(p_model: Sequence[float], q_survey: Sequence[float]) -> float:
     """Wasserstein-1 between two distributions on an ordinal scale of K points, divided by K - 1 (in [0, 1])."""
-    q = np.asarray(q_survey, dtype=float)
-    p = np.asarray(p_model, dtype=float)[: len(q)]  # drop a trailing safeguarded share
+    q = check_shares(q_survey, "survey")
+    p = check_shares(p_model, "model")[: len(q)]  # drop a trailing safeguarded share
+    if q.sum() <= 0:
+        raise InvalidShares("empty survey distribution (all shares 0)")
     if p.sum() <= 0:
         return 1.0
     p, q = p / p.sum(), q / q.sum()
@@ -78,8 +104,10 @@ def wasserstein_ordinal(p_model: Sequence[float], q_survey: Sequence[float]) -> 
 
 def majority_match(p_model: Sequence[float], q_survey: Sequence[float]) -> float:
     """1.0 when the model's most likely option is the survey's most common one (safeguarded never matches)."""
-    q = np.asarray(q_survey, dtype=float)
-    p = np.asarray(p_model, dtype=float)
+    q = check_shares(q_survey, "survey")
+    p = check_shares(p_model, "model")
+    if p.sum() <= 0 or q.sum() <= 0:
+        raise InvalidShares(f"empty {'model' if p.sum() <= 0 else 'survey'} distribution (all shares 0)")
     top = int(np.argmax(p))
     if top >= len(q):
         return 0.0

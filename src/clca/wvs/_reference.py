@@ -194,15 +194,21 @@ def aggregate(
     progress: bool = False,
 ) -> ReferenceTable:
     """Build a reference table from respondent files (any release format), streaming: memory stays bounded by one
-    chunk of rows plus the counts, whatever the file size. When several files cover the same country and item,
-    the one with the most valid answers wins (no pooling: files may overlap); each entry names its source."""
+    chunk of rows plus the counts, whatever the file size. One source per country: when several files cover a
+    country, the file that covers the most items (ties: the most valid answers) gives all of that country's
+    items (no pooling, and no item-by-item mixing of files that differ in weighting and sample); each entry
+    names its source. Demographic marginals come from the same file when it has them, else from the file with
+    the most respondents that does (only respondent-level files carry demographics)."""
     from tqdm.auto import tqdm
 
     q = questionnaire or default_questionnaire()
     table = ReferenceTable(
         note="Answer shares per country and item computed by `clca wvs aggregate` from WVS-7 respondent files; "
-        "negative codes dropped, W_WEIGHT applied when present; n = respondents with a valid answer."
+        "negative codes dropped, W_WEIGHT applied when present; n = respondents with a valid answer. "
+        "One source file per country: the one covering the most items."
     )
+    items_by: dict[str, list[dict[str, Distribution]]] = defaultdict(list)
+    margs_by: dict[str, list[dict[str, Marginal]]] = defaultdict(list)
     for f in files:
         stream = iter_respondents(f, q, labels)
         rel = stream.release
@@ -219,21 +225,27 @@ def aggregate(
         table.dropped_rows += stream.dropped_rows
         table.unlabelled_regions += stream.unlabelled_regions
         for country, items in acc.distributions().items():
-            ref = table.countries.setdefault(country, CountryReference(name=country_name(country)))
-            for iid, d in items.items():
-                old = ref.items.get(iid)
-                if old is None or d.n > old.n:
-                    ref.items[iid] = d
+            items_by[country].append(items)
         for country, margs in acc.marginals().items():
-            ref = table.countries.setdefault(country, CountryReference(name=country_name(country)))
-            for fld, m in margs.items():
-                old_m = ref.marginals.get(fld)
-                if old_m is None or m.n > old_m.n:
-                    ref.marginals[fld] = m
-    for ref in table.countries.values():
-        ref.items = {i: ref.items[i] for i in q.ids if i in ref.items}
+            margs_by[country].append(margs)
+    for country in sorted(set(items_by) | set(margs_by)):
+        ref = table.countries.setdefault(country, CountryReference(name=country_name(country)))
+        if items_by[country]:
+            best = max(items_by[country], key=lambda its: (len(its), sum(d.n for d in its.values())))
+            ref.items = {i: best[i] for i in q.ids if i in best}
+        chosen = {d.source for d in ref.items.values()}
+        cands = margs_by.get(country, [])
+        same = [m for m in cands if {x.source for x in m.values()} <= chosen]
+        if same or cands:
+            ref.marginals = max(same or cands, key=lambda m: max(x.n for x in m.values()))
     table.countries = dict(sorted(table.countries.items()))
     return table
+
+
+def sources(table: ReferenceTable, country: str) -> list[tuple[str, bool]]:
+    """(source file, weighted) pairs of a country's item shares: one pair in a table `aggregate` made."""
+    ref = table.countries.get(country)
+    return sorted({(d.source, d.weighted) for d in ref.items.values()}) if ref else []
 
 
 def bundled_reference_path() -> Path:
