@@ -41,6 +41,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from ..errors import StructuredOutputError
+from ._jsonschema import SchemaRefError, deref
 from ._protocol import ChatResult, GenParams, Message, T, TokenLogprob
 from ._structured import structured_by_reasking
 
@@ -116,16 +117,10 @@ def _vocab(model: TokenModel) -> _Vocab:
 
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
-    seen = 0
-    while "$ref" in node:
-        ref = node["$ref"]
-        if not ref.startswith("#/$defs/"):
-            raise UnsupportedSchema(f"reference {ref}")
-        extra = {k: v for k, v in node.items() if k != "$ref"}
-        node = {**defs[ref.split("/")[-1]], **extra}
-        seen += 1
-        if seen > 50:
-            raise UnsupportedSchema("reference cycle")
+    try:
+        node = deref(node, {"$defs": defs})
+    except SchemaRefError as e:
+        raise UnsupportedSchema(str(e)) from None
     if "allOf" in node and len(node["allOf"]) == 1:
         extra = {k: v for k, v in node.items() if k != "allOf"}
         return _resolve({**node["allOf"][0], **extra}, defs)

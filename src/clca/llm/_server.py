@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request as _Request  # resolved by FastAPI from this module's globals
 
 from ..errors import ClcaError, StructuredOutputError
+from ._jsonschema import SchemaRefError, deref
 from ._protocol import LLM, GenParams, LogprobLLM, Message, TokenLogprob
 
 log = logging.getLogger("clca.llm.server")
@@ -462,10 +463,10 @@ def check_json(value: Any, schema: Any, root: dict[str, Any], path: str = "$") -
     if not isinstance(schema, dict):
         return None
     if "$ref" in schema:
-        ref = str(schema["$ref"])
-        node: Any = root
-        for part in ref.lstrip("#/").split("/"):
-            node = node.get(part, {}) if isinstance(node, dict) else {}
+        try:
+            node = deref(schema, root)
+        except SchemaRefError:
+            return None  # a reference this subset cannot follow constrains nothing here
         return check_json(value, node, root, path)
     for key in ("anyOf", "oneOf"):
         if key in schema:
