@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
         max_tokens_limit: int = typer.Option(4096, min=1, help="Most tokens one completion may ask for."),
         max_prompt_tokens: int = typer.Option(8192, min=1, help="Most prompt tokens of one request."),
         max_body_mb: float = typer.Option(8.0, min=0.001, help="Largest request body in MB."),
-        max_n: int = typer.Option(8, min=1, help="Most completions (n) per request."),
+        max_n: int = typer.Option(64, min=1, help="Most completions (n) per request."),
         api_key_env: str | None = typer.Option(
             None,
             "--api-key-env",

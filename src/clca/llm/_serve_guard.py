@@ -27,7 +27,7 @@ class ServeLimits:
     max_tokens_limit: int = 4096  # most tokens one completion may ask for (max_tokens / max_completion_tokens)
     max_prompt_tokens: int = 8192  # most prompt tokens (counted with the backend's tokenizer when it has one)
     max_body_mb: float = 8.0  # largest request body
-    max_n: int = 8  # most completions per request
+    max_n: int = 64  # most completions per request (the eval asks for `samples` answers in one request)
     api_key: str | None = None  # when set, requests need `Authorization: Bearer KEY`
 
     @property
