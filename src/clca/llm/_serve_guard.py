@@ -24,7 +24,7 @@ DEFAULT_MAX_TOKENS = 512
 class ServeLimits:
     """What one request may ask of `clca serve` (refused up front with 400 / 413 / 401 otherwise)."""
 
-    max_tokens_limit: int = 4096  # most tokens one completion may ask for (max_tokens / max_completion_tokens)
+    max_tokens_limit: int = 8192  # most tokens one completion may ask for (max_tokens / max_completion_tokens)
     max_prompt_tokens: int = 8192  # most prompt tokens (counted with the backend's tokenizer when it has one)
     max_body_mb: float = 8.0  # largest request body
     max_n: int = 64  # most completions per request (the eval asks for `samples` answers in one request)
