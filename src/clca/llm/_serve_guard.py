@@ -104,7 +104,7 @@ def check_limits(llm: LLM, req: ChatRequest, lim: ServeLimits) -> None:
     """Refuse up front what the server cannot or will not do (400), before any model work."""
     present = set(req.model_fields_set) | set(req.model_extra or {})
     for f in UNSUPPORTED_FIELDS:
-        value = getattr(req, f, None) if f in req.model_fields else (req.model_extra or {}).get(f)
+        value = getattr(req, f, None) if f in type(req).model_fields else (req.model_extra or {}).get(f)
         if f in present and value not in (None, [], {}, "none"):
             raise BadRequest(f"{f} is not supported by clca serve")
     asked = req.max_completion_tokens or req.max_tokens
