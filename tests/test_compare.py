@@ -22,7 +22,6 @@ from scipy import stats
 
 from clca.llm import MockLLM
 from clca.report._compare import build_comparison, eval_config
-from clca.report._compare_render import write_comparison
 from clca.report._export import tidy_frames
 from clca.report._stats import holm, paired_bootstrap, wilcoxon_p
 from clca.store import RunStore
@@ -266,4 +265,3 @@ def test_accuracy_resampled_over_personas(shared_data: Path, tmp_path: Path) -> 
     di = [a[q] - b[q] for q in sorted(a)]
     if any(x != 0 for x in di):
         assert p.p == pytest.approx(stats.wilcoxon(di).pvalue)
-

@@ -16,6 +16,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from ..errors import ConfigError
 from ._compare import UNIT_ITEMS, UNIT_PERSONAS, Comparison, build_comparison
 from ._export import write_latex, write_tables
 from ._figures import Figure, write_figures
@@ -70,6 +71,15 @@ def render_compare_markdown(comp: Comparison, figures: list[Figure]) -> str:
     return _env().get_template("compare.md.j2").render(**_context(comp, figures)).strip() + "\n"
 
 
+def _culture(text: str, have: list[str]) -> str:
+    from ..wvs import resolve_country
+
+    code = resolve_country(text, set(have))
+    if code not in have:
+        raise ConfigError(f"--culture {text!r}: not evaluated in these runs; cultures: {', '.join(have)}")
+    return code
+
+
 def write_comparison(
     run_dirs: list[str | Path],
     out: str | Path,
@@ -85,6 +95,8 @@ def write_comparison(
     comp = build_comparison(
         run_dirs, allow_different=allow_different, baseline=baseline, resamples=resamples, seed=seed
     )
+    if culture is not None:
+        culture = _culture(culture, comp.cultures)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))

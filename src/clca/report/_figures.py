@@ -18,7 +18,7 @@ from ._compare import BASE_GROUP, Comparison
 from ._metrics import METRICS
 
 MAX_SERIES_ITEMS = 4  # model rows drawn in the per-question small multiples, besides the survey
-MAX_ITEMS = 24
+MAX_ITEMS = 16
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,9 @@ def _pyplot():
 def _save(fig, out: Path, name: str, title: str, data: pd.DataFrame) -> Figure:
     plt = _pyplot()
     pdf, png, csv = out / f"{name}.pdf", out / f"{name}.png", out / f"{name}.csv"
-    fig.savefig(pdf, bbox_inches="tight", metadata={"CreationDate": None})
+    fig.savefig(pdf, metadata={"CreationDate": None})
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     png.write_bytes(buf.getvalue())
     data.to_csv(csv, index=False)
@@ -120,6 +120,7 @@ def kl_per_culture(comp: Comparison, out: Path) -> Figure | None:
     _bars(ax, comp.cultures, series, data, "culture")
     ax.set_ylabel("KL(model || survey), nats")
     ax.set_title("KL to the survey per culture (lower is better; whiskers: 95% CI over questions)", fontsize=9)
+    fig.tight_layout()
     return _save(fig, out, "kl_per_culture", "KL per culture", data)
 
 
@@ -136,6 +137,7 @@ def ablations(comp: Comparison, out: Path) -> Figure | None:
         _bars(ax, comp.cultures, list(dict.fromkeys(sub["series"])), sub, "culture")
         better = "lower" if METRICS[m][1] else "higher"
         ax.set_title(f"{METRICS[m][0]} of the adapted student by dataset variant ({better} is better)", fontsize=9)
+    fig.tight_layout()
     return _save(fig, out, "ablations", "Ablations", data)
 
 
