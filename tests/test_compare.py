@@ -20,8 +20,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from clca.errors import ConfigError, DataError
 from clca.llm import MockLLM
 from clca.report._compare import build_comparison, eval_config
+from clca.report._compare_render import write_comparison
 from clca.report._export import tidy_frames
 from clca.report._stats import holm, paired_bootstrap, wilcoxon_p
 from clca.store import RunStore
@@ -169,7 +171,7 @@ def test_baseline_row_pairs_every_row(runs: dict[str, Path]) -> None:
     d = [a[q] - b[q] for q in sorted(a)]
     assert p.diff == pytest.approx(float(np.mean(d)))
     assert p.p == pytest.approx(stats.wilcoxon(d).pvalue)
-    with pytest.raises(Exception, match="no such row"):
+    with pytest.raises(ConfigError, match="no such row"):
         build_comparison([runs["full"]], baseline="full:base:anthropological")
 
 
@@ -215,21 +217,23 @@ def test_mismatched_setup_refused_or_marked(runs: dict[str, Path], tmp_path: Pat
     line = r.stderr.strip()
     assert line.count("\n") == 0 and "eval.personas (5 vs 3)" in line and "--allow-different" in line
     assert not out.exists()
-    r = _cli(str(runs["full"]), str(runs["personas5"]), "--out", str(out), "--allow-different", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    write_comparison([runs["full"], runs["personas5"]], out, allow_different=True, figures=False)
     comp = json.loads((out / "comparison.json").read_text())
     assert comp["runs"][1]["differs"] == ["personas"]
     assert {row["run"] for row in comp["rows"] if row["marked"]} == {"personas5"}
     assert "differs from the first run in: personas" in (out / "compare.html").read_text()
     assert "$^\\dagger$" in (out / "table_main.tex").read_text()
+    assert not list(out.glob("*.png"))
 
 
 def test_item_sets_differ_refused(runs: dict[str, Path], tmp_path: Path) -> None:
     fewer = mock_run(tmp_path / "fewer", eval_extra={"items": ITEMS[:5]})
-    with pytest.raises(Exception, match=r"items \(EGY\).*Q6"):
+    with pytest.raises(ConfigError, match=r"items \(EGY\).*Q6"):
         build_comparison([runs["full"], fewer])
-    r = _cli(str(runs["full"]), str(tmp_path / "nope"), "--out", str(tmp_path / "o"), cwd=tmp_path)
-    assert r.returncode == 2 and "not a run directory" in r.stderr
+    with pytest.raises(DataError, match="not a run directory"):
+        build_comparison([runs["full"], tmp_path / "nope"])
+    with pytest.raises(ConfigError, match="given twice"):
+        build_comparison([runs["full"], runs["full"]])
 
 
 def test_accuracy_resampled_over_personas(shared_data: Path, tmp_path: Path) -> None:

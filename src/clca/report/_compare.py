@@ -135,13 +135,28 @@ def eval_config(config: dict[str, Any] | None, where: str) -> Any:
         raise ConfigError(validation_message(e, f"{where}: run config eval")) from None
 
 
-def _setup(ev: Any, scores: list[ModelScores]) -> dict[str, Any]:
+def _setup(ev: Any, scores: list[ModelScores], answers: list[Any]) -> dict[str, Any]:
+    """What must agree: from the run config's eval section; for a run without one (`clca eval`), the
+    evaluated items and what the stored answers show (answer mode, personas per culture)."""
     items: dict[str, list[str]] = {}
     for s in scores:
         items.setdefault(s.culture, [])
         items[s.culture] = sorted(set(items[s.culture]) | {i for v in s.per_item.values() for i in v})
     if ev is None:
-        return {"items": items}
+        from ..wvs import PERSONA_STYLES
+
+        modes: set[str] = set()
+        personas: dict[str, set[str]] = defaultdict(set)
+        for r in answers:
+            d = r.data if isinstance(r.data, dict) else {}
+            modes.add(str(d.get("mode")))
+            if d.get("style") in PERSONA_STYLES:
+                personas[str(d.get("culture"))].add(str(d.get("persona")))
+        return {
+            "items": items,
+            "personas": {c: len(v) for c, v in sorted(personas.items())} or None,
+            "mode": ", ".join(sorted(modes)) or None,
+        }
     return {
         "items": items,
         "questionnaire": _file_id(ev.questionnaire),
@@ -170,7 +185,7 @@ def _difference(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, str, str] | 
                         f"{len(vb[c])} items" + (f", {only_b[:3]} not in the other" if only_b else ""),
                     )
             continue
-        if va != vb:
+        if type(va) is type(vb) and va != vb:  # a config's count vs counts seen in a config-less run: skipped
             return (f"eval.{key}", repr(va), repr(vb))
     return None
 
@@ -209,7 +224,7 @@ def _load(path: Path, label: str) -> _Loaded:
             raise DataError(f"{path}: no WVS metrics stored in this run (run its eval stage first)")
         ev = eval_config(config, str(path))
         loaded = _Loaded(
-            info=RunInfo(label=label, path=str(path), setup=_setup(ev, wvs.scores)),
+            info=RunInfo(label=label, path=str(path), setup=_setup(ev, wvs.scores, answers)),
             scores=wvs.scores,
             ev=ev,
         )
@@ -229,12 +244,8 @@ def _load(path: Path, label: str) -> _Loaded:
                     loaded.info.targets.append(resolve_country(c, known))
                 except ConfigError:
                     continue
-        for r in metrics:
-            parts = r.key.split("/")
-            if r.status == "ok" and len(parts) == 4 and parts[3] == "specificity" and isinstance(r.data, dict):
-                model = r.data.get("model")
-                if isinstance(model, dict):
-                    loaded.specificity_models[(parts[0], parts[1], parts[2])] = model
+        for sh in wvs.answer_shares:
+            loaded.specificity_models[(sh.model, sh.style, sh.culture)] = sh.items
         if ev is not None and any("accuracy" in s.values for s in wvs.scores):
             loaded.persona_accuracy = _persona_accuracy(store, ev, wvs.scores)
     return loaded

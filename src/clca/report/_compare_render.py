@@ -24,9 +24,10 @@ from ._metrics import METRICS
 from ._render import _env
 
 RESAMPLING_NOTE = (
-    f"Paired bootstrap (percentile, {{resamples}} resamples, seed {{seed}}): the unit of resampling is the "
-    f"question ({UNIT_ITEMS}) for every metric, and the persona ({UNIT_PERSONAS}) for individual accuracy when "
-    "both rows asked the same personas; the difference is row minus baseline, averaged over the paired units. "
+    "Paired bootstrap (percentile, {resamples} resamples, seed {seed}): the unit of resampling is the "
+    f"question (unit '{UNIT_ITEMS}') for every metric, and the persona (unit '{UNIT_PERSONAS}') for individual "
+    "accuracy when both rows asked the same personas; the difference is row minus baseline, averaged over the "
+    "paired units. "
     "p: two-sided Wilcoxon signed-rank test over questions (scipy.stats.wilcoxon, zero differences dropped); "
     "p (Holm): Holm-adjusted across cultures, one family per compared pair and metric."
 )
@@ -89,9 +90,10 @@ def write_comparison(
     culture: str | None = None,
     resamples: int = 2000,
     seed: int = 0,
+    figures: bool = True,
 ) -> ComparePaths:
     """Compare the runs and write OUT/compare.html, OUT/summary.md, the tidy tables (CSV + Parquet), the
-    LaTeX tables and the figures (PDF + PNG + CSV)."""
+    LaTeX tables and (unless figures=False) the figures (PDF + PNG + CSV)."""
     comp = build_comparison(
         run_dirs, allow_different=allow_different, baseline=baseline, resamples=resamples, seed=seed
     )
@@ -102,11 +104,11 @@ def write_comparison(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         files = write_tables(comp, tmp) + write_latex(comp, tmp)
-        figures = write_figures(comp, tmp, culture)
-        files += [p for f in figures for p in f.files]
+        figs = write_figures(comp, tmp, culture) if figures else []
+        files += [p for f in figs for p in f.files]
         html, md = tmp / "compare.html", tmp / "summary.md"
-        html.write_text(render_compare_html(comp, figures), encoding="utf-8")
-        md.write_text(render_compare_markdown(comp, figures), encoding="utf-8")
+        html.write_text(render_compare_html(comp, figs), encoding="utf-8")
+        md.write_text(render_compare_markdown(comp, figs), encoding="utf-8")
         (tmp / "comparison.json").write_text(comp.model_dump_json(indent=1), encoding="utf-8")
         files += [html, md, tmp / "comparison.json"]
         out.mkdir(exist_ok=True)

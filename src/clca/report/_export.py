@@ -202,8 +202,7 @@ def write_latex(comp: Comparison, out: Path) -> list[Path]:
         ),
         encoding="utf-8",
     )
-    abl_rows = [r for r in comp.rows if r.group != BASE_GROUP]
-    abl_rows.sort(key=lambda r: (r.culture, r.dataset_variant, r.run, r.style))
+    abl_rows = [r for r in comp.rows if r.group != BASE_GROUP]  # in the table order: by culture, variant, run
     abl = out / "table_ablations.tex"
     abl.write_text(
         latex_table(
