@@ -1,7 +1,7 @@
 """`clca compare` on runs evaluated through the real `clca.wvs.evaluate` with a scripted model (fast):
 table values equal the stored metric rows, paired statistics equal an independent scipy computation,
 exports round-trip, mismatched setups are refused (or marked with --allow-different).
-The same command on real embedded-model runs: tests/test_compare_e2e.py."""
+The same command on real embedded-model evaluations: tests/test_compare_embedded.py."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def _stored(run: Path) -> dict[str, dict[str, Any]]:
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "clca.cli.main", "compare", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "clca.cli.main", "compare", *args], capture_output=True, text=True, cwd=cwd, timeout=1800
     )
 
 
