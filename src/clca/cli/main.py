@@ -9,7 +9,7 @@ import typer
 
 from .. import __version__
 from ..errors import ClcaError
-from . import culture, data, pipeline, report, scenarios, serve, simulate, study, train, wvs
+from . import compare, culture, data, harness, pipeline, report, scenarios, serve, simulate, study, train, wvs
 
 app = typer.Typer(
     name="clca",
@@ -33,7 +33,7 @@ def _root(
     """Cultural learning-based culture adaptation of language models."""
 
 
-for module in (serve, culture, scenarios, simulate, data, train, wvs, pipeline, report, study):
+for module in (serve, culture, scenarios, simulate, data, train, wvs, harness, pipeline, report, study, compare):
     module.register(app)
 
 

@@ -2,9 +2,13 @@
 
 `build_summary(store)` computes every number the report shows as a `ReportData`; `render_html` and
 `render_markdown` turn it into text; `write_report` does both and writes the files atomically;
-`render_terminal_summary` prints the per-stage counts as a rich table.
+`render_terminal_summary` prints the per-stage counts as a rich table. `build_comparison` /
+`write_comparison` put several runs side by side (`clca compare`).
 """
 
+from typing import Any
+
+from ._compare import CompareRow, Comparison, PairedStat, build_comparison
 from ._data import (
     DialogueSample,
     IntentionSummary,
@@ -21,12 +25,15 @@ from ._terminal import render_terminal_summary
 from ._train import DatasetSummary, TrainSummary
 
 __all__ = [
+    "CompareRow",
+    "Comparison",
     "DatasetSummary",
     "DialogueSample",
     "Estimate",
     "IntentionSummary",
     "JudgeSummary",
     "ModelScores",
+    "PairedStat",
     "QuestionShift",
     "ReportData",
     "ReportPaths",
@@ -37,10 +44,21 @@ __all__ = [
     "TrainSummary",
     "WvsSummary",
     "base_alias",
+    "build_comparison",
     "build_summary",
     "judgement_kept",
     "render_html",
     "render_markdown",
     "render_terminal_summary",
+    "write_comparison",
     "write_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`write_comparison` imports pandas and matplotlib: loaded on first use, not with `clca report`."""
+    if name == "write_comparison":
+        from ._compare_render import write_comparison
+
+        return write_comparison
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -95,6 +95,16 @@ class TargetShift(BaseModel):
     shift: ModelShift
 
 
+class AnswerShares(BaseModel):
+    """The model's answer distribution per item (codes in scale order, then the safeguarded share), as
+    `clca.wvs` stored it with the specificity row of one alias, style and prompted culture."""
+
+    model: str
+    style: str
+    culture: str
+    items: dict[str, list[float]] = Field(default_factory=dict)
+
+
 class WvsSummary(BaseModel):
     base_model: str | None = None
     scores: list[ModelScores] = Field(default_factory=list)
@@ -104,6 +114,7 @@ class WvsSummary(BaseModel):
     target_shifts: list[TargetShift] = Field(default_factory=list)
     answers_by_model: dict[str, int] = Field(default_factory=dict)
     safeguarded_answers: int = 0
+    answer_shares: list[AnswerShares] = Field(default_factory=list, exclude=True, description="for clca compare")
 
 
 def _num(v: Any) -> float | None:
@@ -156,6 +167,10 @@ def read_wvs(
         if len(parts) == 4 and parts[3] == "specificity" and isinstance(r.data.get("similarity"), dict):
             sims = {str(k): v for k, x in r.data["similarity"].items() if (v := _num(x)) is not None}
             specificity.append((parts[0], parts[1], parts[2], sims))
+            model = r.data.get("model")
+            if isinstance(model, dict) and model:
+                items = {str(i): [float(x) for x in d] for i, d in model.items() if isinstance(d, list)}
+                out.answer_shares.append(AnswerShares(model=parts[0], style=parts[1], culture=parts[2], items=items))
             continue
         if len(parts) != 5:
             continue

@@ -156,10 +156,7 @@ async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig)
     personas: dict[str, list[Persona]] = {}
     units: list[_Unit] = []
     for c in cultures + others:
-        if survey is not None and survey.of(c):
-            personas[c] = personas_from_survey(survey, c, cfg.personas, cfg.seed, cfg.persona_sampling)
-        else:
-            personas[c] = personas_from_marginals(ref.countries[c].marginals, c, cfg.personas, cfg.seed)
+        personas[c] = eval_personas(cfg, ref, survey, c)
         items = [i for i in q if i.id in ref.countries[c].items]
         for style in cfg.styles:
             who = personas[c] if style in PERSONA_STYLES else [Persona(id=SHARED_PERSONA, country=c)]
@@ -276,10 +273,26 @@ def _item_metrics(
     return dict(out)
 
 
-def _accuracy(personas: list[Persona], answers: dict[tuple[str, str], Answer], style: str) -> dict[str, float]:
-    """Per item: mean over personas with a real answer of P(model answer == real answer); with logprobs the
-    model's answer is its most likely option, with generate each sample counts (safeguarded = wrong)."""
-    hits: dict[str, list[float]] = defaultdict(list)
+def eval_personas(cfg: EvalConfig, ref: ReferenceTable, survey: Survey | None, country: str) -> list[Persona]:
+    """The personas `evaluate` asks for one culture: survey respondents when the survey has the culture,
+    else synthetic personas from the reference marginals (seeded by cfg.seed)."""
+    if survey is not None and survey.of(country):
+        return personas_from_survey(survey, country, cfg.personas, cfg.seed, cfg.persona_sampling)
+    return personas_from_marginals(ref.countries[country].marginals, country, cfg.personas, cfg.seed)
+
+
+def eval_inputs(cfg: EvalConfig) -> tuple[Questionnaire, ReferenceTable, Survey | None]:
+    """The questionnaire (items selected), reference table and survey an evaluation with cfg uses."""
+    q, ref, survey, _note = _inputs(cfg)
+    return q, ref, survey
+
+
+def persona_hits(
+    personas: list[Persona], answers: dict[tuple[str, str], Answer], style: str
+) -> dict[str, dict[str, float]]:
+    """Per persona and item with a real answer: P(model answer == real answer); with logprobs the model's
+    answer is its most likely option, with generate each sample counts (safeguarded = wrong)."""
+    out: dict[str, dict[str, float]] = {}
     for p in personas:
         for iid, real in p.answers.items():
             pid = p.id if style in PERSONA_STYLES else SHARED_PERSONA
@@ -287,9 +300,19 @@ def _accuracy(personas: list[Persona], answers: dict[tuple[str, str], Answer], s
             if a is None:
                 continue
             if a.mode == "logprobs":
-                hits[iid].append(1.0 if a.codes[int(np.argmax(a.probs))] == real else 0.0)
+                hit = 1.0 if a.codes[int(np.argmax(a.probs))] == real else 0.0
             else:
-                hits[iid].append(a.probs[a.codes.index(real)])
+                hit = a.probs[a.codes.index(real)]
+            out.setdefault(p.id, {})[iid] = hit
+    return out
+
+
+def _accuracy(personas: list[Persona], answers: dict[tuple[str, str], Answer], style: str) -> dict[str, float]:
+    """Per item: mean over personas with a real answer of `persona_hits`."""
+    hits: dict[str, list[float]] = defaultdict(list)
+    for per in persona_hits(personas, answers, style).values():
+        for iid, hit in per.items():
+            hits[iid].append(hit)
     return {i: float(np.mean(v)) for i, v in sorted(hits.items())}
 
 

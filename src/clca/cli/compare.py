@@ -1,0 +1,43 @@
+"""`clca compare RUN_DIR...`: several runs side by side (HTML + Markdown report, tidy tables, LaTeX, figures)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Attach `clca compare` to the root app."""
+
+    @app.command("compare")
+    def compare(
+        run_dirs: list[Path] = typer.Argument(..., help="run directories (each holds run.sqlite)"),
+        out: Path = typer.Option(Path("compare"), "--out", help="output folder"),
+        allow_different: bool = typer.Option(
+            False, "--allow-different", help="compare runs whose evaluation setup differs (their rows are marked)"
+        ),
+        baseline: str | None = typer.Option(
+            None, "--baseline", help="also compare every row with this one: RUN:MODEL:STYLE (e.g. demo:base:persona)"
+        ),
+        culture: str | None = typer.Option(
+            None, "--culture", help="culture of the per-question figure (default: the first run's first target)"
+        ),
+        resamples: int = typer.Option(2000, "--resamples", min=1, help="bootstrap resamples of the paired statistics"),
+        seed: int = typer.Option(0, "--seed", help="seed of the paired bootstrap"),
+        no_figures: bool = typer.Option(False, "--no-figures", help="skip the matplotlib figures (faster)"),
+    ) -> None:
+        """Compare runs evaluated alike: per-culture tables with CIs, paired statistics (bootstrap, Wilcoxon,
+        Holm), CSV/Parquet, LaTeX tables and figures; print the HTML path."""
+        from ..report._compare_render import write_comparison
+
+        paths = write_comparison(
+            [str(p) for p in run_dirs],
+            out,
+            allow_different=allow_different,
+            baseline=baseline,
+            culture=culture,
+            resamples=resamples,
+            seed=seed,
+        )
+        typer.echo(str(paths.html))
