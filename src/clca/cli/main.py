@@ -8,7 +8,7 @@ import typer
 
 from .. import __version__
 from ..errors import ClcaError
-from . import culture, data, pipeline, report, scenarios, serve, simulate, train, wvs
+from . import culture, data, harness, pipeline, report, scenarios, serve, simulate, train, wvs
 
 app = typer.Typer(
     name="clca",
@@ -32,7 +32,7 @@ def _root(
     """Cultural learning-based culture adaptation of language models."""
 
 
-for module in (serve, culture, scenarios, simulate, data, train, wvs, pipeline, report):
+for module in (serve, culture, scenarios, simulate, data, train, wvs, harness, pipeline, report):
     module.register(app)
 
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..errors import ClcaError, StructuredOutputError
+from ._completions import CompletionError, CompletionRequest, complete
 from ._protocol import LLM, GenParams, LogprobLLM, Message, TokenLogprob
 
 log = logging.getLogger("clca.llm.server")
@@ -132,6 +133,17 @@ def create_app(llm: LLM, served_name: str | None = None) -> Any:
             return error(500, e.one_line(), "backend_error")
         body["model"] = name
         return JSONResponse(body)
+
+    @app.post("/v1/completions")
+    async def completions(req: CompletionRequest) -> JSONResponse:
+        if req.model not in (None, name, llm.model_id):
+            return error(404, f"model {req.model!r} not found; this server serves {name!r}", "not_found_error")
+        try:
+            return JSONResponse(await complete(llm, req, name))
+        except CompletionError as e:
+            return error(400, str(e))
+        except ClcaError as e:
+            return error(500, e.one_line(), "backend_error")
 
     return app
 

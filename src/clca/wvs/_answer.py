@@ -23,6 +23,8 @@ STYLES: tuple[str, ...] = ("persona", "cultural", "anthropological", "none")
 # styles whose prompt uses the persona's demographics; the others are the same for every persona
 PERSONA_STYLES = frozenset({"persona", "anthropological"})
 
+GENERATE_MAX_TOKENS = 8  # reply length in generate mode (the reply should be one option number)
+
 _REFUSAL = re.compile(
     r"\b(i cannot|i can't|i can not|i won't|as an ai|language model|i do not have (personal )?opinions|"
     r"i don't have (personal )?opinions|i'm not able|i am not able|prefer not)\b",
@@ -108,7 +110,8 @@ def parse_answer(text: str, item: Item, order: Sequence[int]) -> int | None:
     return None
 
 
-def _seed(*parts: object) -> int:
+def answer_seed(*parts: object) -> int:
+    """The sampling seed of one generate-mode prompt (the harness tasks send the same one)."""
     return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:4], "little")
 
 
@@ -141,7 +144,8 @@ async def ask(
         return Answer(**base, probs=[by_code[c] for c in item.codes], safeguarded=0.0)
     if mode != "generate":
         raise ValueError(f"unknown answer mode {mode!r}")
-    params = GenParams(temperature=temperature, max_tokens=8, n=samples, seed=_seed(seed, persona.id, item.id, variant))
+    sample_seed = answer_seed(seed, persona.id, item.id, variant)
+    params = GenParams(temperature=temperature, max_tokens=GENERATE_MAX_TOKENS, n=samples, seed=sample_seed)
     result = await llm.chat(messages, params)
     counts = {c: 0 for c in item.codes}
     bad = 0
