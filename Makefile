@@ -9,7 +9,7 @@ STAMP := $(VENV)/.clca-installed
 # torch as usual. GPU users install their torch first (see README) and set TORCH_LOCAL= to skip.
 TORCH_LOCAL ?= torch==2.13.0
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -25,11 +25,18 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(VENV)/bin/clca demo
 
+LINTED := src tests benchmarks scripts
+
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
+
+# Everything but the tests marked slow (the real-model end-to-end runs): a few minutes on 2 cores.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow" --durations=15
 
 lint: setup
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
 
 bench: setup
 	$(PY) benchmarks/bench_batching.py

@@ -6,7 +6,12 @@ Both sides use the same loaded model, greedy decoding (temperature 0) and `ignor
 request generates exactly --max-tokens tokens and both sides do the same work. Prompts differ per
 request; the prefix cache is cleared before each phase so neither phase reuses the other's prefill.
 The two sides are measured in interleaved rounds (see `_run`) so that machine drift hits both alike.
-Prints both rates; the last line is `ratio=<concurrent rate / sequential rate>`.
+    python benchmarks/bench_batching.py --quick        # 16 requests x 32 tokens, 2 rounds: minutes
+
+Prints both rates, where the engine's time went in the concurrent rounds (`_profile.report`), a plain
+batched transformers forward of the same prompts (same run) and
+`efficiency=<concurrent prompt tok/s / plain forward tok/s>`; the last line is
+`ratio=<concurrent rate / sequential rate>`.
 """
 
 from __future__ import annotations
@@ -14,8 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from typing import Any
+
+from _profile import plain_forward_rate, report
 
 from clca.llm import GenParams
+from clca.llm._engine import EngineStats
 from clca.llm._hf import HFModel
 
 TOPICS = ["rivers", "tea", "trains", "winter", "markets", "music", "festivals", "gardens"]
@@ -28,7 +37,7 @@ def _requests(n: int) -> list[list[dict[str, str]]]:
     ]
 
 
-async def _run(model: HFModel, n: int, max_tokens: int, rounds: int) -> tuple[float, float]:
+async def _run(model: HFModel, n: int, max_tokens: int, rounds: int, prof: dict[str, Any]) -> tuple[float, float]:
     """(sequential rate, concurrent rate) in generated tokens/s, measured in interleaved rounds.
 
     Each round runs all n requests concurrently, then a 1/rounds share of them one at a time; over all
@@ -42,9 +51,14 @@ async def _run(model: HFModel, n: int, max_tokens: int, rounds: int) -> tuple[fl
     seq_time = conc_time = 0.0
     for k in range(rounds):
         model.engine._prefix_cache.clear()
+        st0, pre0 = model.engine.stats.copy(), model.engine.prefill_tokens
         t0 = time.perf_counter()
         results = await asyncio.gather(*[model.chat(r, params) for r in reqs])
         conc_time += time.perf_counter() - t0
+        prof["wall"] += time.perf_counter() - t0
+        diff = model.engine.stats.minus(st0).__dict__
+        prof["stats"] = {k: prof["stats"].get(k, 0) + v for k, v in diff.items()}
+        prof["computed"] += model.engine.prefill_tokens - pre0
         conc_tokens += sum(r.completion_tokens for r in results)
         model.engine._prefix_cache.clear()
         t0 = time.perf_counter()
@@ -65,15 +79,28 @@ def main() -> None:
     ap.add_argument("--model", default="embedded", help="model string: embedded or hf:PATH[+lora:DIR]")
     ap.add_argument("--rounds", type=int, default=4, help="interleaved rounds (default 4), see _run")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--quick", action="store_true", help="16 requests x 32 tokens, 2 rounds")
     args = ap.parse_args()
+    if args.quick:
+        args.n, args.max_tokens, args.rounds = 16, 32, 2
     model = HFModel.from_spec(args.model, ignore_eos=True, max_batch=max(args.n, 1), torch_threads=args.threads)
+    prof: dict[str, Any] = {"stats": {}, "computed": 0, "wall": 0.0}
     try:
-        seq, conc = asyncio.run(_run(model, args.n, args.max_tokens, args.rounds))
+        seq, conc = asyncio.run(_run(model, args.n, args.max_tokens, args.rounds, prof))
     finally:
         asyncio.run(model.aclose())
+    stats = EngineStats(**prof["stats"])
+    prompts = [model.encode(model.prompt_text(r)) for r in _requests(args.n)]
+    wall = prof["wall"]
+    rates = report(
+        "concurrent", stats, wall, prof["computed"], args.n * args.rounds, args.n * args.rounds * args.max_tokens
+    )
+    plain = plain_forward_rate(model, prompts)
+    print(f"plain batched forward (transformers, batch 8, right-padded), same prompts: {plain:.1f} prompt tok/s")
     print(f"model={model.model_id} n={args.n} max_tokens={args.max_tokens} largest_batch={model.batcher.stats.largest}")
     print(f"sequential: {seq:.1f} generated tokens/s")
     print(f"concurrent: {conc:.1f} generated tokens/s")
+    print(f"efficiency={rates['prompt_tok_s'] / plain:.3f}")
     print(f"ratio={conc / seq:.2f}")
 
 

@@ -6,10 +6,14 @@ backend (`generate_ids`), so re-asks and guided-decoding pieces count as what th
 cache is off and the engine's prompt-prefix cache is emptied before each phase, so neither phase
 reuses the other's work.
 
-    python benchmarks/bench_roleplay.py                       # 32 episodes, 2 turns each
+    python benchmarks/bench_roleplay.py                       # 32 episodes, 4 turns each
     python benchmarks/bench_roleplay.py --seq-episodes 8      # time the sequential loop on the first 8 only
+    python benchmarks/bench_roleplay.py --quick               # 8 episodes (2 sequential), 4 turns: minutes
 
-Prints both throughputs; the LAST line is `ratio=<concurrent tokens/s / sequential tokens/s>`.
+Prints both throughputs and, per phase, where the engine's time went (`_profile.report`); then a plain
+batched transformers forward of a sample of the concurrent phase's prompts (same run) and
+`efficiency=<concurrent prompt tok/s / plain forward tok/s>`; the LAST line is
+`ratio=<concurrent tokens/s / sequential tokens/s>`.
 """
 
 from __future__ import annotations
@@ -21,26 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _profile import Recorder, plain_forward_rate, report
+
 from clca.llm import GenParams, load_model
 from clca.roleplay import RoleplayConfig, simulate
 from clca.scenarios import load_seeds
 from clca.store import RunStore
-
-
-def count_generated_tokens(llm: Any) -> dict[str, int]:
-    """Wrap the backend's generate_ids to count generated tokens (in-process backends only)."""
-    if not hasattr(llm, "generate_ids"):
-        raise SystemExit("this benchmark needs an in-process model (embedded or hf:PATH)")
-    counter = {"tokens": 0}
-    original = llm.generate_ids
-
-    async def wrapped(prompt_ids: list[int], rows: list[dict[str, Any]]) -> Any:
-        outs = await original(prompt_ids, rows)
-        counter["tokens"] += sum(len(o.token_ids) for o in outs)
-        return outs
-
-    llm.generate_ids = wrapped
-    return counter
 
 
 def seed_run(run_dir: Path, n: int, culture: str) -> list[str]:
@@ -56,11 +46,11 @@ def seed_run(run_dir: Path, n: int, culture: str) -> list[str]:
 
 
 async def phase(
-    llm: Any, counter: dict[str, int], run_dir: Path, keys: list[str], cfg: RoleplayConfig, sequential: bool
+    llm: Any, rec: Recorder, run_dir: Path, keys: list[str], cfg: RoleplayConfig, sequential: bool
 ) -> tuple[int, float, int, int]:
     llm.engine._prefix_cache.clear()
     with RunStore(run_dir) as store:
-        t0, tok0 = time.perf_counter(), counter["tokens"]
+        t0, tok0 = time.perf_counter(), rec.generated
         if sequential:
             for key in keys:
                 await simulate(store, llm, cfg.model_copy(update={"concurrency": 1}), scenario_keys=[key])
@@ -69,7 +59,7 @@ async def phase(
         secs = time.perf_counter() - t0
         turns = store.count("turn")
         ok = store.count("episode")
-    return counter["tokens"] - tok0, secs, turns, ok
+    return rec.generated - tok0, secs, turns, ok
 
 
 async def main() -> None:
@@ -77,14 +67,17 @@ async def main() -> None:
     ap.add_argument("--model", default="embedded")
     ap.add_argument("--episodes", type=int, default=32, help="episodes run concurrently")
     ap.add_argument("--seq-episodes", type=int, default=None, help="episodes in the sequential loop (default: all)")
-    ap.add_argument("--max-turns", type=int, default=2)
+    ap.add_argument("--max-turns", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--culture", default="JPN")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="8 episodes, 2 of them in the sequential loop")
     a = ap.parse_args()
+    if a.quick:
+        a.episodes, a.seq_episodes = 8, a.seq_episodes or 2
 
     llm = load_model(a.model, cache=False)
-    counter = count_generated_tokens(llm)
+    rec = Recorder(llm)
     await llm.chat([{"role": "user", "content": "Hello"}], GenParams(max_tokens=4))  # load weights, warm up
     cfg = RoleplayConfig(
         samples=1, max_turns=a.max_turns, max_tokens=a.max_tokens, seed=a.seed, concurrency=a.episodes, progress=False
@@ -95,12 +88,14 @@ async def main() -> None:
         seed_run(seq_dir, a.episodes, a.culture)
         seq_keys = keys[: a.seq_episodes] if a.seq_episodes else keys
         eng = llm.engine
-        pre0 = eng.prefill_tokens
-        c_tok, c_s, c_turns, c_ok = await phase(llm, counter, conc_dir, keys, cfg, sequential=False)
-        pre1 = eng.prefill_tokens
-        s_tok, s_s, s_turns, s_ok = await phase(llm, counter, seq_dir, seq_keys, cfg, sequential=True)
-        pre2 = eng.prefill_tokens
+        pre0, st0, p0 = eng.prefill_tokens, eng.stats.copy(), len(rec.prompts)
+        c_tok, c_s, c_turns, c_ok = await phase(llm, rec, conc_dir, keys, cfg, sequential=False)
+        pre1, st1, p1 = eng.prefill_tokens, eng.stats.copy(), len(rec.prompts)
+        s_tok, s_s, s_turns, s_ok = await phase(llm, rec, seq_dir, seq_keys, cfg, sequential=True)
+        pre2, st2, p2 = eng.prefill_tokens, eng.stats.copy(), len(rec.prompts)
     await llm.aclose()
+    conc_prompts = rec.prompts[p0:p1]
+    plain = plain_forward_rate(llm, conc_prompts)
     c_rate, s_rate = c_tok / c_s, s_tok / s_s
     print(f"model={llm.model_id} max_turns={a.max_turns} max_tokens={a.max_tokens}")
     for name, n, turns, ok, tok, secs, rate in (
@@ -110,7 +105,13 @@ async def main() -> None:
         how = "at once" if name == "concurrent" else "one at a time"
         print(f"{name}: {n} episodes {how}, {turns} turns ({ok} ok episodes), ", end="")
         print(f"{tok} tokens in {secs:.1f}s = {rate:.1f} tok/s")
-    print(f"prompt tokens computed: concurrent {pre1 - pre0}, sequential {pre2 - pre1}")
+    asked = sum(len(p) for p in conc_prompts)
+    print(f"prompt tokens computed: concurrent {pre1 - pre0} (of {asked} in the prompts asked), "
+          f"sequential {pre2 - pre1}")  # fmt: skip
+    rc = report("concurrent", st1.minus(st0), c_s, pre1 - pre0, p1 - p0, c_tok)
+    report("sequential", st2.minus(st1), s_s, pre2 - pre1, p2 - p1, s_tok)
+    print(f"plain batched forward (transformers, batch 8, right-padded) of the same prompts: {plain:.1f} prompt tok/s")
+    print(f"efficiency={rc['prompt_tok_s'] / plain:.3f}")
     print(f"ratio={c_rate / s_rate:.2f}")
 
 

@@ -16,8 +16,12 @@ sees the project venv's packages through a .pth file) on first use and runs part
     python benchmarks/bench_wvs.py                     # 2 personas x 44 items
     python benchmarks/bench_wvs.py --items 10 --gen-prompts 4
     python benchmarks/bench_wvs.py --threads 1         # 1 torch thread on both sides (busy shared CPU)
+    python benchmarks/bench_wvs.py --quick             # 2 personas x 12 items, 2 generate prompts: minutes
 
-Prints prompts/s of each; the LAST line is `ratio=<clca logprobs prompts/s / lm-eval prompts/s>`.
+Prints prompts/s of each, where the engine's time went in logprobs mode (`_profile.report`), a plain
+batched transformers forward of the same prompts (same run) and
+`efficiency=<logprobs-mode prompt tok/s / plain forward tok/s>`; the LAST line is
+`ratio=<clca logprobs prompts/s / lm-eval prompts/s>`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import venv
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 LMEVAL_VENV = HERE / ".venv-lmeval"
 
 _LMEVAL_CHILD = r"""
@@ -57,6 +62,8 @@ print(json.dumps({"seconds": time.perf_counter() - t, "n": len(out), "first": [o
 
 
 def ensure_lmeval() -> Path:
+    if subprocess.run([sys.executable, "-c", "import lm_eval"], capture_output=True).returncode == 0:
+        return Path(sys.executable)  # installed beside clca
     py = LMEVAL_VENV / "bin" / "python"
     if py.exists() and subprocess.run([str(py), "-c", "import lm_eval"], capture_output=True).returncode == 0:
         return py
@@ -79,12 +86,15 @@ def build_prompts(n_personas: int, n_items: int) -> list[tuple]:
 
 
 async def run_clca(
-    model: str, prompts: list[tuple], mode: str, samples: int, concurrency: int, threads: int | None
+    model: str, prompts: list[tuple], mode: str, samples: int, concurrency: int, threads: int | None, profile: bool
 ) -> float:
+    from _profile import Recorder, plain_forward_rate, report
+
     from clca.llm import load_model
     from clca.wvs import ask
 
     llm = load_model(model, cache=False, **({"torch_threads": threads} if threads else {}))
+    rec = Recorder(llm)
     sem = asyncio.Semaphore(concurrency)
 
     async def one(p, it):  # noqa: ANN001, ANN202
@@ -93,12 +103,29 @@ async def run_clca(
 
     try:
         await one(*prompts[0])  # warm-up: loads the model
+        llm.engine._prefix_cache.clear()
+        eng = llm.engine
+        st0, pre0, p0, g0 = eng.stats.copy(), eng.prefill_tokens, len(rec.prompts), rec.generated
         t = time.perf_counter()
         answers = await asyncio.gather(*(one(p, it) for p, it in prompts))
         secs = time.perf_counter() - t
+        stats, computed = eng.stats.minus(st0), eng.prefill_tokens - pre0
     finally:
         await llm.aclose()
     assert all(abs(sum(a.with_safeguarded()) - 1) < 1e-6 for a in answers)
+    if profile:
+        asked = rec.prompts[p0:]
+        print(f"[{mode}] prompt tokens asked {sum(len(p) for p in asked)}, computed {computed}")
+        rates = report(mode, stats, secs, computed, len(asked), rec.generated - g0)
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        plain = plain_forward_rate(llm, asked)
+        print(
+            f"plain batched forward (transformers, batch 8, right-padded) of the same prompts: {plain:.1f} prompt tok/s"
+        )
+        print(f"efficiency={rates['prompt_tok_s'] / plain:.3f}")
     return secs
 
 
@@ -142,17 +169,20 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch threads for clca and lm-eval (default: torch's)")
     ap.add_argument("--skip-lmeval", action="store_true", help="last line is then the logprobs/generate ratio")
     ap.add_argument("--skip-generate", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="12 items, 2 prompts x 10 samples in generate mode")
     args = ap.parse_args()
+    if args.quick:
+        args.items, args.gen_prompts, args.samples = 12, 2, 10
 
     prompts = build_prompts(args.personas, args.items)
     n = len(prompts)
-    t_lp = asyncio.run(run_clca(args.model, prompts, "logprobs", 1, args.concurrency, args.threads))
+    t_lp = asyncio.run(run_clca(args.model, prompts, "logprobs", 1, args.concurrency, args.threads, True))
     lp = n / t_lp
     print(f"clca logprobs:  {n} prompts in {t_lp:.2f}s = {lp:.2f} prompts/s")
     gp = math.nan
     if not args.skip_generate:
         gen = prompts[: args.gen_prompts]
-        t_gen = asyncio.run(run_clca(args.model, gen, "generate", args.samples, args.concurrency, args.threads))
+        t_gen = asyncio.run(run_clca(args.model, gen, "generate", args.samples, args.concurrency, args.threads, False))
         gp = len(gen) / t_gen
         print(f"clca generate:  {len(gen)} prompts x {args.samples} samples in {t_gen:.2f}s = {gp:.3f} prompts/s")
         print(f"logprobs vs generate: {lp / gp:.1f}x")

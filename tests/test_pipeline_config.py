@@ -80,3 +80,66 @@ def test_overrides_apply_dotted_keys(tmp_path: Path) -> None:
     cfg = load_run_config(path, {"roleplay.max_turns": 3, "seed": 7})
     st = cfg.stage_configs()
     assert st["roleplay"].max_turns == 3 and st["roleplay"].seed == 7 and st["train"].seed == 7
+
+
+def test_demo_config_has_one_source() -> None:
+    # `clca demo` runs the packaged copy; configs/demo.yaml is the one users read and edit: keep them equal
+    from importlib.resources import files
+
+    packaged = Path(str(files("clca") / "data" / "configs" / "demo.yaml"))
+    assert packaged.read_bytes() == (ROOT / "configs" / "demo.yaml").read_bytes(), (
+        "configs/demo.yaml and src/clca/data/configs/demo.yaml differ: edit one and copy it to the other"
+    )
+
+
+SECTIONS = ["models", "scenarios", "roleplay", "judge", "intents", "dataset", "train", "eval"]
+
+
+@pytest.mark.parametrize("section", SECTIONS)
+def test_a_typo_under_every_section_is_a_one_line_error(tmp_path: Path, section: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"run_dir: {tmp_path / 'run'}\ncultures: [Egypt]\n{section}: {{colour_typo: 3}}\n")
+    with pytest.raises(ConfigError) as e:
+        load_run_config(path)
+    assert e.value.one_line() == f"{path}: {section}.colour_typo: unknown key"
+
+
+def test_sections_are_typed_with_the_stage_config_classes() -> None:
+    from pydantic import BaseModel
+
+    from clca.pipeline import STAGE_DEFS, STAGES, ModelsConfig, section_models
+
+    assert STAGES == ("scenarios", "roleplay", "judge", "intents", "dataset", "train", "eval", "report")
+    for stage in STAGE_DEFS:
+        if stage.config is not None:
+            assert RunConfig.model_fields[stage.name].annotation is stage.config, stage.name
+    assert set(section_models()) == {s.name for s in STAGE_DEFS if s.config is not None}
+
+    def forbids(model: type[BaseModel], seen: set[type]) -> None:  # every nested model refuses unknown keys
+        if model in seen:
+            return
+        seen.add(model)
+        assert model.model_config.get("extra") == "forbid", model.__name__
+        for f in model.model_fields.values():
+            for t in (f.annotation, *getattr(f.annotation, "__args__", ())):
+                if isinstance(t, type) and issubclass(t, BaseModel):
+                    forbids(t, seen)
+
+    seen: set[type] = set()
+    for model in (RunConfig, ModelsConfig, *section_models().values()):
+        forbids(model, seen)
+
+
+def test_train_preset_and_inherited_values_merge_in_one_place(tmp_path: Path) -> None:
+    from clca.train import PRESETS
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"run_dir: {tmp_path / 'run'}\nseed: 3\ncultures: [Egypt]\ncompare: [Japan]\n"
+        "models: {student: 'embedded?max_batch=4'}\ntrain: {preset: paper, lora_r: 16}\neval: {seed: 9}\n"
+    )
+    cfg = load_run_config(path)
+    assert cfg.train.lora_r == 16 and cfg.train.learning_rate == PRESETS["paper"]["learning_rate"]
+    assert (cfg.train.model, cfg.train.seed, cfg.roleplay.seed) == ("embedded?max_batch=4", 3, 3)
+    assert (cfg.eval.cultures, cfg.eval.compare, cfg.eval.seed) == (["Egypt"], ["Japan"], 9)
+    assert cfg.stage_configs()["train"] is cfg.train

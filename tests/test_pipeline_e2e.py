@@ -35,7 +35,8 @@ TINY = [
     "eval.bootstrap=50",
 ]
 
-pytestmark = pytest.mark.slow
+# one response cache for the module: the reference run and the resumed runs compared with it
+pytestmark = [pytest.mark.slow, pytest.mark.shared_cache]
 
 
 def _cmd(run_dir: Path) -> list[str]:

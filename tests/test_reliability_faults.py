@@ -212,7 +212,7 @@ def test_in_flight_requests_are_bounded_during_a_stage(tmp_path: Path, monkeypat
         fault_server(schema_mock(model_id="j"), Fault(kind="delay", delay=0.03)) as judge,
     ):
         cfg = _cfg(tmp_path / "run", {k: teacher.model_string(**FAST) for k in ("teacher", "judge", "annotator")})
-        cfg = cfg.model_copy(update={"scenarios": {**cfg.scenarios, "n": 6}})
+        cfg = cfg.model_copy(update={"scenarios": cfg.scenarios.model_copy(update={"n": 6})})
         asyncio.run(run_pipeline(cfg, until="roleplay"))
 
         async def go() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -287,15 +286,13 @@ def test_svg_helpers_escape_and_draw() -> None:
     assert [c.get("stroke") for c in cells] == ["#e07b00", None]
 
 
-def test_report_of_a_few_hundred_dialogues_is_fast(tmp_path: Path) -> None:
+def test_report_of_a_few_hundred_dialogues(tmp_path: Path) -> None:
+    # its speed is measured in benchmarks/bench_report.py, not asserted here
     s = build_run(
         tmp_path / "big", cultures=("CHN", "DEU", "GBR", "MEX", "JPN"), scenarios_per_culture=30, samples=2, turns=6
     )
     assert s.count("episode") == 5 * (30 * 2 - 1)
-    t = time.perf_counter()
     data = build_summary(s)
     html = render_html(data)
-    elapsed = time.perf_counter() - t
     s.close()
-    assert elapsed < 2.0, f"report took {elapsed:.2f}s"
     assert html.count("<details") == 30 and data.stages["turn"].ok == 5 * 59 * 6

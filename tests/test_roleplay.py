@@ -115,7 +115,8 @@ def test_repeated_none_ends_the_episode(store):
 
 def test_episode_without_speech_is_failed_not_ok(store):
     seed_store(store, ["JPN/t-001"])
-    llm = MockLLM(speaker_script(default=action("non-verbal communication", "bows slightly")))
+    gestures = {i: action("non-verbal communication", g) for i, g in enumerate(["bows slightly", "nods", "smiles"])}
+    llm = MockLLM(speaker_script(gestures))
     s = run(simulate(store, llm, RoleplayConfig(max_turns=3, **FAST)))
     assert (s.ok, s.failed) == (0, 1) and s.reasons["no speech"] == 1
     rec = store.get("episode", "JPN/t-001/s0")

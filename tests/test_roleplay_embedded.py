@@ -63,3 +63,20 @@ def test_pipeline_on_embedded_model(embedded_llm, run_dir, tmp_path):
         assert export_dialogues(store, out, include_all=True) == s.ok
         rows = [json.loads(x) for x in out.read_text().splitlines()]
         assert all(r["turns"] and r["culture"] in ("JPN", "DEU") for r in rows)
+
+
+def test_free_text_turns_on_the_embedded_model_talk_without_echoes(embedded_llm, run_dir):
+    """The in-process path (option-scored type, free-text argument): no echo, >= 8 words per turn."""
+    from clca.intents import dialogue_quality
+
+    with RunStore(run_dir) as store:
+        seed_store(store, ["DEU/t-003"])
+        cfg = RoleplayConfig(samples=1, max_turns=4, max_tokens=64, progress=False, seed=0)
+        s = asyncio.run(simulate(store, embedded_llm, cfg))
+        assert s.ok == 1, store.failure_reasons("episode")
+        ep = load_episode(store, "DEU/t-003/s0")
+        assert all(t.decoding == "freetext" for t in ep.turns)
+        q = dialogue_quality(store)["total"]
+        assert q["content_turns"] >= 2 and q["echo_turns"] == 0
+        assert q["words_per_turn"] >= 8, [t.argument for t in ep.turns]
+        assert q["distinct_2"] >= 0.5

@@ -95,8 +95,8 @@ def test_seeds_are_original_not_sotopia_text(shared_data: Path) -> None:
 
 def _adapted(seed: Scenario, **changes: object) -> AdaptedDraft:
     d = seed.adapted_draft().model_dump()
-    d["characters"][0].update(first_name="Kenji", last_name="Sato")
-    d["characters"][1].update(first_name="Yui", last_name="Tanaka")
+    d["characters"][0].update(first_name="Akira", last_name="Sato")
+    d["characters"][1].update(first_name="Asuka", last_name="Tanaka")
     for path, value in changes.items():
         i, field = path.split("__")
         d["characters"][int(i)][field] = value
@@ -113,14 +113,14 @@ def test_check_scenario_accepts_a_proper_adaptation() -> None:
     [
         ({"0__first_name": "Anna"}, "names_unchanged"),  # seed-001's first character is Anna Smith
         ({"1__last_name": "Smith"}, "names_unchanged"),
-        ({"1__first_name": "Kenji", "1__last_name": "Sato"}, "same_names"),
+        ({"1__first_name": "Akira", "1__last_name": "Sato"}, "same_names"),
         ({"1__goal": "x"}, "empty_goal"),
         ({"0__age": 4}, "implausible_age"),
         ({"0__age": 110}, "implausible_age"),
-        ({"1__first_name": "Kenji"}, "same_names"),  # a first name shared is a copied person, too
-        ({"1__first_name": "Yui Kenji"}, "same_names"),
+        ({"1__first_name": "Akira"}, "same_names"),  # a first name shared is a copied person, too
+        ({"1__first_name": "Asuka Akira"}, "same_names"),
         ({"1__first_name": "Conceer 31-01"}, "implausible_name"),
-        ({"0__last_name": "Kenji"}, "implausible_name"),  # first name == last name
+        ({"0__last_name": "Akira"}, "implausible_name"),  # first name == last name
     ],
 )
 def test_check_scenario_reasons(changes: dict[str, object], reason: str) -> None:
@@ -185,8 +185,8 @@ def test_norms_example_and_formats(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="record 2: field 'id': duplicate"):
         load_norms(dup)
     hdr = tmp_path / "h.csv"
-    hdr.write_text("text,country\nx,y\n")
-    with pytest.raises(DataError, match="must contain 'norm' and 'culture'"):
+    hdr.write_text("statement,country\nx,y\n")
+    with pytest.raises(DataError, match="must contain 'norm'"):
         load_norms(hdr)
 
 
@@ -194,7 +194,7 @@ def test_norms_example_and_formats(tmp_path: Path) -> None:
 
 _CHARS = [
     {
-        "first_name": "Kenji",
+        "first_name": "Akira",
         "last_name": "Sato",
         "age": 41,
         "gender": "man",
@@ -206,7 +206,7 @@ _CHARS = [
         "goal": "Persuade your sister to host the family gathering this year.",
     },
     {
-        "first_name": "Yui",
+        "first_name": "Asuka",
         "last_name": "Tanaka",
         "age": 37,
         "gender": "woman",
@@ -253,18 +253,35 @@ def test_adapt_stores_valid_scenarios_and_resumes(tmp_path: Path) -> None:
 
 def test_adapt_records_failures_with_reasons_after_bounded_attempts(tmp_path: Path) -> None:
     seed = load_seeds(ids=["seed-001"])[0]
-    unchanged = seed.adapted_draft().model_dump_json()
-    llm = MockLLM([unchanged])
+    d = seed.adapted_draft().model_dump()
+    d["characters"][1]["goal"] = d["characters"][0]["goal"]  # not fixable by drawing names
+    llm = MockLLM([json.dumps(d)])
     store = RunStore(tmp_path / "run")
     s = asyncio.run(adapt_scenarios(store, llm, "DEU", AdaptConfig(seeds=["seed-001"], max_attempts=2, progress=False)))
     assert (s.ok, s.failed) == (0, 1)
     assert len(llm.calls) == 2  # bounded: one call per attempt
     rec = store.get("scenario", "DEU/seed-001")
     assert rec is not None and rec.status == "failed"
-    assert rec.error.startswith("names_unchanged:") and "after 2 attempts" in rec.error
-    assert store.failure_reasons("scenario") == {"names_unchanged": 1}
+    assert rec.error.startswith("name_not_of_culture:") and "after 2 attempts" in rec.error  # "Smith"
+    assert store.failure_reasons("scenario") == {"name_not_of_culture": 1}  # the new reason is counted
     # the re-ask told the model what was wrong
-    assert "names_unchanged" in llm.calls[1][-1]["content"]
+    assert "names_unchanged" in llm.calls[1][-1]["content"] and "same_goals" in llm.calls[1][-1]["content"]
+
+
+def test_adapt_draws_culture_names_after_repeated_name_failures(tmp_path: Path) -> None:
+    from clca.scenarios._names import name_problem
+
+    seed = load_seeds(ids=["seed-001"])[0]
+    llm = MockLLM([seed.adapted_draft().model_dump_json()])  # keeps the seed's (English) names every time
+    store = RunStore(tmp_path / "run")
+    s = asyncio.run(adapt_scenarios(store, llm, "DEU", AdaptConfig(seeds=["seed-001"], max_attempts=3, progress=False)))
+    assert s.ok == 1 and len(llm.calls) == 2  # drawn after the second name failure, no third ask
+    sc = Scenario.model_validate(store.get("scenario", "DEU/seed-001").data)
+    assert sc.provenance.names == "drawn" and set(sc.provenance.rejected) == {"name_not_of_culture", "names_unchanged"}
+    seed_names = {n for c in seed.characters for n in (c.first_name, c.last_name)}
+    for c, old in zip(sc.characters, seed.characters, strict=True):
+        assert c.gender == old.gender and not {c.first_name, c.last_name} & seed_names
+        assert name_problem(c.first_name, c.last_name, c.gender, "DEU") is None
 
 
 def test_adapt_invalid_json_is_a_recorded_failure(tmp_path: Path) -> None:
@@ -342,9 +359,9 @@ def test_copied_second_person_is_re_asked_alone(tmp_path: Path) -> None:
     s = asyncio.run(generate_from_norms(store, llm, norms, AdaptConfig(progress=False)))
     assert s.ok == 1 and len(llm.calls) == 2
     repair = llm.calls[1][-1]["content"]
-    assert "not Kenji, not Sato" in repair and _CHARS[0]["goal"] not in repair  # the first goal stays private
+    assert "not Akira, not Sato" in repair and _CHARS[0]["goal"] not in repair  # the first goal stays private
     ((_, sc),) = iter_scenarios(store)
-    assert [c.full_name for c in sc.characters] == ["Kenji Sato", "Yui Tanaka"] and sc.provenance.attempts == 2
+    assert [c.full_name for c in sc.characters] == ["Akira Sato", "Asuka Tanaka"] and sc.provenance.attempts == 2
 
 
 def test_generate_from_norms_unknown_culture_names_the_norm(tmp_path: Path) -> None:
@@ -381,7 +398,10 @@ def test_stats_per_culture(tmp_path: Path) -> None:
     jp, de = stats["JPN"], stats["DEU"]
     assert (jp.ok, jp.failed, jp.first_try_rate, jp.name_change_rate) == (3, 0, 1.0, 1.0)
     assert jp.near_duplicate_rate == 1.0  # the mock wrote the same setting three times
-    assert (de.ok, de.failed, de.reasons) == (0, 1, {"names_unchanged": 1})
+    # the only ask kept the seed's names: at the last attempt both people get names drawn from Faker's de_DE
+    assert (de.ok, de.failed, de.names_drawn, de.names_share) == (1, 0, 1, 1.0)
+    assert de.rejected["names_unchanged"] == 2 and de.rejected["name_not_of_culture"] >= 1
+    assert jp.names_share == 1.0 and jp.characters_checked == 6
 
 
 # ---- CLI ---------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from test_dataset_store import make_run
 
 from clca.dataset import DatasetConfig, build_dataset
-from clca.errors import ConfigError, DataError
+from clca.errors import ConfigError, DataError, ModelStringError
 from clca.train import TrainConfig, build_trainer, load_train_config, train_lora, training_chat_template
 
 TINY = [
@@ -276,6 +276,10 @@ def test_resume_skips_a_checkpoint_left_half_written_by_a_kill(tmp_path: Path) -
 def test_inference_options_do_not_reach_training(tmp_path: Path) -> None:
     from clca.train._model import adapter_base_model, resolve_model_dir, write_adapter_record
 
-    assert resolve_model_dir("hf:/models/base?max_batch=64&prefix_cache_mb=0") == "/models/base"
+    base = tmp_path / "base"
+    base.mkdir()
+    assert resolve_model_dir(f"hf:{base}?max_batch=64&prefix_cache_mb=0") == str(base.resolve())
+    with pytest.raises(ModelStringError, match="model directory not found"):  # local directories, as for inference
+        resolve_model_dir("hf:/models/nowhere?max_batch=64")
     write_adapter_record(tmp_path, "hf:/models/base?max_batch=64", "/models/base", {})
     assert adapter_base_model(tmp_path) == "hf:/models/base"  # the record names the weights, not serving options

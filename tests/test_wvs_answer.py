@@ -117,11 +117,15 @@ def test_logprobs_mode_maps_display_order_to_codes() -> None:
 def test_personas_from_respondents(shared_data: Path) -> None:
     survey = load_survey(shared_data / "cultural-trends" / "us_wvs_wave7_v7_n303.csv")
     ps = personas_from_survey(survey, "USA", 25, seed=7)
-    assert len(ps) == 25 and len({p.id for p in ps}) == 25  # without replacement
+    assert len(ps) == 25 and len({p.id for p in ps}) == 25  # distinct ids
     assert [p.id for p in ps] == [p.id for p in personas_from_survey(survey, "USA", 25, seed=7)]
     assert [p.id for p in ps] != [p.id for p in personas_from_survey(survey, "USA", 25, seed=8)]
     assert all(p.answers and p.demographics.get("sex") in ("male", "female") for p in ps)
-    assert len(personas_from_survey(survey, "USA", 1000, seed=0)) == 303  # all of them when fewer
+    uniform = personas_from_survey(survey, "USA", 1000, seed=0, sampling="uniform")
+    assert len(uniform) == 303  # uniform: without replacement, all of them when fewer
+    weighted = personas_from_survey(survey, "USA", 1000, seed=0)  # default: drawn by W_WEIGHT, with repeats
+    assert len(weighted) == 1000 and len({p.id for p in weighted}) == 1000
+    assert len({p.source for p in weighted}) < 303  # low-weight respondents may not be drawn at all
     msgs = build_messages("persona", ps[0], Q.get("Q1"), "base", 0)
     assert "United States" in msgs[0]["content"] and ps[0].demographics["region"] in msgs[0]["content"]
 

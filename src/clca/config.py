@@ -15,13 +15,49 @@ from .errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Safely load a YAML mapping; malformed YAML is a ConfigError with the line number."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
+class StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a mapping with the same key twice (plain YAML keeps the last one)."""
+
+
+def _strict_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            hashable = key in seen
+        except TypeError:
+            continue
+        if hashable:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first at line {seen[key] + 1})", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+
+def strict_yaml(text: str) -> Any:
+    """Parse YAML safely (no Python objects), refusing duplicate keys."""
+    loader = StrictLoader(text)
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Safely load a YAML mapping; malformed YAML (or a duplicate key) is a ConfigError with the line number."""
+    from ._files import read_text
+
+    p = Path(path)
+    if not p.is_file() and not p.is_dir():
+        raise ConfigError(f"{p}: config file not found")
+    text = read_text(p, "config file")
+    try:
+        data = strict_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"

@@ -14,20 +14,26 @@ import asyncio
 import gc
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .config import config_hash, load_config
+from .dataset import DatasetConfig
 from .errors import ConfigError, DataError
+from .intents import IntentConfig
+from .judge import JudgeConfig
 from .llm import LLM, ChatResult, GenParams, Message, load_model
 from .llm._protocol import T
+from .roleplay import RoleplayConfig
+from .scenarios import AdaptConfig
+from .scenarios._norms import NormsConfig
 from .store import RunStore
-
-STAGES = ("scenarios", "roleplay", "judge", "intents", "dataset", "train", "eval", "report")
-Stage = Literal["scenarios", "roleplay", "judge", "intents", "dataset", "train", "eval", "report"]
+from .train import TrainConfig, with_preset
+from .wvs import EvalConfig
 
 
 # -- configuration ----------------------------------------------------------------------------------
@@ -66,14 +72,20 @@ class RunConfig(BaseModel):
     cultures: list[str] = Field(min_length=1, description="target cultures (names or ISO codes)")
     compare: list[str] = Field(default_factory=lambda: ["United States"], description="other cultures in the eval")
     models: ModelsConfig = Field(default_factory=ModelsConfig)
-    scenarios: dict[str, Any] = Field(default_factory=dict, description="clca.scenarios.AdaptConfig")
-    norms: Path | None = Field(None, description="cultural norms file (CSV/JSONL) for norm-based scenarios")
-    roleplay: dict[str, Any] = Field(default_factory=dict, description="clca.roleplay.RoleplayConfig")
-    judge: dict[str, Any] = Field(default_factory=dict, description="clca.judge.JudgeConfig")
-    intents: dict[str, Any] = Field(default_factory=dict, description="clca.intents.IntentConfig")
-    dataset: dict[str, Any] = Field(default_factory=dict, description="clca.dataset.DatasetConfig")
-    train: dict[str, Any] = Field(default_factory=dict, description="clca.train.TrainConfig")
-    eval: dict[str, Any] = Field(default_factory=dict, description="clca.wvs.EvalConfig (cultures come from above)")
+    scenarios: AdaptConfig = Field(default_factory=AdaptConfig, description="clca.scenarios.AdaptConfig")
+    norms: Path | NormsConfig | None = Field(
+        None,
+        description="norms for norm-based scenarios: a file (CSV/JSONL/Sotopia-pi used_prompt.csv) or "
+        "{file, culture, sources, limit, seed}; norms without a culture are used for every target culture",
+    )
+    roleplay: RoleplayConfig = Field(default_factory=RoleplayConfig, description="clca.roleplay.RoleplayConfig")
+    judge: JudgeConfig = Field(default_factory=JudgeConfig, description="clca.judge.JudgeConfig")
+    intents: IntentConfig = Field(default_factory=IntentConfig, description="clca.intents.IntentConfig")
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig, description="clca.dataset.DatasetConfig")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="clca.train.TrainConfig")
+    eval: EvalConfig = Field(
+        default_factory=lambda: EvalConfig(cultures=[]), description="clca.wvs.EvalConfig (cultures come from above)"
+    )
     cache: bool | Path = Field(
         True, description="response cache: true = the shared cache in CLCA_CACHE, false = off, or a SQLite path"
     )
@@ -94,80 +106,85 @@ class RunConfig(BaseModel):
                 raise ValueError(e.one_line()) from None
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit(cls, data: Any) -> Any:
+        """What each section takes from the top level unless it sets it: the seed; train: the student model
+        and its preset's values (under the section's own); eval: the cultures. Sections that are not
+        mappings are left to their type's validation."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        seed = data.get("seed", 0)
+        for name in section_models():
+            sec = data.get(name, {})
+            if isinstance(sec, dict):
+                data[name] = {"seed": seed, **sec}
+        train, ev = data["train"], data["eval"]
+        if isinstance(train, dict):
+            try:
+                train = with_preset(train)
+            except ConfigError as e:
+                raise ValueError(f"train.preset: {e}") from None
+            if "model" in train:
+                raise ValueError("train.model: the student model is set in models.student")
+            models = data.get("models")
+            student = models.get("student") if isinstance(models, dict) else None
+            student = student if student is not None else ModelsConfig.model_fields["student"].default
+            data["train"] = {**train, "model": student}
+        if isinstance(ev, dict):
+            if "cultures" in ev or "compare" in ev:
+                raise ValueError("eval: cultures and compare are set at the top level of the config")
+            compare = data.get("compare", cls.model_fields["compare"].get_default(call_default_factory=True))
+            data["eval"] = {"cultures": _eval_cultures(data.get("cultures", [])), "compare": compare, **ev}
+        return data
+
     @model_validator(mode="after")
-    def _sections(self) -> RunConfig:
+    def _sizes(self) -> RunConfig:
         from .errors import ClcaError
 
         try:
-            self.stage_configs()  # validate every section now, before any model loads
+            _check_sizes(self.scenarios)  # refused now, before any model loads
+            from .preflight import check_static
+
+            check_static(self)  # duplicate cultures, profile codes, styles, cache folder
         except ClcaError as e:
             raise ValueError(e.one_line()) from None
         return self
 
     def stage_configs(self) -> dict[str, BaseModel]:
         """Each section as its stage's validated config object."""
-        m = section_models()
-        seeded = {"seed": self.seed}
-        from .train import PRESETS
+        return {name: getattr(self, name) for name in section_models()}
 
-        preset = self.train.get("preset", "default")
-        if preset not in PRESETS:
-            raise ConfigError(f"train.preset: unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-        train = {**PRESETS[preset], "model": self.models.student, **seeded, **self.train}
-        ev = {"cultures": self.cultures, "compare": self.compare, **seeded, **self.eval}
-        if "cultures" in self.eval or "compare" in self.eval:
-            raise ConfigError("eval: cultures and compare are set at the top level of the config")
-        if "model" in self.train:
-            raise ConfigError("train.model: the student model is set in models.student")
-        adapt = _section(m["scenarios"], "scenarios", {**seeded, **self.scenarios})
-        _check_sizes(adapt)
-        return {
-            "scenarios": adapt,
-            "roleplay": _section(m["roleplay"], "roleplay", {**seeded, **self.roleplay}),
-            "judge": _section(m["judge"], "judge", {**seeded, **self.judge}),
-            "intents": _section(m["intents"], "intents", {**seeded, **self.intents}),
-            "dataset": _section(m["dataset"], "dataset", {**seeded, **self.dataset}),
-            "train": _section(m["train"], "train", train),
-            "eval": _section(m["eval"], "eval", ev),
-        }
+
+def _eval_cultures(cultures: Any) -> Any:
+    """The eval stage's cultures: a profile file becomes its culture's code (bad specs are reported by the
+    `cultures` validator)."""
+    from .errors import ClcaError
+    from .preflight import eval_culture
+
+    if not isinstance(cultures, list):
+        return cultures
+    out = []
+    for c in cultures:
+        try:
+            out.append(eval_culture(c) if isinstance(c, str) else c)
+        except ClcaError:
+            out.append(c)
+    return out
 
 
 def section_models() -> dict[str, type[BaseModel]]:
-    """The config class of each stage section."""
-    from .dataset import DatasetConfig
-    from .intents import IntentConfig
-    from .judge import JudgeConfig
-    from .roleplay import RoleplayConfig
-    from .scenarios import AdaptConfig
-    from .train import TrainConfig
-    from .wvs import EvalConfig
-
-    return {
-        "scenarios": AdaptConfig,
-        "roleplay": RoleplayConfig,
-        "judge": JudgeConfig,
-        "intents": IntentConfig,
-        "dataset": DatasetConfig,
-        "train": TrainConfig,
-        "eval": EvalConfig,
-    }
-
-
-def _section(model: type[BaseModel], name: str, data: dict[str, Any]) -> BaseModel:
-    from pydantic import ValidationError
-
-    from .config import validation_message
-
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        raise ConfigError(validation_message(e, "", (name,))) from None
+    """The config class of each stage section (the stages that have one, in pipeline order)."""
+    return {s.name: s.config for s in STAGE_DEFS if s.config is not None}
 
 
 def _check_sizes(adapt: Any) -> None:
     """Sizes that cannot work are refused before anything runs."""
     from .scenarios import load_seeds
 
+    if adapt.sotopia is not None:  # counted when the stage reads (or downloads) the Sotopia files
+        return
     available = len(load_seeds(adapt.seeds_file, adapt.seeds))
     if adapt.n is not None and adapt.n > available:
         raise ConfigError(f"scenarios.n: {adapt.n} is more than the {available} available seed scenarios")
@@ -175,24 +192,9 @@ def _check_sizes(adapt: Any) -> None:
 
 def check_model_string(spec: str) -> None:
     """Check a model string without loading anything: syntax, options, and the API key's presence."""
-    from .errors import ModelStringError
+    from .llm import check_model_string as check
 
-    s = spec.strip()
-    base = s.partition("?")[0].split("+lora:")[0]
-    if base == "mock" and s == "mock":
-        return
-    if base == "embedded" or (base.startswith("hf:") and len(base) > 3):
-        from .llm._hf import parse_hf_options
-
-        parse_hf_options(s)  # bad options fail here, before the run directory exists
-        return
-    if base.startswith("openai:"):
-        from .llm._openai import api_key_for
-        from .llm._registry import parse_openai_spec
-
-        api_key_for(parse_openai_spec(s))  # a missing key fails here, before the run directory exists
-        return
-    raise ModelStringError(f"bad model string {spec!r}; expected embedded, hf:PATH[+lora:DIR] or openai:MODEL@BASE_URL")
+    check(spec)
 
 
 def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -210,6 +212,11 @@ class CountingLLM:
     @property
     def model_id(self) -> str:
         return self.inner.model_id
+
+    def __getattr__(self, name: str) -> Any:  # capabilities of the backend (e.g. prompt_text) pass through
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
     async def chat(self, messages: Sequence[Message], params: GenParams = GenParams()) -> ChatResult:
         self.calls += 1
@@ -296,8 +303,12 @@ async def run_pipeline(
     """
     if until is not None and until not in STAGES:
         raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
-    stages = STAGES if until is None else STAGES[: STAGES.index(until) + 1]
+    stages = STAGE_DEFS if until is None else STAGE_DEFS[: STAGES.index(until) + 1]
     sc = cfg.stage_configs()
+    from .preflight import check_run
+
+    # every file the stages will read, before the run directory or any model
+    check_run(cfg, [s.name for s in stages], sc)
     run_dir = Path(cfg.run_dir)
     store = RunStore(run_dir, retry_failed=retry_failed)
     store.bind_config(cfg.model_dump(mode="json"), config_hash(cfg, exclude={"run_dir", "cache", "name"}))
@@ -306,15 +317,15 @@ async def run_pipeline(
     try:
         for stage in stages:
             t0, c0 = time.perf_counter(), models.calls()
-            detail = await _STAGE_FUNCS[stage](cfg, sc, store, models)
+            detail = await stage.run(cfg, sc, store, models)
             res = StageResult(
-                stage=stage,
+                stage=stage.name,
                 seconds=time.perf_counter() - t0,
                 model_calls=models.calls() - c0,
                 detail=detail,
                 peak_rss_mb=_peak_rss_mb(),
             )
-            store.set_meta(f"stage:{stage}", res.model_dump())
+            store.set_meta(f"stage:{stage.name}", res.model_dump())
             results.append(res)
             if on_stage:
                 on_stage(res)
@@ -325,18 +336,25 @@ async def run_pipeline(
 
 
 async def _scenarios(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
-    from .scenarios import adapt_scenarios, generate_from_norms, load_norms
+    from .culture import resolve_culture
+    from .scenarios import adapt_scenarios, expand_norms, generate_from_norms, load_norms_config
 
     lines = []
-    for culture in cfg.cultures:
+    for spec in cfg.cultures:
+        culture = resolve_culture(spec)  # the one culture object; later stages read it from the run record
         s = await adapt_scenarios(store, models.get(cfg.models.teacher), culture, sc["scenarios"])
-        lines.append(s.line(f"adapted to {culture}"))
+        lines.append(s.line(f"adapted to {culture.name}"))
     if cfg.norms is not None:
-        norms = load_norms(cfg.norms)
+        norms = expand_norms(load_norms_config(cfg.norms), cfg.cultures)
         s = await generate_from_norms(store, models.get(cfg.models.teacher), norms, sc["scenarios"])
         lines.append(s.line("from norms"))
     if store.count("scenario") == 0:
-        raise DataError(f"scenarios: no valid scenario was produced; failures: {store.failure_reasons('scenario')}")
+        from .failures import first_failure
+
+        raise DataError(
+            f"scenarios: no valid scenario was produced; failures: {store.failure_reasons('scenario')}; "
+            f"first: {first_failure(store, 'scenario')}"
+        )
     return "; ".join(lines)
 
 
@@ -348,14 +366,19 @@ async def _roleplay(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models:
     s = await simulate(store, [teacher, partner], sc["roleplay"])
     if store.count("episode") == 0:
         raise DataError(f"roleplay: no episode finished; failures: {store.failure_reasons('episode')}")
-    return s.line("episodes")
+    from .intents import dialogue_quality, quality_line
+
+    return s.line("episodes") + "; " + quality_line(dialogue_quality(store)["total"])
 
 
 async def _judge(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
     from .judge import judge_episodes, kept_episodes
 
     s = await judge_episodes(store, models.get(cfg.models.judge), sc["judge"])
-    return s.line("judged") + f"; kept {len(kept_episodes(store))} of {store.count('episode')}"
+    from .intents import dialogue_quality, quality_line
+
+    quality = quality_line(dialogue_quality(store)["total"])
+    return s.line("judged") + f"; kept {len(kept_episodes(store))} of {store.count('episode')}; {quality}"
 
 
 async def _intents(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
@@ -375,8 +398,9 @@ def adapter_dir(cfg: RunConfig) -> Path:
 
 def adapted_model_string(cfg: RunConfig) -> str:
     """The student with the trained adapter, keeping the student's `?options` at the end."""
-    model, _, query = cfg.models.student.strip().partition("?")
-    return f"{model}+lora:{adapter_dir(cfg)}" + (f"?{query}" if query else "")
+    from .llm import ModelSpec
+
+    return ModelSpec.parse(cfg.models.student).with_adapter(adapter_dir(cfg)).format()
 
 
 async def _dataset(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
@@ -415,7 +439,7 @@ async def _eval(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Mo
 
     base_cfg = sc["eval"]
     base = await evaluate(store, models.get(cfg.models.student), "base", base_cfg)
-    lines = [f"base: {len(base.rows)} metric rows"]
+    lines = [f"base: {len(base.rows)} metric rows", *base.summary.splitlines()[1:]]  # + input notes (skipped entries)
     if (adapter_dir(cfg) / "train_result.json").is_file():
         await models.release()  # one student in memory at a time
         adapted_cfg = base_cfg.model_copy(update={"styles": cfg.adapted_styles})
@@ -446,13 +470,29 @@ def _progress(sc: dict[str, Any]) -> bool:
     return bool(getattr(sc["roleplay"], "progress", True))
 
 
-_STAGE_FUNCS = {
-    "scenarios": _scenarios,
-    "roleplay": _roleplay,
-    "judge": _judge,
-    "intents": _intents,
-    "dataset": _dataset,
-    "train": _train,
-    "eval": _eval,
-    "report": _report,
-}
+# -- the stage list: declared once ---------------------------------------------------------------------------
+StageRun = Callable[[RunConfig, dict[str, Any], RunStore, _Models], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class StageDef:
+    """A pipeline stage: its name (also its config section's name and its `stage:NAME` meta record), the
+    class of that section (None: no section), and the coroutine that runs it. To add a stage: a line here
+    and, when it has a config, a field of the same name and class in `RunConfig`."""
+
+    name: str
+    config: type[BaseModel] | None
+    run: StageRun
+
+
+STAGE_DEFS: tuple[StageDef, ...] = (
+    StageDef("scenarios", AdaptConfig, _scenarios),
+    StageDef("roleplay", RoleplayConfig, _roleplay),
+    StageDef("judge", JudgeConfig, _judge),
+    StageDef("intents", IntentConfig, _intents),
+    StageDef("dataset", DatasetConfig, _dataset),
+    StageDef("train", TrainConfig, _train),
+    StageDef("eval", EvalConfig, _eval),
+    StageDef("report", None, _report),
+)
+STAGES: tuple[str, ...] = tuple(s.name for s in STAGE_DEFS)

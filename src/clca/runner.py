@@ -16,6 +16,7 @@ from typing import TypeVar
 from tqdm.auto import tqdm
 
 from .errors import ClcaError
+from .failures import failure_group, failure_reason
 
 I = TypeVar("I")  # noqa: E741
 
@@ -27,6 +28,7 @@ class RunSummary:
     ok: int = 0
     failed: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
+    first_error: str | None = None  # the reason of the first model error raised to the runner (with any hint)
 
     def line(self, what: str) -> str:
         s = f"{what}: {self.ok} done, {self.skipped} already done, {self.failed} failed"
@@ -43,13 +45,16 @@ async def run_items(
     concurrency: int = 32,
     desc: str = "items",
     progress: bool = True,
+    on_error: Callable[[I, ClcaError], None] | None = None,
 ) -> RunSummary:
     """Apply fn to every item not yet done. fn returns True on success, False on a recorded failure.
 
     Work is bounded: `concurrency` workers pull items one at a time, so at most that many are in
     flight and queued items cost no more than the iterable itself (a generator stays lazy).
-    A ClcaError raised by fn also counts as a failure (the caller's fn should record it in the
-    store first); any other exception stops the workers and propagates.
+    A ClcaError raised by fn (a backend error after its retries, an HTTP 401, ...) also counts as a
+    failure: `on_error(item, error)` records it (the stage writes its `failed` row, see
+    clca.failures.failure_reason), and the summary counts it under its group (`HTTP 401`, class name).
+    Any other exception stops the workers and propagates.
     """
     total = len(items) if isinstance(items, Sized) else None
     summary = RunSummary(total=total or 0)
@@ -66,7 +71,11 @@ async def run_items(
                 ok = await fn(item)
             except ClcaError as e:
                 ok = False
-                summary.reasons[type(e).__name__] += 1
+                summary.reasons[failure_group(e)] += 1
+                if summary.first_error is None:
+                    summary.first_error = failure_reason(e)
+                if on_error is not None:
+                    on_error(item, e)
             if ok:
                 summary.ok += 1
             else:

@@ -4,7 +4,8 @@ Every stage writes one row per artifact into `artifacts`, committed as soon as t
 
   artifacts(kind, key, status, data, error, parent, created_at)   PRIMARY KEY (kind, key)
     kind    scenario | episode | turn | judgement | intention | survey_answer | metric | ...
-    key     stable identity of the item within its kind (e.g. "jpn/seed-007/0" or "ep-12/turn-003")
+    key     stable identity of the item within its kind (e.g. "JPN/seed-007/s0" or "JPN/seed-007/s0/t003";
+            kinds and key formats are owned by clca.records)
     status  "ok" or "failed"
     data    the artifact as JSON (validated pydantic model dumps)
     error   the failure reason when status = "failed"
@@ -29,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import RunMismatchError
+from . import __version__, runlock
+from .errors import DataError, RunMismatchError
 
 DB_NAME = "run.sqlite"
 
@@ -64,21 +65,45 @@ class Record:
 class RunStore:
     """Open (or create) the database of a run directory."""
 
-    def __init__(self, run_dir: str | Path, *, retry_failed: bool = True) -> None:
+    def __init__(self, run_dir: str | Path, *, retry_failed: bool = True, lock: bool = True) -> None:
+        """lock=True (writers) takes the run directory's exclusive lock (see clca.runlock); readers pass
+        lock=False. A file that is not a clca run database is refused, never written into."""
         self.run_dir = Path(run_dir)
         self.retry_failed = retry_failed
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / DB_NAME
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        _make_run_dir(self.run_dir, writable=lock)
+        self._locked = False
+        if lock:
+            runlock.acquire(self.run_dir)
+            self._locked = True
+        try:
+            self._db = _open_db(self.path)
+        except BaseException:
+            self._unlock()
+            raise
         self._kill_after = _kill_after_hook()
         self._kill_count = 0  # writes of the hook's kind so far
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
-        if self.get_meta("clca_version") is None:
-            self.set_meta("clca_version", __version__)
-            self.set_meta("created_at", time.time())
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(_SCHEMA)
+            if self.get_meta("clca_version") is None:
+                self.set_meta("clca_version", __version__)
+                self.set_meta("created_at", time.time())
+        except sqlite3.DatabaseError as e:
+            self._db.close()
+            self._unlock()
+            raise DataError(f"{self.path}: cannot be used as a run database ({e})") from None
+        except BaseException:
+            self._db.close()
+            self._unlock()
+            raise
+
+    def _unlock(self) -> None:
+        if self._locked:
+            self._locked = False
+            runlock.release(self.run_dir)
 
     # -- meta -----------------------------------------------------------------------------------
     def set_meta(self, name: str, value: Any) -> None:
@@ -184,12 +209,61 @@ class RunStore:
 
     def close(self) -> None:
         self._db.close()
+        self._unlock()
 
     def __enter__(self) -> RunStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _make_run_dir(run_dir: Path, *, writable: bool) -> None:
+    """Create the run directory; a path that is a file, under a file, or not writable is a one-line error."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DataError(f"{run_dir}: is a file, not a run directory")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except (NotADirectoryError, FileExistsError):
+        raise DataError(f"{run_dir}: cannot create the run directory (a part of the path is a file)") from None
+    except OSError as e:
+        raise DataError(f"{run_dir}: cannot create the run directory ({e.strerror or e})") from None
+    if writable and not os.access(run_dir, os.W_OK | os.X_OK):
+        raise DataError(f"{run_dir}: run directory is not writable")
+
+
+_CLCA_TABLES = {"artifacts", "meta"}
+
+
+def _open_db(path: Path) -> sqlite3.Connection:
+    """Connect to a run database; an existing SQLite file of anything else (or not SQLite) is refused."""
+    fresh = not path.exists()
+    if not fresh and not path.is_file():
+        raise DataError(f"{path}: is not a file")
+    if not fresh and os.path.getsize(path) > 0:
+        with path.open("rb") as f:
+            if f.read(16) != b"SQLite format 3\x00":
+                raise DataError(f"{path}: not a SQLite database (corrupt or another kind of file)")
+    try:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as e:
+        raise DataError(f"{path}: cannot open the run database ({e})") from None
+    if fresh:
+        return db
+    try:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        ours = (
+            _CLCA_TABLES <= tables and db.execute("SELECT 1 FROM meta WHERE name='clca_version'").fetchone() is not None
+        )
+    except sqlite3.DatabaseError as e:
+        db.close()
+        raise DataError(f"{path}: cannot be read as a run database ({e})") from None
+    if tables and not ours:
+        db.close()
+        raise DataError(
+            f"{path}: not a clca run database (tables: {', '.join(sorted(tables)) or 'none'}); left unchanged"
+        )
+    return db
 
 
 def _kill_after_hook() -> tuple[str, int] | None:

@@ -31,8 +31,18 @@ def show_cmd(
     typer.echo(f"{c.name} ({ids})")
     if c.aliases:
         typer.echo(f"  aliases: {', '.join(c.aliases)}")
-    if c.hofstede is not None:
-        typer.echo("  Hofstede: " + "  ".join(f"{d}={_fmt(getattr(c.hofstede, d))}" for d in HOFSTEDE_DIMS))
+    scores = c.hofstede_scores()
+    if scores:
+        region = c.hofstede_region.scores.present() if c.hofstede_region else {}
+        cells = [f"{d}={_fmt(scores.get(d))}{'*' if d in region else ''}" for d in HOFSTEDE_DIMS]
+        typer.echo("  Hofstede: " + "  ".join(cells))
+        if c.hofstede_region is not None and region:
+            typer.echo(
+                f"    * from the {c.hofstede_region.region} regional row: {c.name} has no score of its own for "
+                + ", ".join(region)
+            )
+    elif c.iso3:
+        typer.echo("  Hofstede: no scores (neither its own nor a regional row)")
     if c.iw is not None:
         year = f" (survey {c.iw.year})" if c.iw.year else ""
         typer.echo("  IW map: " + "  ".join(f"{a}={_fmt(getattr(c.iw, a))}" for a in IW_AXES) + year)
@@ -45,21 +55,28 @@ def show_cmd(
 def list_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
 ) -> None:
-    """List the shipped cultures with their figures (- = unknown)."""
-    from ..culture import HOFSTEDE_DIMS, list_cultures
+    """List every culture with its figures (- = unknown; Hofstede source: own, own + region, region,
+    own (partial), none), then how many countries have each source."""
+    from ..culture import HOFSTEDE_DIMS, list_cultures, source_counts
 
     if not as_json:
         head = " ".join(f"{d:>4}" for d in HOFSTEDE_DIMS)
-        typer.echo(f"{'ISO3':4} {'name':34} {head}  {'trad-sec':>8} {'surv-se':>8}")
+        typer.echo(f"{'ISO3':4} {'name':34} {head}  {'trad-sec':>8} {'surv-se':>8}  source")
     for c in list_cultures():
         if as_json:
-            typer.echo(json.dumps(c.model_dump(mode="json"), ensure_ascii=False))
+            row = {**c.model_dump(mode="json"), "hofstede_source": c.hofstede_source()}
+            typer.echo(json.dumps(row, ensure_ascii=False))
             continue
-        h = c.hofstede
-        dims = " ".join(f"{_fmt(getattr(h, d) if h else None):>4}" for d in HOFSTEDE_DIMS)
+        h = c.hofstede_scores()
+        dims = " ".join(f"{_fmt(h.get(d)):>4}" for d in HOFSTEDE_DIMS)
         iw = c.iw
         m = f"{_fmt(iw.traditional_secular if iw else None):>8} {_fmt(iw.survival_self_expression if iw else None):>8}"
-        typer.echo(f"{(c.iso3 or '-'):4} {c.name[:34]:34} {dims}  {m}")
+        typer.echo(f"{(c.iso3 or '-'):4} {c.name[:34]:34} {dims}  {m}  {c.hofstede_source()}")
+    if not as_json:
+        counts = source_counts()
+        typer.echo(
+            f"{sum(counts.values())} countries; Hofstede scores: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -38,7 +38,7 @@ def run_config(
     from ..report import render_terminal_summary
     from ..store import RunStore
 
-    with RunStore(cfg.run_dir) as store:
+    with RunStore(cfg.run_dir, lock=False) as store:
         render_terminal_summary(store)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     console.print(f"finished in {time.perf_counter() - t0:.0f}s, peak memory {peak_mb:.0f} MB")
@@ -121,6 +121,10 @@ def register_config(app: typer.Typer) -> None:
         from ..pipeline import load_run_config
 
         cfg = load_run_config(config)
+        from ..pipeline import STAGES
+        from ..preflight import check_run
+
+        check_run(cfg, STAGES)  # every file a full run reads
         typer.echo(f"{config}: ok ({len(cfg.cultures)} culture(s), run_dir {cfg.run_dir})")
 
     app.add_typer(group, name="config")

@@ -28,16 +28,18 @@ def _run(run_dir: Path, model: str, work: Any, what: str) -> None:
     from ..store import RunStore
 
     async def main() -> Any:
-        llm = load_model(model)
-        try:
-            with RunStore(run_dir) as store:
+        with RunStore(run_dir) as store:  # the run directory's lock first: a second writer stops before loading
+            llm = load_model(model)
+            try:
                 return await work(store, llm)
-        finally:
-            await llm.aclose()
+            finally:
+                await llm.aclose()
 
     summary = asyncio.run(main())
     typer.echo(summary.line(what))
     if summary.failed and not summary.ok and not summary.skipped:
+        if summary.first_error:
+            typer.echo(f"error: every item failed; first failure: {summary.first_error}", err=True)
         raise typer.Exit(1)
 
 
@@ -49,40 +51,56 @@ def adapt_cmd(
     n: int = typer.Option(None, "--n", min=1, help="How many seeds to adapt (default: all)."),
     seed_ids: list[str] = typer.Option(None, "--seed-id", help="Only these seed ids (repeatable)."),
     seeds_file: Path = _SEEDS_FILE,
+    sotopia: str = typer.Option(
+        None, "--sotopia", help="Seed with Sotopia's scenarios: a folder of its four profile JSONL files, or 'hf'."
+    ),
+    sotopia_per_env: int = typer.Option(
+        1, "--sotopia-per-env", min=0, help="Env-agent combos per Sotopia environment (0 = all)."
+    ),
     max_attempts: int = _ATTEMPTS,
     temperature: float = _TEMP,
     seed: int = _SEED,
     concurrency: int = _CONC,
     quiet: bool = _QUIET,
 ) -> None:
-    """Adapt seed scenarios to a culture (one per seed; keys CULTURE/seed-NNN; resumable)."""
+    """Adapt seed scenarios to a culture (one per seed; keys CULTURE/SEED-ID; resumable)."""
     from ..culture import resolve_culture
-    from ..scenarios import AdaptConfig, adapt_scenarios
+    from ..scenarios import AdaptConfig, adapt_scenarios, load_seed_pool
 
     cult = resolve_culture(culture)  # fail fast on an unknown culture, before loading a model
-    if seeds_file is not None:  # and on a bad seeds file, before the run database is created
-        from ..scenarios import load_seeds
-
-        load_seeds(seeds_file, seed_ids or None)
+    if seeds_file is not None and sotopia is not None:
+        raise ConfigError("--seeds-file and --sotopia both name the seeds; give one of them")
     cfg = AdaptConfig(
         n=n,
         seeds=seed_ids or None,
         seeds_file=seeds_file,
+        sotopia=sotopia,
+        sotopia_per_env=sotopia_per_env or None,
         max_attempts=max_attempts,
         temperature=temperature,
         seed=seed,
         concurrency=concurrency,
         progress=not quiet,
     )
+    if seeds_file is not None or sotopia is not None:  # a bad seed source fails before the run database exists
+        load_seed_pool(cfg)
     _run(run_dir, model, lambda store, llm: adapt_scenarios(store, llm, cult, cfg), f"scenarios ({cult.code})")
 
 
 @scenarios_app.command("from-norms")
 def from_norms_cmd(
-    norms_file: Path = typer.Argument(..., help="Norms (JSONL or CSV: norm, culture, optional id, source)."),
+    norms_file: Path = typer.Argument(
+        ..., help="Norms: JSONL or CSV (norm, optional culture, id, source), or Sotopia-pi's used_prompt.csv."
+    ),
     run_dir: Path = _RUN_DIR,
     model: str = _MODEL,
-    n: int = typer.Option(None, "--n", min=1, help="Use only the first N norms."),
+    n: int = typer.Option(None, "--n", min=1, help="Use only the first N norms (after the filters)."),
+    culture: str = typer.Option(None, "--culture", help="Culture of norms that have none in the file."),
+    source: list[str] = typer.Option(None, "--source", help="Keep only norms of this source (repeatable)."),
+    limit: int = typer.Option(None, "--limit", min=1, help="Draw at most this many norms (see --sample-seed)."),
+    sample_seed: int = typer.Option(
+        None, "--sample-seed", help="Draw the --limit norms at random with this seed (default: the first ones)."
+    ),
     seeds_file: Path = _SEEDS_FILE,
     max_attempts: int = _ATTEMPTS,
     temperature: float = _TEMP,
@@ -95,10 +113,10 @@ def from_norms_cmd(
     from ..errors import DataError
     from ..scenarios import AdaptConfig, generate_from_norms, load_norms
 
-    norms = load_norms(norms_file)
+    norms = load_norms(norms_file, culture=culture, sources=source or None, limit=limit, seed=sample_seed)
     for nm in norms:  # fail fast on unknown cultures, before loading a model
         try:
-            resolve_culture(nm.culture)
+            resolve_culture(nm.culture or "")
         except (UnknownCultureError, DataError) as e:
             raise type(e)(f"{norms_file}: norm {nm.id!r}: {e.one_line()}") from None
     cfg = AdaptConfig(
@@ -127,7 +145,7 @@ def export_cmd(
     if fmt not in ("jsonl", "sotopia"):
         raise ConfigError(f"--format {fmt!r}: expected 'jsonl' or 'sotopia'")
     _require_store(run_dir)
-    with RunStore(run_dir) as store:
+    with RunStore(run_dir, lock=False) as store:
         items = iter_scenarios(store, culture)
     scenarios = [s for _, s in items]
     if fmt == "jsonl":
@@ -163,7 +181,7 @@ def stats_cmd(
     from ..store import RunStore
 
     _require_store(run_dir)
-    with RunStore(run_dir) as store:
+    with RunStore(run_dir, lock=False) as store:
         stats = scenario_stats(store)
     rows = [
         {

@@ -31,6 +31,9 @@ def _split_options(options: str) -> list[str]:
     opts = [o.strip() for o in options.split("|")]
     if len(opts) < 2 or any(not o for o in opts):
         raise ConfigError(f"--options {options!r}: give two or more non-empty options separated by '|'")
+    dup = next((o for i, o in enumerate(opts) if o in opts[:i]), None)
+    if dup is not None:
+        raise ConfigError(f"--options {options!r}: option {dup!r} is given twice")
     return opts
 
 
@@ -94,23 +97,43 @@ def register(app: typer.Typer) -> None:
     def serve(
         model: str = typer.Option("embedded", "--model", "-m", help=MODEL_HELP),
         host: str = typer.Option("127.0.0.1", help="Interface to listen on (default: loopback only)."),
-        port: int = typer.Option(8000, help="TCP port."),
+        port: int = typer.Option(8000, min=0, max=65535, help="TCP port."),
         served_model_name: str | None = typer.Option(
             None, help="Model name clients must send (default: the backend's model id)."
         ),
         cache: Path | None = typer.Option(None, help="Answer repeated requests from this SQLite response cache."),
+        max_tokens_limit: int = typer.Option(4096, min=1, help="Most tokens one completion may ask for."),
+        max_prompt_tokens: int = typer.Option(8192, min=1, help="Most prompt tokens of one request."),
+        max_body_mb: float = typer.Option(8.0, min=0.001, help="Largest request body in MB."),
+        max_n: int = typer.Option(8, min=1, help="Most completions (n) per request."),
+        api_key_env: str | None = typer.Option(
+            None,
+            "--api-key-env",
+            help="Require `Authorization: Bearer KEY` with KEY read from this environment variable "
+            "(default: CLCA_SERVE_API_KEY when it is set; no auth otherwise).",
+        ),
     ) -> None:
         """Serve a model as an OpenAI-compatible API (/v1/models, /v1/chat/completions)."""
+        import os
+
+        from ..errors import ConfigError
         from ..llm import load_model
         from ..llm._registry import is_loopback
-        from ..llm._server import run_server
+        from ..llm._server import ServeLimits, run_server
 
+        env = api_key_env or "CLCA_SERVE_API_KEY"
+        key = os.environ.get(env) or None
+        if api_key_env and key is None:
+            raise ConfigError(f"--api-key-env {api_key_env}: the environment variable is not set or empty")
+        limits = ServeLimits(max_tokens_limit=max_tokens_limit, max_prompt_tokens=max_prompt_tokens,
+                             max_body_mb=max_body_mb, max_n=max_n, api_key=key)  # fmt: skip
         llm = load_model(model, cache=cache if cache is not None else False)
         name = served_model_name or llm.model_id
-        if not is_loopback(f"http://{host}/"):
+        if not is_loopback(f"http://{host}/") and key is None:
             typer.echo(f"warning: listening on {host}: anyone who can reach it can use the model (no auth)", err=True)
-        typer.echo(f"serving {llm.model_id} as {name!r} at http://{host}:{port}/v1", err=True)
-        run_server(llm, host=host, port=port, served_name=name)
+        auth = f"; API key from ${env}" if key else ""
+        typer.echo(f"serving {llm.model_id} as {name!r} at http://{host}:{port}/v1{auth}", err=True)
+        run_server(llm, host=host, port=port, served_name=name, limits=limits)
 
     @app.command("chat")
     def chat(

@@ -34,18 +34,20 @@ def _run(
 
     async def main() -> RunSummary:
         llms: list[Any] = []
-        try:
-            for spec in models:
-                llms.append(load_model(spec))
-            with RunStore(store_dir) as store:
+        with RunStore(store_dir) as store:  # the run directory's lock first: a second writer stops before loading
+            try:
+                for spec in models:
+                    llms.append(load_model(spec))
                 return await work(store, llms)
-        finally:
-            for llm in llms:
-                await llm.aclose()
+            finally:
+                for llm in llms:
+                    await llm.aclose()
 
     summary = asyncio.run(main())
     typer.echo(summary.line(what))
     if summary.failed and not summary.ok and not summary.skipped:
+        if summary.first_error:
+            typer.echo(f"error: every item failed; first failure: {summary.first_error}", err=True)
         raise typer.Exit(1)
 
 
@@ -154,7 +156,7 @@ def _open_existing(run_dir: Path) -> Any:
 
     if not (run_dir / DB_NAME).is_file():
         raise ConfigError(f"{run_dir}: no run database ({DB_NAME}) here")
-    return RunStore(run_dir)
+    return RunStore(run_dir, lock=False)
 
 
 def export_cmd(
@@ -176,7 +178,9 @@ def stats_cmd(
     drop: str = _DROP,
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
 ) -> None:
-    """Per-culture statistics: dialogues generated / kept, turns per dialogue, words per turn, cultural share."""
+    """Per-culture statistics: dialogues generated / kept, turns per dialogue, words per turn, cultural share,
+    and the measured quality of all ok dialogues: echo turns, words per turn, distinct-2, culture-plausible
+    names, judge keep rate."""
     from ..intents import dialogue_stats
 
     with _open_existing(run_dir) as store:
@@ -193,6 +197,10 @@ def stats_cmd(
         return f"{100 * x:.1f}%" if pct else (f"{x:.1f}" if isinstance(x, float) else str(x))
 
     table = Table("culture", "generated", "failed", "judged", "kept", "turns/dialogue", "words/turn", "cultural")
+    quality = Table(
+        "culture", "echo turns", "words/turn", "distinct-2", "culture names", "keep rate",
+        title="quality of all finished dialogues",
+    )  # fmt: skip
     rows = [*stats["cultures"].items(), ("total", stats["total"])]
     for name, s in rows:
         table.add_row(
@@ -205,7 +213,16 @@ def stats_cmd(
             fmt(s["words_per_turn"]),
             fmt(s["cultural_share"], pct=True),
         )
+        quality.add_row(
+            name,
+            fmt(s["echo_share"], pct=True),
+            fmt(s["words_per_turn_all"]),
+            "-" if s["distinct_2"] is None else f"{s['distinct_2']:.2f}",
+            fmt(s["names_share"], pct=True),
+            fmt(s["keep_rate"], pct=True),
+        )
     Console().print(table)
+    Console().print(quality)
 
 
 def register(app: typer.Typer) -> None:

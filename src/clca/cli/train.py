@@ -55,7 +55,10 @@ def run_cmd(
         f"trained {res.global_step} steps: train loss {tl}{ev}; {res.train_tokens} tokens at "
         f"{res.tokens_per_second:.0f} tokens/s"
     )
-    typer.echo(f"adapter: {out}  (model string: {cfg.model}+lora:{out})")
+    from ..llm import ModelSpec
+
+    adapted = ModelSpec.parse(cfg.model).with_adapter(out).format()  # the model's options stay at the end
+    typer.echo(f"adapter: {out}  (model string: {adapted})")
 
 
 @train_app.command("merge")
@@ -68,7 +71,9 @@ def merge_cmd(
     from ..train import merge_adapter
 
     merge_adapter(adapter, out, overwrite=overwrite)
-    typer.echo(f"merged model: {out}  (model string: hf:{out})")
+    from ..llm import ModelSpec
+
+    typer.echo(f"merged model: {out}  (model string: {ModelSpec('hf', str(out)).format()})")
 
 
 def register(app: typer.Typer) -> None:

@@ -24,8 +24,24 @@ def eval_cmd(
     alias: str = typer.Option(None, "--alias", help="Name of this model in the run (default: from --model)."),
     culture: list[str] = typer.Option(..., "--culture", help="Target culture (name or ISO3); repeatable."),
     compare: list[str] = typer.Option([], "--compare", help="Other cultures to evaluate and compare; repeatable."),
-    survey: list[Path] = typer.Option([], "--survey", help="WVS respondent file(s) (numeric CSV or labelled export)."),
-    reference: Path = typer.Option(None, "--reference", help="Reference table JSON (default: the bundled one)."),
+    survey: list[Path] = typer.Option(
+        [], "--survey", help="WVS respondent file(s): .csv (numeric or labelled export), .sav, .dta, .rds."
+    ),
+    labels: Path = typer.Option(
+        None, "--labels", help="Value labels for a numeric CSV (.sav/.dta of the release, JSON)."
+    ),
+    persona_sampling: str = typer.Option(
+        "weighted", "--persona-sampling", help="weighted (by W_WEIGHT, default) | uniform: how respondents are drawn."
+    ),
+    reference: Path = typer.Option(
+        None, "--reference", help="Reference table JSON, e.g. from `clca wvs aggregate` (default: the bundled one)."
+    ),
+    opinions: Path = typer.Option(
+        None, "--opinions", help="GlobalOpinionQA file (JSONL/JSON/CSV/Parquet): its questions and country shares."
+    ),
+    unsure: str = typer.Option(
+        "keep", "--unsure", help="GlobalOpinionQA 'Don't know'/'Refused' options: keep | drop (and renormalise)."
+    ),
     questionnaire: Path = typer.Option(None, "--questionnaire", help="Questionnaire YAML/JSON (default: bundled)."),
     personas: int = typer.Option(20, "--personas", min=1, help="Personas per culture (paper: 1000)."),
     style: list[str] = typer.Option(["persona"], "--style", help="persona | cultural | anthropological | none."),
@@ -53,6 +69,10 @@ def eval_cmd(
             raise ConfigError(f"--style: {s!r} is not one of persona, cultural, anthropological, none")
     if mode not in (None, "logprobs", "generate"):
         raise ConfigError(f"--mode: {mode!r} is not one of logprobs, generate")
+    if persona_sampling not in ("weighted", "uniform"):
+        raise ConfigError(f"--persona-sampling: {persona_sampling!r} is not one of weighted, uniform")
+    if unsure not in ("keep", "drop"):
+        raise ConfigError(f"--unsure: {unsure!r} is not one of keep, drop")
     name = alias or _alias(model)
 
     async def main() -> str:
@@ -63,7 +83,9 @@ def eval_cmd(
                 cultures=culture, compare=compare, styles=style, mode=chosen, personas=personas, samples=samples,
                 temperature=temperature, epsilon=epsilon, bootstrap=bootstrap, seed=seed, variants=variant,
                 items=item or None, survey=[str(s) for s in survey],
+                survey_labels=str(labels) if labels else None, persona_sampling=persona_sampling,
                 reference=str(reference) if reference else None,
+                opinions=str(opinions) if opinions else None, opinion_unsure=unsure,
                 questionnaire=str(questionnaire) if questionnaire else None, concurrency=concurrency,
                 progress=not quiet,
             )  # fmt: skip
@@ -102,6 +124,9 @@ def _remove_if_empty(run_dir: Path) -> None:
         return
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
+    from ..runlock import LOCK_NAME
+
+    (run_dir / LOCK_NAME).unlink(missing_ok=True)
     if not any(run_dir.iterdir()):
         run_dir.rmdir()
 
@@ -119,19 +144,37 @@ async def _can_score(llm: object) -> bool:
 
 @wvs_app.command("aggregate")
 def aggregate_cmd(
-    files: list[Path] = typer.Argument(..., help="WVS respondent files (numeric CSV or labelled export)."),
+    files: list[Path] = typer.Argument(
+        ..., help="WVS respondent files: the official release (.csv, .sav, .dta, .rds) or the labelled export."
+    ),
     out: Path = typer.Option(..., "--out", help="Reference table to write (JSON)."),
     questionnaire: Path = typer.Option(None, "--questionnaire", help="Questionnaire (default: the bundled one)."),
+    labels: Path = typer.Option(
+        None, "--labels", help="Value labels for a numeric CSV (.sav/.dta of the release, JSON)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
-    """Answer shares (and demographic marginals) per country and item, with source and n: figures only."""
+    """Answer shares (and demographic marginals) of every country in the files, with source and n: figures only.
+
+    The files are streamed (only the needed columns, in chunks where the format allows), so memory stays
+    bounded for the full WVS-7 file. Pass the result to `clca eval --reference OUT` (or `eval: reference:`).
+    """
+    from .._files import check_output_file
     from ..wvs import aggregate, default_questionnaire, load_questionnaire
 
+    check_output_file(out)  # before reading a large file, not after
     q = load_questionnaire(questionnaire) if questionnaire else default_questionnaire()
-    table = aggregate(files, q)
+    table = aggregate(files, q, labels=labels, progress=not quiet)
     table.save(out)
     for iso, c in table.countries.items():
         n = max((d.n for d in c.items.values()), default=0)
         typer.echo(f"{iso} {c.name}: {len(c.items)} items, up to n={n}, {len(c.marginals)} demographic marginals")
+    typer.echo(f"{len(table.countries)} countries; {table.dropped_rows} rows without a country (summary rows) skipped")
+    if table.unlabelled_regions:
+        typer.echo(
+            f"note: {table.unlabelled_regions} region codes have no value label, so regions are left out; "
+            "give --labels (a .sav/.dta of the same release, or JSON variable -> {code: label})"
+        )
     typer.echo(f"wrote {out}")
 
 
@@ -163,7 +206,7 @@ def compare_cmd(
 
     if not (run_dir / "run.sqlite").exists():
         raise ConfigError(f"{run_dir}: no run database; run `clca eval --run-dir {run_dir}` for both models first")
-    with RunStore(run_dir) as store:
+    with RunStore(run_dir, lock=False) as store:
         shifts = compare_models(store, base, adapted, culture, reference=reference)
     typer.echo(format_shifts(shifts, base, adapted), nl=False)
 

@@ -5,7 +5,8 @@ jp = get_culture("Japan")          # also "JP", "jpn", aliases such as "UK" or "
 jp.describe()                      # the text that goes into prompts
 """
 
-from ._model import Culture, HofstedeScores, IWPosition
+from ._countries import match_country, region_of
+from ._model import Culture, HofstedeScores, IWPosition, RegionScores
 from ._profile import ProfileFile, load_profile
 from ._registry import (
     UnknownCultureError,
@@ -14,6 +15,7 @@ from ._registry import (
     get_culture,
     list_cultures,
     resolve_culture,
+    source_counts,
 )
 from ._verbalise import (
     HOFSTEDE_BALANCED_HIGH,
@@ -32,6 +34,7 @@ __all__ = [
     "Culture",
     "HofstedeScores",
     "IWPosition",
+    "RegionScores",
     "ProfileFile",
     "UnknownCultureError",
     "culture_in_run",
@@ -41,7 +44,10 @@ __all__ = [
     "iw_phrase",
     "list_cultures",
     "load_profile",
+    "match_country",
+    "region_of",
     "resolve_culture",
+    "source_counts",
     "HOFSTEDE_DIMS",
     "IW_AXES",
     "HOFSTEDE_HIGHLY_LOW",

@@ -39,12 +39,15 @@ def load_profile(path: str | Path) -> Culture:
     hofstede (optional, any of pdi/idv/mas/uai/lto/ivr, 0-120), iw (optional, traditional_secular /
     survival_self_expression, -5..5, year), description (optional free text added to the prompt text).
     """
+    from .._files import read_text
+    from ..config import strict_yaml
+
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"{p}: culture profile file not found")
+    text = read_text(p, "culture profile")
     try:
-        text = p.read_text(encoding="utf-8")
-        raw: Any = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+        raw: Any = json.loads(text) if p.suffix.lower() == ".json" else strict_yaml(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         raise DataError(
             f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: {' '.join(str(e).split())[:200]}"

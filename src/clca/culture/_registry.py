@@ -1,4 +1,5 @@
-"""Lookup of the shipped country profiles (src/clca/data/cultures.json) by name, ISO code or alias."""
+"""Lookup of country profiles by name, ISO code or alias: the shipped figures (src/clca/data/cultures.json)
+for every current country of country_converter's table, completed by Hofstede's regional rows."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ClcaError
-from ._model import Culture
+from ._countries import countries, match_country, region_of
+from ._model import Culture, HofstedeScores, RegionScores
 
 
 class UnknownCultureError(ClcaError):
@@ -27,20 +29,59 @@ def _data() -> dict[str, Any]:
     return json.loads(text)
 
 
+def _with_region(c: Culture, by_id: dict[str, Culture]) -> Culture:
+    """The culture with the dimensions it has no own score for taken from its Hofstede regional row."""
+    region = by_id.get(region_of(c.iso3) or "")
+    if region is None or region.hofstede is None:
+        return c
+    own = c.hofstede.present() if c.hofstede else {}
+    taken = {d: v for d, v in region.hofstede.present().items() if d not in own}
+    if not taken:
+        return c
+    label = region.aliases[0] if region.aliases else region.name
+    fill = RegionScores(region=label, region_id=region.id, scores=HofstedeScores(**taken))
+    return c.model_copy(update={"hofstede_region": fill})
+
+
 @lru_cache(maxsize=1)
 def _index() -> tuple[dict[str, Culture], list[Culture]]:
-    cultures = [Culture.model_validate(c) for c in _data()["cultures"]]
+    shipped = [Culture.model_validate(c) for c in _data()["cultures"]]
+    by_iso3 = {c.iso3: c for c in shipped if c.iso3}
+    extra_names: dict[str, list[str]] = {}
+    for k in countries():  # every current country gets a profile, with or without figures
+        if k.iso3 in by_iso3:
+            extra_names[k.iso3] = [k.name, k.official_name]
+        else:
+            aliases = [k.official_name] if k.official_name and k.official_name != k.name else []
+            by_iso3[k.iso3] = Culture(id=k.iso3, name=k.name, iso2=k.iso2 or None, iso3=k.iso3, aliases=aliases)
+    by_id = {c.id: c for c in shipped}
+    cultures = [c for c in shipped if not c.iso3] + [_with_region(c, by_id) for c in by_iso3.values()]
+    cultures.sort(key=lambda c: c.name)
     index: dict[str, Culture] = {}
     for c in cultures:
         for name in (c.id, c.name, c.iso2, c.iso3, *c.aliases):
+            if name:
+                index.setdefault(_norm(name), c)
+    for c in cultures:  # country_converter's names of shipped countries, after the shipped names
+        for name in extra_names.get(c.iso3 or "", []):
             if name:
                 index.setdefault(_norm(name), c)
     return index, cultures
 
 
 def list_cultures() -> list[Culture]:
-    """All shipped cultures, sorted by name."""
+    """Every culture: each current country (its own figures, its region's, or none), then the shipped
+    regions and sub-national groups, sorted by name."""
     return list(_index()[1])
+
+
+def source_counts() -> dict[str, int]:
+    """How many countries (cultures with an ISO code) have each source of Hofstede scores."""
+    counts = dict.fromkeys(("own", "own + region", "region", "own (partial)", "none"), 0)
+    for c in list_cultures():
+        if c.iso3:
+            counts[c.hofstede_source()] += 1
+    return counts
 
 
 def culture_sources() -> dict[str, Any]:
@@ -57,6 +98,9 @@ def get_culture(name_or_code: str) -> Culture:
     key = _norm(name_or_code)
     if key in index:
         return index[key]
+    iso3 = match_country(name_or_code)  # country_converter's name patterns ("S. Korea", "Czech Rep.", ...)
+    if iso3 is not None and _norm(iso3) in index:
+        return index[_norm(iso3)]
     close = difflib.get_close_matches(key, list(index), n=3, cutoff=0.6)
     names = sorted({index[k].name for k in close})
     hint = f"; did you mean {', '.join(names)}?" if names else ""

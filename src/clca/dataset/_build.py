@@ -52,6 +52,16 @@ def collect_rows(store: RunStore, cfg: DatasetConfig, progress: bool = True) -> 
     return rows, report, used
 
 
+def _with_run_culture_names(store: RunStore, cfg: DatasetConfig) -> DatasetConfig:
+    """Culture names of the run's own culture records (custom profiles too) under the configured ones."""
+    names: dict[str, str] = {}
+    for code in {str(r.data.get("culture")) for r in store.iter("scenario") if r.data and r.data.get("culture")}:
+        rec = store.get_meta(f"culture/{code}")
+        if isinstance(rec, dict) and rec.get("name"):
+            names[code] = str(rec["name"])
+    return cfg.model_copy(update={"culture_names": {**names, **cfg.culture_names}}) if names else cfg
+
+
 def build_dataset(
     store: RunStore | str | Path,
     cfg: DatasetConfig | None = None,
@@ -63,8 +73,14 @@ def build_dataset(
     """Build the training data of one variant and write every export into out_dir atomically."""
     cfg = cfg or DatasetConfig()
     own = not isinstance(store, RunStore)
-    st = RunStore(store) if own else store
+    if own:
+        from ..store import DB_NAME
+
+        if not (Path(store) / DB_NAME).is_file():  # type: ignore[arg-type]
+            raise DataError(f"{store}: not a run directory (no {DB_NAME} in it)")
+    st = RunStore(store, lock=False) if own else store
     try:
+        cfg = _with_run_culture_names(st, cfg)
         rows, report, used = collect_rows(st, cfg, progress)
     finally:
         if own:

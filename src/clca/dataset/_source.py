@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DataError
+from ..records import key_head, relationship_text, split_episode_key, split_turn_key
 from ..store import RunStore
 
 #: turn action types that carry no content and are dropped from conversations
@@ -109,12 +110,12 @@ def scenario_view(key: str, data: dict[str, Any]) -> ScenarioView:
     if not isinstance(goals, list) or len(goals) != 2:
         goals = [_req(c, "goal", f"{where} character {i}") for i, c in enumerate(chars)]
     rel = data.get("relationship") or ""
-    culture = str(data.get("culture") or key.split("/", 1)[0])
+    culture = str(data.get("culture") or key_head(key))
     return ScenarioView(
         key=key,
         culture=culture,
         setting=str(_req(data, "setting", where)),
-        relationship=str(rel).replace("_", " "),
+        relationship=relationship_text(str(rel)),  # the words the role-play prompt showed
         characters=(
             _character(chars[0], str(goals[0]), f"{where} character 0"),
             _character(chars[1], str(goals[1]), f"{where} character 1"),
@@ -140,7 +141,7 @@ def _turn(key: str, data: dict[str, Any], intent: dict[str, Any] | None) -> Turn
     action = _req(data, "action_type", where)
     idx = data.get("idx")
     if idx is None:
-        idx = int(key.rsplit("/t", 1)[-1])
+        idx = split_turn_key(key)[1]
     label = None
     if intent is not None:
         label = intent.get("label")
@@ -169,7 +170,7 @@ def iter_dialogues(
     for ep in store.iter("episode"):
         report.episodes += 1
         data = ep.data if isinstance(ep.data, dict) else {}
-        sc_key = str(data.get("scenario_key") or ep.key.rsplit("/", 1)[0])
+        sc_key = str(data.get("scenario_key") or split_episode_key(ep.key)[0])
         if sc_key not in scenarios:
             rec = store.get("scenario", sc_key)
             if rec is None or rec.status != "ok":

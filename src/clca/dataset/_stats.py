@@ -12,14 +12,14 @@ from ._rows import Row
 def load_tokenizer(spec: str) -> Any:
     from transformers import AutoTokenizer
 
-    from ..train._model import resolve_model_dir
+    from ..llm import ModelSpec
 
-    return AutoTokenizer.from_pretrained(resolve_model_dir(spec))
+    return AutoTokenizer.from_pretrained(str(ModelSpec.parse(spec).without_options().local_model_dir()))
 
 
 def token_stats(splits: dict[str, list[Row]], spec: str) -> dict[str, Any]:
     """split -> task -> {rows, tokens_mean, tokens_p50, tokens_p95, tokens_max, assistant_tokens}."""
-    from ..train._chat_template import assistant_mask, training_chat_template
+    from ..train import assistant_mask, training_chat_template  # the template training uses (public API)
 
     tok = load_tokenizer(spec)
     template = training_chat_template(tok)

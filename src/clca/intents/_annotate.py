@@ -8,7 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..echo import EchoError, check_fields
 from ..errors import BackendError, StructuredOutputError
+from ..failures import failure_reason
 from ..judge import NEUTRAL_CULTURE, DiscardRule, kept_episodes
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
@@ -50,12 +52,12 @@ class _Item:
 
 def annotation_messages(ep: Episode, idx: int) -> list[Message]:
     """The annotator's request for turn idx: scenario, both public profiles and goals, history up to idx."""
-    sv = view(ep.scenario)
+    sv = view(ep.scenario, ep.profile)
     name = sv.culture_name or NEUTRAL_CULTURE
     user = render(
         "intents_annotate",
         culture_name=name,
-        culture_profile=culture_profile(sv.culture),
+        culture_profile=culture_profile(ep.profile or sv.culture),
         setting=sv.setting,
         relationship=sv.relationship,
         characters=[c.public() for c in sv.characters],
@@ -96,15 +98,19 @@ class _Annotator:
             except (StructuredOutputError, BackendError) as e:
                 last = e
                 continue
+            problem = check_fields((a.intention, a.cultural_reason), [messages[0]["content"]])
+            if problem is not None:  # an echo of the instructions: re-ask with the next seed
+                last = EchoError("IntentAnnotation", attempt + 1, [problem])
+                continue
             rec = Intention.from_annotation(
                 a, episode_key=ep.key, idx=item.idx, speaker=turn.speaker, culture=ep.culture, model=self.llm.model_id
             )
             self.store.put("intention", item.key, rec.model_dump(mode="json"), parent=ep.key)
             return True
         assert last is not None
-        reason = f"{type(last).__name__}: turn {item.idx}: {last.one_line()}"
+        reason = failure_reason(last, f"turn {item.idx}")
         self.store.fail("intention", item.key, reason, parent=ep.key)
-        self.reasons[type(last).__name__] += 1
+        self.reasons[reason.split(":")[0]] += 1
         return False
 
 

@@ -8,10 +8,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .._files import follow_umask
 from ..judge import DiscardRule, discard_reasons
+from ..records import key_head
 from ..roleplay import CONTENT_ACTIONS, Episode, load_episode
 from ..store import RunStore
 from ._annotate import episode_intentions
+from ._quality import dialogue_quality
 
 EXPORT_SCHEMA_VERSION = 1
 
@@ -21,12 +24,14 @@ def _mean(xs: list[float]) -> float | None:
 
 
 def _episode_culture(store: RunStore, key: str, data: dict[str, Any] | None) -> str:
-    return (data or {}).get("culture") or key.split("/", 1)[0]
+    return (data or {}).get("culture") or key_head(key)
 
 
 def dialogue_stats(store: RunStore, rule: DiscardRule | None = None) -> dict[str, Any]:
     """Per culture (and in total): dialogues generated / failed / judged / kept, content turns per kept
-    dialogue, words per content turn, and the share of cultural intentions among annotated kept turns.
+    dialogue, words per content turn, and the share of cultural intentions among annotated kept turns;
+    plus the measured quality of all ok dialogues (clca.intents._quality): echo_share, echo_turns,
+    words_per_turn_all, distinct_2, names_share (culture-plausible character names), keep_rate.
 
     A content turn is a speak, non-verbal communication or action turn (leave / none carry no text).
     """
@@ -69,7 +74,15 @@ def dialogue_stats(store: RunStore, rule: DiscardRule | None = None) -> dict[str
     for b in per.values():
         for k, v in b.items():
             total[k] = total[k] + v
-    return {"cultures": {c: finish(b) for c, b in sorted(per.items())}, "total": finish(total)}
+    quality = dialogue_quality(store, rule)
+    qkeys = ("echo_share", "echo_turns", "distinct_2", "names_share", "keep_rate")
+    cultures = {c: finish(b) for c, b in sorted(per.items())}
+    for c, s in cultures.items():
+        q = quality["cultures"].get(c)
+        s.update({k: (q or {}).get(k) for k in qkeys} | {"words_per_turn_all": (q or {}).get("words_per_turn")})
+    out_total = finish(total) | {k: quality["total"][k] for k in qkeys}
+    out_total["words_per_turn_all"] = quality["total"]["words_per_turn"]
+    return {"cultures": cultures, "total": out_total}
 
 
 def dialogue_record(
@@ -123,6 +136,7 @@ def export_dialogues(
                 rec = store.get("judgement", k)
                 row = dialogue_record(store, load_episode(store, k), reasons[k], None if rec is None else rec.data)
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        follow_umask(tmp)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

@@ -9,7 +9,9 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..echo import EchoError, check_fields
 from ..errors import BackendError, StructuredOutputError
+from ..failures import failure_reason
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
 from ..roleplay import Episode, culture_key, culture_profile, load_episode, turn_dicts, view
@@ -46,10 +48,10 @@ _SECTIONS: dict[str, tuple[str, ...]] = {"clca": ("culture", "quality", "meta"),
 
 def context_vars(ep: Episode, *, show_private: bool) -> dict[str, Any]:
     """Variables of judge_context.j2 for an episode."""
-    sv = view(ep.scenario)
+    sv = view(ep.scenario, ep.profile)
     return {
         "culture_name": sv.culture_name or NEUTRAL_CULTURE,
-        "culture_profile": culture_profile(sv.culture),
+        "culture_profile": culture_profile(ep.profile or sv.culture),
         "setting": sv.setting,
         "relationship": sv.relationship,
         "characters": [c.__dict__ for c in sv.characters],
@@ -80,9 +82,15 @@ class _Judge:
                 seed=self.cfg.seed + 1000 * attempt + salt,
             )
             try:
-                return await self.llm.structured(messages, schema, params, max_attempts=self.cfg.structured_attempts)
+                out = await self.llm.structured(messages, schema, params, max_attempts=self.cfg.structured_attempts)
             except (StructuredOutputError, BackendError) as e:
                 last = e
+                continue
+            reasons = [getattr(out, f, None) for f in ("reasoning", "critique")]
+            problem = check_fields(reasons, [messages[0]["content"]])
+            if problem is None:
+                return out
+            last = EchoError(schema.__name__, attempt + 1, [problem])  # an echo of the instructions: re-ask
         assert last is not None
         raise last
 
@@ -103,7 +111,7 @@ class _Judge:
 
     async def sotopia(self, ep: Episode) -> dict[str, Any]:
         ctx = context_vars(ep, show_private=True)
-        sv = view(ep.scenario)
+        sv = view(ep.scenario, ep.profile)
         evals = await asyncio.gather(
             *(
                 self.ask(
@@ -133,7 +141,7 @@ class _Judge:
         try:
             new = await (self.clca(ep) if mode == "clca" else self.sotopia(ep))
         except (StructuredOutputError, BackendError) as e:
-            reason = f"{type(e).__name__}: {mode} judge: {e.one_line()}"
+            reason = failure_reason(e, f"{mode} judge")
             failures[mode] = reason
             self.store.fail("judgement", key, reason, data={**data, "failures": failures})
             self.reasons[reason.split(":")[0]] += 1

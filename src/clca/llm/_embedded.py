@@ -16,6 +16,7 @@ from pathlib import Path
 
 from platformdirs import user_cache_dir
 
+from .._files import follow_umask, remove_stale_dirs
 from ..errors import ModelStringError
 
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
@@ -26,6 +27,15 @@ def cache_dir() -> Path:
     """Root of clca's caches: $CLCA_CACHE, else the user's cache directory."""
     root = os.environ.get("CLCA_CACHE") or user_cache_dir("clca")
     return Path(root).expanduser()
+
+
+def models_dir() -> Path:
+    """Where converted models are kept: $CLCA_MODEL_CACHE, else `cache_dir()/models`.
+
+    Apart from the response cache so that a private response cache (tests, one-off runs) still
+    finds the embedded model converted once."""
+    root = os.environ.get("CLCA_MODEL_CACHE")
+    return Path(root).expanduser() if root else cache_dir() / "models"
 
 
 def gguf_path() -> Path:
@@ -42,15 +52,17 @@ def gguf_path() -> Path:
 
 def embedded_model_dir() -> Path:
     """Directory of the embedded model as safetensors; converts from GGUF on first call only."""
-    target = cache_dir() / "models" / EMBEDDED_NAME
+    target = models_dir() / EMBEDDED_NAME
     if (target / _DONE).exists():
         return target
     src = gguf_path()
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_dirs(target.parent, ".convert-")  # left by a converter that was killed (SIGKILL)
     tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
     try:
         _convert(src, tmp)
         (tmp / _DONE).write_text(src.name)
+        follow_umask(tmp, recursive=True)
         if target.exists():  # a concurrent converter finished first, or a stale partial dir
             if (target / _DONE).exists():
                 return target

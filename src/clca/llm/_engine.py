@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections import OrderedDict
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,9 @@ from typing import Any
 import torch
 
 from ._kvcache import KV, assemble, new_cache, reserve_room
-from ._prefix import MIN_PREFIX_REUSE, common_prefix, shared_head, shared_prefix_groups
+from ._prefix import MIN_PREFIX_REUSE, shared_head, shared_prefix_groups
 from ._protocol import TokenLogprob
+from ._radix import PrefixCache
 
 State = tuple[KV, torch.Tensor]  # (KV of a prompt, logits after its last token)
 
@@ -65,6 +66,32 @@ def row_generator_seed(seed: int, sample_index: int) -> int:
     """A 63-bit generator seed derived from (request seed, sample index) only: batch composition never matters."""
     digest = hashlib.sha256(f"{seed}/{sample_index}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+@dataclass
+class EngineStats:
+    """Where the worker's time goes (seconds and counts since load; benchmarks print differences)."""
+
+    busy_s: float = 0.0  # inside generate() / score()
+    prefill_s: float = 0.0  # prompt forwards (incl. assembling cached prefixes)
+    prefill_batches: int = 0
+    prefill_rows: int = 0
+    cache_s: float = 0.0  # prefix-cache lookups and stores
+    decode_s: float = 0.0  # decoding forwards + choosing tokens
+    decode_steps: int = 0
+    decode_row_steps: int = 0  # sum over steps of the rows decoded (mean batch = this / steps)
+    generated_tokens: int = 0
+    score_extra_s: float = 0.0  # continuation tokens beyond the first of scored options
+    gen_calls: int = 0
+    gen_rows: int = 0
+    score_calls: int = 0
+    score_jobs: int = 0
+
+    def copy(self) -> EngineStats:
+        return EngineStats(**self.__dict__)
+
+    def minus(self, before: EngineStats) -> EngineStats:
+        return EngineStats(**{k: v - getattr(before, k) for k, v in self.__dict__.items()})
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -142,12 +169,12 @@ class Engine:
         self.eos_ids = sorted(eos)
         pad = tok.pad_token_id if tok.pad_token_id is not None else (self.eos_ids[0] if self.eos_ids else 0)
         self.pad_id = int(pad)
-        self._prefix_cache: OrderedDict[tuple[int, ...], State]
-        self._prefix_cache = OrderedDict()
         self.kv_bytes_per_token = self._kv_bytes_per_token()
         self.prefix_cache_tokens = prefix_cache_mb * 2**20 // self.kv_bytes_per_token
+        self._prefix_cache = PrefixCache(prefix_cache_mb * 2**20)
         self.prefix_hits = 0  # prompt tokens whose computation was reused (for tests and docs)
         self.prefill_tokens = 0  # prompt tokens computed (for tests and docs)
+        self.stats = EngineStats()
 
     # ------------------------------------------------------------------------------------------------ helpers
 
@@ -205,9 +232,14 @@ class Engine:
         """Decode all rows as one left-padded batch; rows finish independently and leave the batch."""
         if not rows:
             return []
+        t_start = time.perf_counter()
+        st_ = self.stats
+        st_.gen_calls += 1
+        st_.gen_rows += len(rows)
         dev = self.device
         n = len(rows)
         states = self.prompt_states([r.prompt_ids for r in rows])
+        t_dec = time.perf_counter()
         cache, attn, next_pos = assemble(self.config, [st[0] for st in states], [len(r.prompt_ids) for r in rows])
         reserve_room(cache, max(r.max_tokens for r in rows))
         logits = torch.stack([st[1] for st in states])
@@ -258,6 +290,9 @@ class Engine:
                         continue
                 if len(lv.ids) >= r.max_tokens:
                     lv.finish = "length"
+            st_.decode_steps += 1
+            st_.decode_row_steps += len(live)
+            st_.generated_tokens += len(live)
             step += 1
             if all(lv.finish for lv in live):
                 for lv in live:
@@ -266,6 +301,9 @@ class Engine:
             attn = torch.cat([attn, torch.ones((len(live), 1), dtype=attn.dtype, device=dev)], dim=1)
             logits = self._forward(chosen[:, None], attn, next_pos[:, None], cache, 1)[:, -1, :]
             next_pos = next_pos + 1
+        now = time.perf_counter()
+        st_.decode_s += now - t_dec
+        st_.busy_s += now - t_start
         return [o for o in outs if o is not None]
 
     def _finish(self, lv: _Live) -> GenOut:
@@ -330,6 +368,9 @@ class Engine:
         """
         if any(not j.prompt_ids for j in jobs):
             raise ValueError("empty prompt")
+        t_start = time.perf_counter()
+        self.stats.score_calls += 1
+        self.stats.score_jobs += len(jobs)
         dev = self.device
         heads = [shared_head(j.continuations) for j in jobs]
         chain = [[st] for st in self.prompt_states([j.prompt_ids for j in jobs])]  # states after prompt + head[:d]
@@ -342,6 +383,7 @@ class Engine:
         rows = [(ji, ci) for ji, ts in enumerate(tails) for ci, c in enumerate(ts) if len(c) > 1]
         rest: torch.Tensor | None = None
         row_of: dict[tuple[int, int], int] = {}
+        t_rest = time.perf_counter()
         if rows:
             clen = max(len(tails[ji][ci]) for ji, ci in rows)
             k = len(rows)
@@ -357,6 +399,7 @@ class Engine:
             attn = torch.cat([attn, cmask.to(dev)], dim=1)
             pos = next_pos[:, None] + torch.arange(clen - 1, device=dev)[None, :]
             rest = torch.log_softmax(self._forward(feed.to(dev), attn, pos, cache, 0), dim=-1)
+        self.stats.score_extra_s += time.perf_counter() - t_rest
         out: list[list[list[TokenLogprob]]] = [[[] for _ in j.continuations] for j in jobs]
         for ji, job in enumerate(jobs):
             dists = torch.log_softmax(torch.stack([st[1] for st in chain[ji]]), dim=-1)  # one per head position
@@ -367,6 +410,7 @@ class Engine:
                     row = dists[t] if t <= nh else rest[row_of[(ji, ci)], t - nh - 1]  # type: ignore[index]
                     toks.append(TokenLogprob(self._piece(tid), float(row[tid]), self._top(row, job.top_logprobs)))
                 out[ji][ci] = toks
+        self.stats.busy_s += time.perf_counter() - t_start
         return out
 
     # ------------------------------------------------------------------------------------------------ prompt states
@@ -374,33 +418,34 @@ class Engine:
     def prompt_states(self, prompts: list[list[int]]) -> list[State]:
         """(KV cache with batch 1, logits after the last token) for each prompt.
 
-        Exact hits in the prefix cache are reused as they are. Prompts with a long cached prefix are extended
-        together as one padded batch (only their new tokens are computed). The remaining prompts are first
-        grouped by long prefixes they share with each other: each shared prefix is computed once (one batch)
-        and the prompts are then extended from it; prompts sharing nothing are prefilled as one batch.
+        Exact hits in the prefix cache (`_radix.PrefixCache`) are reused as they are. Prompts with a long
+        cached prefix are extended together as one padded batch (only their new tokens are computed). The
+        remaining prompts are first grouped by long prefixes they share with each other: each shared prefix
+        is computed once (one batch) and the prompts are then extended from it; prompts sharing nothing are
+        prefilled as one batch.
         """
+        t0 = time.perf_counter()
         out: dict[tuple[int, ...], State] = {}
         fresh: list[tuple[int, ...]] = []
-        ext: list[tuple[tuple[int, ...], int, KV]] = []
-        sources: dict[tuple[int, ...], tuple[int, ...]] = {}  # extended prompt -> the cached entry it extends
+        ext: list[tuple[tuple[int, ...], int, KV | None]] = []
         seen: set[tuple[int, ...]] = set()
+        cache = self._prefix_cache
         for p in prompts:
             key = tuple(p)
             if key in seen:
                 continue
             seen.add(key)
-            hit = self._prefix_cache.get(key)
+            hit = cache.get(key)
             if hit is not None:
-                self._prefix_cache.move_to_end(key)
                 self.prefix_hits += len(key)
                 out[key] = hit
                 continue
-            reuse, src = self._best_prefix(key)
-            if src is not None and reuse >= min(MIN_PREFIX_REUSE, len(key) - 1) and reuse > 0:
-                ext.append((key, reuse, self._prefix_cache[src][0]))
-                sources[key] = src
+            reuse, kv = cache.longest(key, len(key) - 1)
+            if kv is not None and reuse >= min(MIN_PREFIX_REUSE, len(key) - 1) and reuse > 0:
+                ext.append((key, reuse, kv))
             else:
                 fresh.append(key)
+        self.stats.cache_s += time.perf_counter() - t0
         if len(fresh) > 1:
             groups, fresh = shared_prefix_groups(fresh)
             if groups:
@@ -414,17 +459,8 @@ class Engine:
             for (key, reuse, _), st in zip(items, self._prefill(items), strict=True):
                 self.prefix_hits += reuse
                 out[key] = st
-                self._remember(key, st, sources.get(key))
+                self._remember(key, st)
         return [out[tuple(p)] for p in prompts]
-
-    def _best_prefix(self, key: tuple[int, ...]) -> tuple[int, tuple[int, ...] | None]:
-        """(tokens of key covered by the best cached entry, that entry's key)."""
-        best_len, best_key = 0, None
-        for cached_key in self._prefix_cache:
-            n = common_prefix(cached_key, key)
-            if n > best_len:
-                best_len, best_key = n, cached_key
-        return min(best_len, len(key) - 1), best_key
 
     def _prefill(self, items: list[tuple[tuple[int, ...], int, KV | None]]) -> list[State]:
         """Compute prompts `key` on top of the first `reuse` tokens' cached KV (none when reuse is 0), as batches.
@@ -449,6 +485,7 @@ class Engine:
         return [st for st in out if st is not None]
 
     def _prefill_batch(self, items: list[tuple[tuple[int, ...], int, KV | None]]) -> list[State]:
+        t0 = time.perf_counter()
         dev = self.device
         n = len(items)
         reuses = [r for _, r, _ in items]
@@ -483,28 +520,13 @@ class Engine:
                 else:
                     kv.append((kk[i : i + 1, :, b:].clone(), vv[i : i + 1, :, b:].clone()))
             states.append((kv, logits[i]))
+        self.stats.prefill_s += time.perf_counter() - t0
+        self.stats.prefill_batches += 1
+        self.stats.prefill_rows += n
         return states
 
-    def _remember(self, key: tuple[int, ...], st: State, extends: tuple[int, ...] | None = None) -> None:
-        """Keep a prompt state (LRU, bounded in tokens).
-
-        A prompt computed by extending a cached entry replaces that entry, and entries that are strict
-        prefixes of the new key are dropped: the new entry holds the same leading tokens, so any later
-        prompt reuses at least as much from it (at most the old entry's own tail is lost, which belonged
-        to a request that is over). Each growing conversation, and each guided decoder, thus holds one
-        entry, which keeps many concurrent ones within the budget instead of evicting each other.
-        """
-        if self.prefix_cache_tokens <= 0 or len(key) > self.prefix_cache_tokens:
-            return
-        n = len(key)
-        stale = [k for k in self._prefix_cache if len(k) < n and key[: len(k)] == k]
-        if extends is not None and extends in self._prefix_cache and extends not in stale:
-            stale.append(extends)
-        for old in stale:
-            del self._prefix_cache[old]
-        self._prefix_cache[key] = st
-        self._prefix_cache.move_to_end(key)
-        total = sum(len(k) for k in self._prefix_cache)
-        while total > self.prefix_cache_tokens:
-            old_key, _ = self._prefix_cache.popitem(last=False)
-            total -= len(old_key)
+    def _remember(self, key: tuple[int, ...], st: State) -> None:
+        """Keep a prompt state in the radix prefix cache (bounded in bytes; see `_radix.py`)."""
+        t0 = time.perf_counter()
+        self._prefix_cache.put(key, st[0], st[1])
+        self.stats.cache_s += time.perf_counter() - t0

@@ -36,16 +36,33 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from ..errors import StructuredOutputError
-from ._protocol import GenParams, Message, T
+from ._protocol import ChatResult, GenParams, Message, T, TokenLogprob
 from ._structured import structured_by_reasking
 
-if TYPE_CHECKING:
-    from ._hf import HFModel
+
+class TokenModel(Protocol):
+    """What guided decoding needs of an in-process model (`HFModel`): tokens in, tokens and logprobs out."""
+
+    @property
+    def tokenizer(self) -> Any: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def prompt_text(self, messages: Sequence[Message]) -> str: ...
+
+    async def generate_ids(self, prompt_ids: list[int], rows: list[dict[str, Any]]) -> list[Any]: ...
+
+    async def score_ids(
+        self, prompt_ids: list[int], continuations: list[list[int]], top_logprobs: int = 0
+    ) -> list[list[TokenLogprob]]: ...
+
+    async def chat(self, messages: Sequence[Message], params: GenParams = ...) -> ChatResult: ...
+
 
 DEFAULT_MAX_ITEMS = 5
 CHOICE_LIMIT = 101
@@ -72,7 +89,7 @@ class _Vocab:
     terminators: list[int]
 
 
-def _vocab(model: HFModel) -> _Vocab:
+def _vocab(model: TokenModel) -> _Vocab:
     cached = getattr(model, "_guided_vocab", None)
     if cached is not None:
         return cached
@@ -168,7 +185,7 @@ def _fmt(x: float) -> str:
 class _Guide:
     """Writes one JSON value for one attempt; `out` is the assistant text so far."""
 
-    def __init__(self, model: HFModel, prompt: str, temperature: float, top_p: float, seed: int, max_tokens: int):
+    def __init__(self, model: TokenModel, prompt: str, temperature: float, top_p: float, seed: int, max_tokens: int):
         self.model, self.prompt = model, prompt
         self.temperature, self.top_p, self.seed, self.max_tokens = temperature, top_p, seed, max_tokens
         self.out = ""
@@ -348,7 +365,7 @@ def guided_messages(messages: Sequence[Message], js: dict[str, Any], defs: dict[
 
 
 async def guided_structured(
-    model: HFModel,
+    model: TokenModel,
     messages: Sequence[Message],
     schema: type[T],
     params: GenParams,

@@ -8,22 +8,22 @@ coroutines share padded batches.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ModelStringError
 from ._batcher import Batcher
 from ._protocol import ChatResult, GenParams, Message, T, TokenLogprob
+from ._scoring import normalise
+from ._spec import ModelSpec
 
 if TYPE_CHECKING:
     from ._engine import Engine, GenOut, GenRow, ScoreJob
 
-_LORA = "+lora:"
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "chat_template.jinja")
 
 
@@ -72,16 +72,14 @@ class HFOptions(BaseModel):
     torch_threads: int | None = Field(None, ge=1)
 
 
-def parse_hf_options(spec: str, **options: Any) -> tuple[str, HFOptions]:
-    """Split 'MODEL[?key=value&...]' into the model part and its validated options (keyword options win)."""
-    from ._registry import parse_query, validation_message
+def build(spec: ModelSpec, options: dict[str, Any]) -> HFModel:
+    """The `embedded` and `hf:` model strings (the factory `_spec.BACKENDS` names)."""
+    return HFModel.from_spec(spec, **options)
 
-    full = spec.strip()
-    model, _, query = full.partition("?")
-    try:
-        return model, HFOptions(**{**(parse_query(query, full) if query else {}), **options})
-    except ValidationError as e:
-        raise ModelStringError(validation_message(full, e, HFOptions)) from None
+
+def check(spec: ModelSpec) -> None:
+    """The options of an `embedded`/`hf:` string, checked without touching the disk."""
+    spec.options_as(HFOptions)
 
 
 class HFModel:
@@ -135,27 +133,22 @@ class HFModel:
         )
 
     @classmethod
-    def from_spec(cls, spec: str, **options: Any) -> HFModel:
-        """Parse 'embedded', 'embedded+lora:DIR', 'hf:PATH' or 'hf:PATH+lora:DIR', each with optional
+    def from_spec(cls, spec: str | ModelSpec, **options: Any) -> HFModel:
+        """'embedded', 'embedded+lora:DIR', 'hf:PATH' or 'hf:PATH+lora:DIR', each with optional
         '?key=value&...' options (`HFOptions`; keyword options win over the string's)."""
-        spec, opts = parse_hf_options(spec, **options)
-        base, adapter = spec, None
-        if _LORA in spec:
-            base, adapter_s = spec.split(_LORA, 1)
-            if not adapter_s.strip():
-                raise ModelStringError(f"empty adapter path after '+lora:' in model string {spec!r}")
-            adapter = Path(adapter_s.strip()).expanduser().resolve()
-            _check_adapter_dir(adapter, spec)
-        if base == "embedded":
-            model_dir = None
-        elif base.startswith("hf:"):
-            path_s = base[3:].strip()
-            if not path_s:
-                raise ModelStringError(f"empty path in model string {spec!r}; expected 'hf:PATH'")
-            model_dir = Path(path_s).expanduser().resolve()
-            _check_model_dir(model_dir, spec)
-        else:
-            raise ModelStringError(f"cannot parse model string {spec!r}; expected 'embedded[+lora:DIR]' or 'hf:PATH'")
+        parsed = spec if isinstance(spec, ModelSpec) else ModelSpec.parse(spec)
+        text = parsed.format()
+        if not parsed.is_local:
+            raise ModelStringError(f"cannot parse model string {text!r}; expected 'embedded[+lora:DIR]' or 'hf:PATH'")
+        opts = parsed.options_as(HFOptions, **options)
+        adapter = None
+        if parsed.adapter is not None:
+            adapter = Path(parsed.adapter).expanduser().resolve()
+            _check_adapter_dir(adapter, text)
+        model_dir = None  # the embedded model
+        if parsed.kind == "hf":
+            model_dir = Path(parsed.base).expanduser().resolve()
+            _check_model_dir(model_dir, text)
         return cls(model_dir, adapter, **opts.model_dump())
 
     @property
@@ -221,6 +214,8 @@ class HFModel:
         """The chat-template text that precedes the assistant's reply."""
         if not messages:
             raise ValueError("messages must not be empty")
+        if messages[-1]["role"] == "assistant":  # a prefilled reply: the model continues it
+            return self.tokenizer.apply_chat_template(list(messages), continue_final_message=True, tokenize=False)
         return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
 
     def encode(self, text: str) -> list[int]:
@@ -318,11 +313,3 @@ class HFModel:
         prompt = self.encode(self.prompt_text(messages))
         (toks,) = await self.score_ids(prompt, [self.encode(continuation)], top_logprobs)
         return toks
-
-
-def normalise(logps: Sequence[float]) -> list[float]:
-    """Softmax of summed log-probabilities (float64 arithmetic); the result sums to 1."""
-    m = max(logps)
-    ex = [math.exp(x - m) for x in logps]
-    total = sum(ex)
-    return [e / total for e in ex]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from typing import Any
 
+from ..errors import ModelStringError
 from ._protocol import ChatResult, GenParams, Message, T
+from ._spec import ModelSpec
 from ._structured import structured_by_reasking
 
 Responder = Callable[[Sequence[Message], GenParams], str]
@@ -57,3 +60,16 @@ class MockLLM:
 
     async def aclose(self) -> None:
         return None
+
+
+def build(spec: ModelSpec, options: dict[str, Any]) -> MockLLM:
+    """The `mock` model string (the factory `_spec.BACKENDS` names); it takes no options."""
+    check(spec)
+    if options:
+        raise ModelStringError(f"the mock backend takes no options (got {', '.join(sorted(options))})")
+    return MockLLM()
+
+
+def check(spec: ModelSpec) -> None:
+    if spec.options or spec.adapter is not None:
+        raise ModelStringError(f"the mock backend takes no options or adapter (model string {spec.format()!r})")

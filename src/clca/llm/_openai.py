@@ -92,7 +92,7 @@ class RequestStats:
 
 def api_key_for(cfg: OpenAIConfig) -> str:
     """The API key from the environment; a dummy value for loopback-only servers when unset."""
-    from ._registry import is_loopback
+    from ._spec import is_loopback
 
     key = os.environ.get(cfg.api_key_env)
     if key:
@@ -119,11 +119,11 @@ class OpenAIModel:
 
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> OpenAIModel:
-        from ._registry import parse_openai_spec
+        from ._spec import openai_config
 
         if not spec.startswith("openai:"):
             raise ModelStringError(f"not an openai model string: {spec!r}")
-        return cls(parse_openai_spec(spec, **options))
+        return cls(openai_config(spec, OpenAIConfig, **options))
 
     @property
     def model_id(self) -> str:
@@ -403,7 +403,9 @@ class OpenAIModel:
         self.stats.failures[reason] = self.stats.failures.get(reason, 0) + 1
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key and self._key != "EMPTY" else text
+        from ._scrub import scrub_key
+
+        return scrub_key(text, self._key)
 
 
 # -- pure helpers (unit-tested directly) ----------------------------------------------------------

@@ -22,9 +22,11 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.requests import Request as _Request  # resolved by FastAPI from this module's globals
 
 from ..errors import ClcaError, StructuredOutputError
 from ._completions import CompletionError, CompletionRequest, complete
@@ -32,6 +34,25 @@ from ._protocol import LLM, GenParams, LogprobLLM, Message, TokenLogprob
 
 log = logging.getLogger("clca.llm.server")
 DEFAULT_MAX_TOKENS = 512
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """What one request may ask of `clca serve` (refused up front with 400 / 413 / 401 otherwise)."""
+
+    max_tokens_limit: int = 4096  # most tokens one completion may ask for (max_tokens / max_completion_tokens)
+    max_prompt_tokens: int = 8192  # most prompt tokens (counted with the backend's tokenizer when it has one)
+    max_body_mb: float = 8.0  # largest request body
+    max_n: int = 8  # most completions per request
+    api_key: str | None = None  # when set, requests need `Authorization: Bearer KEY`
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+
+#: request fields clca serve cannot honour: refused with 400 rather than silently ignored
+UNSUPPORTED_FIELDS = ("tools", "tool_choice", "functions", "function_call", "audio", "prediction", "logit_bias")
 
 
 class ChatMessageIn(BaseModel):
@@ -64,7 +85,7 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     stop: str | list[str] | None = None
     seed: int | None = None
-    n: int = Field(1, ge=1, le=64)
+    n: int = Field(1, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     response_format: dict[str, Any] | None = None
@@ -91,17 +112,38 @@ class _BadRequest(Exception):
         self.status = status
 
 
-def create_app(llm: LLM, served_name: str | None = None) -> Any:
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def create_app(llm: LLM, served_name: str | None = None, limits: ServeLimits | None = None) -> Any:
     """The FastAPI application serving `llm` under `served_name` (default: its model_id)."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     name = served_name or llm.model_id
+    lim = limits or ServeLimits()
     app = FastAPI(title="clca serve", docs_url=None, redoc_url=None)
 
-    def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+    def error(status: int, message: str, kind: str | None = None) -> JSONResponse:
+        kind = kind or _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
         return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_req: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail))
+
+    app.add_middleware(_Guard, limits=lim, error=error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_req: Request, exc: RequestValidationError) -> JSONResponse:
@@ -118,11 +160,13 @@ def create_app(llm: LLM, served_name: str | None = None) -> Any:
         return {"status": "ok"}
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(req: ChatRequest) -> JSONResponse:
+    async def chat_completions(req: ChatRequest, request: _Request) -> JSONResponse:
         if req.model not in (None, name, llm.model_id):
             return error(404, f"model {req.model!r} not found; this server serves {name!r}", "not_found_error")
         try:
-            body = await _complete(llm, req)
+            _check_limits(llm, req, lim)
+            await _check_prompt(llm, req, lim)
+            body = await _until_disconnect(_complete(llm, req), request)
         except _BadRequest as e:
             return error(e.status, str(e))
         except StructuredOutputError as e:
@@ -130,7 +174,10 @@ def create_app(llm: LLM, served_name: str | None = None) -> Any:
         except ValueError as e:
             return error(400, str(e))
         except ClcaError as e:
-            return error(500, e.one_line(), "backend_error")
+            status, message = upstream_status(e)
+            return error(status, message, "backend_error" if status >= 500 else None)
+        if body is None:  # the client went away: its work was cancelled, nobody reads an answer
+            return error(499, "client closed the request")
         body["model"] = name
         return JSONResponse(body)
 
@@ -146,6 +193,135 @@ def create_app(llm: LLM, served_name: str | None = None) -> Any:
             return error(500, e.one_line(), "backend_error")
 
     return app
+
+
+class _Guard:
+    """ASGI middleware: the API key (constant-time comparison) and the body size, before anything is parsed.
+    The body is read here (up to the limit) and replayed; later reads still see a client's disconnect."""
+
+    def __init__(self, app: Any, limits: ServeLimits, error: Any) -> None:
+        self.app, self.lim, self.error = app, limits, error
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        import hmac
+
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        lim = self.lim
+        if lim.api_key is not None and scope.get("path") != "/health":
+            auth = headers.get("authorization", "")
+            given = auth[7:] if auth.lower().startswith("bearer ") else ""
+            if not hmac.compare_digest(given.encode(), lim.api_key.encode()):
+                msg = "missing or wrong API key (send Authorization: Bearer KEY)"
+                await self.error(401, msg)(scope, receive, send)
+                return
+        if scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        too_big = f"request body over the limit of {lim.max_body_mb:g} MB (--max-body-mb)"
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > lim.max_body_bytes:
+            await self.error(413, too_big)(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > lim.max_body_bytes:
+                await self.error(413, too_big)(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def _check_limits(llm: LLM, req: ChatRequest, lim: ServeLimits) -> None:
+    """Refuse up front what the server cannot or will not do (400), before any model work."""
+    present = set(req.model_fields_set) | set(req.model_extra or {})
+    for f in UNSUPPORTED_FIELDS:
+        value = getattr(req, f, None) if f in req.model_fields else (req.model_extra or {}).get(f)
+        if f in present and value not in (None, [], {}, "none"):
+            raise _BadRequest(f"{f} is not supported by clca serve")
+    asked = req.max_completion_tokens or req.max_tokens
+    if asked is None:  # not asked: the default, within the limit
+        req.max_tokens = min(DEFAULT_MAX_TOKENS, lim.max_tokens_limit)
+    elif asked > lim.max_tokens_limit:
+        raise _BadRequest(
+            f"max_tokens {asked} is over this server's limit of {lim.max_tokens_limit} (--max-tokens-limit)"
+        )
+    if req.n > lim.max_n:
+        raise _BadRequest(f"n {req.n} is over this server's limit of {lim.max_n} completions per request")
+
+
+async def _check_prompt(llm: LLM, req: ChatRequest, lim: ServeLimits) -> None:
+    count = await asyncio.to_thread(_prompt_tokens, llm, req)  # tokenizing is CPU work: off the event loop
+    if count is not None and count > lim.max_prompt_tokens:
+        raise _BadRequest(
+            f"the prompt has {count} tokens, over this server's limit of {lim.max_prompt_tokens} (--max-prompt-tokens)"
+        )
+
+
+def _prompt_tokens(llm: LLM, req: ChatRequest) -> int | None:
+    """Prompt tokens with the backend's own tokenizer (in-process models); None for proxies (upstream checks)."""
+    prompt_text, encode = getattr(llm, "prompt_text", None), getattr(llm, "encode", None)
+    if not callable(prompt_text) or not callable(encode):
+        return None
+    messages = [{"role": m.role, "content": m.text()} for m in req.messages]
+    try:
+        return len(encode(prompt_text(messages)))
+    except ValueError:
+        return None
+
+
+async def _until_disconnect(work: Any, request: Any, poll_s: float = 0.25) -> dict[str, Any] | None:
+    """Run work; if the client disconnects first, cancel it (queued model work is dropped) and return None."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=poll_s)
+            if done:
+                return task.result()
+            if await request.is_disconnected():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                log.info("client disconnected; its request was cancelled")
+                return None
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+def upstream_status(e: ClcaError) -> tuple[int, str]:
+    """The status and message a backend error is answered with: an upstream server's 4xx keeps its status
+    (401/403 become 502: the proxy's own key was refused, not the client's), 5xx and unreachable become
+    502, and no upstream URL is named."""
+    import re
+
+    from ..failures import http_status
+
+    status = http_status(e)
+    text = re.sub(r"\b[a-z][a-z0-9+.-]*://\S+?(?=[\s:;,)]|$)", "the upstream server", e.one_line())
+    if status in (401, 403):
+        return 502, f"the upstream server refused this server's credentials (HTTP {status})"
+    if status is not None and 400 <= status < 500:
+        return status, text
+    return 502 if status is not None or "gave up" in text else 500, text
 
 
 async def _complete(llm: LLM, req: ChatRequest) -> dict[str, Any]:
@@ -372,7 +548,13 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/v1" if ":" in host else f"http://{host}:{port}/v1"
 
 
-def run_server(llm: LLM, host: str = "127.0.0.1", port: int = 8000, served_name: str | None = None) -> None:
+def run_server(
+    llm: LLM,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    served_name: str | None = None,
+    limits: ServeLimits | None = None,
+) -> None:
     """Serve in the foreground until interrupted (used by `clca serve`)."""
     import uvicorn
 
@@ -382,7 +564,9 @@ def run_server(llm: LLM, host: str = "127.0.0.1", port: int = 8000, served_name:
         sock = _bind(host, port)
     except OSError as e:
         raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
-    server = uvicorn.Server(uvicorn.Config(create_app(llm, served_name), log_level="info"))
+    with contextlib.suppress(Exception):  # load the tokenizer now, not on the first request
+        getattr(llm, "tokenizer", None)
+    server = uvicorn.Server(uvicorn.Config(create_app(llm, served_name, limits), log_level="info"))
     try:
         server.run(sockets=[sock])
     finally:
@@ -390,7 +574,13 @@ def run_server(llm: LLM, host: str = "127.0.0.1", port: int = 8000, served_name:
 
 
 @contextlib.contextmanager
-def serve_in_thread(llm: LLM, host: str = "127.0.0.1", port: int = 0, served_name: str | None = None) -> Iterator[str]:
+def serve_in_thread(
+    llm: LLM,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    served_name: str | None = None,
+    limits: ServeLimits | None = None,
+) -> Iterator[str]:
     """Serve `llm` from a background thread on a free port; yields the base URL (".../v1")."""
     import uvicorn
 
@@ -403,7 +593,7 @@ def serve_in_thread(llm: LLM, host: str = "127.0.0.1", port: int = 0, served_nam
             await super().startup(sockets=sockets)
             ready.set()
 
-    server = _Server(uvicorn.Config(create_app(llm, served_name), log_level="warning", lifespan="off"))
+    server = _Server(uvicorn.Config(create_app(llm, served_name, limits), log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="clca-serve", daemon=True)
     thread.start()
     try:

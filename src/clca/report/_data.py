@@ -18,15 +18,13 @@ from pydantic import BaseModel, Field, ValidationError
 from ..config import validation_message
 from ..errors import ConfigError
 from ..judge import DiscardRule, discard_reasons
+from ..records import key_head
 from ..store import Record, RunStore
 from ._metrics import WvsSummary, read_wvs, target_shifts
 from ._train import DatasetSummary, TrainSummary, read_datasets, read_trainings
 
 NOT_JUDGED = "not judged"  # DiscardRule's reason for an episode without all three verdicts
 STAGE_KINDS = ("scenario", "episode", "turn", "judgement", "intention", "survey_answer", "metric")
-
-
-PIPELINE_STAGES = ("scenarios", "roleplay", "judge", "intents", "dataset", "train", "eval", "report")
 
 
 class StageRun(BaseModel):
@@ -147,6 +145,9 @@ class ReportData(BaseModel):
     cultures: list[str] = Field(default_factory=list)
     episodes: EpisodeSummary = Field(default_factory=EpisodeSummary)
     judge: JudgeSummary = Field(default_factory=JudgeSummary)
+    quality: dict[str, Any] = Field(
+        default_factory=dict, description="clca.intents.dialogue_quality: per culture and total figures"
+    )
     intentions: IntentionSummary = Field(default_factory=IntentionSummary)
     wvs: WvsSummary = Field(default_factory=WvsSummary)
     datasets: list[DatasetSummary] = Field(default_factory=list, description="built datasets found in the run")
@@ -160,7 +161,7 @@ def _culture_of(rec: Record) -> str:
     c = d.get("culture")
     if isinstance(c, str) and c:
         return c
-    return rec.key.split("/", 1)[0]
+    return key_head(rec.key)
 
 
 def _stage(store: RunStore, kind: str, records: list[Record]) -> StageCount:
@@ -241,7 +242,7 @@ def _judge_summary(store: RunStore, records: list[Record], rule: DiscardRule) ->
         if reason == NOT_JUDGED:
             js.not_judged += 1
             continue
-        c = per[key.split("/", 1)[0]]
+        c = per[key_head(key)]
         js.judged += 1
         c.judged += 1
         if reason is None:
@@ -289,7 +290,7 @@ def _sample_keys(keys: list[str], n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     per: dict[str, list[str]] = defaultdict(list)
     for k in keys:
-        per[k.split("/", 1)[0]].append(k)
+        per[key_head(k)].append(k)
     for v in per.values():
         rng.shuffle(v)
     out: list[str] = []
@@ -323,7 +324,9 @@ def build_summary(
         config_hash=store.get_meta("config_hash"),
     )
     report.stages = {k: _stage(store, k, rows[k]) for k in STAGE_KINDS}
-    for name in PIPELINE_STAGES:
+    from ..pipeline import STAGES  # the one stage list (pipeline imports the report only when it runs)
+
+    for name in STAGES:
         m = store.get_meta(f"stage:{name}")
         if isinstance(m, dict):
             report.stage_runs.append(
@@ -349,6 +352,10 @@ def build_summary(
     )
     rule = rule or discard_rule(report.config)
     report.judge = _judge_summary(store, rows["judgement"], rule)
+    if report.stages["episode"].ok:
+        from ..intents import dialogue_quality
+
+        report.quality = dialogue_quality(store, rule)
     report.intentions = _intention_summary(rows["intention"], store)
     report.wvs = read_wvs(rows["metric"], rows["survey_answer"], report.config, base_model)
     report.wvs.target_shifts = target_shifts(store, report.wvs, set(cultures))

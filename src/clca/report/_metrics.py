@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ..errors import ClcaError
+from ..records import key_head
 from ..store import Record, RunStore
 from ..wvs import ModelShift, bootstrap_ci, compare_models
 
@@ -140,7 +141,7 @@ def read_wvs(
     by_model: dict[str, int] = defaultdict(int)
     for r in answers:
         if r.status == "ok":
-            by_model[r.key.split("/", 1)[0]] += 1
+            by_model[key_head(r.key)] += 1
             if isinstance(r.data, dict) and (_num(r.data.get("safeguarded")) or 0.0) >= 0.5:
                 out.safeguarded_answers += 1
     out.answers_by_model = dict(sorted(by_model.items()))

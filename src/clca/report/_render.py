@@ -15,6 +15,7 @@ import jinja2
 import yaml
 from markupsafe import Markup
 
+from .._files import follow_umask
 from ..errors import DataError
 from ..store import DB_NAME, RunStore
 from . import _svg
@@ -196,6 +197,7 @@ def _atomic_write(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        follow_umask(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -214,11 +216,16 @@ def write_report(
         run_path = Path(run)
         if not (run_path / DB_NAME).is_file():
             raise DataError(f"{run_path}: not a run directory (no {DB_NAME} in it)")
-        with RunStore(run_path) as store:
+        with RunStore(run_path, lock=False) as store:
             data = build_summary(store, samples=samples, base_model=base_model)
     html, md = render_html(data), render_markdown(data)
     out = Path(out_dir) if out_dir is not None else run_path / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: is a file; --out must be a folder for report.html and summary.md")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{out}: cannot create the report folder ({e.strerror or e})") from None
     paths = ReportPaths(html=out / "report.html", markdown=out / "summary.md")
     _atomic_write(paths.html, html)
     _atomic_write(paths.markdown, md)

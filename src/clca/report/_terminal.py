@@ -38,6 +38,10 @@ def terminal_table(data: ReportData) -> Table:
         note = _reasons(st.reasons)
         if kind == "judgement":
             note = f"kept {data.judge.kept}, dropped {data.judge.dropped}" + (f"; {note}" if note else "")
+        elif kind == "episode" and data.quality:
+            from ..intents import quality_line
+
+            note = quality_line(data.quality["total"]) + (f"; {note}" if note else "")
         elif kind == "intention" and data.intentions.cultural_share is not None:
             note = f"cultural {100 * data.intentions.cultural_share:.1f}%" + (f"; {note}" if note else "")
         # Text() keeps model-written reasons from being read as rich markup

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ._deps import Scenario
+from .. import records
+from ._deps import Culture, Scenario
 
 
 # Sotopia's action types (a comment, not a docstring: it would go into the JSON schema models see)
@@ -74,6 +75,9 @@ class Turn(BaseModel):
     argument: str
     model: str
     seed: int
+    decoding: Literal["structured", "freetext"] | None = Field(
+        None, description="how the turn was decoded (None: stored before this was recorded)"
+    )
 
     def words(self) -> int:
         return len(self.argument.split())
@@ -91,7 +95,14 @@ class RoleplayConfig(BaseModel):
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(256, ge=16, description="token budget of one action")
     seed: int = Field(0, description="run seed; per-turn seeds derive from (seed, episode key, turn idx)")
-    structured_attempts: int = Field(3, ge=1, description="re-asks when an action fails validation")
+    turn_format: Literal["structured", "freetext", "auto"] = Field(
+        "auto",
+        description="structured: the action as JSON; freetext: the action type by option scoring, then the "
+        "argument as free text in character; auto: freetext for in-process models, structured for servers",
+    )
+    structured_attempts: int = Field(
+        3, ge=1, description="re-asks when an action fails validation (schema or echo checks)"
+    )
     model_retries: int = Field(
         1, ge=0, description="extra tries of a turn after a model error (with a new seed), then the episode fails"
     )
@@ -119,23 +130,12 @@ class Episode(BaseModel):
     models: list[str] = Field(default_factory=list)
     scenario: Scenario
     turns: list[Turn]
+    profile: Culture | None = Field(None, exclude=True, description="the run's culture object (custom ones too)")
 
     @property
     def speak_turns(self) -> list[Turn]:
         return [t for t in self.turns if t.action_type is ActionType.speak]
 
 
-def episode_key(scenario_key: str, sample: int) -> str:
-    return f"{scenario_key}/s{sample}"
-
-
-def turn_key(ep_key: str, idx: int) -> str:
-    return f"{ep_key}/t{idx:03d}"
-
-
-def split_episode_key(key: str) -> tuple[str, int]:
-    """'JPN/seed-007/s1' -> ('JPN/seed-007', 1)."""
-    scenario_key, _, s = key.rpartition("/")
-    if not scenario_key or not s.startswith("s") or not s[1:].isdigit():
-        raise ValueError(f"not an episode key: {key!r}")
-    return scenario_key, int(s[1:])
+# the key formats are owned by clca.records; these names stay for the role-play stage's callers
+episode_key, turn_key, split_episode_key = records.episode_key, records.turn_key, records.split_episode_key

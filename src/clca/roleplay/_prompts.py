@@ -21,8 +21,8 @@ def turn_dicts(turns: Sequence[Turn]) -> list[dict[str, Any]]:
 def agent_system_prompt(sv: ScenarioView, culture_profile: str) -> str:
     """What both sides share: the setting, the relationship, both public profiles, the action types.
 
-    The same for both sides, so a conversation's prompts share one growing prefix (system prompt +
-    transcript) that an in-process backend or a prefix-caching server computes once per turn.
+    The same for both sides, so a conversation's prompts share it as a prefix; an in-process backend or a
+    prefix-caching server computes it once for both sides.
     """
     return render(
         "roleplay_agent_system",
@@ -34,9 +34,19 @@ def agent_system_prompt(sv: ScenarioView, culture_profile: str) -> str:
     )
 
 
-def agent_messages(sv: ScenarioView, side: int, turns: Sequence[Turn], culture_profile: str) -> list[Message]:
-    """The full request for side's next action: the shared system prompt, the whole history so far, then
-    what only this side knows (its secret and goal, never the other's) and the question."""
+def agent_messages(
+    sv: ScenarioView, side: int, turns: Sequence[Turn], culture_profile: str, ask: str = "structured"
+) -> list[Message]:
+    """The full request for side's next action: the shared system prompt, what only this side knows (its
+    secret and goal, never the other's), the whole history so far, then the question.
+
+    The private part comes before the transcript so that each side's prompt extends that side's previous
+    one (shared system part, private part, transcript): only the new turns and the question are computed
+    per turn by a prefix cache, not the private part after a changed transcript.
+
+    ask: "structured" (the whole action as JSON), "type" (which action type, for option scoring), or an
+    action type ("speak", "non-verbal communication", "action": the free-text argument of that type).
+    """
     me, partner = sv.characters[side], sv.characters[1 - side]
     user = render(
         "roleplay_agent_turn",
@@ -46,8 +56,14 @@ def agent_messages(sv: ScenarioView, side: int, turns: Sequence[Turn], culture_p
         my_goal=sv.goals[side],
         partner_name=partner.name,
         culture_name=sv.culture_name,
+        ask=ask,
     )
     return [
         {"role": "system", "content": agent_system_prompt(sv, culture_profile)},
         {"role": "user", "content": user},
     ]
+
+
+def reply_prefill(name: str, ask: str) -> str:
+    """The start of a free-text reply that an in-process model continues: `Name: "` for speech, `Name` else."""
+    return render("roleplay_reply_prefill", speaker=name, ask=ask)

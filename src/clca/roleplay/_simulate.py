@@ -4,19 +4,33 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from ..echo import EchoError, echo_problem
 from ..errors import BackendError, DataError, RunMismatchError, StructuredOutputError
+from ..failures import failure_reason
 from ..llm import LLM, GenParams
 from ..runner import RunSummary, run_items
 from ..store import RunStore
-from ._models import ActionType, AgentAction, EndReason, Episode, RoleplayConfig, Turn, episode_key, turn_key
-from ._prompts import agent_messages
+from ._deps import run_culture
+from ._freetext import Decoding, decoding_for, in_process, parse_argument, sample_type, stops_for, type_options
+from ._models import (
+    CONTENT_ACTIONS,
+    ActionType,
+    AgentAction,
+    EndReason,
+    Episode,
+    RoleplayConfig,
+    Turn,
+    episode_key,
+    turn_key,
+)
+from ._prompts import agent_messages, reply_prefill
 from ._view import ScenarioView, culture_key, culture_profile, parse_scenario, view
 
 # settings that change what is generated; a resumed run must use the same ones
-_PINNED = ("temperature", "top_p", "max_tokens", "seed", "max_turns", "max_consecutive_none")
+_PINNED = ("temperature", "top_p", "max_tokens", "seed", "max_turns", "max_consecutive_none", "turn_format")
 
 
 @dataclass(frozen=True)
@@ -98,28 +112,91 @@ class _Simulator:
     def __init__(self, store: RunStore, agents: tuple[LLM, LLM], cfg: RoleplayConfig) -> None:
         self.store, self.agents, self.cfg = store, agents, cfg
         self.reasons: Counter[str] = Counter()
+        self.rejected: dict[str, Counter[str]] = {}  # episode key -> echo problems rejected (re-asked)
         self._profiles: dict[str, str] = {}
 
     def profile(self, culture: str) -> str:
         if culture not in self._profiles:
-            self._profiles[culture] = culture_profile(culture)
+            self._profiles[culture] = culture_profile(run_culture(self.store, culture) if culture else None)
         return self._profiles[culture]
 
-    async def act(self, item: _Item, side: int, turns: list[Turn]) -> tuple[AgentAction, int]:
+    async def act(self, item: _Item, side: int, turns: list[Turn]) -> tuple[AgentAction, int, Decoding]:
         """One validated action of side, retried on model errors; raises the last error when they persist."""
         cfg, llm = self.cfg, self.agents[side]
-        messages = agent_messages(item.sv, side, turns, self.profile(item.sv.culture))
+        decoding = decoding_for(cfg, llm)
         last: Exception | None = None
         for attempt in range(cfg.model_retries + 1):
             seed = cfg.turn_seed(item.key, len(turns), attempt)
             params = GenParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=seed)
             try:
-                action = await llm.structured(messages, AgentAction, params, max_attempts=cfg.structured_attempts)
-                return action, seed
+                if decoding == "freetext":
+                    return await self._freetext(item, side, turns, params), seed, decoding
+                return await self._structured(item, side, turns, params), seed, decoding
             except (StructuredOutputError, BackendError) as e:
                 last = e
         assert last is not None
         raise last
+
+    def echo(self, item: _Item, side: int, turns: list[Turn], argument: str, ask: str) -> str | None:
+        """The echo / degeneracy problem of an argument (None = fine); a problem is counted for the episode."""
+        sys_msg, user_msg = agent_messages(item.sv, side, [], self.profile(item.sv.culture), ask)
+        previous = [t.argument for t in turns if t.action_type in CONTENT_ACTIONS]
+        problem = echo_problem(
+            argument,
+            prompts=(sys_msg["content"], user_msg["content"]),
+            previous=previous,
+            last=turns[-1].argument if turns else None,
+        )
+        if problem is not None:
+            self.rejected.setdefault(item.key, Counter())[problem.split(":")[0]] += 1
+        return problem
+
+    async def _structured(self, item: _Item, side: int, turns: list[Turn], params: GenParams) -> AgentAction:
+        cfg, llm = self.cfg, self.agents[side]
+        messages = agent_messages(item.sv, side, turns, self.profile(item.sv.culture))
+        reasons: list[str] = []
+        for k in range(cfg.structured_attempts):
+            p = replace(params, seed=None if params.seed is None else params.seed + 7919 * k)
+            action = await llm.structured(messages, AgentAction, p, max_attempts=cfg.structured_attempts)
+            if action.action_type not in CONTENT_ACTIONS:
+                return action
+            problem = self.echo(item, side, turns, action.argument, "structured")
+            if problem is None:
+                return action
+            reasons.append(problem)
+        raise EchoError("AgentAction", cfg.structured_attempts, reasons)
+
+    async def _freetext(self, item: _Item, side: int, turns: list[Turn], params: GenParams) -> AgentAction:
+        """Action type by option scoring (sampled at the temperature), then the argument as free text."""
+        cfg, llm = self.cfg, self.agents[side]
+        profile, name = self.profile(item.sv.culture), item.sv.characters[side].name
+        options = type_options(turns)
+        probs = await llm.score_options(agent_messages(item.sv, side, turns, profile, "type"), options)
+        action_type = sample_type(probs, cfg.temperature, params.seed or 0, options)
+        if action_type not in CONTENT_ACTIONS:
+            return AgentAction(action_type=action_type, argument="")
+        ask = action_type.value
+        messages = agent_messages(item.sv, side, turns, profile, ask)
+        prefilled = in_process(llm)
+        if prefilled:
+            messages = [*messages, {"role": "assistant", "content": reply_prefill(name, ask)}]
+        reasons: list[str] = []
+        echoed = False
+        for k in range(cfg.structured_attempts):
+            seed = None if params.seed is None else params.seed + 7919 * k
+            res = await llm.chat(messages, replace(params, seed=seed, stop=stops_for(action_type)))
+            argument = parse_argument(res.text, action_type, name, prefilled=prefilled)
+            try:
+                action = AgentAction(action_type=action_type, argument=argument)
+            except ValueError as e:
+                reasons.append(f"invalid_argument: {' '.join(str(e).split())[:160]}")
+                continue
+            problem = self.echo(item, side, turns, action.argument, ask)
+            if problem is None:
+                return action
+            reasons.append(problem)
+            echoed = True
+        raise (EchoError if echoed else StructuredOutputError)("free-text argument", cfg.structured_attempts, reasons)
 
     def _fail(self, item: _Item, reason: str, turns: list[Turn]) -> bool:
         self.store.fail("episode", item.key, reason, data=self._episode_data(item, turns, None))
@@ -137,6 +214,8 @@ class _Simulator:
             "models": [a.model_id for a in self.agents],
             "seed": self.cfg.seed,
             "temperature": self.cfg.temperature,
+            "turn_format": self.cfg.turn_format,
+            "rejected": dict(self.rejected.get(item.key, {})),
         }
 
     async def run_episode(self, item: _Item) -> bool:
@@ -144,9 +223,9 @@ class _Simulator:
         while (end := end_reason(turns, self.cfg)) is None:
             side = len(turns) % 2
             try:
-                action, seed = await self.act(item, side, turns)
+                action, seed, decoding = await self.act(item, side, turns)
             except (StructuredOutputError, BackendError) as e:
-                return self._fail(item, f"{type(e).__name__}: turn {len(turns)}: {e.one_line()}", turns)
+                return self._fail(item, failure_reason(e, f"turn {len(turns)}"), turns)
             turn = Turn(
                 idx=len(turns),
                 agent=side,
@@ -155,6 +234,7 @@ class _Simulator:
                 argument=action.argument,
                 model=self.agents[side].model_id,
                 seed=seed,
+                decoding=decoding,
             )
             self.store.put("turn", turn_key(item.key, turn.idx), turn.model_dump(mode="json"), parent=item.key)
             turns.append(turn)
@@ -181,7 +261,9 @@ async def simulate(
         raise ValueError("agents must be one LLM or a pair of LLMs")
     sim = _Simulator(store, (pair[0], pair[1]), cfg)
     items = [
-        _Item(key, s, view(sc)) for key, sc in load_scenarios(store, cfg, scenario_keys) for s in range(cfg.samples)
+        _Item(key, s, view(sc, run_culture(store, sc.culture) if sc.culture else None))
+        for key, sc in load_scenarios(store, cfg, scenario_keys)
+        for s in range(cfg.samples)
     ]
     _check_config(store, cfg, [a.model_id for a in sim.agents])
     summary = await run_items(
@@ -210,11 +292,13 @@ def load_episode(store: RunStore, key: str) -> Episode:
     if rec is None and not turns:
         raise DataError(f"{store.path}: no episode {key!r}")
     data = (rec.data if rec is not None else None) or {}
+    profile = run_culture(store, scenario.culture) if scenario.culture else None
     return Episode(
         key=key,
         scenario_key=scenario_key,
         sample=sample,
-        culture=data.get("culture") or view(scenario).culture,
+        culture=data.get("culture") or view(scenario, profile).culture,
+        profile=profile,
         status=rec.status if rec is not None else "running",
         error=rec.error if rec is not None else None,
         end_reason=data.get("end_reason") if rec is not None and rec.status == "ok" else None,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ._deps import Scenario, culture_code, culture_description, culture_name
+from ..records import RELATIONSHIP_WORDS, relationship_text  # noqa: F401  (re-exported)
+from ._deps import Culture, Scenario, culture_code, culture_description, culture_name
 
 
 @dataclass(frozen=True)
@@ -36,23 +37,14 @@ class ScenarioView:
     goals: tuple[str, str]
 
 
-# how the relationship reads in prompts (Sotopia's six relationship types)
-RELATIONSHIP_WORDS = {
-    "stranger": "strangers",
-    "know_by_name": "they know each other by name",
-    "acquaintance": "acquaintances",
-    "friend": "friends",
-    "romantic": "romantic partners",
-    "family": "family members",
-}
-
-
 def parse_scenario(data: Any) -> Scenario:
     """A stored scenario row's data -> Scenario (validated)."""
     return Scenario.model_validate(data)
 
 
-def view(scenario: Scenario) -> ScenarioView:
+def view(scenario: Scenario, culture: Culture | None = None) -> ScenarioView:
+    """culture: the run's culture object for scenario.culture (see `run_culture`); without it a shipped
+    culture of that code is looked up."""
     chars = tuple(
         CharacterView(
             name=c.full_name,
@@ -69,15 +61,19 @@ def view(scenario: Scenario) -> ScenarioView:
     rel = scenario.relationship.value
     return ScenarioView(
         culture=scenario.culture,
-        culture_name=culture_name(scenario.culture) if scenario.culture else None,
+        culture_name=culture.name
+        if culture is not None
+        else culture_name(scenario.culture)
+        if scenario.culture
+        else None,
         setting=scenario.setting,
-        relationship=RELATIONSHIP_WORDS.get(rel, rel),
+        relationship=relationship_text(rel),
         characters=(chars[0], chars[1]),
         goals=(scenario.characters[0].goal, scenario.characters[1].goal),
     )
 
 
-def culture_profile(culture: str | None) -> str:
+def culture_profile(culture: str | Culture | None) -> str:
     """The verbalised cultural profile (Hofstede + Inglehart-Welzel words) of a culture; '' when neutral."""
     return culture_description(culture) if culture else ""
 

@@ -10,19 +10,25 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..culture import Culture, UnknownCultureError, resolve_culture
 from ..errors import ConfigError, DataError, StructuredOutputError
+from ..failures import failure_reason
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
+from ..records import scenario_key
 from ..runner import RunSummary, run_items
 from ..store import RunStore
-from ._io import Norm, load_seeds
+from ._io import load_seeds
+from ._names import draw_name
+from ._norms import Norm
 from ._schema import AdaptedDraft, DraftCharacter, Provenance, Scenario, ScenarioDraft
 from ._validate import check_scenario
 
@@ -38,6 +44,14 @@ class AdaptConfig(BaseModel):
     n: int | None = Field(None, ge=1, description="how many seeds to adapt (or norms to use); None = all")
     seeds: list[str] | None = Field(None, description="seed ids to use (adaptation) or to draw examples from")
     seeds_file: Path | None = Field(None, description="a JSONL file of seeds instead of the shipped ones")
+    sotopia: str | None = Field(
+        None,
+        description="seed with Sotopia's scenarios: a directory of Sotopia's four profile JSONL files, or "
+        "'hf' / 'hf:OWNER/NAME' to download them from Hugging Face (default cmu-lti/sotopia-space)",
+    )
+    sotopia_per_env: int | None = Field(
+        1, ge=1, description="env-agent combos of each Sotopia environment used as seeds (None = all of them)"
+    )
     max_attempts: int = Field(3, ge=1, le=10, description="asks per scenario until it passes the checks")
     schema_attempts: int = Field(2, ge=1, le=5, description="re-asks inside one ask for schema-valid JSON")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
@@ -47,6 +61,22 @@ class AdaptConfig(BaseModel):
     seed: int = Field(0, description="base random seed (seed selection and sampling)")
     concurrency: int = Field(8, ge=1, le=256)
     progress: bool = Field(True, description="show progress bars")
+
+    @model_validator(mode="after")
+    def _one_seed_source(self) -> AdaptConfig:
+        if self.sotopia is not None and self.seeds_file is not None:
+            raise ValueError("seeds_file and sotopia both name the seeds; set one of them")
+        return self
+
+
+def load_seed_pool(cfg: AdaptConfig) -> list[Scenario]:
+    """The seeds a config names: Sotopia's scenarios (`sotopia`), a JSONL file (`seeds_file`) or the
+    shipped ones, restricted to `seeds` ids when given."""
+    if cfg.sotopia is None:
+        return load_seeds(cfg.seeds_file, cfg.seeds)
+    from ._sotopia import sotopia_seeds
+
+    return sotopia_seeds(cfg.sotopia, cfg.sotopia_per_env, cfg.seeds)
 
 
 def _item_seed(base: int, key: str) -> int:
@@ -69,9 +99,21 @@ def _draft_json(d: BaseModel, *, hide_names: bool = False) -> str:
     replaces them anyway, and small models otherwise copy them)."""
     data = d.model_dump(mode="json")
     if hide_names:
-        for c in data["characters"]:
-            c.pop("first_name", None)
-            c.pop("last_name", None)
+        subs: list[tuple[re.Pattern[str], str]] = []
+        for i, c in enumerate(data["characters"], 1):
+            first, last = c.pop("first_name", ""), c.pop("last_name", "")
+            for name in (f"{first} {last}", first, last):  # also inside the text (Sotopia's profiles use them)
+                if len(name.strip()) > 1:
+                    subs.append((re.compile(rf"\b{re.escape(name.strip())}\b"), f"[person {i}]"))
+
+        def mask(v: object) -> object:
+            if isinstance(v, str):
+                for pat, repl in subs:
+                    v = pat.sub(repl, v)
+            return v
+
+        data["setting"] = mask(data["setting"])
+        data["characters"] = [{k: mask(v) for k, v in c.items()} for c in data["characters"]]
     return json.dumps(data, ensure_ascii=False)
 
 
@@ -80,31 +122,63 @@ def _record_culture(store: RunStore, culture: Culture) -> None:
     store.set_meta(f"culture/{culture.code}", culture.model_dump(mode="json"))
 
 
+def _record_error(store: RunStore, key: str, e: Exception, llm: LLM) -> None:
+    """A model error (HTTP status after retries, unreachable server) ends as a failed row with its reason."""
+    store.fail(KIND, key, failure_reason(e), data={"model": llm.model_id})
+
+
 #: problems that concern only the second person being a copy of the first; fixed by re-asking for that person
 _PAIR_PROBLEMS = ("same_names", "same_goals", "goal_revealed", "implausible_name")
 
 
+#: problems a draw of names from Faker's data fixes
+_NAME_PROBLEMS = ("name_not_of_culture", "names_unchanged", "same_names", "implausible_name")
+
+
+def _draw_names(draft: D, culture: Culture, ref: Scenario | None, seed: int) -> D:
+    """The draft with both people's names drawn from Faker's names of the culture (gender kept)."""
+    rng = random.Random(seed)
+    avoid = {n for c in (ref.characters if ref is not None else []) for n in (c.first_name, c.last_name)}
+    chars = []
+    for c in draft.characters:
+        drawn = draw_name(culture.code, c.gender, rng, avoid)
+        if drawn is None:
+            return draft
+        avoid.update(drawn)
+        chars.append(c.model_copy(update={"first_name": drawn[0], "last_name": drawn[1]}))
+    return draft.model_copy(update={"characters": chars})
+
+
 async def _ask_valid(
-    llm: LLM, messages: list[Message], schema: type[D], ref: Scenario | None, cfg: AdaptConfig, key: str, culture: str
-) -> tuple[D | None, int, list[str]]:
-    """Ask until a draft passes the checks or attempts run out. Returns (draft, attempts, reasons).
+    llm: LLM,
+    messages: list[Message],
+    schema: type[D],
+    ref: Scenario | None,
+    cfg: AdaptConfig,
+    key: str,
+    culture: Culture,
+) -> tuple[D | None, int, list[str], bool]:
+    """Ask until a draft passes the checks or attempts run out. Returns (draft, attempts, reasons, drawn).
 
     When a draft's only problems are that the second person copies the first (same name, same goal,
     or a goal spelled out in the other's public info), the next attempt asks for the second person
     alone (template `scenarios_second_person`), which small models get right far more often than a
     whole rewrite; otherwise the whole scenario is asked again with the problems listed.
+    When only the names are wrong for the second time (or at the last attempt), both people get names
+    drawn from Faker's names of the culture and the draft is checked again (drawn = True).
     """
     msgs = list(messages)
     reasons: list[str] = []
     base = _item_seed(cfg.seed, key)
     draft: D | None = None
     repair = False
+    name_failures = 0
     for attempt in range(cfg.max_attempts):
         params = GenParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=base + 7919 * attempt)
         try:
             if repair and draft is not None:
-                second = await llm.structured(_second_person_messages(draft, messages, culture), DraftCharacter, params,
-                                              max_attempts=cfg.schema_attempts)  # fmt: skip
+                second = await llm.structured(_second_person_messages(draft, messages, culture.name), DraftCharacter,
+                                              params, max_attempts=cfg.schema_attempts)  # fmt: skip
                 draft = draft.model_copy(update={"characters": [draft.characters[0], second]})
             else:
                 draft = await llm.structured(msgs, schema, params, max_attempts=cfg.schema_attempts)
@@ -112,10 +186,16 @@ async def _ask_valid(
             reasons.append(f"invalid_output: {e.reasons[-1] if e.reasons else e}")
             msgs, draft, repair = list(messages), None, False
             continue
-        problems = check_scenario(draft, ref)
+        problems = check_scenario(draft, ref, culture.code, culture.name)
         if not problems:
-            return draft, attempt + 1, reasons
+            return draft, attempt + 1, reasons, False
         reasons.append("; ".join(problems))
+        kinds = {p.split(":")[0] for p in problems}
+        name_failures += bool(kinds & set(_NAME_PROBLEMS))
+        if kinds <= set(_NAME_PROBLEMS) and (name_failures >= 2 or attempt == cfg.max_attempts - 1):
+            drawn = _draw_names(draft, culture, ref, base + 104729 * attempt)
+            if not check_scenario(drawn, ref, culture.code, culture.name):
+                return drawn, attempt + 1, reasons, True
         repair = all(
             p.split(":")[0] in _PAIR_PROBLEMS and not p.startswith("implausible_name: character 1") for p in problems
         )
@@ -124,7 +204,7 @@ async def _ask_valid(
             {"role": "assistant", "content": _draft_json(draft)},
             {"role": "user", "content": render("scenarios_fix", problems=problems)},
         ]
-    return None, cfg.max_attempts, reasons
+    return None, cfg.max_attempts, reasons, False
 
 
 def _second_person_messages(
@@ -152,7 +232,7 @@ async def _write_one(
     An adapted draft keeps the seed's (ref's) relationship; a norm-based draft chose its own. The stored
     provenance gets the model and the number of asks.
     """
-    draft, attempts, reasons = await _ask_valid(llm, messages, schema, ref, cfg, key, culture.name)
+    draft, attempts, reasons, drawn = await _ask_valid(llm, messages, schema, ref, cfg, key, culture)
     if draft is None:
         last = reasons[-1] if reasons else "unknown: no output"
         store.fail(KIND, key, f"{last} (after {attempts} attempts)", data={"reasons": reasons, "model": llm.model_id})
@@ -163,7 +243,14 @@ async def _write_one(
         characters=[c.to_character() for c in draft.characters],
         culture=culture.code,
         domain=domain,
-        provenance=provenance.model_copy(update={"model": llm.model_id, "attempts": attempts}),
+        provenance=provenance.model_copy(
+            update={
+                "model": llm.model_id,
+                "attempts": attempts,
+                "names": "drawn" if drawn else "model",
+                "rejected": dict(Counter(p.split(":")[0].strip() for r in reasons for p in r.split("; "))),
+            }
+        ),
     )
     store.put(KIND, key, scenario.model_dump(mode="json"))
     return True
@@ -175,12 +262,12 @@ async def adapt_scenarios(
     """Adapt seed scenarios to a culture; one scenario per seed, key "<culture code>/<seed id>"."""
     cfg = cfg or AdaptConfig()
     cult = resolve_culture(culture)
-    seeds = _select(load_seeds(cfg.seeds_file, cfg.seeds), cfg.n, cfg.seed)
+    seeds = _select(load_seed_pool(cfg), cfg.n, cfg.seed)
     _record_culture(store, cult)
     system = render("scenarios_system")
 
     async def one(seed: Scenario) -> bool:
-        key = f"{cult.code}/{seed.provenance.id}"
+        key = scenario_key(cult.code, seed.provenance.id)
         messages: list[Message] = [
             {"role": "system", "content": system},
             {
@@ -206,6 +293,7 @@ async def adapt_scenarios(
         concurrency=cfg.concurrency,
         desc=f"adapt -> {cult.code}",
         progress=cfg.progress,
+        on_error=lambda s, e: _record_error(store, f"{cult.code}/{s.provenance.id}", e, llm),
     )
 
 
@@ -215,23 +303,25 @@ async def generate_from_norms(
     """One new scenario per norm, with one seed as a few-shot example; key "<culture code>/norm-<id>"."""
     cfg = cfg or AdaptConfig()
     todo = list(norms)[: cfg.n] if cfg.n else list(norms)
-    cultures: dict[str, Culture] = {}
+    cultures: dict[tuple[str, str], Culture] = {}
     for nm in todo:
+        if nm.culture is None:
+            raise DataError(f"norm {nm.id!r}: no culture (give one, or expand culture-free norms with expand_norms)")
         try:
-            cultures[nm.id] = resolve_culture(nm.culture)
+            cultures[(nm.id, nm.culture)] = resolve_culture(nm.culture)
         except (UnknownCultureError, DataError) as e:  # name the norm that has the bad culture
             raise type(e)(f"norm {nm.id!r}: {e.one_line()}") from None
     for c in {c.code: c for c in cultures.values()}.values():
         _record_culture(store, c)
-    pool = load_seeds(cfg.seeds_file, cfg.seeds)
+    pool = load_seed_pool(cfg)
     system = render("scenarios_system")
 
     def key_of(nm: Norm) -> str:
-        return f"{cultures[nm.id].code}/norm-{nm.id}"
+        return f"{cultures[(nm.id, nm.culture or '')].code}/norm-{nm.id}"
 
     async def one(nm: Norm) -> bool:
         key = key_of(nm)
-        cult = cultures[nm.id]
+        cult = cultures[(nm.id, nm.culture or "")]
         example = pool[random.Random(_item_seed(cfg.seed, key)).randrange(len(pool))]
         messages: list[Message] = [
             {"role": "system", "content": system},
@@ -258,4 +348,5 @@ async def generate_from_norms(
         concurrency=cfg.concurrency,
         desc="scenarios from norms",
         progress=cfg.progress,
+        on_error=lambda nm, e: _record_error(store, key_of(nm), e, llm),
     )

@@ -1,8 +1,7 @@
-"""Reading and writing scenario and norm files (JSONL, CSV); seeds shipped with the package."""
+"""Reading and writing scenario files (JSONL); seeds shipped with the package. Norm files: `_norms`."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import tempfile
@@ -11,8 +10,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
+from .._files import check_output_file, follow_umask, read_text
 from ..errors import DataError
 from ._schema import Scenario
 
@@ -53,10 +53,9 @@ def _parse_scenarios(lines: Iterable[str], where: str) -> list[Scenario]:
 def read_scenarios(path: str | Path) -> list[Scenario]:
     """Scenarios from a JSONL file (one Scenario per line); errors name the record number and field."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"{p}: scenario file not found")
-    with p.open(encoding="utf-8") as f:
-        scenarios = _parse_scenarios(f, str(p))
+    scenarios = _parse_scenarios(read_text(p, "scenario file").splitlines(), str(p))
     if not scenarios:
         raise DataError(f"{p}: no scenario records (the file is empty)")
     return scenarios
@@ -65,7 +64,7 @@ def read_scenarios(path: str | Path) -> list[Scenario]:
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     """Write records as JSONL atomically (temp file in the same folder, then rename). Returns the count."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    check_output_file(p)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
     n = 0
     try:
@@ -73,6 +72,7 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
             for r in records:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
                 n += 1
+        follow_umask(tmp)
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -99,57 +99,3 @@ def load_seeds(path: str | Path | None = None, ids: Iterable[str] | None = None)
     if missing:
         raise DataError(f"unknown seed id(s): {', '.join(missing)} (seed ids look like {seeds[0].provenance.id})")
     return [by_id[i] for i in wanted]
-
-
-class Norm(BaseModel):
-    """A cultural norm to build a scenario around."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    norm: str = Field(min_length=3)
-    culture: str = Field(min_length=1, description="a culture name, ISO code or alias")
-    source: str = Field(default="user", min_length=1)
-
-
-def load_norms(path: str | Path) -> list[Norm]:
-    """Norms from JSONL or CSV with fields `norm`, `culture`, optional `id` (default: record number), `source`.
-
-    Errors name the file, the record number and the field.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: norms file not found")
-    rows: list[tuple[int, Any]] = []
-    if p.suffix.lower() == ".csv":
-        with p.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames is None or not {"norm", "culture"} <= set(reader.fieldnames):
-                raise DataError(f"{p}: CSV header must contain 'norm' and 'culture' (got {reader.fieldnames})")
-            rows = [(n, {k: v for k, v in r.items() if v not in (None, "")}) for n, r in enumerate(reader, 1)]
-    else:
-        with p.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append((n, json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{p}: record {n}: not valid JSON ({e.msg})") from None
-    norms: list[Norm] = []
-    seen: set[str] = set()
-    for n, raw in rows:
-        if not isinstance(raw, dict):
-            raise DataError(f"{p}: record {n}: expected an object with 'norm' and 'culture'")
-        raw = {"id": f"{n:03d}", **raw}
-        try:
-            norm = Norm.model_validate(raw)
-        except ValidationError as e:
-            raise DataError(f"{p}: record {n}: {_first_error(e)}") from None
-        if norm.id in seen:
-            raise DataError(f"{p}: record {n}: field 'id': duplicate id {norm.id!r}")
-        seen.add(norm.id)
-        norms.append(norm)
-    if not norms:
-        raise DataError(f"{p}: no norms in the file")
-    return norms

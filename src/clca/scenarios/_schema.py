@@ -131,6 +131,12 @@ class Provenance(BaseModel):
     norm: str | None = Field(default=None, description="the norm text a norm-based scenario puts at stake")
     model: str | None = Field(default=None, description="model that wrote the scenario")
     attempts: int | None = Field(default=None, ge=1, description="asks needed for a valid scenario")
+    names: Literal["model", "drawn"] | None = Field(
+        default=None, description="who named the people: the model, or a draw from Faker's names of the culture"
+    )
+    rejected: dict[str, int] | None = Field(
+        default=None, description="problems of the rejected asks by reason (e.g. name_not_of_culture)"
+    )
 
 
 class Scenario(BaseModel):
@@ -146,11 +152,17 @@ class Scenario(BaseModel):
     provenance: Provenance
     extra: dict[str, Any] = Field(default_factory=dict, description="foreign fields kept losslessly")
 
+    def _draft_characters(self) -> list[DraftCharacter]:
+        # built without the drafts' length limits: those bound what a model writes, while a seed shown to
+        # it may be longer (Sotopia's goals carry hint tags and often exceed 240 characters)
+        return [DraftCharacter.model_construct(**c.model_dump()) for c in self.characters]
+
     def draft(self) -> ScenarioDraft:
         """This scenario in the model-facing shape (used as a few-shot example)."""
-        chars = [DraftCharacter.model_validate(c.model_dump()) for c in self.characters]
-        return ScenarioDraft(setting=self.setting, relationship=self.relationship, characters=chars)
+        return ScenarioDraft.model_construct(
+            setting=self.setting, relationship=self.relationship, characters=self._draft_characters()
+        )
 
     def adapted_draft(self) -> AdaptedDraft:
-        chars = [DraftCharacter.model_validate(c.model_dump()) for c in self.characters]
-        return AdaptedDraft(setting=self.setting, characters=chars)
+        """This scenario as shown to a model that adapts it (the relationship is kept, so not shown)."""
+        return AdaptedDraft.model_construct(setting=self.setting, characters=self._draft_characters())

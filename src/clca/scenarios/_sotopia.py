@@ -47,15 +47,18 @@ class SotopiaImport:
 
 
 def _read(path: Path, kind: str) -> list[dict[str, Any]]:
-    if not path.is_file():
+    from .._files import read_text
+
+    if not path.exists():
         raise DataError(f"{path}: Sotopia file not found")
     out: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as f:
-        for n, rec in iter_json_records(f, str(path), objects=True):
-            for k in _REQUIRED[kind]:
-                if k not in rec:
-                    raise DataError(f"{path}: record {n}: field '{k}': missing")
-            out.append(rec)
+    for n, rec in iter_json_records(read_text(path, "Sotopia file").splitlines(), str(path), objects=True):
+        for k in _REQUIRED[kind]:
+            if k not in rec:
+                raise DataError(f"{path}: record {n}: field '{k}': missing")
+        if not isinstance(rec[_KIND_ID[kind]], str):
+            raise DataError(f"{path}: record {n}: field '{_KIND_ID[kind]}': expected text")
+        out.append(rec)
     return out
 
 
@@ -66,6 +69,8 @@ def read_sotopia_files(directory: str | Path) -> dict[str, list[dict[str, Any]]]
 
 
 def _text(v: Any) -> str:
+    if isinstance(v, (list, dict)):
+        raise ValueError(f"expected text, got a {'list' if isinstance(v, list) else 'mapping'}")
     s = "" if v is None else str(v).strip()
     return s or "(none)"
 
@@ -96,8 +101,15 @@ def import_sotopia(directory: str | Path) -> SotopiaImport:
         rels_by_pair.setdefault(frozenset((r["agent1_id"], r["agent2_id"])), []).append(r)
     scenarios: list[Scenario] = []
     used: dict[str, set[str]] = {"envs": set(), "agents": set(), "relationships": set()}
+    if not recs["combos"]:
+        raise DataError(f"{d / FILES['combos']}: no env-agent combos in the file; nothing to import")
     for n, combo in enumerate(recs["combos"], 1):
         where = f"{d / FILES['combos']}: record {n}"
+        for k in ("env_id", "combo_id"):
+            if not isinstance(combo[k], str):
+                raise DataError(f"{where}: field '{k}': expected text, got {type(combo[k]).__name__}")
+        if isinstance(combo["agent_ids"], list) and not all(isinstance(i, str) for i in combo["agent_ids"]):
+            raise DataError(f"{where}: field 'agent_ids': expected two agent ids (text)")
         env = envs.get(combo["env_id"])
         if env is None:
             raise DataError(f"{where}: field 'env_id': {combo['env_id']!r} is not in {FILES['envs']}")
@@ -122,7 +134,7 @@ def import_sotopia(directory: str | Path) -> SotopiaImport:
                     "sotopia": {"combo": combo, "env": env, "agents": [agents[i] for i in ids], "relationships": rels}
                 },
             )
-        except (ValidationError, ValueError) as e:
+        except (ValidationError, ValueError, TypeError, KeyError) as e:
             msg = str(e).splitlines()[0] if not isinstance(e, ValidationError) else e.errors()[0]["msg"]
             raise DataError(f"{where}: cannot build a scenario: {msg}") from None
         scenarios.append(scenario)
@@ -226,3 +238,67 @@ def export_sotopia(
     recs = to_sotopia_records(scenarios, unreferenced)
     d = Path(out_dir)
     return {FILES[k]: write_jsonl(d / FILES[k], recs[k]) for k in FILES}
+
+
+#: where Sotopia's profile files are published on Hugging Face (the Space of the Sotopia demo; the
+#: datasets cmu-lti/sotopia and cmu-lti/sotopia-pi hold episodes and Redis dumps, not profile files)
+HF_REPO = "cmu-lti/sotopia-space"
+HF_REPO_TYPE = "space"
+HF_FOLDER = "profiles"
+
+
+def fetch_sotopia_hf(repo: str = HF_REPO, *, repo_type: str = HF_REPO_TYPE, revision: str | None = None) -> Path:
+    """Download Sotopia's four profile files from Hugging Face into the local HF cache (needs a network
+    once; later calls read the cache) and return the directory that holds them."""
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:  # pragma: no cover - huggingface_hub comes with transformers/datasets
+        raise DataError("sotopia: 'hf' needs the huggingface_hub package (pip install huggingface_hub)") from None
+    paths: list[Path] = []
+    for name in FILES.values():
+        try:
+            got = hf_hub_download(repo, f"{HF_FOLDER}/{name}", repo_type=repo_type, revision=revision)
+        except Exception as e:  # network, missing repo/file, offline mode: one line with the cause
+            msg = " ".join(str(e).split())[:200]
+            raise DataError(f"sotopia: cannot download {HF_FOLDER}/{name} from {repo_type} {repo}: {msg}") from None
+        paths.append(Path(got))
+    folders = {p.parent for p in paths}
+    if len(folders) != 1:  # pragma: no cover - hf_hub_download keeps a repo's folder layout
+        raise DataError(f"sotopia: the downloaded files of {repo} are not in one folder")
+    return folders.pop()
+
+
+def sotopia_dir(spec: str | Path) -> Path:
+    """The local directory of a `sotopia:` setting: a path, or `hf` / `hf:OWNER/NAME` (downloaded)."""
+    s = str(spec).strip()
+    if s == "hf" or s.startswith("hf:"):
+        repo = s[3:].strip() or HF_REPO
+        return fetch_sotopia_hf(repo)
+    d = Path(s).expanduser()
+    if not d.is_dir():
+        raise DataError(f"{d}: Sotopia profile directory not found (expected {', '.join(FILES.values())})")
+    return d
+
+
+def sotopia_seeds(spec: str | Path, per_env: int | None = 1, ids: Iterable[str] | None = None) -> list[Scenario]:
+    """Sotopia's scenarios as seeds: one per env-agent combo, at most `per_env` combos per environment
+    (the first ones in the combo file; None = all), or exactly the combos `ids` names (combo ids)."""
+    scenarios = import_sotopia(sotopia_dir(spec)).scenarios
+    if ids is not None:
+        wanted = list(ids)
+        by_id = {s.provenance.id: s for s in scenarios}
+        missing = [i for i in wanted if i not in by_id]
+        if missing:
+            example = scenarios[0].provenance.id
+            raise DataError(f"unknown Sotopia combo id(s): {', '.join(missing)} (ids look like {example})")
+        return [by_id[i] for i in wanted]
+    if per_env is None:
+        return scenarios
+    taken: dict[str, int] = {}
+    out: list[Scenario] = []
+    for s in scenarios:
+        env_id = s.extra["sotopia"]["env"]["env_id"]
+        if taken.get(env_id, 0) < per_env:
+            taken[env_id] = taken.get(env_id, 0) + 1
+            out.append(s)
+    return out

@@ -10,8 +10,10 @@ from pydantic import ValidationError
 
 from ..culture import UnknownCultureError, get_culture
 from ..errors import DataError
+from ..records import key_head
 from ..store import RunStore
 from ._io import load_seeds
+from ._names import culture_locales, name_problem
 from ._schema import Scenario
 
 KIND = "scenario"
@@ -70,6 +72,14 @@ class CultureStats:
     adapted: int = 0
     names_changed: int = 0
     near_duplicate_rate: float = 0.0
+    characters_checked: int = 0  # characters of adapted / norm scenarios of a culture with Faker names
+    names_plausible: int = 0  # ... whose names pass the culture's name check
+    names_drawn: int = 0  # scenarios whose names were drawn from Faker after repeated name failures
+    rejected: dict[str, int] = field(default_factory=dict)  # problems of rejected asks (ok scenarios)
+
+    @property
+    def names_share(self) -> float | None:
+        return self.names_plausible / self.characters_checked if self.characters_checked else None
 
     @property
     def first_try_rate(self) -> float:
@@ -83,12 +93,13 @@ class CultureStats:
 
 def scenario_stats(store: RunStore) -> list[CultureStats]:
     """Per culture: scenarios done and failed, failure reasons, first-try validity, name-change rate
-    (adapted scenarios whose names share nothing with their seed), near-duplicate rate of settings."""
+    (adapted scenarios whose names share nothing with their seed), near-duplicate rate of settings,
+    culture-plausible names (Faker check), names drawn, and the problems of rejected asks."""
     seeds = {s.provenance.id: s for s in load_seeds()}
     by: dict[str, CultureStats] = {}
     settings: dict[str, list[str]] = {}
     for rec in store.iter(KIND, status=None):
-        code = rec.key.split("/", 1)[0]
+        code = key_head(rec.key)
         st = by.setdefault(code, CultureStats(code))
         if rec.status != "ok":
             st.failed += 1
@@ -100,6 +111,13 @@ def scenario_stats(store: RunStore) -> list[CultureStats]:
         settings.setdefault(code, []).append(s.setting)
         if s.provenance.attempts == 1:
             st.first_try += 1
+        st.names_drawn += s.provenance.names == "drawn"
+        for reason, n in (s.provenance.rejected or {}).items():
+            st.rejected[reason] = st.rejected.get(reason, 0) + n
+        if s.provenance.kind in ("adapted", "norm") and culture_locales(s.culture):
+            for c in s.characters:
+                st.characters_checked += 1
+                st.names_plausible += name_problem(c.first_name, c.last_name, c.gender, s.culture) is None
         seed = seeds.get(s.provenance.seed_id or "") if s.provenance.kind == "adapted" else None
         if seed is not None:
             st.adapted += 1

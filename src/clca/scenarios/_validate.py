@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+from ._names import name_problem
 from ._schema import AdaptedDraft, Scenario, ScenarioDraft
 
 MIN_AGE = 10
@@ -44,12 +45,19 @@ def goal_revealed(goal: str, public_info: str) -> bool:
     return len(words & content_words(public_info)) / len(words) >= GOAL_LEAK_SHARE
 
 
-def check_scenario(draft: ScenarioDraft | AdaptedDraft | Scenario, seed: Scenario | None = None) -> list[str]:
+def check_scenario(
+    draft: ScenarioDraft | AdaptedDraft | Scenario,
+    seed: Scenario | None = None,
+    culture: str | None = None,
+    culture_name: str | None = None,
+) -> list[str]:
     """Problems with a model-written scenario (empty list = valid).
 
     Checks: plausible names (letters only, at most three words each, first name not equal to last name);
+    with a culture (ISO alpha-3), names of that culture and of the character's gender by Faker's
+    per-locale name data (`name_not_of_culture`, see clca.scenarios._names);
     two distinct people (different full names and different first names); names changed from the seed
-    (no first or last name reused);
+    (no first or last name reused, unless the seed is already set in that culture);
     goals non-empty and different; neither goal revealed in the other character's public info;
     ages within MIN_AGE..MAX_AGE.
     """
@@ -61,11 +69,13 @@ def check_scenario(draft: ScenarioDraft | AdaptedDraft | Scenario, seed: Scenari
             problems.append(f"implausible_name: character {i} has the name part {bad[0]!r}")
         elif c.first_name.casefold() == c.last_name.casefold():
             problems.append(f"implausible_name: character {i} is called {c.full_name}")
+        elif (why := name_problem(c.first_name, c.last_name, c.gender, culture, culture_name)) is not None:
+            problems.append(f"name_not_of_culture: character {i}: {why}")
     if a.full_name.casefold() == b.full_name.casefold():
         problems.append(f"same_names: both characters are called {a.full_name}")
     elif set(a.first_name.casefold().split()) & set(b.first_name.casefold().split()):
         problems.append(f"same_names: both characters have the first name {a.first_name}")
-    if seed is not None:
+    if seed is not None and not (culture and seed.culture == culture):
         seed_names = {n.casefold() for c in seed.characters for n in (c.first_name, c.last_name)}
         for i, c in enumerate(draft.characters, 1):
             kept = [n for n in (c.first_name, c.last_name) if n.casefold() in seed_names]

@@ -6,7 +6,7 @@ and `hf:PATH+lora:DIR` resolve anywhere. `merge_adapter` writes a merged safeten
 """
 
 from ._chat_template import assistant_mask, has_generation_markers, training_chat_template
-from ._config import PRESETS, TrainConfig, load_train_config, parse_set
+from ._config import PRESETS, TrainConfig, load_train_config, parse_set, with_preset
 from ._merge import merge_adapter
 from ._model import ADAPTER_RECORD, adapter_base_model, resolve_model_dir
 from ._trainer import TrainResult, build_trainer, load_splits, train_lora
@@ -27,4 +27,5 @@ __all__ = [
     "resolve_model_dir",
     "train_lora",
     "training_chat_template",
+    "with_preset",
 ]

@@ -44,7 +44,7 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field("embedded", description="base model: 'embedded' or 'hf:PATH' (local dir or Hub id)")
+    model: str = Field("embedded", description="base model: 'embedded' or 'hf:PATH' (a local directory)")
     preset: Literal["paper", "default"] = Field("default", description="starting values: paper or default")
     # LoRA
     target_modules: list[str] | str = Field(default_factory=lambda: PRESETS["default"]["target_modules"])
@@ -113,10 +113,16 @@ def load_train_config(
         loaded = read_yaml(path)
         data.update(loaded["train"] if isinstance(loaded.get("train"), dict) else loaded)
     data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return parse_model(TrainConfig, with_preset(data, preset), str(path or "train config"))
+
+
+def with_preset(data: dict[str, Any], preset: str | None = None) -> dict[str, Any]:
+    """The preset's values under `data` (the one place presets merge): the preset named by `preset`, else
+    by data's `preset` key, else "default"."""
     name = preset or data.get("preset") or "default"
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return parse_model(TrainConfig, {**PRESETS[name], **data, "preset": name}, str(path or "train config"))
+    return {**PRESETS[name], **data, "preset": name}
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:

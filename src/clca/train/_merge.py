@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from .._files import follow_umask
 from ..errors import ConfigError
 from ._model import ADAPTER_RECORD, adapter_base_model, resolve_model_dir
 
@@ -35,6 +36,7 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, overwrite: bo
         tok.save_pretrained(str(tmp))
         if (adapter / ADAPTER_RECORD).is_file():
             shutil.copy(adapter / ADAPTER_RECORD, tmp / "clca_merged_from.json")
+        follow_umask(tmp, recursive=True)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)

@@ -7,34 +7,31 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelStringError
+from ..llm import ModelSpec
 
 ADAPTER_RECORD = "clca_adapter.json"
 
 
 def resolve_model_dir(spec: str) -> str:
-    """'embedded' -> the embedded model's safetensors dir; 'hf:PATH' -> PATH (a local dir or a Hub id).
+    """'embedded' -> the embedded model's safetensors dir; 'hf:PATH' -> PATH, a local directory (as for
+    inference: models are never downloaded at run time).
 
     Inference options after '?' (batching, caches) do not concern training and are ignored here.
     """
-    spec = spec.strip().partition("?")[0]
-    if "+lora:" in spec:
+    parsed = ModelSpec.parse(spec)
+    if parsed.adapter is not None:
         raise ModelStringError(
-            f"{spec!r}: train on a base model, not on base+adapter (merge it first: clca train merge ADAPTER --out DIR)"
+            f"{parsed.without_options().format()!r}: train on a base model, not on base+adapter "
+            "(merge it first: clca train merge ADAPTER --out DIR)"
         )
-    if spec == "embedded":
-        from ..llm import embedded_model_dir
-
-        return str(embedded_model_dir())
-    if spec.startswith("hf:"):
-        path = spec[3:]
-        if not path:
-            raise ModelStringError(f"{spec!r}: expected hf:PATH")
-        return path
-    raise ModelStringError(f"cannot train {spec!r}: expected 'embedded' or 'hf:PATH'")
+    if not parsed.is_local:
+        raise ModelStringError(f"cannot train {parsed.format()!r}: expected 'embedded' or 'hf:PATH'")
+    return str(parsed.local_model_dir())
 
 
 def write_adapter_record(adapter_dir: Path, base_model: str, base_dir: str, extra: dict[str, Any]) -> None:
-    record = {"base_model": base_model.strip().partition("?")[0], "base_model_dir": base_dir, **extra}
+    base = ModelSpec.parse(base_model).without_options().format()
+    record = {"base_model": base, "base_model_dir": base_dir, **extra}
     (adapter_dir / ADAPTER_RECORD).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
 
 
@@ -52,5 +49,5 @@ def adapter_base_model(adapter_dir: str | Path) -> str:
     if cfg.is_file():
         base = json.loads(cfg.read_text(encoding="utf-8")).get("base_model_name_or_path")
         if base:
-            return f"hf:{base}"
+            return ModelSpec("hf", str(base)).format()
     raise ModelStringError(f"{d}: not a PEFT adapter directory (no adapter_config.json)")

@@ -34,11 +34,34 @@ class TrainResult(BaseModel):
     resumed_from: str | None = None
 
 
+def _check_messages_jsonl(path: Path) -> None:
+    """Each non-blank line a JSON object with a `messages` list (a one-line DataError naming the line)."""
+    from .._files import read_text
+
+    text = read_text(path, "dataset file")
+    if not text.strip() and path.name != "validation.jsonl":
+        raise DataError(f"{path}: no rows (the file is empty)")
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}: line {n}: not valid JSON ({e.msg})") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
+            raise DataError(f"{path}: line {n}: expected an object with a 'messages' list")
+
+
 def load_splits(dataset_dir: str | Path) -> tuple[Any, Any | None]:
     """(train, validation or None) with a single `messages` column, from a clca dataset dir or JSONL."""
     from datasets import load_dataset, load_from_disk
 
     d = Path(dataset_dir)
+    if not d.exists():
+        raise DataError(f"{d}: no dataset found (nothing at this path)")
+    for f in (d,) if d.is_file() else (d / "train.jsonl", d / "validation.jsonl"):
+        if f.is_file() and f.suffix == ".jsonl" and not (d / "hf").is_dir():
+            _check_messages_jsonl(f)
     if (d / "hf").is_dir():
         dd = load_from_disk(str(d / "hf"))
         train, val = dd["train"], dd.get("validation")
@@ -226,17 +249,24 @@ def train_lora(
     out.mkdir(parents=True, exist_ok=True)
     ckpt = _checkpoint(out, resume)
     trainer, tok, original_template = build_trainer(dataset_dir, cfg, out, callbacks)
-    output = trainer.train(resume_from_checkpoint=ckpt)
+    if ckpt is not None and _finished(Path(ckpt), cfg):
+        # the run was stopped after its last checkpoint (while evaluating or saving the adapter): the
+        # Trainer would take one more step from it, so the adapter is taken from that checkpoint as it is
+        metrics = _restore_finished(trainer, Path(ckpt))
+    else:
+        metrics = dict(trainer.train(resume_from_checkpoint=ckpt).metrics)
+        if ckpt is not None:  # the Trainer averages over the resumed steps only; the log has every step
+            metrics["train_loss"] = _logged_train_loss(trainer.state.log_history)
     eval_loss = None
     if trainer.eval_dataset is not None:
         eval_loss = float(trainer.evaluate()["eval_loss"])
     tokens = int(next((h["num_tokens"] for h in reversed(trainer.state.log_history) if "num_tokens" in h), 0))
-    runtime = float(output.metrics.get("train_runtime", 0.0))
+    runtime = float(metrics.get("train_runtime", 0.0))
     result = TrainResult(
         adapter_dir=out,
         base_model=cfg.model,
         global_step=trainer.state.global_step,
-        train_loss=output.metrics.get("train_loss"),
+        train_loss=metrics.get("train_loss"),
         eval_loss=eval_loss,
         train_tokens=tokens,
         train_runtime_s=runtime,
@@ -246,6 +276,36 @@ def train_lora(
     tok.chat_template = original_template  # ship the model's own template, not the training copy
     _save_adapter(trainer, tok, out, cfg, result)
     return result
+
+
+def _finished(ckpt: Path, cfg: TrainConfig) -> bool:
+    """True when a checkpoint holds the last step of the planned training (max_steps, or every epoch)."""
+    state = json.loads((ckpt / "trainer_state.json").read_text())
+    planned = int(state.get("max_steps") or 0)
+    if cfg.max_steps and cfg.max_steps > 0 and cfg.max_steps != planned:
+        return int(state.get("global_step", 0)) >= cfg.max_steps  # the user changed max_steps
+    return planned > 0 and int(state.get("global_step", 0)) >= planned
+
+
+def _restore_finished(trainer: Any, ckpt: Path) -> dict[str, Any]:
+    """Load a finished checkpoint's adapter weights and trainer state; the train metrics from its log."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import TrainerState
+
+    set_peft_model_state_dict(trainer.model, load_file(str(ckpt / "adapter_model.safetensors")))
+    trainer.state = TrainerState.load_from_json(str(ckpt / "trainer_state.json"))
+    return {"train_loss": _logged_train_loss(trainer.state.log_history), "train_runtime": 0.0}
+
+
+def _logged_train_loss(log_history: list[dict[str, Any]]) -> float | None:
+    """Mean training loss over every step, from the log (each logged loss is the mean since the last log)."""
+    total, prev = 0.0, 0
+    for h in log_history:
+        if "loss" in h and "step" in h and int(h["step"]) > prev:
+            total += float(h["loss"]) * (int(h["step"]) - prev)
+            prev = int(h["step"])
+    return total / prev if prev else None
 
 
 def _save_adapter(trainer: Any, tok: Any, out: Path, cfg: TrainConfig, result: TrainResult) -> None:

@@ -6,7 +6,7 @@ print(format_table(result))
 """
 
 from ._answer import PERSONA_STYLES, STYLES, Answer, ask, build_messages, option_order, parse_answer
-from ._countries import COUNTRIES, country_name, resolve_country
+from ._countries import country_name, region_name, resolve_country
 from ._evaluate import ANSWER, METRIC, EvalConfig, answer_key, compute_metrics, evaluate, rank_of
 from ._metrics import (
     bootstrap_ci,
@@ -16,7 +16,14 @@ from ._metrics import (
     majority_match,
     wasserstein_ordinal,
 )
-from ._opinionqa import OpinionQuestion, load_global_opinions, load_opinion_questions
+from ._opinionqa import (
+    OpinionQuestion,
+    OpinionSurvey,
+    SkippedEntry,
+    load_global_opinions,
+    load_opinion_questions,
+    load_opinion_survey,
+)
 from ._personas import Persona, personas_from_marginals, personas_from_survey
 from ._questionnaire import Item, Questionnaire, default_questionnaire, load_questionnaire
 from ._reference import (
@@ -29,18 +36,22 @@ from ._reference import (
     load_reference,
     marginals,
     reference_from_survey,
+    survey_reference,
 )
+from ._release import load_value_labels, open_release
 from ._result import EvalResult, MetricRow, ModelShift, compare_models, format_shifts, format_table
-from ._survey import DEMOGRAPHIC_FIELDS, Respondent, Survey, load_survey
+from ._survey import DEMOGRAPHIC_FIELDS, Respondent, Survey, iter_respondents, load_survey
 
 __all__ = [
-    "ANSWER", "METRIC", "COUNTRIES", "DEMOGRAPHIC_FIELDS", "PERSONA_STYLES", "STYLES",
+    "ANSWER", "METRIC", "DEMOGRAPHIC_FIELDS", "PERSONA_STYLES", "STYLES",
     "Answer", "CountryReference", "Distribution", "EvalConfig", "EvalResult", "Item", "Marginal", "MetricRow",
-    "ModelShift", "OpinionQuestion", "Persona", "Questionnaire", "ReferenceTable", "Respondent", "Survey",
+    "ModelShift", "OpinionQuestion", "OpinionSurvey", "Persona", "Questionnaire", "ReferenceTable", "Respondent",
+    "SkippedEntry", "Survey",
     "aggregate", "answer_key", "ask", "bootstrap_ci", "build_messages", "compare_models", "compute_metrics",
     "country_name", "default_questionnaire", "distributions", "evaluate", "format_shifts", "format_table",
-    "js_distance", "js_similarity", "kl_divergence", "load_global_opinions", "load_opinion_questions",
+    "iter_respondents", "js_distance", "js_similarity", "kl_divergence", "load_global_opinions",
+    "load_opinion_questions", "load_opinion_survey", "load_value_labels", "open_release",
     "load_questionnaire", "load_reference", "load_survey", "majority_match", "marginals", "option_order",
     "parse_answer", "personas_from_marginals", "personas_from_survey", "rank_of", "reference_from_survey",
-    "resolve_country", "wasserstein_ordinal",
+    "region_name", "resolve_country", "survey_reference", "wasserstein_ordinal",
 ]  # fmt: skip

@@ -7,20 +7,22 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ClcaError, ConfigError
+from ..failures import failure_reason
 from ..llm import LLM
 from ..runner import run_items
 from ..store import RunStore
 from ._answer import PERSONA_STYLES, Answer, ask
 from ._countries import resolve_country
 from ._metrics import bootstrap_ci, js_distance, kl_divergence, majority_match, wasserstein_ordinal
+from ._opinionqa import load_opinion_survey
 from ._personas import Persona, personas_from_marginals, personas_from_survey
 from ._questionnaire import Item, Questionnaire, default_questionnaire, load_questionnaire
-from ._reference import Distribution, ReferenceTable, load_reference, reference_from_survey
+from ._reference import Distribution, ReferenceTable, load_reference, survey_reference
 from ._result import EvalResult, MetricRow
-from ._survey import Survey, load_survey
+from ._survey import Survey
 
 ANSWER = "survey_answer"
 METRIC = "metric"
@@ -29,6 +31,8 @@ SHARED_PERSONA = "all"  # persona id used by styles whose prompt has no persona 
 
 class EvalConfig(BaseModel):
     """What to evaluate. Countries are names or ISO alpha-3 codes."""
+
+    model_config = ConfigDict(extra="forbid")
 
     cultures: list[str] = Field(description="target cultures")
     compare: list[str] = Field(default_factory=list, description="other cultures evaluated the same way")
@@ -42,8 +46,22 @@ class EvalConfig(BaseModel):
     seed: int = 0
     variants: list[str] = Field(default_factory=lambda: ["base"], description="base | perm<k> | para")
     items: list[str] | None = Field(None, description="item ids (default: all of the questionnaire)")
-    survey: list[str] = Field(default_factory=list, description="WVS respondent files; default: bundled reference")
-    reference: str | None = Field(None, description="reference table JSON instead of the bundled one")
+    survey: list[str] = Field(
+        default_factory=list, description="WVS respondent files (.csv, .sav, .dta, .rds); default: bundled reference"
+    )
+    survey_labels: str | None = Field(
+        None, description="value labels for a numeric CSV survey (a .sav/.dta of the same release, or JSON)"
+    )
+    persona_sampling: Literal["weighted", "uniform"] = Field(
+        "weighted", description="respondents drawn proportionally to W_WEIGHT (weighted) or uniformly"
+    )
+    reference: str | None = Field(None, description="reference table JSON (e.g. from `clca wvs aggregate`)")
+    opinions: str | None = Field(
+        None, description="GlobalOpinionQA file: its questions and per-country shares replace the WVS survey"
+    )
+    opinion_unsure: Literal["keep", "drop"] = Field(
+        "keep", description="GlobalOpinionQA 'Don't know'/'Refused' options: keep as in the data, or drop+renormalise"
+    )
     questionnaire: str | None = Field(None, description="questionnaire file to use instead of the bundled one")
     concurrency: int = Field(32, ge=1)
     progress: bool = True
@@ -68,18 +86,35 @@ def _check(cfg: EvalConfig) -> None:
             raise ConfigError(f"unknown variant {v!r}; use base, para or perm<k> (e.g. perm1)")
 
 
-def _inputs(cfg: EvalConfig) -> tuple[Questionnaire, ReferenceTable, Survey | None]:
+def _inputs(cfg: EvalConfig) -> tuple[Questionnaire, ReferenceTable, Survey | None, str]:
+    """Questionnaire, reference shares, respondents (or None) and a note for the output."""
+    if cfg.opinions:
+        clash = [k for k in ("survey", "reference", "questionnaire") if getattr(cfg, k)]
+        if clash:
+            raise ConfigError(f"eval: opinions (GlobalOpinionQA) cannot be combined with {', '.join(clash)}")
+        ops = load_opinion_survey(cfg.opinions, cfg.opinion_unsure)
+        return ops.questionnaire.select(cfg.items), ops.reference, None, ops.summary()
     q = load_questionnaire(cfg.questionnaire) if cfg.questionnaire else default_questionnaire()
     q = q.select(cfg.items)
     survey = None
-    if cfg.survey:
-        survey = Survey()
-        for f in cfg.survey:
-            survey.extend(load_survey(f, q))
+    note = ""
     ref = load_reference(cfg.reference)
-    if survey is not None:  # the user's file replaces the reference for the countries it covers
-        ref.countries.update(reference_from_survey(survey, q).countries)
-    return q, ref, survey
+    if cfg.survey:
+        wanted: set[str] = set()
+        for c in cfg.cultures + cfg.compare:
+            try:
+                wanted.add(resolve_country(c))
+            except ConfigError:
+                pass  # reported below with the countries available
+        # respondents kept for the evaluated cultures only; shares of every country in the files
+        survey, from_files = survey_reference(cfg.survey, q, cfg.survey_labels, keep=wanted)
+        ref.countries.update(from_files.countries)  # the user's file replaces the reference for its countries
+        if survey.unlabelled_regions:
+            note = (
+                f"survey: {survey.unlabelled_regions} respondents' region codes have no value label "
+                "(region left out of their personas; give survey_labels / --labels)\n"
+            )
+    return q, ref, survey, note
 
 
 @dataclass
@@ -94,6 +129,7 @@ class EvalPlan:
     others: list[str]
     personas: dict[str, list[Persona]]
     units: list[_Unit]
+    note: str = ""  # what the inputs want the user to know (skipped entries, unlabelled regions)
 
 
 def plan(cfg: EvalConfig, model_alias: str) -> EvalPlan:
@@ -101,19 +137,20 @@ def plan(cfg: EvalConfig, model_alias: str) -> EvalPlan:
     _check(cfg)
     if "/" in model_alias:
         raise ConfigError(f"model alias {model_alias!r} must not contain '/'")
-    q, ref, survey = _inputs(cfg)
+    q, ref, survey, note = _inputs(cfg)
     known = set(ref.countries)
     cultures = [resolve_country(c, known) for c in cfg.cultures]
     others = [resolve_country(c, known) for c in cfg.compare if resolve_country(c, known) not in cultures]
     for c in cultures + others:
         if c not in ref.countries or not ref.countries[c].items:
             have = ", ".join(sorted(ref.countries)) or "none"
-            raise ConfigError(f"no survey answers for {c}; available: {have} (use --survey FILE for others)")
+            hint = "" if cfg.opinions else " (use --survey FILE or --reference FILE for others)"
+            raise ConfigError(f"no survey answers for {c}; available: {have}{hint}")
     personas: dict[str, list[Persona]] = {}
     units: list[_Unit] = []
     for c in cultures + others:
         if survey is not None and survey.of(c):
-            personas[c] = personas_from_survey(survey, c, cfg.personas, cfg.seed)
+            personas[c] = personas_from_survey(survey, c, cfg.personas, cfg.seed, cfg.persona_sampling)
         else:
             personas[c] = personas_from_marginals(ref.countries[c].marginals, c, cfg.personas, cfg.seed)
         items = [i for i in q if i.id in ref.countries[c].items]
@@ -124,14 +161,16 @@ def plan(cfg: EvalConfig, model_alias: str) -> EvalPlan:
                     for it in items:
                         units.append(_Unit(key=answer_key(model_alias, style, c, p.id, it.id, v), style=style,
                                            persona=p, item=it, variant=v))  # fmt: skip
-    return EvalPlan(questionnaire=q, reference=ref, cultures=cultures, others=others, personas=personas, units=units)
+    return EvalPlan(
+        questionnaire=q, reference=ref, cultures=cultures, others=others, personas=personas, units=units, note=note
+    )
 
 
 async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig) -> EvalResult:
     """Answer the survey for every culture/style/persona/item/variant (resumable), then compute metrics."""
     pl = plan(cfg, model_alias)
-    q, ref, cultures, others, personas, units = (
-        pl.questionnaire, pl.reference, pl.cultures, pl.others, pl.personas, pl.units,
+    q, ref, cultures, others, personas, units, note = (
+        pl.questionnaire, pl.reference, pl.cultures, pl.others, pl.personas, pl.units, pl.note,
     )  # fmt: skip
     for rec in store.iter(ANSWER, prefix=f"{model_alias}/"):
         if rec.data.get("mode") != cfg.mode:
@@ -148,7 +187,7 @@ async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig)
                 seed=cfg.seed, samples=cfg.samples, temperature=cfg.temperature,
             )  # fmt: skip
         except (ClcaError, ValueError) as e:
-            store.fail(ANSWER, u.key, f"{type(e).__name__}: {e}")
+            store.fail(ANSWER, u.key, failure_reason(e))
             return False
         store.put(ANSWER, u.key, a.model_dump())
         return True
@@ -158,7 +197,7 @@ async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig)
         desc="survey answers", progress=cfg.progress,
     )  # fmt: skip
     result = compute_metrics(store, model_alias, cfg, q, ref, personas, cultures, others)
-    result.summary = summary.line("survey answers")
+    result.summary = summary.line("survey answers") + ("\n" + note.rstrip("\n") if note else "")
     return result
 
 

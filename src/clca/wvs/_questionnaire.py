@@ -111,13 +111,13 @@ def default_questionnaire(language: str = "en") -> Questionnaire:
 
 def load_questionnaire(path: str | Path) -> Questionnaire:
     """Read and strictly validate a questionnaire file (YAML or JSON). Errors name the file and the item."""
+    from .._files import read_text
+    from ..config import strict_yaml
+
     p = Path(path)
+    text = read_text(p, "questionnaire")
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise DataError(f"{p}: cannot read questionnaire ({e.strerror})") from e
-    try:
-        raw = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+        raw = json.loads(text) if p.suffix == ".json" else strict_yaml(text)
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         raise DataError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {str(e).splitlines()[0]}") from e
     if not isinstance(raw, dict) or not isinstance(raw.get("items"), list) or not raw["items"]:

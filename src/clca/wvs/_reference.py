@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
@@ -13,10 +15,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from .._files import follow_umask
 from ..errors import DataError
 from ._countries import country_name
 from ._questionnaire import Questionnaire, default_questionnaire
-from ._survey import DEMOGRAPHIC_FIELDS, Survey, load_survey
+from ._survey import DEMOGRAPHIC_FIELDS, Respondent, Survey, iter_respondents
 
 FORMAT = "clca-wvs-reference/1"
 AGE_BANDS = ((18, 24), (25, 34), (35, 44), (45, 54), (55, 64), (65, 200))
@@ -53,6 +56,8 @@ class ReferenceTable(BaseModel):
     format: str = FORMAT
     note: str = ""
     countries: dict[str, CountryReference] = Field(default_factory=dict)
+    dropped_rows: int = Field(0, exclude=True, description="rows without a country (summary rows), not stored")
+    unlabelled_regions: int = Field(0, exclude=True, description="region codes without a value label, not stored")
 
     def distribution(self, country: str, item: str) -> Distribution | None:
         c = self.countries.get(country)
@@ -67,11 +72,95 @@ class ReferenceTable(BaseModel):
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(self.model_dump(), fh, indent=1, ensure_ascii=False, sort_keys=False)
                 fh.write("\n")
-            os.chmod(tmp, 0o644)
+            follow_umask(tmp)
             os.replace(tmp, p)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+class _Accumulator:
+    """Weighted answer counts and demographic counts per country, filled one respondent at a time (the memory
+    is per country x item x code, whatever the number of respondents)."""
+
+    def __init__(self, q: Questionnaire) -> None:
+        self.q = q
+        self.codes = {i.id: i.codes for i in q}
+        self.mass: dict[str, dict[str, dict[int, float]]] = {}
+        self.n: dict[str, dict[str, int]] = {}
+        self.demo: dict[str, dict[str, dict[str, float]]] = {}
+        self.demo_n: dict[str, dict[str, int]] = {}
+        self.sources: dict[str, set[str]] = defaultdict(set)
+        self.weighted = False
+
+    def add(self, r: Respondent) -> None:
+        c = r.country
+        if c not in self.mass:
+            self.mass[c] = {}
+            self.n[c] = defaultdict(int)
+            self.demo[c] = {}
+            self.demo_n[c] = defaultdict(int)
+        self.sources[c].add(Path(r.source).name)
+        mass, n = self.mass[c], self.n[c]
+        for iid, code in r.answers.items():
+            m = mass.get(iid)
+            if m is None:
+                m = mass[iid] = dict.fromkeys(self.codes[iid], 0.0)
+            m[code] += r.weight
+            n[iid] += 1
+        demo, demo_n = self.demo[c], self.demo_n[c]
+        for f, v in r.demographics.items():
+            if f == "age":
+                band = age_band(v)
+                if band is None:
+                    continue
+                v = band
+            elif f == "household_size" and v.isdigit() and int(v) >= 7:
+                v = "7+"
+            d = demo.get(f)
+            if d is None:
+                d = demo[f] = defaultdict(float)
+            d[v] += r.weight
+            demo_n[f] += 1
+
+    def distributions(self) -> dict[str, dict[str, Distribution]]:
+        out: dict[str, dict[str, Distribution]] = {}
+        for country in sorted(self.mass):
+            per: dict[str, Distribution] = {}
+            src = ", ".join(sorted(self.sources[country]))
+            for item in self.q:
+                m = self.mass[country].get(item.id)
+                n = self.n[country].get(item.id, 0)
+                total = sum(m.values()) if m else 0.0
+                if not m or n == 0 or total <= 0:
+                    continue
+                per[item.id] = Distribution(codes=item.codes, shares=[m[code] / total for code in item.codes], n=n,
+                                            weighted=self.weighted, source=src)  # fmt: skip
+            out[country] = per
+        return out
+
+    def marginals(self) -> dict[str, dict[str, Marginal]]:
+        out: dict[str, dict[str, Marginal]] = {}
+        for country in sorted(self.demo):
+            per: dict[str, Marginal] = {}
+            src = ", ".join(sorted(self.sources[country]))
+            for f in DEMOGRAPHIC_FIELDS:
+                mass = self.demo[country].get(f)
+                n = self.demo_n[country].get(f, 0)
+                total = sum(mass.values()) if mass else 0.0
+                if mass and n and total > 0:
+                    per[f] = Marginal(values={k: mass[k] / total for k in sorted(mass)}, n=n, source=src)
+            if per:
+                out[country] = per
+        return out
+
+
+def _accumulate(survey: Survey, q: Questionnaire) -> _Accumulator:
+    acc = _Accumulator(q)
+    acc.weighted = survey.weighted
+    for r in survey.respondents:
+        acc.add(r)
+    return acc
 
 
 def distributions(survey: Survey, questionnaire: Questionnaire | None = None) -> dict[str, dict[str, Distribution]]:
@@ -79,33 +168,7 @@ def distributions(survey: Survey, questionnaire: Questionnaire | None = None) ->
 
     An item without a single valid answer in a country (not asked there) has no entry at all.
     """
-    q = questionnaire or default_questionnaire()
-    out: dict[str, dict[str, Distribution]] = {}
-    by_country: dict[str, list] = defaultdict(list)
-    for r in survey.respondents:
-        by_country[r.country].append(r)
-    for country, rows in sorted(by_country.items()):
-        per: dict[str, Distribution] = {}
-        for item in q:
-            mass = {c: 0.0 for c in item.codes}
-            n = 0
-            for r in rows:
-                code = r.answers.get(item.id)
-                if code is not None:
-                    mass[code] += r.weight
-                    n += 1
-            total = sum(mass.values())
-            if n == 0 or total <= 0:
-                continue
-            per[item.id] = Distribution(
-                codes=item.codes,
-                shares=[mass[c] / total for c in item.codes],
-                n=n,
-                weighted=survey.weighted,
-                source=", ".join(sorted({Path(r.source).name for r in rows})),
-            )
-        out[country] = per
-    return out
+    return _accumulate(survey, questionnaire or default_questionnaire()).distributions()
 
 
 def age_band(age: str) -> str | None:
@@ -121,51 +184,47 @@ def age_band(age: str) -> str | None:
 
 def marginals(survey: Survey) -> dict[str, dict[str, Marginal]]:
     """country -> demographic field -> weighted shares of its values (age in bands, household size capped at 7+)."""
-    out: dict[str, dict[str, Marginal]] = {}
-    for country in survey.countries:
-        rows = survey.of(country)
-        per: dict[str, Marginal] = {}
-        for f in DEMOGRAPHIC_FIELDS:
-            mass: dict[str, float] = defaultdict(float)
-            n = 0
-            for r in rows:
-                v = r.demographics.get(f)
-                if v is None:
-                    continue
-                if f == "age":
-                    v = age_band(v)
-                    if v is None:
-                        continue
-                elif f == "household_size" and v.isdigit() and int(v) >= 7:
-                    v = "7+"
-                mass[v] += r.weight
-                n += 1
-            total = sum(mass.values())
-            if n and total > 0:
-                src = ", ".join(sorted({Path(r.source).name for r in rows}))
-                per[f] = Marginal(values={k: mass[k] / total for k in sorted(mass)}, n=n, source=src)
-        if per:
-            out[country] = per
-    return out
+    return _accumulate(survey, default_questionnaire()).marginals()
 
 
-def aggregate(files: Iterable[str | Path], questionnaire: Questionnaire | None = None) -> ReferenceTable:
-    """Build a reference table from respondent files. When several files cover the same country and item,
+def aggregate(
+    files: Iterable[str | Path],
+    questionnaire: Questionnaire | None = None,
+    labels: str | Path | None = None,
+    progress: bool = False,
+) -> ReferenceTable:
+    """Build a reference table from respondent files (any release format), streaming: memory stays bounded by one
+    chunk of rows plus the counts, whatever the file size. When several files cover the same country and item,
     the one with the most valid answers wins (no pooling: files may overlap); each entry names its source."""
+    from tqdm.auto import tqdm
+
     q = questionnaire or default_questionnaire()
     table = ReferenceTable(
         note="Answer shares per country and item computed by `clca wvs aggregate` from WVS-7 respondent files; "
         "negative codes dropped, W_WEIGHT applied when present; n = respondents with a valid answer."
     )
     for f in files:
-        survey = load_survey(f, q)
-        for country, items in distributions(survey, q).items():
+        stream = iter_respondents(f, q, labels)
+        rel = stream.release
+        acc = _Accumulator(q)
+        acc.weighted = stream.weighted
+        by_bytes = rel.rows_total is None
+        total = rel.size if by_bytes else rel.rows_total
+        unit = dict(unit="B", unit_scale=True, unit_divisor=1024) if by_bytes else dict(unit=" rows")
+        with tqdm(total=total, desc=Path(f).name, disable=not progress, leave=False, **unit) as bar:
+            for r in stream.iter(bar.update):
+                acc.add(r)
+        if not acc.mass:
+            raise DataError(f"{rel.path}: no respondent rows")
+        table.dropped_rows += stream.dropped_rows
+        table.unlabelled_regions += stream.unlabelled_regions
+        for country, items in acc.distributions().items():
             ref = table.countries.setdefault(country, CountryReference(name=country_name(country)))
             for iid, d in items.items():
                 old = ref.items.get(iid)
                 if old is None or d.n > old.n:
                     ref.items[iid] = d
-        for country, margs in marginals(survey).items():
+        for country, margs in acc.marginals().items():
             ref = table.countries.setdefault(country, CountryReference(name=country_name(country)))
             for fld, m in margs.items():
                 old_m = ref.marginals.get(fld)
@@ -173,6 +232,7 @@ def aggregate(files: Iterable[str | Path], questionnaire: Questionnaire | None =
                     ref.marginals[fld] = m
     for ref in table.countries.values():
         ref.items = {i: ref.items[i] for i in q.ids if i in ref.items}
+    table.countries = dict(sorted(table.countries.items()))
     return table
 
 
@@ -180,22 +240,70 @@ def bundled_reference_path() -> Path:
     return Path(str(resources.files("clca") / "data" / "wvs" / "reference.json"))
 
 
+class _NonFinite(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> float:
+    raise _NonFinite(name)
+
+
 def load_reference(path: str | Path | None = None) -> ReferenceTable:
-    """Read a reference table (the bundled one when path is None)."""
+    """Read a reference table (the bundled one when path is None). NaN, infinite or negative shares, shares that
+    do not match the codes, or an all-zero distribution are refused with the file and line."""
+    from .._files import read_text
+
     p = Path(path) if path is not None else bundled_reference_path()
+    text = read_text(p, "reference table")
     try:
-        raw: Any = json.loads(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise DataError(f"{p}: cannot read reference table ({e.strerror})") from e
+        raw: Any = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise DataError(f"{p}: line {e.lineno}: not valid JSON ({e.msg})") from e
+    except _NonFinite as e:
+        m = re.search(r"(?<![\w\"])" + re.escape(str(e)) + r"(?![\w\"])", text)
+        line = text.count("\n", 0, m.start()) + 1 if m else 0
+        raise DataError(f"{p}: line {line}: {e} is not a share (shares must be finite numbers >= 0)") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise DataError(f"{p}: not a clca reference table (expected format {FORMAT!r})")
     try:
-        return ReferenceTable.model_validate(raw)
+        table = ReferenceTable.model_validate(raw)
     except ValidationError as e:
         err = e.errors()[0]
         raise DataError(f"{p}: field {'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from e
+    for iso, c in table.countries.items():
+        for iid, d in c.items.items():
+            problem = _share_problem(d.shares, len(d.codes))
+            if problem:
+                raise DataError(f"{p}: line {_line_of(text, iso, iid, 'shares')}: {iso} {iid}: {problem}")
+        for fld, m in c.marginals.items():
+            problem = _share_problem(list(m.values.values()), len(m.values))
+            if problem:
+                raise DataError(f"{p}: line {_line_of(text, iso, fld, 'values')}: {iso} marginal {fld}: {problem}")
+    return table
+
+
+def _share_problem(shares: list[float], n: int) -> str | None:
+    if len(shares) != n:
+        return f"{len(shares)} shares for {n} codes"
+    for x in shares:
+        if not math.isfinite(x):
+            return f"share {x} is not a finite number"
+        if x < 0:
+            return f"negative share {x}"
+    if sum(shares) <= 0:
+        return "all shares are zero"
+    return None
+
+
+def _line_of(text: str, *keys: str) -> int:
+    """Line of the last of the nested keys (searched in order), for errors about a JSON file we parsed."""
+    pos = 0
+    for k in keys:
+        found = text.find(json.dumps(k), pos)
+        if found < 0:
+            break
+        pos = found
+    return text.count("\n", 0, pos) + 1
 
 
 def reference_from_survey(survey: Survey, questionnaire: Questionnaire | None = None) -> ReferenceTable:
@@ -208,3 +316,39 @@ def reference_from_survey(survey: Survey, questionnaire: Questionnaire | None = 
             name=country_name(country), items=items, marginals=margs.get(country, {})
         )
     return table
+
+
+def survey_reference(
+    files: Iterable[str | Path],
+    questionnaire: Questionnaire | None = None,
+    labels: str | Path | None = None,
+    keep: set[str] | None = None,
+) -> tuple[Survey, ReferenceTable]:
+    """Read respondent files once, streaming: the reference of every country in them (pooled over the files, as
+    `reference_from_survey`) and the respondents of the `keep` countries only (all when None), so that
+    `--survey` on the full WVS-7 file holds in memory only the respondents of the cultures evaluated."""
+    q = questionnaire or default_questionnaire()
+    acc = _Accumulator(q)
+    survey = Survey()
+    for f in files:
+        stream = iter_respondents(f, q, labels)
+        n = 0
+        for r in stream:
+            n += 1
+            acc.add(r)
+            if keep is None or r.country in keep:
+                survey.respondents.append(r)
+        if n == 0:
+            raise DataError(f"{stream.path}: no respondent rows")
+        survey.sources.append(str(stream.path))
+        survey.weighted = survey.weighted or stream.weighted
+        survey.dropped_rows += stream.dropped_rows
+        survey.unlabelled_regions += stream.unlabelled_regions
+    acc.weighted = survey.weighted
+    table = ReferenceTable(note="computed from " + ", ".join(survey.sources))
+    margs = acc.marginals()
+    for country, items in acc.distributions().items():
+        table.countries[country] = CountryReference(
+            name=country_name(country), items=items, marginals=margs.get(country, {})
+        )
+    return survey, table

@@ -1,19 +1,24 @@
-"""Reading WVS respondent files: the official numeric CSV and the labelled export.
+"""Reading WVS respondent files: the official release (numeric CSV, SPSS .sav, Stata .dta, R .rds) and the
+labelled export.
 
-Both give a `Survey`: one `Respondent` per row with country (ISO alpha-3), weight, valid answers
-(negative WVS codes = missing, dropped) and demographics for personas.
+Every format gives the same `Respondent` rows: country (ISO alpha-3), weight, valid answers (negative WVS
+codes = missing, dropped) and demographics for personas in clca's own wording (the same for every format).
+`iter_respondents` streams them (bounded memory); `load_survey` keeps them all.
 """
 
 from __future__ import annotations
 
-import csv
+import math
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from ..errors import DataError
-from ._countries import iso3_from_numeric, resolve_country
-from ._questionnaire import Questionnaire, default_questionnaire
+from ..errors import ConfigError, DataError
+from ._countries import iso3_from_numeric, region_name, resolve_country
+from ._questionnaire import Item, Questionnaire, default_questionnaire
+from ._release import Cell, Release, open_release
 
 DEMOGRAPHIC_FIELDS = (
     "region",
@@ -27,6 +32,8 @@ DEMOGRAPHIC_FIELDS = (
     "profession",
     "employment",
     "social_class",
+    "income",
+    "religion",
 )
 
 # WVS-7 variable per persona field, in order of preference.
@@ -38,10 +45,12 @@ _DEMO_COLUMNS: dict[str, tuple[str, ...]] = {
     "born_in_country": ("Q263",),
     "marital_status": ("Q273",),
     "household_size": ("Q270",),
-    "education": ("Q275R", "Q275"),
+    "education": ("Q275", "Q275R"),
     "profession": ("Q281",),
     "employment": ("Q279",),
     "social_class": ("Q287",),
+    "income": ("Q288",),
+    "religion": ("Q289",),
 }
 
 # Numeric codes of the official CSV -> our wording (codes from the WVS-7 codebook).
@@ -51,6 +60,11 @@ _DEMO_CODES: dict[str, dict[int, str]] = {
     "Q260": {1: "male", 2: "female"},
     "Q263": {1: "yes", 2: "no"},
     "Q273": {1: "married", 2: "living with a partner", 3: "divorced", 4: "separated", 5: "widowed", 6: "single"},
+    "Q275": {
+        0: "no formal education", 1: "primary school", 2: "lower secondary school", 3: "upper secondary school",
+        4: "post-secondary (non-tertiary) education", 5: "short-cycle tertiary education", 6: "bachelor's degree",
+        7: "master's degree", 8: "doctorate",
+    },
     "Q275R": {1: "lower", 2: "middle", 3: "higher"},
     "Q279": {
         1: "employed full time", 2: "employed part time", 3: "self-employed", 4: "retired", 5: "homemaker",
@@ -62,11 +76,19 @@ _DEMO_CODES: dict[str, dict[int, str]] = {
         8: "unskilled manual worker", 9: "farm worker", 10: "farm owner or manager", 11: "other",
     },
     "Q287": {1: "upper class", 2: "upper middle class", 3: "lower middle class", 4: "working class", 5: "lower class"},
+    "Q288": {k: f"step {k} of 10 (1 = lowest income group in the country)" for k in range(1, 11)},
+    "Q289": {
+        0: "no religious denomination", 1: "Roman Catholic", 2: "Protestant", 3: "Orthodox Christian", 4: "Jewish",
+        5: "Muslim", 6: "Hindu", 7: "Buddhist", 8: "other Christian", 9: "other religion",
+    },
 }  # fmt: skip
+_REGION_COLUMNS = ("N_REGION_ISO", "N_REGION_WVS")
 
 _MISSING_LABEL = re.compile(
     r"^(don.?t know|dk|no answer|na|not asked|not applicable|missing|refused|inap|other missing)\b", re.I
 )
+_NUMBER = re.compile(r"-?\d+(\.0+)?")
+_UNSEEN: Any = object()
 
 
 @dataclass
@@ -91,6 +113,7 @@ class Survey:
     sources: list[str] = field(default_factory=list)
     weighted: bool = False
     dropped_rows: int = 0
+    unlabelled_regions: int = 0  # rows whose region code had no value label (numeric CSV without --labels)
 
     @property
     def countries(self) -> list[str]:
@@ -104,158 +127,229 @@ class Survey:
         self.sources += other.sources
         self.weighted = self.weighted or other.weighted
         self.dropped_rows += other.dropped_rows
+        self.unlabelled_regions += other.unlabelled_regions
 
 
-def load_survey(path: str | Path, questionnaire: Questionnaire | None = None) -> Survey:
-    """Read a WVS respondent file; the format (numeric CSV or `;` labelled export) is detected from the header."""
-    p = Path(path)
-    q = questionnaire or default_questionnaire()
-    try:
-        with p.open(newline="", encoding="utf-8-sig") as fh:
-            first = fh.readline()
-    except OSError as e:
-        raise DataError(f"{p}: cannot read ({e.strerror})") from e
-    except UnicodeDecodeError as e:
-        raise DataError(f"{p}: not a UTF-8 text file") from e
-    if not first.strip():
-        raise DataError(f"{p}: empty file")
-    delim = ";" if first.count(";") > first.count(",") else ","
-    header = next(csv.reader([first], delimiter=delim))
-    if len(header) < 2:
-        raise DataError(
-            f"{p}: line 1 has a single column; expected a ',' (numeric WVS CSV) or ';' (labelled export) delimiter"
-        )
-    labelled = any(re.match(r"^[A-Z][A-Z0-9_]* \S", h) for h in header)
-    return _read(p, delim, labelled, q)
+class RespondentStream:
+    """The respondents of one file, read row by row (memory bounded by one chunk); counters filled as it goes."""
 
+    def __init__(self, path: str | Path, questionnaire: Questionnaire | None = None,
+                 labels: str | Path | None = None) -> None:  # fmt: skip
+        self.release: Release = open_release(path, labels)
+        self.questionnaire = questionnaire or default_questionnaire()
+        cols = set(self.release.columns)
+        if "B_COUNTRY_ALPHA" not in cols and "B_COUNTRY" not in cols:
+            where = "line 1" if self.release.kind == "csv" else "columns"
+            raise DataError(
+                f"{self.path}: {where}: no country column (B_COUNTRY_ALPHA or B_COUNTRY); check the delimiter"
+            )
+        self.items = [i for i in self.questionnaire if i.id in cols]
+        if not self.items:
+            where = "line 1: " if self.release.kind == "csv" else ""
+            raise DataError(
+                f"{self.path}: {where}none of the questionnaire's items ({self.questionnaire.ids[0]}...) is a column"
+            )
+        self.weighted = "W_WEIGHT" in cols
+        self.demo_cols = {f: next((c for c in cands if c in cols), None) for f, cands in _DEMO_COLUMNS.items()}
+        self.dropped_rows = 0
+        self.unlabelled_regions = 0
 
-def _code_of(header: str, labelled: bool) -> str:
-    h = header.strip()
-    return h.split(" ", 1)[0] if labelled else h
+    @property
+    def path(self) -> Path:
+        return self.release.path
 
+    def __iter__(self) -> Iterator[Respondent]:
+        return self.iter()
 
-def _read(p: Path, delim: str, labelled: bool, q: Questionnaire) -> Survey:
-    items = {i.id: i for i in q}
-    with p.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh, delimiter=delim)
-        header = next(reader)
-        codes = [_code_of(h, labelled) for h in header]
-        col = {c: k for k, c in enumerate(codes) if c}
-        if "B_COUNTRY_ALPHA" not in col and "B_COUNTRY" not in col:
-            raise DataError(f"{p}: line 1: no country column (B_COUNTRY_ALPHA or B_COUNTRY); check the delimiter")
-        item_cols = [(iid, col[iid]) for iid in items if iid in col]
-        if not item_cols:
-            raise DataError(f"{p}: line 1: none of the questionnaire's items ({q.ids[0]}...) is a column")
-        wcol = col.get("W_WEIGHT")
-        demo_cols = {f: next((c for c in cands if c in col), None) for f, cands in _DEMO_COLUMNS.items()}
-        survey = Survey(sources=[str(p)], weighted=wcol is not None)
-        for row in reader:
-            line = reader.line_num
-            if not any(c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                raise DataError(f"{p}: line {line}: {len(row)} fields, header has {len(header)}")
-            country = _country(p, line, row, col, labelled)
+    def iter(self, progress: Callable[[int], None] | None = None) -> Iterator[Respondent]:
+        rel = self.release
+        demo = [(f, c) for f, c in self.demo_cols.items() if c is not None]
+        wanted = ["B_COUNTRY_ALPHA", "B_COUNTRY", "W_WEIGHT", *(i.id for i in self.items), *(c for _, c in demo)]
+        n_items = len(self.items)
+        src = str(self.path)
+        # cell -> result memos: a release has a handful of distinct cells per column, so each is parsed once
+        # (a cell that is an error raises the first time and is never memoised)
+        item_memo: list[dict[Cell, int | None]] = [{} for _ in self.items]
+        demo_memo: list[dict[Cell, str | None]] = [{} for _ in demo]
+        countries: dict[tuple[Cell, Cell], str | None] = {}
+        for place, cells in rel.rows(wanted, progress):
+            key = (cells[0], cells[1])
+            country = countries.get(key, _UNSEEN)
+            if country is _UNSEEN:
+                country = countries[key] = self._country(place, cells[0], cells[1])
             if country is None:  # summary rows (Avg, Avg_First, ...) carry no country
-                survey.dropped_rows += 1
+                self.dropped_rows += 1
                 continue
-            weight = 1.0
-            if wcol is not None:
-                try:
-                    wv = row[wcol].strip()
-                    weight = 1.0 if labelled and re.match(r"no weight", wv, re.I) else float(wv)
-                except ValueError:
-                    raise DataError(f"{p}: line {line}: column W_WEIGHT: not a number: {row[wcol]!r}") from None
-                if weight < 0:
-                    raise DataError(f"{p}: line {line}: column W_WEIGHT: negative weight {weight}")
+            weight = self._weight(place, cells[2]) if self.weighted else 1.0
             answers: dict[str, int] = {}
-            for iid, k in item_cols:
-                code = _answer(p, line, header[k], row[k], items[iid], labelled)
+            for j in range(n_items):
+                cell = cells[3 + j]
+                code = item_memo[j].get(cell, _UNSEEN)
+                if code is _UNSEEN:
+                    code = item_memo[j][cell] = self._answer(place, self.items[j], cell)
                 if code is not None:
-                    answers[iid] = code
-            demo: dict[str, str] = {}
-            for f, c in demo_cols.items():
-                if c is not None:
-                    v = _demo(row[col[c]], c, labelled)
-                    if v:
-                        demo[f] = v
-            survey.respondents.append(Respondent(country, weight, answers, demo, str(p), line))
+                    answers[self.items[j].id] = code
+            demographics: dict[str, str] = {}
+            for j, (f, c) in enumerate(demo):
+                cell = cells[3 + n_items + j]
+                v = demo_memo[j].get(cell, _UNSEEN)
+                if v is _UNSEEN:
+                    before = self.unlabelled_regions
+                    v = self._demo(cell, c)
+                    if self.unlabelled_regions == before:  # unlabelled region codes are counted per row
+                        demo_memo[j][cell] = v
+                if v:
+                    demographics[f] = v
+            yield Respondent(country, weight, answers, demographics, src, int(place.split()[1]))
+
+    def _col(self, code: str) -> str:
+        """The column as the file names it (the labelled export's header carries the label)."""
+        rel = self.release
+        if rel.kind == "csv" and rel.labelled:
+            return repr(rel._header[rel.columns.index(code)])
+        return code
+
+    def _country(self, place: str, alpha: Cell, numeric: Cell) -> str | None:
+        p = self.path
+        if isinstance(alpha, str) and alpha.strip():
+            v = alpha.strip()
+            if not re.fullmatch(r"[A-Za-z]{3}", v):
+                raise DataError(f"{p}: {place}: column B_COUNTRY_ALPHA: not an ISO alpha-3 code: {v!r}")
+            return v.upper()
+        if numeric is None or (isinstance(numeric, float) and math.isnan(numeric)):
+            return None
+        v = str(numeric).strip()
+        if not v:
+            return None
+        if _NUMBER.fullmatch(v) or isinstance(numeric, (int, float)):
+            try:
+                code = int(float(v))
+            except ValueError:
+                return None
+            iso = iso3_from_numeric(code)
+            if iso is None:
+                raise DataError(f"{p}: {place}: column B_COUNTRY: unknown numeric country code {code}")
+            return iso
+        if self.release.labelled:
+            try:
+                return resolve_country(v)
+            except ConfigError:
+                raise DataError(f"{p}: {place}: column B_COUNTRY: unknown country {v!r}") from None
+        return None  # 'Avg' and similar summary rows of numeric files
+
+    def _weight(self, place: str, cell: Cell) -> float:
+        p = self.path
+        if isinstance(cell, str):
+            v = cell.strip()
+            if self.release.labelled and re.match(r"no weight", v, re.I):
+                return 1.0
+            try:
+                w = float(v)
+            except ValueError:
+                raise DataError(f"{p}: {place}: column W_WEIGHT: not a number: {cell!r}") from None
+        elif cell is None:
+            raise DataError(f"{p}: {place}: column W_WEIGHT: missing weight")
+        else:
+            w = float(cell)
+        if not math.isfinite(w):
+            raise DataError(f"{p}: {place}: column W_WEIGHT: not a finite number: {w}")
+        if w < 0:
+            raise DataError(f"{p}: {place}: column W_WEIGHT: negative weight {w}")
+        return w
+
+    def _answer(self, place: str, item: Item, cell: Cell) -> int | None:
+        p = self.path
+        colname = self._col(item.id)
+        if cell is None:
+            return None
+        if isinstance(cell, str):
+            v = cell.strip()
+            if not v:
+                return None
+            if _NUMBER.fullmatch(v):
+                code = int(float(v))
+            elif self.release.labelled:
+                if _MISSING_LABEL.match(v):
+                    return None
+                found = item.label_to_code(v)
+                if found is None:
+                    raise DataError(f"{p}: {place}: column {colname}: unknown answer label {v!r} for {item.id}")
+                return found
+            else:
+                raise DataError(f"{p}: {place}: column {colname}: non-numeric code {v!r}")
+        else:
+            f = float(cell)
+            if math.isnan(f):
+                return None
+            if not f.is_integer():
+                raise DataError(f"{p}: {place}: column {colname}: code {f} is not a whole number")
+            code = int(f)
+        if code < 0:
+            return None
+        if code not in item.options:
+            raise DataError(f"{p}: {place}: column {colname}: code {code} is not an option of {item.id} ({item.codes})")
+        return code
+
+    def _demo(self, cell: Cell, column: str) -> str | None:
+        if cell is None or isinstance(cell, str):
+            return None if cell is None else _demo(cell, column, self.release.labelled, self)
+        f = float(cell)
+        if math.isnan(f) or not f.is_integer():
+            return None
+        return _demo(str(int(f)), column, self.release.labelled, self)
+
+
+def iter_respondents(path: str | Path, questionnaire: Questionnaire | None = None,
+                     labels: str | Path | None = None) -> RespondentStream:  # fmt: skip
+    """Stream the respondents of a file (any release format); see `RespondentStream`."""
+    return RespondentStream(path, questionnaire, labels)
+
+
+def load_survey(
+    path: str | Path, questionnaire: Questionnaire | None = None, labels: str | Path | None = None
+) -> Survey:
+    """Read a WVS respondent file: `.csv` (numeric codes or the `;` labelled export, detected from the header),
+    `.sav`, `.dta` or `.rds`. `labels`: value labels for a numeric CSV (a `.sav`/`.dta` of the release or JSON)."""
+    stream = RespondentStream(path, questionnaire, labels)
+    survey = Survey(sources=[str(stream.path)], weighted=stream.weighted)
+    survey.respondents = list(stream)
+    survey.dropped_rows = stream.dropped_rows
+    survey.unlabelled_regions = stream.unlabelled_regions
     if not survey.respondents:
-        raise DataError(f"{p}: no respondent rows")
+        raise DataError(f"{stream.path}: no respondent rows")
     return survey
 
 
-def _country(p: Path, line: int, row: list[str], col: dict[str, int], labelled: bool) -> str | None:
-    if "B_COUNTRY_ALPHA" in col:
-        v = row[col["B_COUNTRY_ALPHA"]].strip()
-        if v:
-            if not re.fullmatch(r"[A-Za-z]{3}", v):
-                raise DataError(f"{p}: line {line}: column B_COUNTRY_ALPHA: not an ISO alpha-3 code: {v!r}")
-            return v.upper()
-        if "B_COUNTRY" not in col:
-            return None
-    v = row[col["B_COUNTRY"]].strip()
-    if not v:
-        return None
-    if v.lstrip("-").isdigit():
-        iso = iso3_from_numeric(int(v))
-        if iso is None:
-            raise DataError(f"{p}: line {line}: column B_COUNTRY: unknown numeric country code {v}")
-        return iso
-    if labelled:
-        try:
-            return resolve_country(v)
-        except Exception:
-            raise DataError(f"{p}: line {line}: column B_COUNTRY: unknown country {v!r}") from None
-    return None  # 'Avg' and similar summary rows of numeric files
-
-
-def _answer(p: Path, line: int, colname: str, cell: str, item, labelled: bool) -> int | None:  # noqa: ANN001
-    v = cell.strip()
-    if not v:
-        return None
-    if re.fullmatch(r"-?\d+(\.0+)?", v):
-        code = int(float(v))
-    elif labelled:
-        if _MISSING_LABEL.match(v):
-            return None
-        found = item.label_to_code(v)
-        if found is None:
-            raise DataError(f"{p}: line {line}: column {colname!r}: unknown answer label {v!r} for {item.id}")
-        return found
-    else:
-        raise DataError(f"{p}: line {line}: column {colname}: non-numeric code {v!r}")
-    if code < 0:
-        return None
-    if code not in item.options:
-        raise DataError(f"{p}: line {line}: column {colname}: code {code} is not an option of {item.id} ({item.codes})")
-    return code
-
-
-def _demo(cell: str, column: str, labelled: bool) -> str | None:
-    """A demographic cell -> clca's own vocabulary (the same for numeric and labelled files)."""
-    v = cell.strip()
+def _demo(v: str, column: str, labelled: bool, stream: RespondentStream | None = None) -> str | None:
+    """A demographic cell -> clca's own vocabulary (the same for every format). Numeric codes use the WVS-7
+    codebook's codes; regions (and codes clca has no wording for) use the value labels of the file."""
+    v = v.strip()
     if not v or _MISSING_LABEL.match(v):
         return None
-    if re.fullmatch(r"-?\d+(\.0+)?", v):
+    if _NUMBER.fullmatch(v):
         n = int(float(v))
         if n < 0:
             return None
         if column in ("Q262", "Q270"):
             return str(n)
-        table = _DEMO_CODES.get(column)
-        return table.get(n) if table else None
+        file_label = stream.release.labels.get(column, {}).get(n) if stream is not None else None
+        if column in _REGION_COLUMNS:
+            if file_label is None:
+                if stream is not None:
+                    stream.unlabelled_regions += 1
+                return None
+            return _region(file_label, column)
+        table = _DEMO_CODES.get(column, {})
+        if n in table:
+            return table[n]
+        return None if file_label is None or _MISSING_LABEL.match(file_label) else file_label.strip()
     if not labelled:
         return None
-    if column == "N_REGION_ISO":
-        return re.sub(r"^[A-Z]{2}-[A-Z0-9]+\s+", "", v)
-    if column == "N_REGION_WVS":
-        return re.sub(r"^[A-Z]{2}:\s*([A-Z0-9]+\s+)?", "", v)
-    if column == "Q275":  # ISCED level -> lower / middle / higher
+    if column in _REGION_COLUMNS:
+        return _region(v, column)
+    if column == "Q275":  # ISCED level
         m = re.search(r"ISCED (\d)", v)
-        return (
-            None if m is None else ("lower" if int(m.group(1)) <= 2 else "middle" if int(m.group(1)) <= 4 else "higher")
-        )
+        return None if m is None else _DEMO_CODES["Q275"].get(int(m.group(1)))
     if column == "Q270" and re.match(r"\d+", v):
         return re.match(r"\d+", v).group(0)  # type: ignore[union-attr]
     low = v.lower()
@@ -263,6 +357,12 @@ def _demo(cell: str, column: str, labelled: bool) -> str | None:
         if re.search(pattern, low):
             return _DEMO_CODES[column][code]
     return None
+
+
+def _region(label: str, column: str) -> str:
+    if column == "N_REGION_WVS":  # "US: IL Illinois" / "AR: Capital Federal"
+        return re.sub(r"^[A-Z]{2}:\s*([A-Z0-9]{1,3}\s+(?=\S))?", "", label).strip()
+    return region_name(label)
 
 
 # Keywords of the labelled export's demographic categories -> codes (first match wins).
@@ -282,4 +382,12 @@ _LABEL_KEYWORDS: dict[str, tuple[tuple[str, int], ...]] = {
         ("semi-skilled", 7), ("unskilled", 8), ("skilled", 6), ("farm worker", 9), ("farm", 10), (".", 11),
     ),
     "Q287": (("upper middle", 2), ("lower middle", 3), ("upper", 1), ("working", 4), ("lower", 5)),
+    "Q288": (
+        ("lower step|first|lowest", 1), ("second", 2), ("third", 3), ("fourth", 4), ("fifth", 5), ("sixth", 6),
+        ("seventh", 7), ("eight", 8), ("nine?th", 9), ("tenth|highest|upper step", 10),
+    ),
+    "Q289": (
+        ("do not belong|no denomination|none", 0), ("catholic", 1), ("other christian|evangelical|pentecostal", 8),
+        ("protestant", 2), ("orthodox", 3), ("jew", 4), ("muslim|islam", 5), ("hindu", 6), ("buddhis", 7), (".", 9),
+    ),
 }  # fmt: skip

@@ -1,0 +1,102 @@
+"""Shared by the benchmarks: where the in-process engine's time goes, and a plain-model reference.
+
+`Recorder` wraps an in-process backend's `generate_ids` / `score_ids` to record every prompt (token ids)
+and count generated tokens. `plain_forward_rate` computes a sample of those same prompts with a plain
+batched transformers forward (a fresh copy of the model, right-padded batches, `logits_to_keep=1`), which
+is the prompt rate a plain model reaches on this machine now. `report` prints the engine's time
+breakdown (`EngineStats` differences) and the `efficiency=` line:
+
+    efficiency = workload prompt tok/s / plain forward tok/s
+    workload prompt tok/s = prompt tokens the engine computed / (wall time - time spent decoding)
+
+so every second the workload spends neither decoding nor in a prompt forward (scheduling gaps, Python
+work per row, waiting for the slowest row of a batch) lowers it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+class Recorder:
+    """Records the prompts an in-process backend is asked for and the tokens it generates."""
+
+    def __init__(self, llm: Any) -> None:
+        if not hasattr(llm, "generate_ids"):
+            raise SystemExit("this benchmark needs an in-process model (embedded or hf:PATH)")
+        self.prompts: list[list[int]] = []
+        self.generated = 0
+        self.gen_calls = 0
+        self.score_calls = 0
+        gen, score = llm.generate_ids, llm.score_ids
+
+        async def generate_ids(prompt_ids: list[int], rows: list[dict[str, Any]]) -> Any:
+            self.prompts.append(list(prompt_ids))
+            self.gen_calls += 1
+            outs = await gen(prompt_ids, rows)
+            self.generated += sum(len(o.token_ids) for o in outs)
+            return outs
+
+        async def score_ids(prompt_ids: list[int], continuations: list[list[int]], top_logprobs: int = 0) -> Any:
+            self.prompts.append(list(prompt_ids))
+            self.score_calls += 1
+            return await score(prompt_ids, continuations, top_logprobs)
+
+        llm.generate_ids, llm.score_ids = generate_ids, score_ids
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.prompts), self.generated
+
+
+def plain_forward_rate(llm: Any, prompts: list[list[int]], batch: int = 8, sample: int = 48) -> float:
+    """Prompt tokens/s of a plain batched transformers forward over (a spread sample of) these prompts."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    uniq = sorted({tuple(p) for p in prompts}, key=len, reverse=True)
+    if len(uniq) > sample:
+        step = len(uniq) / sample
+        uniq = [uniq[int(i * step)] for i in range(sample)]
+    model = AutoModelForCausalLM.from_pretrained(str(llm._resolved_dir()), dtype=torch.float32, use_safetensors=True)
+    model.eval()
+    pad = llm.engine.pad_id
+    with torch.inference_mode():
+        ids = torch.tensor([uniq[-1]])
+        model(input_ids=ids, logits_to_keep=1)  # warm-up
+        t0, tokens = time.perf_counter(), 0
+        for i in range(0, len(uniq), batch):
+            chunk = uniq[i : i + batch]
+            n = max(len(p) for p in chunk)
+            ids = torch.full((len(chunk), n), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), n), dtype=torch.long)
+            for j, p in enumerate(chunk):
+                ids[j, : len(p)] = torch.tensor(p)
+                mask[j, : len(p)] = 1
+            model(input_ids=ids, attention_mask=mask, logits_to_keep=1)
+            tokens += sum(len(p) for p in chunk)
+        secs = time.perf_counter() - t0
+    del model
+    return tokens / secs
+
+
+def report(name: str, stats: Any, wall: float, prompt_tokens: int, prompts: int, generated: int) -> dict[str, float]:
+    """Print one workload's time breakdown; returns its rates."""
+    other = stats.busy_s - stats.prefill_s - stats.decode_s - stats.score_extra_s - stats.cache_s
+    idle = wall - stats.busy_s
+    print(f"[{name}] wall {wall:.1f}s: prompt forwards {stats.prefill_s:.1f}s, decoding {stats.decode_s:.1f}s, "
+          f"option tails {stats.score_extra_s:.1f}s, prefix cache {stats.cache_s:.1f}s, other engine {other:.1f}s, "
+          f"engine idle (event loop, tokenizing, stage code, waiting) {idle:.1f}s")  # fmt: skip
+    mean_dec = stats.decode_row_steps / stats.decode_steps if stats.decode_steps else 0.0
+    mean_pre = stats.prefill_rows / stats.prefill_batches if stats.prefill_batches else 0.0
+    print(f"[{name}] {prompts} prompts, {stats.gen_calls} generate batches ({stats.gen_rows} rows), "
+          f"{stats.score_calls} scoring batches ({stats.score_jobs} jobs), mean prompt batch {mean_pre:.1f} rows, "
+          f"{stats.decode_steps} decoding steps of mean batch {mean_dec:.1f} rows")  # fmt: skip
+    non_decode = max(wall - stats.decode_s, 1e-9)
+    rates = {
+        "prompt_tok_s": prompt_tokens / non_decode,
+        "gen_tok_s": generated / wall if wall else 0.0,
+    }
+    print(f"[{name}] prompt tokens computed {prompt_tokens} = {rates['prompt_tok_s']:.1f} tok/s of non-decoding time; "
+          f"generated {generated} = {rates['gen_tok_s']:.1f} tok/s of wall time")  # fmt: skip
+    return rates

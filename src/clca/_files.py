@@ -1,0 +1,93 @@
+"""File modes that follow the user's umask, and clean-up of stale temporary folders.
+
+`tempfile.mkstemp` creates files 0600 and `mkdtemp` folders 0700, whatever the umask; output that is
+written to a temporary name and then renamed would keep those modes. `follow_umask` gives such a path the
+mode a plain `open()` / `mkdir()` would have given it (0666 / 0777 minus the umask).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | Path, *, recursive: bool = False) -> None:
+    """chmod a file (0666 & ~umask) or folder (0777 & ~umask; with recursive, everything in it)."""
+    mask = current_umask()
+    p = Path(path)
+    if p.is_dir():
+        os.chmod(p, 0o777 & ~mask)
+        if recursive:
+            for root, dirs, files in os.walk(p):
+                for d in dirs:
+                    os.chmod(os.path.join(root, d), 0o777 & ~mask)
+                for f in files:
+                    os.chmod(os.path.join(root, f), 0o666 & ~mask)
+    else:
+        os.chmod(p, 0o666 & ~mask)
+
+
+def remove_stale_dirs(parent: Path, prefix: str, older_than_s: float = 3600.0) -> int:
+    """Remove folders named PREFIX* in parent that were last modified more than older_than_s ago (left by a
+    killed process). Returns how many were removed."""
+    n = 0
+    if not parent.is_dir():
+        return 0
+    now = time.time()
+    for child in parent.iterdir():
+        try:
+            if child.name.startswith(prefix) and child.is_dir() and now - child.stat().st_mtime > older_than_s:
+                shutil.rmtree(child, ignore_errors=True)
+                n += 1
+        except OSError:
+            continue
+    return n
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A UTF-8 text file (a leading BOM is dropped) or a one-line DataError: missing, a folder, unreadable,
+    binary or not UTF-8 (e.g. Latin-1) - naming the file and, for bad bytes, the line."""
+    from .errors import DataError
+
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: {what} not found")
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder; expected a {what}")
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise DataError(f"{p}: cannot read the {what} ({e.strerror or e})") from None
+    if b"\x00" in raw[:8192]:
+        raise DataError(f"{p}: binary data; expected a UTF-8 text {what}")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"{p}: line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the {what} as UTF-8"
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def check_output_file(path: str | Path) -> None:
+    """An output file's path must not be a folder, and its folder must be creatable and writable."""
+    from .errors import DataError
+
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder; expected an output file name")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{p}: cannot create its folder ({e.strerror or e})") from None
+    if not os.access(p.parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise DataError(f"{p}: not writable")

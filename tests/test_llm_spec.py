@@ -1,0 +1,133 @@
+"""The model string has one owner (`clca.llm.ModelSpec`): round trips, errors, derived strings, and an
+`llm` package without import cycles."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from clca.errors import ModelStringError
+from clca.llm import KINDS, ModelSpec, check_model_string
+
+LLM_DIR = Path(__file__).resolve().parents[1] / "src" / "clca" / "llm"
+
+SPECS = [
+    ModelSpec("embedded"),
+    ModelSpec("embedded", options={"max_batch": "8", "device": "cuda:1"}),
+    ModelSpec("embedded", adapter="/runs/r 1/adapter", options={"prefix_cache_mb": "0"}),
+    ModelSpec("hf", "/models/llama 3", adapter="/a/b", options={"dtype": "bfloat16", "odd": "a&b=c+d?e"}),
+    ModelSpec("hf", "relative/dir"),
+    ModelSpec("openai", "meta/llama3:8b@http://10.0.0.1:8000/v1"),
+    ModelSpec("openai", "m@http://h:1/v1,https://g.example/v1", options={"api_key_env": "K", "timeout": "5"}),
+    ModelSpec("mock"),
+]
+
+
+def test_every_kind_is_covered() -> None:
+    assert {s.kind for s in SPECS} == set(KINDS)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.format())
+def test_parse_of_format_is_identity(spec: ModelSpec) -> None:
+    assert ModelSpec.parse(spec.format()) == spec
+    assert ModelSpec.parse(f"  {spec.format()} ") == spec  # surrounding blanks do not count
+    assert str(spec) == spec.format()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["embedded", "embedded?max_batch=8", "embedded+lora:/x?max_batch=8&device=cuda:1", "hf:/m+lora:/a", "mock",
+     "openai:m@http://h:8000/v1,https://g/v1?api_key_env=K&timeout=5"],
+)  # fmt: skip
+def test_format_of_parse_keeps_the_string(text: str) -> None:
+    assert ModelSpec.parse(text).format() == text
+
+
+def test_adapter_goes_before_the_options() -> None:
+    spec = ModelSpec.parse("hf:/m?max_batch=8").with_adapter(Path("/runs/x/adapter"))
+    assert spec.format() == "hf:/m+lora:/runs/x/adapter?max_batch=8"
+    assert spec.without_options().format() == "hf:/m+lora:/runs/x/adapter"
+    with pytest.raises(ModelStringError, match="adapter"):
+        ModelSpec.parse("openai:m@http://h/v1").with_adapter("/a")
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("", "empty model string"),
+        ("gpt4", "unknown model string"),
+        ("mock?x=1", "unknown model string"),
+        ("hf:", "names no path"),
+        ("embedded+lora", "expected '+lora:ADAPTER_DIR'"),
+        ("embedded+lora:", "expected '+lora:ADAPTER_DIR'"),
+        ("embedded?max_batch", "options must look like"),
+        ("openai:gpt-4o", "expected 'openai:MODEL@"),
+        ("openai:m@http://h/v1,http://h/v1", "listed twice"),
+    ],
+)
+def test_bad_syntax_is_one_line(text: str, fragment: str) -> None:
+    with pytest.raises(ModelStringError) as ei:
+        ModelSpec.parse(text)
+    assert fragment in str(ei.value) and "\n" not in ei.value.one_line()
+
+
+def test_validate_checks_options_and_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ModelStringError, match="option max_batch"):
+        check_model_string("embedded?max_batch=0")
+    with pytest.raises(ModelStringError, match="bad model string 'gpt4'"):
+        check_model_string("gpt4")
+    monkeypatch.delenv("CLCA_SPEC_KEY", raising=False)
+    check_model_string("openai:m@http://127.0.0.1:9/v1?api_key_env=CLCA_SPEC_KEY")  # loopback: no key needed
+    with pytest.raises(Exception, match="CLCA_SPEC_KEY"):
+        check_model_string("openai:m@https://api.example.com/v1?api_key_env=CLCA_SPEC_KEY")
+    assert check_model_string("mock") == ModelSpec("mock")
+
+
+def test_cli_train_prints_a_valid_adapter_string_with_options(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import clca.train
+    from clca.cli.train import train_app
+    from clca.train import TrainResult
+
+    out = tmp_path / "adapter"
+
+    def fake_train(dataset_dir: Path, cfg: object, adapter: Path, resume: bool = False) -> TrainResult:
+        return TrainResult(adapter_dir=adapter, base_model="embedded", global_step=1, train_loss=1.0,
+                           eval_loss=None, train_tokens=10, train_runtime_s=1.0, tokens_per_second=10.0)  # fmt: skip
+
+    monkeypatch.setattr(clca.train, "train_lora", fake_train)
+    r = CliRunner().invoke(train_app, ["run", str(tmp_path), "--out", str(out), "--model", "embedded?max_batch=8"])
+    assert r.exit_code == 0, r.output
+    printed = r.output.split("(model string: ")[1].split(")")[0]
+    assert printed == f"embedded+lora:{out}?max_batch=8"
+    assert ModelSpec.parse(printed) == ModelSpec("embedded", adapter=str(out), options={"max_batch": "8"})
+
+
+def _imports(path: Path) -> set[str]:
+    """Sibling modules of clca.llm a module imports anywhere (top level, functions, TYPE_CHECKING)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            if node.module:
+                out.add(node.module.split(".")[0])
+            else:
+                out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("clca.llm."):
+            out.add(node.module.split(".")[2])
+    return out
+
+
+def test_llm_package_has_no_import_cycle() -> None:
+    graph = {p.stem: _imports(p) - {p.stem} for p in LLM_DIR.glob("*.py") if p.stem != "__init__"}
+    graph = {m: {d for d in deps if d in graph} for m, deps in graph.items()}
+    assert graph["_openai"] <= {"_protocol", "_structured", "_spec", "_scrub"}, graph["_openai"]
+
+    def visit(node: str, path: tuple[str, ...]) -> None:
+        for dep in sorted(graph[node]):
+            assert dep not in path, f"import cycle in clca.llm: {' -> '.join((*path, dep))}"
+            visit(dep, (*path, dep))
+
+    for module in sorted(graph):
+        visit(module, (module,))

@@ -1,0 +1,66 @@
+"""clca.records owns the record kinds, the key formats and the text prompts show of stored records."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from test_roleplay_fixtures import SCENARIOS
+
+from clca import records
+from clca.dataset import DatasetConfig
+from clca.dataset._rows import dialogue_rows
+from clca.dataset._source import DialogueView, TurnView, scenario_view
+from clca.roleplay import parse_scenario
+from clca.roleplay._prompts import agent_system_prompt
+from clca.roleplay._view import view
+from clca.scenarios._schema import Relationship
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "clca"
+
+
+def test_keys_round_trip() -> None:
+    sc = records.scenario_key("JPN", "seed-007")
+    ep = records.episode_key(sc, 1)
+    turn = records.turn_key(ep, 3)
+    assert (sc, ep, turn) == ("JPN/seed-007", "JPN/seed-007/s1", "JPN/seed-007/s1/t003")
+    assert records.split_episode_key(ep) == (sc, 1)
+    assert records.split_turn_key(turn) == (ep, 3)
+    assert {records.key_head(k) for k in (sc, ep, turn)} == {"JPN"}
+    for bad in ("JPN", "JPN/seed-007/x1"):
+        with pytest.raises(ValueError):
+            records.split_episode_key(bad)
+    with pytest.raises(ValueError):
+        records.split_turn_key(ep)
+
+
+def test_nothing_else_parses_keys_by_hand() -> None:
+    hand = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if 'split("/", 1)[0]' in p.read_text(encoding="utf-8")]
+    assert hand == ["records.py"], hand
+
+
+def test_dataset_does_not_reach_into_train() -> None:
+    for p in (SRC / "dataset").glob("*.py"):
+        assert not re.search(r"train\._\w+", p.read_text(encoding="utf-8")), p.name
+
+
+@pytest.mark.parametrize("rel", [r.value for r in Relationship])
+def test_training_rows_show_the_relationship_the_role_play_prompt_showed(rel: str) -> None:
+    key = "JPN/t-001"
+    data = parse_scenario({**SCENARIOS[key], "relationship": rel}).model_dump(mode="json")
+    prompt = agent_system_prompt(view(parse_scenario(data)), "")
+    (shown,) = re.findall(r"Relationship between the two people: (.+)", prompt)
+    sc = scenario_view(key, data)
+    names = [c.name for c in sc.characters]
+    turns = tuple(
+        TurnView(key=records.turn_key(f"{key}/s0", i), idx=i, agent=i % 2, speaker=names[i % 2],
+                 action_type="speak", argument=f"line {i}")
+        for i in range(4)
+    )  # fmt: skip
+    rows, _ = dialogue_rows(DialogueView(f"{key}/s0", sc, turns, kept=True), DatasetConfig())
+    assert rows
+    for row in rows:
+        system = row["messages"][0]["content"]
+        (trained,) = re.findall(r"Relationship between you and [^:]+: (.+)\.", system)
+        assert trained == shown.strip().rstrip(".") == records.relationship_text(rel)
