@@ -249,9 +249,10 @@ def test_completions_endpoint_request_shapes(embedded_llm) -> None:  # noqa: ANN
     from clca.llm._server import serve_in_thread
 
     inner = getattr(embedded_llm, "inner", embedded_llm)
+    assert inner.engine is not None  # load the model before the first request (its own time, not the request's)
     with serve_in_thread(inner, served_name="m") as url:
         body = {"prompt": "The capital of France is", "max_tokens": 1, "echo": True, "logprobs": 1, "temperature": 0}
-        r = httpx.post(f"{url}/completions", json=body, timeout=120)
+        r = httpx.post(f"{url}/completions", json=body, timeout=600)
         assert r.status_code == 200, r.text
         (choice,) = r.json()["choices"]
         lp = choice["logprobs"]
@@ -264,9 +265,9 @@ def test_completions_endpoint_request_shapes(embedded_llm) -> None:  # noqa: ANN
         (ref,) = asyncio.run(inner.score_ids(ids[:1], [ids[1:]]))
         assert lp["token_logprobs"][1:n] == pytest.approx([t.logprob for t in ref], abs=1e-5)
         batch = httpx.post(f"{url}/completions", json={"prompt": [ids, ids[:3]], "max_tokens": 2, "n": 2,
-                                                       "temperature": 0}, timeout=120)  # fmt: skip
+                                                       "temperature": 0}, timeout=600)  # fmt: skip
         assert batch.status_code == 200 and [c["index"] for c in batch.json()["choices"]] == [0, 1, 2, 3]
         for body, field in (({"prompt": "x", "stream": True}, "stream"), ({"prompt": "x", "suffix": "y"}, "suffix"),
                             ({"prompt": "x", "tools": []}, "tools"), ({"prompt": []}, "prompt")):  # fmt: skip
-            bad = httpx.post(f"{url}/completions", json=body, timeout=60)
+            bad = httpx.post(f"{url}/completions", json=body, timeout=600)
             assert bad.status_code == 400 and field in bad.json()["error"]["message"], (body, bad.text)
