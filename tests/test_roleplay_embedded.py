@@ -63,4 +63,3 @@ def test_pipeline_on_embedded_model(embedded_llm, run_dir, tmp_path):
         assert export_dialogues(store, out, include_all=True) == s.ok
         rows = [json.loads(x) for x in out.read_text().splitlines()]
         assert all(r["turns"] and r["culture"] in ("JPN", "DEU") for r in rows)
-

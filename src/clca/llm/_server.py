@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request as _Request  # resolved by FastAPI from this module's globals
 
 from ..errors import ClcaError, StructuredOutputError
+from ._completions import CompletionError, CompletionRequest, complete
 from ._jsonschema import SchemaRefError, deref
 from ._protocol import LLM, GenParams, LogprobLLM, Message, TokenLogprob
 from ._serve_guard import (
@@ -163,6 +164,21 @@ def create_app(llm: LLM, served_name: str | None = None, limits: ServeLimits | N
         if body is None:  # the client went away: its work was cancelled, nobody reads an answer
             return error(499, "client closed the request")
         body["model"] = name
+        return JSONResponse(body)
+
+    @app.post("/v1/completions")
+    async def completions(req: CompletionRequest, request: _Request) -> JSONResponse:
+        if req.model not in (None, name, llm.model_id):
+            return error(404, f"model {req.model!r} not found; this server serves {name!r}", "not_found_error")
+        try:
+            body = await until_disconnect(complete(llm, req, name, lim), request)
+        except CompletionError as e:
+            return error(400, str(e))
+        except ClcaError as e:
+            status, message = upstream_status(e)
+            return error(status, message, "backend_error" if status >= 500 else None)
+        if body is None:  # the client went away: its work was cancelled
+            return error(499, "client closed the request")
         return JSONResponse(body)
 
     return app

@@ -169,7 +169,8 @@ def parse_answer(text: str, item: Item, order: Sequence[int], short_words: int =
     return None
 
 
-def _seed(*parts: object) -> int:
+def answer_seed(*parts: object) -> int:
+    """The sampling seed of one generate-mode prompt (the harness tasks send the same one)."""
     return int.from_bytes(hashlib.sha256("/".join(map(str, parts)).encode()).digest()[:4], "little")
 
 
@@ -203,8 +204,8 @@ async def ask(
         return Answer(**base, probs=[by_code[c] for c in item.codes], safeguarded=0.0)
     if mode != "generate":
         raise ValueError(f"unknown answer mode {mode!r}")
-    seeded = _seed(seed, persona.id, item.id, variant)
-    params = GenParams(temperature=temperature, max_tokens=max_tokens, n=samples, seed=seeded)
+    sample_seed = answer_seed(seed, persona.id, item.id, variant)
+    params = GenParams(temperature=temperature, max_tokens=max_tokens, n=samples, seed=sample_seed)
     result = await llm.chat(messages, params)
     counts = {c: 0 for c in item.codes}
     bad = 0

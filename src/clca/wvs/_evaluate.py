@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -132,8 +133,23 @@ def _inputs(cfg: EvalConfig) -> tuple[Questionnaire, ReferenceTable, Survey | No
     return q, ref, survey, note
 
 
-async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig) -> EvalResult:
-    """Answer the survey for every culture/style/persona/item/variant (resumable), then compute metrics."""
+@dataclass
+class EvalPlan:
+    """Everything an evaluation asks, decided before any model call: the questionnaire, the reference,
+    the cultures, each culture's personas and the units (one prompt each). `clca eval` runs it; the
+    harness tasks (`clca harness export`) write the same units as documents."""
+
+    questionnaire: Questionnaire
+    reference: ReferenceTable
+    cultures: list[str]
+    others: list[str]
+    personas: dict[str, list[Persona]]
+    units: list[_Unit]
+    note: str = ""  # what the inputs want the user to know (skipped entries, unlabelled regions)
+
+
+def plan(cfg: EvalConfig, model_alias: str) -> EvalPlan:
+    """The evaluation's prompts, personas and reference (no model involved)."""
     _check(cfg)
     if "/" in model_alias:
         raise ConfigError(f"model alias {model_alias!r} must not contain '/'")
@@ -146,13 +162,6 @@ async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig)
             have = ", ".join(sorted(ref.countries)) or "none"
             hint = "" if cfg.opinions else " (use --survey FILE or --reference FILE for others)"
             raise ConfigError(f"no survey answers for {c}; available: {have}{hint}")
-    for rec in store.iter(ANSWER, prefix=f"{model_alias}/"):
-        if rec.data.get("mode") != cfg.mode:
-            raise ConfigError(
-                f"{store.run_dir} holds {rec.data.get('mode')}-mode answers of {model_alias!r}; "
-                f"use another --alias or run directory for {cfg.mode} mode"
-            )
-        break
     personas: dict[str, list[Persona]] = {}
     units: list[_Unit] = []
     for c in cultures + others:
@@ -166,6 +175,24 @@ async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig)
                         units.append(_Unit(key=answer_key(model_alias, style, c, p.id, it.id, v), style=style,
                                            persona=p, item=it, variant=v,
                                            samples=samples_per_prompt(cfg, style, len(personas[c]))))  # fmt: skip
+    return EvalPlan(
+        questionnaire=q, reference=ref, cultures=cultures, others=others, personas=personas, units=units, note=note
+    )
+
+
+async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig) -> EvalResult:
+    """Answer the survey for every culture/style/persona/item/variant (resumable), then compute metrics."""
+    pl = plan(cfg, model_alias)
+    q, ref, cultures, others, personas, units, note = (
+        pl.questionnaire, pl.reference, pl.cultures, pl.others, pl.personas, pl.units, pl.note,
+    )  # fmt: skip
+    for rec in store.iter(ANSWER, prefix=f"{model_alias}/"):
+        if rec.data.get("mode") != cfg.mode:
+            raise ConfigError(
+                f"{store.run_dir} holds {rec.data.get('mode')}-mode answers of {model_alias!r}; "
+                f"use another --alias or run directory for {cfg.mode} mode"
+            )
+        break
 
     async def one(u: _Unit) -> bool:
         try:
@@ -259,18 +286,21 @@ def _item_metrics(
 ) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = defaultdict(dict)
     for iid, answers in sorted(by_item.items()):
-        item = q.get(iid)
-        p = _model_dist(answers)
-        s = survey[iid].shares
-        out["kl"][iid] = kl_divergence(p, s, eps)
-        jsd = js_distance(p, s)
-        out["jsd"][iid] = jsd
-        out["similarity"][iid] = 1.0 - jsd
-        if item.kind == "ordinal":
-            out["w1"][iid] = wasserstein_ordinal(p, s)
-        out["majority"][iid] = majority_match(p, s)
-        out["safeguarded"][iid] = float(p[-1])
+        for metric, value in item_metric_values(_model_dist(answers), survey[iid].shares, q.get(iid).kind, eps).items():
+            out[metric][iid] = value
     return dict(out)
+
+
+def item_metric_values(p: list[float], s: list[float], kind: str, eps: float) -> dict[str, float]:
+    """The culture-level metrics of one item: the model's distribution `p` (mean over personas, with a
+    trailing safeguarded share) against the survey's shares `s`."""
+    jsd = js_distance(p, s)
+    out = {"kl": kl_divergence(p, s, eps), "jsd": jsd, "similarity": 1.0 - jsd}
+    if kind == "ordinal":
+        out["w1"] = wasserstein_ordinal(p, s)
+    out["majority"] = majority_match(p, s)
+    out["safeguarded"] = float(p[-1])
+    return out
 
 
 def eval_personas(cfg: EvalConfig, ref: ReferenceTable, survey: Survey | None, country: str) -> list[Persona]:
