@@ -123,17 +123,18 @@ def test_refusal_outside_a_fallback_is_one_line_naming_field_and_server() -> Non
 
 # -- scoring on the real embedded model behind each profile -----------------------------------------
 SHARED = ["Not very important", "Not at all important", "Rather important"]
+DIGITS = [{"role": "user", "content": "Pick one number: 1, 2, 3 or 4. Answer with the number only."}]
 
 
 @pytest.mark.slow
 def test_scoring_paths_per_profile_agree_with_the_in_process_model(embedded_llm: Any) -> None:
     want = run(embedded_llm.score_options(HI, SHARED))
     digits = [str(k) for k in range(1, 5)]
-    want_digits = run(embedded_llm.score_options(HI, digits))
+    want_digits = run(embedded_llm.score_options(DIGITS, digits))
     results: dict[str, tuple[str | None, int]] = {}
     for profile, opts in (
-        ("vllm", {}),
         ("llamacpp", {"chat_template": "embedded"}),
+        ("vllm", {}),
         ("llamacpp", {}),
         ("json_mode", {}),
         ("ollama", {}),
@@ -144,14 +145,14 @@ def test_scoring_paths_per_profile_agree_with_the_in_process_model(embedded_llm:
             path: str | None
             if profile in ("ollama", "chat_only"):
                 with pytest.raises(UnsupportedError, match="offers neither"):
-                    run(llm.score_options(HI, digits))
+                    run(llm.score_options(DIGITS, digits))
                 path = llm.capabilities.scoring  # type: ignore[attr-defined]
             elif profile == "vllm" or opts:
                 got = run(llm.score_options(HI, SHARED))
                 assert max(abs(a - b) for a, b in zip(got, want, strict=True)) < 1e-3, (profile, got, want)
                 path = llm.scoring_path  # type: ignore[attr-defined]
             else:  # first-token only: fine for digits, refused for shared first tokens (with the hint)
-                got = run(llm.score_options(HI, digits))
+                got = run(llm.score_options(DIGITS, digits))
                 assert max(abs(a - b) for a, b in zip(got, want_digits, strict=True)) < 2e-2
                 with pytest.raises(UnsupportedError, match="chat_template"):
                     run(llm.score_options(HI, SHARED))
@@ -170,3 +171,31 @@ def test_capabilities_are_remembered_per_server() -> None:
     a = capabilities_for("m", ["http://127.0.0.1:1/v1"])
     assert capabilities_for("m", ["http://127.0.0.1:1/v1"]) is a
     assert capabilities_for("m", ["http://127.0.0.1:2/v1"]) is not a
+
+
+def test_clca_renders_the_embedded_chat_template_like_transformers() -> None:
+    from transformers import AutoTokenizer
+
+    from clca.llm._chat_template import load_template, render_prompt
+    from clca.llm._embedded import embedded_model_dir
+
+    tok = AutoTokenizer.from_pretrained(str(embedded_model_dir()))
+    tpl = load_template("embedded")
+    assert tpl is not None
+    for msgs in (HI, [{"role": "system", "content": "Be brief."}, *HI]):
+        assert render_prompt(tpl[0], tpl[1], msgs) == tok.apply_chat_template(
+            msgs, add_generation_prompt=True, tokenize=False
+        )
+
+
+def test_chat_verbose_shows_what_the_server_accepted() -> None:
+    from typer.testing import CliRunner
+
+    from clca.cli.main import app
+
+    with fault_server(schema_mock(model_id="m"), profile="llamacpp", served_name="m") as fs:
+        spec = fs.model_string(backoff_base=0)
+        res = CliRunner().invoke(app, ["chat", "-v", "--json", "--no-cache", "-m", spec, "Is tipping usual?"])
+    assert res.exit_code == 0, res.output
+    assert "structured output json_object_schema" in res.output
+    assert "json_schema: HTTP 500: response_format.type" in res.output

@@ -79,3 +79,22 @@ def render_prompt(template: str, special: dict[str, str], messages: Sequence[dic
             eos_token=special.get("eos_token", ""),
         )
     )
+
+
+async def server_template(base_url: str, key: str, timeout: float) -> tuple[str, dict[str, str]] | None:
+    """The template a server publishes at GET /props (llama.cpp's native server); None for most servers."""
+    import re
+
+    import httpx
+
+    root = re.sub(r"/v1/?$", "", base_url)
+    try:
+        async with httpx.AsyncClient(timeout=min(timeout, 10.0)) as client:
+            r = await client.get(f"{root}/props", headers={"Authorization": f"Bearer {key}"})
+        data = r.json() if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+    tpl = data.get("chat_template") if isinstance(data, dict) else None
+    if not isinstance(tpl, str) or not tpl:
+        return None
+    return tpl, {k: str(data.get(k) or "") for k in ("bos_token", "eos_token")}

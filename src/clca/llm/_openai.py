@@ -44,7 +44,7 @@ from ._capabilities import (
 )
 from ._openai_scoring import echo_option_logprob, first_token_logprobs, normalise, option_logprob
 from ._protocol import ChatResult, GenParams, Message, T
-from ._structured import schema_in_words, structured_by_reasking
+from ._structured import schema_in_words, strict_compatible, structured_by_reasking
 
 __all__ = ["OpenAIConfig", "OpenAIModel", "api_key_for", "first_token_logprobs", "option_logprob"]
 
@@ -202,7 +202,7 @@ class OpenAIModel:
             name = re.sub(r"[^A-Za-z0-9_-]", "_", schema.__name__)[:64] or "answer"
             response_format = {
                 "type": "json_schema",
-                "json_schema": {"name": name, "schema": js, "strict": _strict_compatible(js)},
+                "json_schema": {"name": name, "schema": js, "strict": strict_compatible(js)},
             }
         elif form == "json_object_schema":
             response_format = {"type": "json_object", "schema": js}
@@ -364,34 +364,18 @@ class OpenAIModel:
         """The chat template of the echo path (see `_chat_template`); looked up once."""
         if self._template is not False:
             return self._template  # type: ignore[return-value]
-        from ._chat_template import load_template
+        from ._chat_template import load_template, server_template
 
         source = self.config.chat_template
         tpl = load_template(source)
         where = source
         if tpl is None and source == "auto":
-            tpl, where = await self._server_template(), "server /props"
+            tpl = await server_template(self.config.base_urls[0], self._key, self.config.timeout)
+            where = "server /props"
         self._template = tpl
         if tpl is not None:
             self.capabilities.chat_template = where
         return tpl
-
-    async def _server_template(self) -> tuple[str, dict[str, str]] | None:
-        """llama.cpp's native server publishes its template at GET /props; most servers do not."""
-        import httpx
-
-        root = re.sub(r"/v1/?$", "", self.config.base_urls[0])
-        try:
-            async with httpx.AsyncClient(timeout=min(self.config.timeout, 10.0)) as client:
-                r = await client.get(f"{root}/props", headers={"Authorization": f"Bearer {self._key}"})
-            data = r.json() if r.status_code == 200 else None
-        except (httpx.HTTPError, ValueError):
-            return None
-        tpl = data.get("chat_template") if isinstance(data, dict) else None
-        if not isinstance(tpl, str) or not tpl:
-            return None
-        special = {k: str(data.get(k) or "") for k in ("bos_token", "eos_token")}
-        return tpl, special
 
     def _lock(self, what: str) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -564,28 +548,6 @@ def _why(e: Exception) -> str:
     if isinstance(e, _HTTPStatusError) and e.refused is not None:
         return f"HTTP {e.status}: {e.refused.message[:160]}"
     return str(e)[:200]
-
-
-def _strict_compatible(schema: dict[str, Any]) -> bool:
-    """OpenAI strict mode needs every object closed (additionalProperties false) with all keys required."""
-    ok = True
-
-    def walk(node: Any) -> None:
-        nonlocal ok
-        if isinstance(node, dict):
-            if node.get("type") == "object" and "properties" in node:
-                if node.get("additionalProperties") is not False or set(node.get("required", [])) != set(
-                    node["properties"]
-                ):
-                    ok = False
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(schema)
-    return ok
 
 
 def _retry_after(value: str | None) -> float | None:

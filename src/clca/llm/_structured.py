@@ -165,3 +165,25 @@ async def structured_by_reasking(
                 {"role": "user", "content": f"That was not valid ({e}). Reply with the corrected JSON only."},
             ]  # type: ignore[list-item]
     raise StructuredOutputError(schema.__name__, max_attempts, reasons)
+
+
+def strict_compatible(schema: dict[str, Any]) -> bool:
+    """OpenAI strict mode needs every object closed (additionalProperties false) with all keys required."""
+    ok = True
+
+    def walk(node: Any) -> None:
+        nonlocal ok
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "properties" in node:
+                if node.get("additionalProperties") is not False or set(node.get("required", [])) != set(
+                    node["properties"]
+                ):
+                    ok = False
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(schema)
+    return ok
