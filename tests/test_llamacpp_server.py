@@ -37,6 +37,19 @@ ROOT = Path(__file__).resolve().parents[1]
 HI = [{"role": "user", "content": "How important is family in your life?"}]
 SHARED = ["Not very important", "Not at all important", "Rather important", "Very important"]
 FIGURES: dict[str, Any] = {}
+# `python -m llama_cpp.server`, but without llama.cpp's extra weight buffer types: their AMX repacking
+# crashes (SIGSEGV on prompts of 4+ tokens) where the kernel does not grant AMX tile state to the process
+_LAUNCH = """
+import llama_cpp.llama_cpp as C
+_default = C.llama_model_default_params
+def _params():
+    p = _default()
+    p.use_extra_bufts = False
+    return p
+C.llama_model_default_params = _params
+from llama_cpp.server.__main__ import main
+main()
+"""
 
 
 def _free_port() -> int:
@@ -51,8 +64,8 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     port = _free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()), "--model_alias", "smol"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2", "--logits_all", "true"]
+    cmd = [sys.executable, "-c", _LAUNCH, "--model", str(gguf_path()), "--model_alias", "smol"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "2"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"

@@ -133,17 +133,16 @@ class OpenAIModel:
         self._sem_loop: asyncio.AbstractEventLoop | None = None
         self.stats = RequestStats()
         self.capabilities = capabilities_for(config.model, config.base_urls)
-        if config.scoring != "auto":
-            self.capabilities.scoring = config.scoring
-        if not config.json_schema:
-            self.capabilities.structured = "prompt"
+        # explicit settings hold for this model only; the shared record keeps what the server was found to do
+        self._forced_scoring: ScoringPath | None = None if config.scoring == "auto" else config.scoring
+        self._forced_form: StructuredForm | None = None if config.json_schema else "prompt"
         self._locks: dict[tuple[str, int], asyncio.Lock] = {}
         self._template: tuple[str, dict[str, str]] | None | bool = False  # False: not looked up yet
 
     @property
     def scoring_path(self) -> ScoringPath | None:
         """The scoring path in use (None until the first `score_options` found one)."""
-        path = self.capabilities.scoring
+        path = self._forced_scoring or self.capabilities.scoring
         return None if path == "none" else path
 
     @classmethod
@@ -174,6 +173,8 @@ class OpenAIModel:
         self, messages: Sequence[Message], schema: type[T], params: GenParams = GenParams(), max_attempts: int = 3
     ) -> T:
         caps = self.capabilities
+        if self._forced_form is not None:
+            return await self._structured_as(self._forced_form, messages, schema, params, max_attempts)
         if caps.structured is not None:
             return await self._structured_as(caps.structured, messages, schema, params, max_attempts)
         async with self._lock("structured"):  # the first call finds the form; the others wait for it
@@ -230,17 +231,19 @@ class OpenAIModel:
         if any(not o.strip() for o in options):
             raise ValueError("score_options: options must be non-empty strings")
         caps = self.capabilities
-        if caps.scoring is None:
-            async with self._lock("scoring"):
+        path = self._forced_scoring or caps.scoring
+        if path is None:
+            async with self._lock("scoring"):  # the first call finds the path; the others wait for it
                 if caps.scoring is None:
                     return await self._probe_scoring(messages, options)
-        if caps.scoring == "none":
+            path = caps.scoring
+        if path == "none":
             raise self._no_scoring()
         try:
-            return await self._score_by(caps.scoring, messages, options)
+            return await self._score_by(path, messages, options)
         except _NoField as e:
             raise UnsupportedError(
-                f"{self.model_id} at {self._where()}: scoring={caps.scoring} but the server returned {e}"
+                f"{self.model_id} at {self._where()}: scoring={path} but the server returned {e}"
             ) from None
 
     async def _score_by(self, path: ScoringPath, messages: Sequence[Message], options: Sequence[str]) -> list[float]:
