@@ -260,6 +260,12 @@ class _Models:
     def calls(self) -> int:
         return self._released_calls + sum(m.calls for m in self._by_spec.values())
 
+    def capabilities(self) -> list[dict[str, Any]]:
+        """What each `openai:` server was found to accept (structured-output form, scoring path)."""
+        from .llm._capabilities import capability_records
+
+        return [r for m in self._by_spec.values() for r in capability_records(m)]
+
     async def aclose(self) -> None:
         for m in self._by_spec.values():
             await m.aclose()
@@ -342,6 +348,7 @@ async def run_pipeline(
                 peak_rss_mb=_peak_rss_mb(),
             )
             store.set_meta(f"stage:{stage.name}", res.model_dump())
+            _record_servers(store, models)
             results.append(res)
             if on_stage:
                 on_stage(res)
@@ -474,6 +481,17 @@ async def _report(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _
 
     paths = write_report(store)
     return f"report: {paths.html}"
+
+
+def _record_servers(store: RunStore, models: _Models) -> None:
+    """Keep the servers' capabilities in the run database (meta "model_servers", shown by the report)."""
+    found = models.capabilities()
+    if not found:
+        return
+    servers = dict(store.get_meta("model_servers") or {})
+    for rec in found:
+        servers[f"{rec['model']}@{','.join(rec['base_urls'])}"] = rec
+    store.set_meta("model_servers", servers)
 
 
 def _peak_rss_mb() -> float:

@@ -38,11 +38,39 @@ def _split_options(options: str) -> list[str]:
 
 
 async def _chat(
-    spec: str, prompt: str, as_json: bool, options: list[str] | None, params: Any, cache: bool | Path
+    spec: str,
+    prompt: str,
+    as_json: bool,
+    options: list[str] | None,
+    params: Any,
+    cache: bool | Path,
+    verbose: bool = False,
 ) -> None:
     from ..llm import load_model
 
     llm = load_model(spec, cache=cache)
+    try:
+        await _ask(llm, prompt, as_json, options, params)
+    finally:
+        if verbose:
+            _print_server(llm)
+
+
+def _print_server(llm: Any) -> None:
+    from ..llm._capabilities import capability_records
+
+    for rec in capability_records(llm):
+        refused = "; ".join(f"{k}: {v}" for k, v in rec["refused"].items()) or "nothing"
+        template = f" (chat template: {rec['chat_template']})" if rec["chat_template"] else ""
+        structured, scoring = rec["structured"] or "not probed", rec["scoring"] or "not probed"
+        typer.echo(
+            f"server {', '.join(rec['base_urls'])} model {rec['model']}: structured output {structured}, "
+            f"scoring {scoring}{template}; refused: {refused}",
+            err=True,
+        )
+
+
+async def _ask(llm: Any, prompt: str, as_json: bool, options: list[str] | None, params: Any) -> None:
     try:
         messages = [{"role": "user", "content": prompt}]
         if options is not None:
@@ -146,13 +174,16 @@ def register(app: typer.Typer) -> None:
         seed: int | None = typer.Option(None, help="Sampling seed."),
         no_cache: bool = typer.Option(False, "--no-cache", help="Do not use the response cache."),
         cache: Path | None = typer.Option(None, help="Response cache file (default: the shared cache)."),
+        verbose: bool = typer.Option(
+            False, "--verbose", "-v", help="Also print what an openai: server accepted (structured form, scoring)."
+        ),
     ) -> None:
         """Send one message to a model and print its reply (or a JSON answer, or option probabilities)."""
         from ..llm import GenParams
 
         opts = _split_options(options) if options is not None else None
         params = GenParams(temperature=temperature, max_tokens=max_tokens, seed=seed)
-        asyncio.run(_chat(model, prompt, as_json, opts, params, _cache_arg(no_cache, cache)))
+        asyncio.run(_chat(model, prompt, as_json, opts, params, _cache_arg(no_cache, cache), verbose))
 
     @app.command("check")
     def check(

@@ -15,7 +15,8 @@ Model strings (parsed, formatted and validated by `ModelSpec`; see `load_model`)
                               base URL is loopback (localhost, 127.0.0.0/8, ::1) a dummy key is
                               used; otherwise loading fails with BackendError naming the variable.
   concurrency=16  timeout=120  max_retries=5  backoff_base=0.5  backoff_max=30  replica_cooldown=30
-  scoring=auto|prompt_logprobs|top_logprobs   json_schema=true|false
+  scoring=auto|prompt_logprobs|completions_echo|top_logprobs   json_schema=true|false
+  chat_template=auto|none|embedded|DIR|FILE.jinja  (prompt rendering for /v1/completions echo scoring)
 
 `load_model(spec, cache=True|False|PATH)` wraps the backend in the SQLite response cache
 (`CachedLLM`; default `cache_dir()/responses.sqlite`). See docs/backends-remote.md.

@@ -7,9 +7,12 @@
   row is skipped for `replica_cooldown` seconds.
 - Our own retry loop (the client's `max_retries` is 0): timeouts, connection errors, invalid
   response bodies, 408, 429 and 5xx are retried with exponential backoff and full jitter, honouring
-  `Retry-After`; other 4xx fail at once.
-- Option scoring: vLLM prompt logprobs of the option as a continued assistant message, or the
-  top-20 logprobs of the first generated token; see `score_options`.
+  `Retry-After`. Deterministic refusals (other 4xx, and a 5xx whose body names an unsupported or invalid
+  field) are never resent with the same body: they move to the next form (see `_capabilities`) or fail
+  with a one-line error naming the field and the server.
+- Structured output: json_schema -> json_object + schema -> json_object -> the schema in words in the
+  prompt; option scoring: vLLM prompt_logprobs -> /v1/completions echo -> first-token top_logprobs. What
+  the server took is found on first use and remembered per server (`capabilities`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import random
 import re
@@ -31,15 +33,26 @@ import openai
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import BackendError, ModelStringError, UnsupportedError
+from ._capabilities import (
+    SCORING_ORDER,
+    STRUCTURED_ORDER,
+    Refusal,
+    ScoringPath,
+    StructuredForm,
+    capabilities_for,
+    refusal,
+)
+from ._openai_scoring import echo_option_logprob, first_token_logprobs, normalise, option_logprob
 from ._protocol import ChatResult, GenParams, Message, T
-from ._structured import structured_by_reasking
+from ._structured import schema_in_words, strict_compatible, structured_by_reasking
+
+__all__ = ["OpenAIConfig", "OpenAIModel", "api_key_for", "first_token_logprobs", "option_logprob"]
 
 log = logging.getLogger("clca.llm.openai")
 
-ScoringPath = Literal["prompt_logprobs", "top_logprobs"]
 _RETRY_STATUS = {408, 409, 429}
 _TOP_K = 20
-_UNSUPPORTED_STATUS = {400, 422}  # how servers refuse unknown request fields
+_FORMAT_WORDS = ("response_format", "json_schema", "schema", "json_object", "format")
 
 
 class OpenAIConfig(BaseModel):
@@ -56,14 +69,18 @@ class OpenAIConfig(BaseModel):
     backoff_base: float = Field(0.5, ge=0, description="first backoff in seconds; doubles per retry")
     backoff_max: float = Field(30.0, ge=0, description="cap of one backoff (and of an honoured Retry-After)")
     replica_cooldown: float = Field(30.0, ge=0, description="seconds a failing replica is skipped")
-    scoring: Literal["auto", "prompt_logprobs", "top_logprobs"] = "auto"
-    json_schema: bool = Field(True, description="send response_format json_schema in structured()")
+    scoring: Literal["auto", "prompt_logprobs", "completions_echo", "top_logprobs"] = "auto"
+    json_schema: bool = Field(True, description="use response_format in structured() (false: the schema in words)")
+    chat_template: str = Field(
+        "auto", description="template for /v1/completions echo scoring: auto, none, embedded, a model dir or .jinja"
+    )
 
 
 class _HTTPStatusError(BackendError):
-    def __init__(self, message: str, status: int) -> None:
+    def __init__(self, message: str, status: int, refused: Refusal | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.refused = refused
 
 
 class _NoField(Exception):
@@ -115,7 +132,18 @@ class OpenAIModel:
         self._sem: asyncio.Semaphore | None = None
         self._sem_loop: asyncio.AbstractEventLoop | None = None
         self.stats = RequestStats()
-        self.scoring_path: ScoringPath | None = None if config.scoring == "auto" else config.scoring
+        self.capabilities = capabilities_for(config.model, config.base_urls)
+        # explicit settings hold for this model only; the shared record keeps what the server was found to do
+        self._forced_scoring: ScoringPath | None = None if config.scoring == "auto" else config.scoring
+        self._forced_form: StructuredForm | None = None if config.json_schema else "prompt"
+        self._locks: dict[tuple[str, int], asyncio.Lock] = {}
+        self._template: tuple[str, dict[str, str]] | None | bool = False  # False: not looked up yet
+
+    @property
+    def scoring_path(self) -> ScoringPath | None:
+        """The scoring path in use (None until the first `score_options` found one)."""
+        path = self._forced_scoring or self.capabilities.scoring
+        return None if path == "none" else path
 
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> OpenAIModel:
@@ -144,25 +172,57 @@ class OpenAIModel:
     async def structured(
         self, messages: Sequence[Message], schema: type[T], params: GenParams = GenParams(), max_attempts: int = 3
     ) -> T:
-        response_format = None
-        if self.config.json_schema:
-            js = schema.model_json_schema()
+        caps = self.capabilities
+        if self._forced_form is not None:
+            return await self._structured_as(self._forced_form, messages, schema, params, max_attempts)
+        if caps.structured is not None:
+            return await self._structured_as(caps.structured, messages, schema, params, max_attempts)
+        async with self._lock("structured"):  # the first call finds the form; the others wait for it
+            if caps.structured is not None:
+                return await self._structured_as(caps.structured, messages, schema, params, max_attempts)
+            for form in STRUCTURED_ORDER:
+                try:
+                    obj = await self._structured_as(form, messages, schema, params, max_attempts)
+                except _HTTPStatusError as e:
+                    if form == "prompt" or e.refused is None or not e.refused.mentions(*_FORMAT_WORDS):
+                        raise
+                    caps.refused[form] = f"HTTP {e.status}: {e.refused.message[:160]}"
+                    log.info("%s at %s refuses structured form %s; trying the next", self.model_id, self._where(), form)
+                    continue
+                caps.structured = form
+                log.info("%s at %s: structured output uses %s", self.model_id, self._where(), form)
+                return obj
+        raise AssertionError("unreachable: the prompt form sends no response_format")
+
+    async def _structured_as(
+        self, form: StructuredForm, messages: Sequence[Message], schema: type[T], params: GenParams, max_attempts: int
+    ) -> T:
+        js = schema.model_json_schema()
+        response_format: dict[str, Any] | None = None
+        if form == "json_schema":
             name = re.sub(r"[^A-Za-z0-9_-]", "_", schema.__name__)[:64] or "answer"
             response_format = {
                 "type": "json_schema",
-                "json_schema": {"name": name, "schema": js, "strict": _strict_compatible(js)},
+                "json_schema": {"name": name, "schema": js, "strict": strict_compatible(js)},
             }
+        elif form == "json_object_schema":
+            response_format = {"type": "json_object", "schema": js}
+        elif form == "json_object":
+            response_format = {"type": "json_object"}
 
         async def gen(msgs: list[Message], p: GenParams) -> str:
             return (await self._chat(msgs, p, response_format=response_format)).text
 
-        return await structured_by_reasking(gen, messages, schema, params, max_attempts)
+        instruction = schema_in_words(schema) if form == "prompt" else None
+        return await structured_by_reasking(gen, messages, schema, params, max_attempts, instruction=instruction)
 
     async def score_options(self, messages: Sequence[Message], options: Sequence[str]) -> list[float]:
         """Normalised probability of each option as the assistant's whole answer.
 
         prompt_logprobs path (vLLM): one request per option with the option as a continued assistant
         message; the option's log-probability is the sum over the trailing prompt tokens that spell it.
+        completions_echo path: one /v1/completions request per option over clca's rendering of the chat
+        template plus the option, with echo + logprobs; the option's tokens are summed.
         top_logprobs path: the first generated token's top-20 alternatives; needs options whose first
         tokens differ (an option absent from the top 20 gets probability 0, with a warning).
         """
@@ -170,35 +230,58 @@ class OpenAIModel:
             raise ValueError("score_options needs at least one option")
         if any(not o.strip() for o in options):
             raise ValueError("score_options: options must be non-empty strings")
+        caps = self.capabilities
+        path = self._forced_scoring or caps.scoring
+        if path is None:
+            async with self._lock("scoring"):  # the first call finds the path; the others wait for it
+                if caps.scoring is None:
+                    return await self._probe_scoring(messages, options)
+            path = caps.scoring
+        if path == "none":
+            raise self._no_scoring()
         try:
-            if self.scoring_path == "prompt_logprobs":
-                return _normalise(await self._score_prompt(messages, options))
-            if self.scoring_path == "top_logprobs":
-                return _normalise(self._map_top(await self._first_token_top(messages), options))
+            return await self._score_by(path, messages, options)
         except _NoField as e:
             raise UnsupportedError(
-                f"{self.model_id} at {self.config.base_urls[0]}: scoring={self.scoring_path} but the server "
-                f"returned {e}"
+                f"{self.model_id} at {self._where()}: scoring={path} but the server returned {e}"
             ) from None
-        try:  # auto: probe the vLLM path first, then top_logprobs
-            logps = await self._score_prompt(messages, options)
-            self._set_path("prompt_logprobs")
-            return _normalise(logps)
-        except (_NoField, _HTTPStatusError) as e:
-            if isinstance(e, _HTTPStatusError) and e.status not in _UNSUPPORTED_STATUS:
-                raise
-            log.info("prompt_logprobs unavailable at %s (%s); trying top_logprobs", self.config.base_urls[0], e)
-        try:
-            top = await self._first_token_top(messages)
-        except (_NoField, _HTTPStatusError) as e:
-            if isinstance(e, _HTTPStatusError) and e.status not in _UNSUPPORTED_STATUS:
-                raise
-            raise UnsupportedError(
-                f"{self.model_id} at {self.config.base_urls[0]} offers neither vLLM prompt_logprobs nor "
-                f"top_logprobs; option scoring needs one of them (use vLLM, or `clca serve`); last answer: {e}"
-            ) from None
-        self._set_path("top_logprobs")
-        return _normalise(self._map_top(top, options))
+
+    async def _score_by(self, path: ScoringPath, messages: Sequence[Message], options: Sequence[str]) -> list[float]:
+        if path == "prompt_logprobs":
+            return normalise(await self._score_prompt(messages, options))
+        if path == "completions_echo":
+            return normalise(await self._score_echo(messages, options))
+        return normalise(self._map_top(await self._first_token_top(messages), options))
+
+    async def _probe_scoring(self, messages: Sequence[Message], options: Sequence[str]) -> list[float]:
+        caps = self.capabilities
+        for path in SCORING_ORDER:
+            if path == "completions_echo" and await self._chat_template() is None:
+                caps.refused[path] = f"no chat template known (chat_template={self.config.chat_template})"
+                continue
+            try:
+                if path == "top_logprobs":
+                    top = await self._first_token_top(messages)
+                    self._set_path(path)  # the path works; options sharing a first token are refused below
+                    return normalise(self._map_top(top, options))
+                probs = await self._score_by(path, messages, options)
+            except (_NoField, _HTTPStatusError) as e:
+                if isinstance(e, _HTTPStatusError) and e.refused is None:
+                    raise
+                caps.refused[path] = _why(e)
+                log.info("%s at %s: scoring path %s unavailable (%s)", self.model_id, self._where(), path, e)
+                continue
+            self._set_path(path)
+            return probs
+        caps.scoring = "none"
+        raise self._no_scoring()
+
+    def _no_scoring(self) -> UnsupportedError:
+        why = "; ".join(f"{k}: {v}" for k, v in self.capabilities.refused.items() if k in SCORING_ORDER)
+        return UnsupportedError(
+            f"{self.model_id} at {self._where()} offers neither vLLM prompt_logprobs nor top_logprobs (nor "
+            f"/v1/completions echo with a known chat template); option scoring needs one of them ({why})"
+        )
 
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()
@@ -257,6 +340,57 @@ class OpenAIModel:
                 raise r
         return [float(r) for r in results]  # type: ignore[arg-type]
 
+    async def _score_echo(self, messages: Sequence[Message], options: Sequence[str]) -> list[float]:
+        from ._chat_template import render_prompt
+
+        tpl = await self._chat_template()
+        if tpl is None:
+            raise _NoField("no chat template known for the completions echo path")
+        prefix = render_prompt(tpl[0], tpl[1], [dict(m) for m in messages])
+
+        async def one(option: str) -> float:
+            text = prefix + option
+            body = {"prompt": text, "max_tokens": 1, "temperature": 0.0, "echo": True, "logprobs": 1}
+            data = await self._request(body, endpoint="completions")
+            lp = (data["choices"][0] or {}).get("logprobs")
+            if not isinstance(lp, dict) or not lp.get("tokens"):
+                raise _NoField("no echoed logprobs in the /v1/completions response")
+            return echo_option_logprob(lp, len(prefix), len(text))
+
+        results = await asyncio.gather(*(one(o) for o in options), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return [float(r) for r in results]  # type: ignore[arg-type]
+
+    async def _chat_template(self) -> tuple[str, dict[str, str]] | None:
+        """The chat template of the echo path (see `_chat_template`); looked up once."""
+        if self._template is not False:
+            return self._template  # type: ignore[return-value]
+        from ._chat_template import load_template, server_template
+
+        source = self.config.chat_template
+        tpl = load_template(source)
+        where = source
+        if tpl is None and source == "auto":
+            tpl = await server_template(self.config.base_urls[0], self._key, self.config.timeout)
+            where = "server /props"
+        self._template = tpl
+        if tpl is not None:
+            self.capabilities.chat_template = where
+        return tpl
+
+    def _lock(self, what: str) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        key = (what, id(loop))
+        if key not in self._locks:
+            self._locks = {k: v for k, v in self._locks.items() if k[1] == id(loop)}
+            self._locks[key] = asyncio.Lock()
+        return self._locks[key]
+
+    def _where(self) -> str:
+        return ", ".join(self.config.base_urls)
+
     async def _first_token_top(self, messages: Sequence[Message]) -> list[tuple[str, float]]:
         body = {
             "messages": [dict(m) for m in messages],
@@ -281,19 +415,20 @@ class OpenAIModel:
         if dup:
             raise UnsupportedError(
                 f"top_logprobs scoring needs options with distinct first tokens; options {owners[dup[0]]} all start "
-                f"with token {dup[0]!r} (use a vLLM server, whose prompt_logprobs score whole options)"
+                f"with token {dup[0]!r} (use a vLLM server, whose prompt_logprobs score whole options, or a server "
+                "with /v1/completions echo and ?chat_template=embedded|DIR so clca can render the prompt)"
             )
-        if all(lp == -math.inf for lp in logps):
+        if all(lp == float("-inf") for lp in logps):
             raise BackendError(f"{self.model_id}: none of the options {list(options)} is among the top-{_TOP_K} tokens")
-        missing = [o for o, lp in zip(options, logps, strict=True) if lp == -math.inf]
+        missing = [o for o, lp in zip(options, logps, strict=True) if lp == float("-inf")]
         if missing:
             log.warning("options %s are not among the top-%d first tokens; their probability is 0", missing, _TOP_K)
         return logps
 
     def _set_path(self, path: ScoringPath) -> None:
-        if self.scoring_path != path:
+        if self.capabilities.scoring != path:
             log.info("%s: option scoring uses %s", self.model_id, path)
-        self.scoring_path = path
+        self.capabilities.scoring = path
 
     def _semaphore(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -310,8 +445,8 @@ class OpenAIModel:
             up = [r for r in up if r is not avoid]
         return min(up, key=lambda r: (r.in_flight, r.requests))
 
-    async def _request(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST /chat/completions with retries; returns the parsed JSON body."""
+    async def _request(self, body: dict[str, Any], endpoint: Literal["chat", "completions"] = "chat") -> dict[str, Any]:
+        """POST /chat/completions (or /completions) with retries; returns the parsed JSON body."""
         cfg = self.config
         body = {"model": cfg.model, **body}
         last_reason, rep = "no attempt made", None
@@ -323,7 +458,9 @@ class OpenAIModel:
                 self.stats.attempts += 1
                 retry_after: float | None = None
                 try:
-                    raw = await self._client(rep).chat.completions.with_raw_response.create(**body)
+                    client = self._client(rep)
+                    api = client.chat.completions if endpoint == "chat" else client.completions
+                    raw = await api.with_raw_response.create(**body)
                     data = json.loads(raw.text)
                     if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
                         raise ValueError("no choices")
@@ -331,10 +468,14 @@ class OpenAIModel:
                     return data
                 except openai.APIStatusError as e:
                     status = e.status_code
-                    reason = f"HTTP {status}: {self._scrub(_error_text(e))}"
-                    if status not in _RETRY_STATUS and status < 500:
+                    text = self._scrub(_error_text(e))
+                    reason = f"HTTP {status}: {text}"
+                    refused = refusal(status, text)
+                    if refused is not None:  # deterministic: the same body would be refused again
                         self._count(f"HTTP {status}")
-                        raise _HTTPStatusError(f"{self.model_id} at {rep.url}: {reason}", status) from None
+                        named = f" (field {refused.field}; not retried)" if refused.field else ""
+                        msg = f"{self.model_id} at {rep.url}: {reason}{named}"
+                        raise _HTTPStatusError(msg, status, refused) from None
                     retry_after = _retry_after(e.response.headers.get("retry-after"))
                     last_reason = reason
                     if status >= 500:
@@ -408,92 +549,10 @@ class OpenAIModel:
         return scrub_key(text, self._key)
 
 
-# -- pure helpers (unit-tested directly) ----------------------------------------------------------
-def option_logprob(prompt_logprobs: list[Any], option: str) -> float:
-    """Sum of the logprobs of the trailing prompt tokens that spell `option` (vLLM response shape).
-
-    `prompt_logprobs` holds one entry per prompt token: None (first token, or a token the server
-    did not score) or a dict token_id -> {"logprob", "rank", "decoded_token"}; with prompt_logprobs=0
-    the dict holds the prompt token itself.
-    """
-    want = option.strip()
-    acc, total = "", 0.0
-    for entry in reversed(prompt_logprobs):
-        if not isinstance(entry, dict) or not entry:
-            break
-        info = next(iter(entry.values()))
-        try:
-            acc = str(info.get("decoded_token") or "") + acc
-            total += float(info["logprob"])
-        except (AttributeError, KeyError, TypeError, ValueError):
-            raise BackendError("malformed prompt_logprobs entry in the server response") from None
-        if len(acc.lstrip()) >= len(want):
-            break
-    if not acc.strip().endswith(want):
-        raise BackendError(
-            f"the prompt tokens do not end with the option {option!r} (got {acc[-40:]!r}); the server's chat "
-            "template may not support continue_final_message"
-        )
-    return total
-
-
-def first_token_logprobs(
-    top: list[tuple[str, float]], options: Sequence[str]
-) -> tuple[list[float], dict[str, list[str]]]:
-    """Map each option to its first token among the top alternatives.
-
-    An option's token is the top token equal to the option, else equal to it after stripping
-    whitespace, else the longest top token (stripped) that the option starts with. Returns the
-    log-probabilities (-inf where no token matches) and token -> options that map to it.
-    """
-    logps: list[float] = []
-    owners: dict[str, list[str]] = {}
-    for opt in options:
-        s = opt.strip()
-        exact = [(t, lp) for t, lp in top if t == opt]
-        stripped = [(t, lp) for t, lp in top if t.strip() == s]
-        prefix = sorted(
-            ((t, lp) for t, lp in top if t.strip() and s.startswith(t.strip())), key=lambda x: -len(x[0].strip())
-        )
-        found = exact or stripped or prefix
-        if not found:
-            logps.append(-math.inf)
-            continue
-        tok, lp = max(found, key=lambda x: x[1]) if (exact or stripped) else found[0]
-        logps.append(lp)
-        owners.setdefault(tok.strip(), []).append(opt)
-    return logps, owners
-
-
-def _normalise(logps: list[float]) -> list[float]:
-    m = max(logps)
-    if m == -math.inf:
-        raise BackendError("every option has probability 0")
-    ex = [math.exp(lp - m) for lp in logps]
-    z = sum(ex)
-    return [e / z for e in ex]
-
-
-def _strict_compatible(schema: dict[str, Any]) -> bool:
-    """OpenAI strict mode needs every object closed (additionalProperties false) with all keys required."""
-    ok = True
-
-    def walk(node: Any) -> None:
-        nonlocal ok
-        if isinstance(node, dict):
-            if node.get("type") == "object" and "properties" in node:
-                if node.get("additionalProperties") is not False or set(node.get("required", [])) != set(
-                    node["properties"]
-                ):
-                    ok = False
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(schema)
-    return ok
+def _why(e: Exception) -> str:
+    if isinstance(e, _HTTPStatusError) and e.refused is not None:
+        return f"HTTP {e.status}: {e.refused.message[:160]}"
+    return str(e)[:200]
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -64,12 +65,79 @@ def parse_as(schema: type[T], text: str) -> T:
         raise ValueError(f"{loc}: {first['msg']}") from None
 
 
-def with_instruction(messages: Sequence[Message], schema: type[BaseModel]) -> list[Message]:
+def schema_in_words(schema: type[BaseModel]) -> str:
+    """The instruction for servers without any JSON mode: every field described in words (template
+    `llm_schema_words`), then the exact JSON schema."""
+    from ..prompts import render
+
+    js = schema.model_json_schema()
+    fields = _describe(js, js, "")
+    text = render("llm_schema_words", fields=fields, schema=json.dumps(js, ensure_ascii=False))
+    return "\n\n" + text
+
+
+def _describe(node: dict[str, Any], root: dict[str, Any], prefix: str) -> list[dict[str, str]]:
+    node = _resolve(node, root)
+    out: list[dict[str, str]] = []
+    required = set(node.get("required", []))
+    for name, sub in (node.get("properties") or {}).items():
+        full = f"{prefix}{name}"
+        sub = _resolve(sub, root)
+        options = [_resolve(o, root) for o in sub.get("anyOf", []) if _resolve(o, root).get("type") != "null"]
+        kind_node = options[0] if len(options) == 1 else sub
+        kind = kind_node.get("type", "value")
+        rules: list[str] = []
+        if "enum" in kind_node:
+            rules.append("one of " + ", ".join(json.dumps(v, ensure_ascii=False) for v in kind_node["enum"]))
+        if "const" in kind_node:
+            rules.append(f"exactly {json.dumps(kind_node['const'], ensure_ascii=False)}")
+        for key, word in (("minimum", "at least"), ("maximum", "at most")):
+            if key in kind_node:
+                rules.append(f"{word} {kind_node[key]}")
+        if "maxLength" in kind_node:
+            rules.append(f"at most {kind_node['maxLength']} characters")
+        if "minItems" in kind_node or "maxItems" in kind_node:
+            rules.append(f"{kind_node.get('minItems', 0)} to {kind_node.get('maxItems', 'any number of')} items")
+        if kind == "array" and isinstance(kind_node.get("items"), dict):
+            kind = f"list of {_resolve(kind_node['items'], root).get('type', 'object')}"
+        out.append(
+            {
+                "name": full,
+                "type": kind,
+                "required": "required" if name in required else "optional",
+                "rules": "; ".join(rules),
+                "description": str(sub.get("description") or kind_node.get("description") or ""),
+            }
+        )
+        if kind_node.get("type") == "object" and kind_node.get("properties"):
+            out.extend(_describe(kind_node, root, f"{full}."))
+        items = kind_node.get("items")
+        if kind_node.get("type") == "array" and isinstance(items, dict) and _resolve(items, root).get("properties"):
+            out.extend(_describe(_resolve(items, root), root, f"{full}[]."))
+    return out
+
+
+def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    for _ in range(16):
+        ref = node.get("$ref") if isinstance(node, dict) else None
+        if not isinstance(ref, str) or not ref.startswith("#/"):
+            break
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        node = target
+    return node if isinstance(node, dict) else {}
+
+
+def with_instruction(
+    messages: Sequence[Message], schema: type[BaseModel], instruction: str | None = None
+) -> list[Message]:
+    text = schema_instruction(schema) if instruction is None else instruction
     msgs = [dict(m) for m in messages]
     if msgs and msgs[-1]["role"] == "user":
-        msgs[-1]["content"] = msgs[-1]["content"] + schema_instruction(schema)
+        msgs[-1]["content"] = msgs[-1]["content"] + text
     else:
-        msgs.append({"role": "user", "content": schema_instruction(schema).strip()})
+        msgs.append({"role": "user", "content": text.strip()})
     return msgs  # type: ignore[return-value]
 
 
@@ -79,9 +147,11 @@ async def structured_by_reasking(
     schema: type[T],
     params: GenParams,
     max_attempts: int,
+    instruction: str | None = None,
 ) -> T:
-    """Ask, validate, and on failure re-ask with the validation error, at most max_attempts times."""
-    msgs = with_instruction(messages, schema)
+    """Ask, validate, and on failure re-ask with the validation error, at most max_attempts times.
+    `instruction` replaces the default JSON-schema instruction appended to the last user message."""
+    msgs = with_instruction(messages, schema, instruction)
     reasons: list[str] = []
     for attempt in range(max_attempts):
         p = params if params.seed is None else GenParams(**{**params.__dict__, "seed": params.seed + attempt})
@@ -95,3 +165,25 @@ async def structured_by_reasking(
                 {"role": "user", "content": f"That was not valid ({e}). Reply with the corrected JSON only."},
             ]  # type: ignore[list-item]
     raise StructuredOutputError(schema.__name__, max_attempts, reasons)
+
+
+def strict_compatible(schema: dict[str, Any]) -> bool:
+    """OpenAI strict mode needs every object closed (additionalProperties false) with all keys required."""
+    ok = True
+
+    def walk(node: Any) -> None:
+        nonlocal ok
+        if isinstance(node, dict):
+            if node.get("type") == "object" and "properties" in node:
+                if node.get("additionalProperties") is not False or set(node.get("required", [])) != set(
+                    node["properties"]
+                ):
+                    ok = False
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(schema)
+    return ok

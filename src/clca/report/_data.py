@@ -142,6 +142,9 @@ class ReportData(BaseModel):
     config_hash: str | None = None
     stages: dict[str, StageCount] = Field(default_factory=dict)
     stage_runs: list[StageRun] = Field(default_factory=list, description="timings `clca run` recorded")
+    model_servers: list[dict[str, Any]] = Field(
+        default_factory=list, description="what each openai: server accepted (structured form, scoring path)"
+    )
     cultures: list[str] = Field(default_factory=list)
     episodes: EpisodeSummary = Field(default_factory=EpisodeSummary)
     judge: JudgeSummary = Field(default_factory=JudgeSummary)
@@ -337,6 +340,9 @@ def build_summary(
                     detail=_text(m.get("detail")),
                 )
             )
+    servers = store.get_meta("model_servers")
+    if isinstance(servers, dict):
+        report.model_servers = [v for _, v in sorted(servers.items()) if isinstance(v, dict)]
     cultures = {c for st in report.stages.values() for c in st.by_culture if st.kind in ("scenario", "episode")}
 
     ok_eps = [r for r in rows["episode"] if r.status == "ok"]

@@ -32,9 +32,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..llm._protocol import LLM
+from ._profiles import ServerProfile, body_key, completions, get_profile
 
 FaultKind = Literal["status", "delay", "timeout", "truncate", "invalid_json", "bad_schema", "drop"]
 _CHAT_PATH = "/v1/chat/completions"
+_COMPLETIONS_PATH = "/v1/completions"
 BAD_SCHEMA_CONTENT = '{"fault_injected": true}'
 
 
@@ -78,6 +80,12 @@ class FaultCounters:
     faults: Counter[str] = field(default_factory=Counter)
     auth_digests: set[str] = field(default_factory=set)  # sha256 of Authorization headers (never the value)
     request_bodies: list[dict[str, Any]] = field(default_factory=list)
+    # server profiles: deterministic refusals by status and message, /v1/completions requests, and requests
+    # whose body equals one refused before (a client must never resend a refused body)
+    refusals: Counter[str] = field(default_factory=Counter)
+    completions: int = 0
+    repeated_refusals: int = 0
+    refused_bodies: set[str] = field(default_factory=set)
 
 
 class FaultServer:
@@ -91,9 +99,12 @@ class FaultServer:
         served_name: str | None = None,
         hang_s: float = 30.0,
         keep_bodies: bool = False,
+        profile: str | None = None,
     ) -> None:
         from ..llm._server import create_app
 
+        self.inner = inner
+        self.profile: ServerProfile | None = None if profile is None else get_profile(profile)
         self.faults = faults
         self.seed = seed
         self.hang_s = hang_s
@@ -130,6 +141,9 @@ class FaultServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     def stop(self) -> None:
+        from ..llm._capabilities import forget_server
+
+        forget_server(self.base_url)  # a later server may reuse the port: its capabilities are its own
         if not self._thread.is_alive():
             return
         asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=30)
@@ -179,6 +193,18 @@ class FaultServer:
         c = self.counters
         if "authorization" in headers:
             c.auth_digests.add(hashlib.sha256(headers["authorization"].encode()).hexdigest())
+        if self.profile is not None and body_key(body) in c.refused_bodies:
+            c.repeated_refusals += 1
+        if self.profile is not None and method == "POST" and path.rstrip("/") == _COMPLETIONS_PATH:
+            c.completions += 1
+            try:
+                req = json.loads(body)
+            except ValueError:
+                req = None
+            req = req if isinstance(req, dict) else {}
+            status, data = await completions(self.profile, self.inner, self.served_name, req)
+            await _write(writer, status, json.dumps(data).encode())
+            return True
         if not (method == "POST" and path.rstrip("/") == _CHAT_PATH):
             c.other_requests += 1
             status, out, _ = await self._forward(method, path, body)
@@ -205,6 +231,8 @@ class FaultServer:
         if fault is None or kind == "delay":
             if fault is not None:
                 await asyncio.sleep(fault.delay)
+            if self.profile is not None:
+                return await self._respond_profile(body, writer)
             status, out, _ = await self._forward(method, path, body)
             c.ok += status == 200
             await _write(writer, status, out)
@@ -234,6 +262,30 @@ class FaultServer:
             for ch in data["choices"]:
                 ch["message"] = {"role": "assistant", "content": BAD_SCHEMA_CONTENT}
             out = json.dumps(data).encode()
+        await _write(writer, status, out)
+        return True
+
+    async def _respond_profile(self, body: bytes, writer: asyncio.StreamWriter) -> bool:
+        """A healthy chat request, answered as the profile's real server would."""
+        assert self.profile is not None
+        c = self.counters
+        try:
+            req = json.loads(body)
+        except ValueError:
+            req = None
+        refused = self.profile.screen(req) if isinstance(req, dict) else None
+        if refused is not None:
+            status, message = refused
+            c.refusals[f"{status} {message}"] += 1
+            c.refused_bodies.add(body_key(body))
+            err = {"error": {"message": message, "type": "invalid_request_error", "code": status}}
+            await _write(writer, status, json.dumps(err).encode())
+            return True
+        fwd = self.profile.rewrite(req) if isinstance(req, dict) else req
+        status, out, data = await self._forward("POST", _CHAT_PATH, json.dumps(fwd).encode())
+        if status == 200 and isinstance(data, dict):
+            out = json.dumps(self.profile.clean(data)).encode()
+        c.ok += status == 200
         await _write(writer, status, out)
         return True
 
@@ -269,9 +321,13 @@ def fault_server(
     served_name: str | None = None,
     hang_s: float = 30.0,
     keep_bodies: bool = False,
+    profile: str | None = None,
 ) -> Iterator[FaultServer]:
-    """Start a FaultServer for `inner` with the given schedule; yields it (`.base_url`, `.counters`)."""
-    fs = FaultServer(inner, list(faults), seed=seed, served_name=served_name, hang_s=hang_s, keep_bodies=keep_bodies)
+    """Start a FaultServer for `inner` with the given schedule; yields it (`.base_url`, `.counters`).
+    `profile` (vllm, llamacpp, ollama, json_mode, chat_only) makes it accept and refuse what that server does."""
+    fs = FaultServer(
+        inner, list(faults), seed=seed, served_name=served_name, hang_s=hang_s, keep_bodies=keep_bodies, profile=profile
+    )
     fs.start()
     try:
         yield fs
