@@ -14,8 +14,8 @@ from ..errors import ClcaError
 
 if TYPE_CHECKING:
     from ._protocol import LLM
-    from ._server import ChatRequest
 
+# request objects are clca.llm._server.ChatRequest, typed Any here: _server imports this module
 log = logging.getLogger("clca.llm.server")
 DEFAULT_MAX_TOKENS = 512
 
@@ -100,7 +100,7 @@ class Guard:
         await self.app(scope, replay, send)
 
 
-def check_limits(llm: LLM, req: ChatRequest, lim: ServeLimits) -> None:
+def check_limits(llm: LLM, req: Any, lim: ServeLimits) -> None:
     """Refuse up front what the server cannot or will not do (400), before any model work."""
     present = set(req.model_fields_set) | set(req.model_extra or {})
     for f in UNSUPPORTED_FIELDS:
@@ -118,7 +118,7 @@ def check_limits(llm: LLM, req: ChatRequest, lim: ServeLimits) -> None:
         raise BadRequest(f"n {req.n} is over this server's limit of {lim.max_n} completions per request")
 
 
-async def check_prompt(llm: LLM, req: ChatRequest, lim: ServeLimits) -> None:
+async def check_prompt(llm: LLM, req: Any, lim: ServeLimits) -> None:
     count = await asyncio.to_thread(_prompt_tokens, llm, req)  # tokenizing is CPU work: off the event loop
     if count is not None and count > lim.max_prompt_tokens:
         raise BadRequest(
@@ -126,7 +126,7 @@ async def check_prompt(llm: LLM, req: ChatRequest, lim: ServeLimits) -> None:
         )
 
 
-def _prompt_tokens(llm: LLM, req: ChatRequest) -> int | None:
+def _prompt_tokens(llm: LLM, req: Any) -> int | None:
     """Prompt tokens with the backend's own tokenizer (in-process models); None for proxies (upstream checks)."""
     prompt_text, encode = getattr(llm, "prompt_text", None), getattr(llm, "encode", None)
     if not callable(prompt_text) or not callable(encode):
