@@ -139,11 +139,6 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------------ helpers
 
-    @property
-    def prefix_cache_tokens(self) -> int:
-        """The prefix cache's budget in tokens (0: off)."""
-        return self._prefix_cache.max_tokens
-
     def _kv_bytes_per_token(self) -> int:
         """Bytes of KV cache one token takes (all layers, keys and values), measured on a one-token forward."""
         with torch.inference_mode():
