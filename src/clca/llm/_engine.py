@@ -16,12 +16,12 @@ from typing import Any
 
 import torch
 
-from ._kvcache import KV, assemble, new_cache, reserve_room
+from ._kvcache import Segs, assemble, new_cache, reserve_room, seg_slice
 from ._prefix import MIN_PREFIX_REUSE, shared_head, shared_prefix_groups
 from ._protocol import TokenLogprob
 from ._radix import PrefixCache
 
-State = tuple[KV, torch.Tensor]  # (KV of a prompt, logits after its last token)
+State = tuple[Segs, torch.Tensor]  # (KV of a prompt as segments, logits after its last token)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Requests as the engine sees them (token ids, not messages)
@@ -427,7 +427,7 @@ class Engine:
         t0 = time.perf_counter()
         out: dict[tuple[int, ...], State] = {}
         fresh: list[tuple[int, ...]] = []
-        ext: list[tuple[tuple[int, ...], int, KV | None]] = []
+        ext: list[tuple[tuple[int, ...], int, Segs | None]] = []
         seen: set[tuple[int, ...]] = set()
         cache = self._prefix_cache
         for p in prompts:
@@ -462,7 +462,7 @@ class Engine:
                 self._remember(key, st)
         return [out[tuple(p)] for p in prompts]
 
-    def _prefill(self, items: list[tuple[tuple[int, ...], int, KV | None]]) -> list[State]:
+    def _prefill(self, items: list[tuple[tuple[int, ...], int, Segs | None]]) -> list[State]:
         """Compute prompts `key` on top of the first `reuse` tokens' cached KV (none when reuse is 0), as batches.
 
         Layout of one batch row: [left-padded cached prefix | left-padded new tokens]; the attention mask hides
@@ -484,7 +484,7 @@ class Engine:
                 out[i] = st
         return [st for st in out if st is not None]
 
-    def _prefill_batch(self, items: list[tuple[tuple[int, ...], int, KV | None]]) -> list[State]:
+    def _prefill_batch(self, items: list[tuple[tuple[int, ...], int, Segs | None]]) -> list[State]:
         t0 = time.perf_counter()
         dev = self.device
         n = len(items)
@@ -499,10 +499,9 @@ class Engine:
             ids[i, nlen - m :] = torch.tensor(key[r:], dtype=torch.long)
             nmask[i, nlen - m :] = 1
             pos[i, nlen - m :] = torch.arange(r, r + m)
+        prefixes = [seg_slice(kv, 0, r) if kv is not None and r > 0 else [] for _, r, kv in items]
         if plen > 0:
-            kvs = [[(k[:, :, :r], v[:, :, :r]) for k, v in kv] if kv is not None and r > 0 else None
-                   for _, r, kv in items]  # fmt: skip
-            cache, pmask, _ = assemble(self.config, kvs, reuses)
+            cache, pmask, _ = assemble(self.config, prefixes, reuses)
             attn = torch.cat([pmask, nmask.to(dev)], dim=1)
         else:
             cache, attn = new_cache(self.config), nmask.to(dev)
@@ -510,16 +509,10 @@ class Engine:
         self.prefill_tokens += sum(news)
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         states = []
-        for i, r in enumerate(reuses):  # a row's real positions hold its unpadded KV
-            a, b = plen - r, plen + nlen - news[i]
-            kv = []
-            for kk, vv in layers:
-                if r > 0:
-                    kv.append((torch.cat([kk[i : i + 1, :, a:plen], kk[i : i + 1, :, b:]], dim=2),
-                               torch.cat([vv[i : i + 1, :, a:plen], vv[i : i + 1, :, b:]], dim=2)))  # fmt: skip
-                else:
-                    kv.append((kk[i : i + 1, :, b:].clone(), vv[i : i + 1, :, b:].clone()))
-            states.append((kv, logits[i]))
+        for i in range(n):  # a row's cached prefix (views of the prefix cache), then its new positions
+            b = plen + nlen - news[i]
+            new = [(kk[i : i + 1, :, b:], vv[i : i + 1, :, b:]) for kk, vv in layers]
+            states.append(([*prefixes[i], new], logits[i]))
         self.stats.prefill_s += time.perf_counter() - t0
         self.stats.prefill_batches += 1
         self.stats.prefill_rows += n
