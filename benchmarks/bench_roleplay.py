@@ -71,10 +71,11 @@ async def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--culture", default="JPN")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ref-prompts", type=int, default=48, help="prompts in the plain-forward reference sample")
     ap.add_argument("--quick", action="store_true", help="8 episodes, 2 of them in the sequential loop")
     a = ap.parse_args()
     if a.quick:
-        a.episodes, a.seq_episodes = 8, a.seq_episodes or 2
+        a.episodes, a.seq_episodes, a.ref_prompts = 8, a.seq_episodes or 2, 16
 
     llm = load_model(a.model, cache=False)
     rec = Recorder(llm)
@@ -95,7 +96,7 @@ async def main() -> None:
         pre2, st2, p2 = eng.prefill_tokens, eng.stats.copy(), len(rec.prompts)
     await llm.aclose()
     conc_prompts = rec.prompts[p0:p1]
-    plain = plain_forward_rate(llm, conc_prompts)
+    plain = plain_forward_rate(llm, conc_prompts, sample=a.ref_prompts)
     c_rate, s_rate = c_tok / c_s, s_tok / s_s
     print(f"model={llm.model_id} max_turns={a.max_turns} max_tokens={a.max_tokens}")
     for name, n, turns, ok, tok, secs, rate in (

@@ -8,6 +8,7 @@ only when a model is first used.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,14 +16,12 @@ from typing import Any
 
 import torch
 
-from ._kvcache import KV, assemble, new_cache, reserve_room
-from ._loader import load_causal_lm, pack_lm_head
+from ._kvcache import Segs, assemble, new_cache, reserve_room, seg_slice
 from ._prefix import MIN_PREFIX_REUSE, shared_head, shared_prefix_groups
 from ._protocol import TokenLogprob
 from ._radix import PrefixCache
-from ._sampler import choose_tokens
 
-State = tuple[KV, torch.Tensor]  # (KV of a prompt, logits after its last token)
+State = tuple[Segs, torch.Tensor]  # (KV of a prompt as segments, logits after its last token)
 
 # ----------------------------------------------------------------------------------------------------------------
 # Requests as the engine sees them (token ids, not messages)
@@ -122,14 +121,54 @@ class Engine:
         dtype: str | None = None,
         prefix_cache_mb: int = 1024,
     ) -> None:
-        lm = load_causal_lm(model_dir, adapter_dir, device, dtype)
-        self.device, self.dtype, self.tokenizer, self.model = lm.device, lm.dtype, lm.tokenizer, lm.model
-        self._cache_kw, self.eos_ids, self.pad_id = lm.cache_kw, lm.eos_ids, lm.pad_id
-        self.config = lm.model.config
-        self.vocab_size = int(lm.model.get_output_embeddings().weight.shape[0])
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if dtype is None:
+            dtype = "bfloat16" if device.startswith("cuda") else "float32"
+        self.device = torch.device(device)
+        self.dtype = getattr(torch, dtype)
+        verbosity = hf_logging.get_verbosity()
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+            model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=self.dtype, use_safetensors=True)
+            # transformers 5.x renamed `past_key_values` to `cache` in forward(); support both
+            params = inspect.signature(model.forward).parameters
+            self._cache_kw = "cache" if "cache" in params else "past_key_values"
+            if adapter_dir is not None:
+                from peft import PeftModel
+
+                from ..errors import ModelStringError
+
+                if not (Path(adapter_dir) / "adapter_model.safetensors").is_file():  # never a pickled .bin
+                    raise ModelStringError(f"{adapter_dir}: no adapter_model.safetensors")
+                model = PeftModel.from_pretrained(model, str(adapter_dir))
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
+        self.model = model.to(self.device).eval()
+        self.config = model.config
+        self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
         self.packed_lm_head = (
-            pack_lm_head(self.model) if self.device.type == "cpu" and self.dtype == torch.float32 else False
+            self._pack_lm_head() if self.device.type == "cpu" and self.dtype == torch.float32 else False
         )
+        tok = self.tokenizer
+        eos: set[int] = set()
+        for src in (getattr(model, "generation_config", None), model.config, tok):
+            val = getattr(src, "eos_token_id", None) if src is not None else None
+            if isinstance(val, int):
+                eos.add(val)
+            elif isinstance(val, (list, tuple)):
+                eos.update(int(v) for v in val)
+        self.eos_ids = sorted(eos)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else (self.eos_ids[0] if self.eos_ids else 0)
+        self.pad_id = int(pad)
         self.kv_bytes_per_token = self._kv_bytes_per_token()
         self.prefix_cache_tokens = prefix_cache_mb * 2**20 // self.kv_bytes_per_token
         self._prefix_cache = PrefixCache(prefix_cache_mb * 2**20)
@@ -138,6 +177,29 @@ class Engine:
         self.stats = EngineStats()
 
     # ------------------------------------------------------------------------------------------------ helpers
+
+    def _pack_lm_head(self) -> bool:
+        """On CPU in float32, run the output projection through oneDNN with a prepacked weight.
+
+        The LM head is the largest matrix of a small model (vocabulary x hidden); MKL's sgemm handles its
+        tall shape poorly on this kind of CPU, oneDNN with a packed weight computes it in 0.6x the time at
+        32 rows and 0.55x at one row (benchmarks/bench_batching.py). The packed copy costs the weight's
+        size in memory once; the model's own weight (tied to the embeddings) is left as it is. Returns
+        whether the head was packed (not for PEFT-wrapped or non-Linear heads, or without oneDNN).
+        """
+        head = self.model.get_output_embeddings()
+        if type(head) is not torch.nn.Linear or not torch.backends.mkldnn.is_available():
+            return False
+        try:
+            from torch.utils.mkldnn import MkldnnLinear
+
+            packed = MkldnnLinear(head, torch.float32)
+            owner = next(m for m in self.model.modules() if any(c is head for c in m.children()))
+            name = next(n for n, c in owner.named_children() if c is head)
+        except (ImportError, RuntimeError, StopIteration):
+            return False
+        setattr(owner, name, packed)
+        return True
 
     def _kv_bytes_per_token(self) -> int:
         """Bytes of KV cache one token takes (all layers, keys and values), measured on a one-token forward."""
@@ -250,7 +312,46 @@ class Engine:
         return GenOut(text, lv.ids, lv.finish or "length", len(lv.row.prompt_ids), lps)
 
     def _choose(self, live: list[_Live], logits: torch.Tensor, step: int, eos: torch.Tensor | None) -> torch.Tensor:
-        return choose_tokens(live, logits, step, eos)
+        """Next token per row: greedy for temperature 0, else seeded inverse-CDF sampling with top-p."""
+        masked = None
+        for j, lv in enumerate(live):
+            r = lv.row
+            ban_eos = r.ignore_eos and eos is not None
+            if r.allowed_ids is None and not (r.banned_first_ids and step == 0) and not ban_eos:
+                continue
+            if masked is None:
+                masked = logits.clone()
+            if r.allowed_ids is not None:
+                row = torch.full_like(masked[j], float("-inf"))
+                allowed = torch.tensor(r.allowed_ids, dtype=torch.long, device=logits.device)
+                row[allowed] = masked[j, allowed]
+                masked[j] = row
+            if r.banned_first_ids and step == 0:
+                masked[j, torch.tensor(r.banned_first_ids, dtype=torch.long, device=logits.device)] = float("-inf")
+            if ban_eos:
+                masked[j, eos] = float("-inf")
+        lg = logits if masked is None else masked
+        chosen = lg.argmax(dim=-1)
+        samp = [j for j, lv in enumerate(live) if lv.row.temperature > 0]
+        if samp:
+            sel = torch.tensor(samp, dtype=torch.long, device=lg.device)
+            temps = torch.tensor([live[j].row.temperature for j in samp], dtype=torch.float32, device=lg.device)
+            top_p = torch.tensor([live[j].row.top_p for j in samp], dtype=torch.float64, device=lg.device)
+            u = torch.tensor(
+                [float(live[j].uniforms[min(step, len(live[j].uniforms) - 1)]) for j in samp],  # type: ignore[index]
+                dtype=torch.float64,
+                device=lg.device,
+            )
+            probs = torch.softmax(lg[sel] / temps[:, None], dim=-1).double()
+            sp, si = probs.sort(dim=-1, descending=True)
+            drop = (sp.cumsum(-1) - sp) >= top_p[:, None]
+            drop[:, 0] = False
+            sp = sp.masked_fill(drop, 0.0)
+            cum = sp.cumsum(-1)
+            target = (u * cum[:, -1]).unsqueeze(1)
+            k = torch.searchsorted(cum, target).clamp(max=sp.shape[1] - 1)
+            chosen[sel] = si.gather(1, k).squeeze(1)
+        return chosen
 
     # ------------------------------------------------------------------------------------------------ scoring
 
@@ -326,7 +427,7 @@ class Engine:
         t0 = time.perf_counter()
         out: dict[tuple[int, ...], State] = {}
         fresh: list[tuple[int, ...]] = []
-        ext: list[tuple[tuple[int, ...], int, KV | None]] = []
+        ext: list[tuple[tuple[int, ...], int, Segs | None]] = []
         seen: set[tuple[int, ...]] = set()
         cache = self._prefix_cache
         for p in prompts:
@@ -350,7 +451,7 @@ class Engine:
             if groups:
                 pstates = self._prefill([(pk, 0, None) for pk, _ in groups])
                 for (pk, members), st in zip(groups, pstates, strict=True):
-                    self._prefix_cache.remember(pk, st)
+                    self._remember(pk, st)
                     ext.extend((m, len(pk), st[0]) for m in members)
         for items in (ext, [(k, 0, None) for k in fresh]):
             if not items:
@@ -361,7 +462,7 @@ class Engine:
                 self._remember(key, st)
         return [out[tuple(p)] for p in prompts]
 
-    def _prefill(self, items: list[tuple[tuple[int, ...], int, KV | None]]) -> list[State]:
+    def _prefill(self, items: list[tuple[tuple[int, ...], int, Segs | None]]) -> list[State]:
         """Compute prompts `key` on top of the first `reuse` tokens' cached KV (none when reuse is 0), as batches.
 
         Layout of one batch row: [left-padded cached prefix | left-padded new tokens]; the attention mask hides
@@ -383,7 +484,7 @@ class Engine:
                 out[i] = st
         return [st for st in out if st is not None]
 
-    def _prefill_batch(self, items: list[tuple[tuple[int, ...], int, KV | None]]) -> list[State]:
+    def _prefill_batch(self, items: list[tuple[tuple[int, ...], int, Segs | None]]) -> list[State]:
         t0 = time.perf_counter()
         dev = self.device
         n = len(items)
@@ -398,10 +499,9 @@ class Engine:
             ids[i, nlen - m :] = torch.tensor(key[r:], dtype=torch.long)
             nmask[i, nlen - m :] = 1
             pos[i, nlen - m :] = torch.arange(r, r + m)
+        prefixes = [seg_slice(kv, 0, r) if kv is not None and r > 0 else [] for _, r, kv in items]
         if plen > 0:
-            kvs = [[(k[:, :, :r], v[:, :, :r]) for k, v in kv] if kv is not None and r > 0 else None
-                   for _, r, kv in items]  # fmt: skip
-            cache, pmask, _ = assemble(self.config, kvs, reuses)
+            cache, pmask, _ = assemble(self.config, prefixes, reuses)
             attn = torch.cat([pmask, nmask.to(dev)], dim=1)
         else:
             cache, attn = new_cache(self.config), nmask.to(dev)
@@ -409,16 +509,10 @@ class Engine:
         self.prefill_tokens += sum(news)
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         states = []
-        for i, r in enumerate(reuses):  # a row's real positions hold its unpadded KV
-            a, b = plen - r, plen + nlen - news[i]
-            kv = []
-            for kk, vv in layers:
-                if r > 0:
-                    kv.append((torch.cat([kk[i : i + 1, :, a:plen], kk[i : i + 1, :, b:]], dim=2),
-                               torch.cat([vv[i : i + 1, :, a:plen], vv[i : i + 1, :, b:]], dim=2)))  # fmt: skip
-                else:
-                    kv.append((kk[i : i + 1, :, b:].clone(), vv[i : i + 1, :, b:].clone()))
-            states.append((kv, logits[i]))
+        for i in range(n):  # a row's cached prefix (views of the prefix cache), then its new positions
+            b = plen + nlen - news[i]
+            new = [(kk[i : i + 1, :, b:], vv[i : i + 1, :, b:]) for kk, vv in layers]
+            states.append(([*prefixes[i], new], logits[i]))
         self.stats.prefill_s += time.perf_counter() - t0
         self.stats.prefill_batches += 1
         self.stats.prefill_rows += n

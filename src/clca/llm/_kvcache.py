@@ -2,7 +2,9 @@
 reserved decoding cache that grows in place.
 
 Per-prompt caches are plain lists of (keys, values) per layer, shaped [1, kv heads, tokens, head dim],
-as the prefix cache stores them; `assemble` turns several into one transformers `DynamicCache`.
+as the prefix cache stores them. A prompt's cache is a list of such segments in token order (`Segs`; the
+radix prefix cache hands out views of its nodes' segments without copying them); `assemble` copies
+several prompts' segments once, into one left-padded transformers `DynamicCache`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,34 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 KV = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (keys, values), batch 1
+Segs = list[KV]  # a prompt's KV as consecutive segments
+
+
+def seg_len(segs: Segs) -> int:
+    return sum(seg[0][0].shape[-2] for seg in segs)
+
+
+def seg_slice(segs: Segs, a: int, b: int) -> Segs:
+    """Views of token positions [a, b) of segmented KV."""
+    out: Segs = []
+    off = 0
+    for seg in segs:
+        n = seg[0][0].shape[-2]
+        lo, hi = max(a - off, 0), min(b - off, n)
+        if lo < hi:
+            out.append(seg if (lo, hi) == (0, n) else [(k[:, :, lo:hi], v[:, :, lo:hi]) for k, v in seg])
+        off += n
+    return out
+
+
+def seg_join(segs: Segs) -> KV:
+    """One owned KV holding all of segs (a copy)."""
+    if len(segs) == 1:
+        return [(k.clone(), v.clone()) for k, v in segs[0]]
+    return [
+        (torch.cat([s[li][0] for s in segs], dim=2), torch.cat([s[li][1] for s in segs], dim=2))
+        for li in range(len(segs[0]))
+    ]
 
 
 def new_cache(config: Any, kv: KV | None = None) -> DynamicCache:
@@ -23,29 +53,36 @@ def new_cache(config: Any, kv: KV | None = None) -> DynamicCache:
     return DynamicCache(ddp_cache_data=kv, config=config)
 
 
-def assemble(config: Any, kvs: list[KV | None], lengths: list[int]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
-    """One left-padded batch cache from per-row caches (None: a row with nothing cached, length 0).
+def assemble(
+    config: Any, rows: list[Segs | None], lengths: list[int]
+) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+    """One left-padded batch cache from per-row segmented caches (None or []: nothing cached, length 0).
 
-    Returns (cache, attention mask over the cached positions, next position per row).
+    Each layer's batch tensor is allocated once (zeros: padded positions are masked, and must not hold
+    NaN garbage) and every row's segments are copied into place. Returns (cache, attention mask over the
+    cached positions, next position per row).
     """
-    template = next(kv for kv in kvs if kv is not None)
+    template = next(segs[0] for segs in rows if segs)
     dev = template[0][0].device
-    rows = [kv if kv is not None else [(k[:, :, :0], v[:, :, :0]) for k, v in template] for kv in kvs]
     total = max(lengths)
+    n = len(rows)
     layers = []
     for li in range(len(template)):
-        ks, vs = [], []
-        for kv, n in zip(rows, lengths, strict=True):
-            k, v = kv[li]
-            if n < total:
-                pad = (0, 0, total - n, 0)
-                k, v = torch.nn.functional.pad(k, pad), torch.nn.functional.pad(v, pad)
-            ks.append(k)
-            vs.append(v)
-        layers.append((torch.cat(ks, dim=0), torch.cat(vs, dim=0)))
-    attn = torch.zeros((len(kvs), total), dtype=torch.long, device=dev)
-    for i, n in enumerate(lengths):
-        attn[i, total - n :] = 1
+        k0, v0 = template[li]
+        ks = k0.new_zeros((n, k0.shape[1], total, k0.shape[3]))
+        vs = v0.new_zeros((n, v0.shape[1], total, v0.shape[3]))
+        for i, segs in enumerate(rows):
+            off = total - lengths[i]
+            for seg in segs or ():
+                k, v = seg[li]
+                m = k.shape[-2]
+                ks[i, :, off : off + m] = k[0]
+                vs[i, :, off : off + m] = v[0]
+                off += m
+        layers.append((ks, vs))
+    attn = torch.zeros((n, total), dtype=torch.long, device=dev)
+    for i, length in enumerate(lengths):
+        attn[i, total - length :] = 1
     return new_cache(config, layers), attn, torch.tensor(lengths, dtype=torch.long, device=dev)
 
 

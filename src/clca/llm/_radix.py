@@ -5,8 +5,8 @@ its own token segment only, so prompts that share a prefix share that prefix's m
 case this is built for: both sides of a conversation share the system part, each side keeps its own
 branch (its private part, then the transcript), and each branch grows turn by turn; many conversations
 share the parts common to their scenarios. A lookup returns the KV of the longest stored prefix of a
-prompt (segments concatenated), or the stored state of an exact match (KV and the logits after its last
-token).
+prompt, or the stored state of an exact match (KV and the logits after its last token), as views of the
+nodes' segments (`_kvcache.Segs`): nothing is copied until the engine assembles a batch.
 
 Memory is counted in bytes (KV segments plus stored logits rows) and kept under the budget by evicting
 the least recently used leaves. A node that gets a child loses its logits row: the prompt it ended is
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import torch
 
-from ._kvcache import KV
+from ._kvcache import KV, Segs, seg_join, seg_slice
 
 
 class _Node:
@@ -103,21 +103,11 @@ class PrefixCache:
             node.used = self._tick
 
     @staticmethod
-    def _gather(path: list[tuple[_Node, int]]) -> KV:
-        if len(path) == 1:
-            node, m = path[0]
-            return [(k[:, :, :m], v[:, :, :m]) for k, v in node.kv]
-        out = []
-        for li in range(len(path[0][0].kv)):
-            out.append(
-                (
-                    torch.cat([n.kv[li][0][:, :, :m] for n, m in path], dim=2),
-                    torch.cat([n.kv[li][1][:, :, :m] for n, m in path], dim=2),
-                )
-            )
-        return out
+    def _gather(path: list[tuple[_Node, int]]) -> Segs:
+        return [node.kv if m == len(node.tokens) else [(k[:, :, :m], v[:, :, :m]) for k, v in node.kv]
+                for node, m in path]  # fmt: skip
 
-    def get(self, key: tuple[int, ...]) -> tuple[KV, torch.Tensor] | None:
+    def get(self, key: tuple[int, ...]) -> tuple[Segs, torch.Tensor] | None:
         """The stored state of exactly this prompt, or None."""
         pos, path = self._walk(key)
         if pos != len(key) or not path:
@@ -128,7 +118,7 @@ class PrefixCache:
         self._touch(path)
         return self._gather(path), last.logits
 
-    def longest(self, key: tuple[int, ...], limit: int) -> tuple[int, KV | None]:
+    def longest(self, key: tuple[int, ...], limit: int) -> tuple[int, Segs | None]:
         """(n, KV of key's first n tokens) for the longest stored prefix, n <= limit."""
         pos, path = self._walk(key)
         n = min(pos, limit)
@@ -146,11 +136,11 @@ class PrefixCache:
 
     # ------------------------------------------------------------------------------------------ writing
 
-    def put(self, key: tuple[int, ...], kv: KV, logits: torch.Tensor) -> None:
+    def put(self, key: tuple[int, ...], kv: Segs, logits: torch.Tensor) -> None:
         """Store a prompt's state (kv covers all of key); only the tokens not yet in the tree cost memory."""
         if not key or self.budget_bytes <= 0:
             return
-        per_token = _nbytes([(k[:, :, :1], v[:, :, :1]) for k, v in kv])
+        per_token = _nbytes([(k[:, :, :1], v[:, :, :1]) for k, v in kv[0]])
         if len(key) * per_token + logits.numel() * logits.element_size() > self.budget_bytes:
             return
         pos, path = self._walk(key)
@@ -160,7 +150,7 @@ class PrefixCache:
         if pos == len(key):
             end = parent
         else:
-            end = _Node(key[pos:], _slice(kv, pos, None), parent)
+            end = _Node(key[pos:], seg_join(seg_slice(kv, pos, len(key))), parent)
             parent.children[key[pos]] = end
             self.bytes += _nbytes(end.kv)
             path.append((end, len(end.tokens)))
