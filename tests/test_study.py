@@ -27,9 +27,12 @@ def _write(path: Path, body: str) -> Path:
 
 
 def _cfg(tmp_path: Path, run: str, extra: str = "") -> RunConfig:
+    import yaml
+
     body = f"run_dir: {tmp_path / run}\ncultures: [Egypt]\nmodels: {{teacher: mock, judge: mock, annotator: mock, "
-    body += f"student: mock}}\nroleplay: {{max_turns: 3}}\nintents: {{episodes: all}}\n{extra}"
-    return load_run_config(_write(tmp_path / f"{run}.yaml", body))
+    body += "student: mock}\nroleplay: {max_turns: 3}\nintents: {episodes: all}\n"
+    data = {**yaml.safe_load(body), **(yaml.safe_load(extra) or {})}  # extra replaces whole top-level keys
+    return load_run_config(_write(tmp_path / f"{run}.yaml", yaml.safe_dump(data)))
 
 
 def _fake_source(tmp_path: Path, *, finished: bool = True) -> RunConfig:

@@ -90,7 +90,21 @@ def _source_config(source: Path) -> Any:
             f"reuse_from: {source} has not finished its shared stages ({', '.join(done)}); "
             "finish that run first (clca run CONFIG --until intents)"
         )
-    return parse_model(RunConfig, raw, f"reuse_from: {source}: its config"), eval_done
+    return parse_model(RunConfig, stored_sections(raw), f"reuse_from: {source}: its config"), eval_done
+
+
+#: keys a stored (fully dumped) run config carries in its sections that the config file sets at the top level
+_DERIVED = {"train": ("model",), "eval": ("cultures", "compare")}
+
+
+def stored_sections(raw: dict[str, Any]) -> dict[str, Any]:
+    """A run's stored config as a config file would say it: the values its sections inherit from the top
+    level (the student model, the eval cultures) are left to be derived again."""
+    out = dict(raw)
+    for section, keys in _DERIVED.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {k: v for k, v in out[section].items() if k not in keys}
+    return out
 
 
 def check_reuse(cfg: Any) -> tuple[Path, bool]:

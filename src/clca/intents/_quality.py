@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..culture import Culture, culture_in_run
 from ..echo import echo_problem, prompt_grams, tokens
 from ..errors import DataError
 from ..judge import DiscardRule, discard_reasons
+from ..records import key_head
 from ..roleplay import (
     CONTENT_ACTIONS,
     Turn,
@@ -62,12 +64,18 @@ def _ask_of(decoding: str | None, action_type: str) -> str:
     return action_type if decoding == "freetext" else "structured"
 
 
-def echo_turns(scenario: Scenario, turns: Sequence[Turn], profiles: dict[str | None, str] | None = None) -> list[int]:
-    """Indices of the content turns of an episode that fail the echo checks (profiles: a per-culture cache)."""
-    sv = view(scenario)
+def echo_turns(
+    scenario: Scenario,
+    turns: Sequence[Turn],
+    profiles: dict[str | None, str] | None = None,
+    culture: Culture | None = None,
+) -> list[int]:
+    """Indices of the content turns of an episode that fail the echo checks (profiles: a per-culture cache;
+    culture: the run's culture object for the scenario, custom profiles included)."""
+    sv = view(scenario, culture)
     profiles = {} if profiles is None else profiles
     if sv.culture not in profiles:
-        profiles[sv.culture] = culture_profile(sv.culture)
+        profiles[sv.culture] = culture_profile(culture if culture is not None else sv.culture)
     grams: dict[tuple[int, str], frozenset[tuple[str, ...]]] = {}
     system: frozenset[tuple[str, ...]] | None = None  # the system prompt is the same for both sides
     bad: list[int] = []
@@ -119,7 +127,7 @@ def dialogue_quality(store: RunStore, rule: DiscardRule | None = None) -> dict[s
     scenarios = {r.key: r.data for r in store.iter("scenario")}
     all_turns = _turns_by_episode(store)
     for r in store.iter("episode"):
-        culture = (r.data or {}).get("culture") or r.key.split("/", 1)[0]
+        culture = (r.data or {}).get("culture") or key_head(r.key)
         per.setdefault(culture, _empty())
         turns = all_turns.get(r.key, [])
         sc_data = scenarios.get(split_episode_key(r.key)[0])
@@ -127,7 +135,9 @@ def dialogue_quality(store: RunStore, rule: DiscardRule | None = None) -> dict[s
             raise DataError(f"{store.path}: episode {r.key!r} refers to a missing scenario")
         content = [t for t in turns if t.action_type in CONTENT_ACTIONS]
         add(culture, "turns", len(content))
-        add(culture, "echo_turns", len(echo_turns(parse_scenario(sc_data), turns, profiles)))
+        scenario = parse_scenario(sc_data)
+        obj = culture_in_run(store, scenario.culture) if scenario.culture else None
+        add(culture, "echo_turns", len(echo_turns(scenario, turns, profiles, obj)))
         add(culture, "words", sum(t.words() for t in content))
         for t in content:
             toks = tokens(t.argument)

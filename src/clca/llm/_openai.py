@@ -178,20 +178,27 @@ class OpenAIModel:
         if caps.structured is not None:
             return await self._structured_as(caps.structured, messages, schema, params, max_attempts)
         async with self._lock("structured"):  # the first call finds the form; the others wait for it
-            if caps.structured is not None:
-                return await self._structured_as(caps.structured, messages, schema, params, max_attempts)
-            for form in STRUCTURED_ORDER:
-                try:
-                    obj = await self._structured_as(form, messages, schema, params, max_attempts)
-                except _HTTPStatusError as e:
-                    if form == "prompt" or e.refused is None or not e.refused.mentions(*_FORMAT_WORDS):
-                        raise
-                    caps.refused[form] = f"HTTP {e.status}: {e.refused.message[:160]}"
-                    log.info("%s at %s refuses structured form %s; trying the next", self.model_id, self._where(), form)
-                    continue
-                caps.structured = form
-                log.info("%s at %s: structured output uses %s", self.model_id, self._where(), form)
-                return obj
+            if caps.structured is None:
+                return await self._probe_structured(messages, schema, params, max_attempts)
+        # the waiters send outside the lock, so they run concurrently (bounded by `concurrency`)
+        return await self._structured_as(caps.structured, messages, schema, params, max_attempts)
+
+    async def _probe_structured(
+        self, messages: Sequence[Message], schema: type[T], params: GenParams, max_attempts: int
+    ) -> T:
+        caps = self.capabilities
+        for form in STRUCTURED_ORDER:
+            try:
+                obj = await self._structured_as(form, messages, schema, params, max_attempts)
+            except _HTTPStatusError as e:
+                if form == "prompt" or e.refused is None or not e.refused.mentions(*_FORMAT_WORDS):
+                    raise
+                caps.refused[form] = f"HTTP {e.status}: {e.refused.message[:160]}"
+                log.info("%s at %s refuses structured form %s; trying the next", self.model_id, self._where(), form)
+                continue
+            caps.structured = form
+            log.info("%s at %s: structured output uses %s", self.model_id, self._where(), form)
+            return obj
         raise AssertionError("unreachable: the prompt form sends no response_format")
 
     async def _structured_as(
