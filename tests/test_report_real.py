@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def _scripted(messages: Sequence[Message], params: GenParams) -> str:
     """Valid JSON for whichever schema the stage asks for, with planted markup in every free-text field."""
     prompt = messages[-1].content if hasattr(messages[-1], "content") else messages[-1]["content"]
     if '"title": "AgentAction"' in prompt:
-        return json.dumps({"action_type": "speak", "argument": f"Guten Tag. {PAYLOAD}"})
+        turn = re.search(r"It is turn (\d+)", prompt)
+        n = turn.group(1) if turn else "?"  # a new line each turn: a repeated one is rejected as an echo
+        return json.dumps({"action_type": "speak", "argument": f"Guten Tag, zum {n}. Mal. {PAYLOAD}"})
     if '"title": "QualityVerdict"' in prompt:
         return json.dumps({"reasoning": f"Fluent. {PAYLOAD}", "label": "good", "confidence": "confident"})
     if '"title": "MetaVerdict"' in prompt:

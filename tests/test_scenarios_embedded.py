@@ -29,6 +29,7 @@ REASONS = {
     "implausible_age",
     "implausible_name",
     "invalid_output",
+    "name_not_of_culture",
 }
 
 

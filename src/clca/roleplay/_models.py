@@ -63,6 +63,7 @@ class EndReason(str, Enum):
     leave = "leave"
     turn_limit = "turn_limit"
     none_repeated = "none_repeated"
+    degenerate = "degenerate"  # a side kept echoing the prompt or repeating after its re-asks: ended before it
 
 
 class Turn(BaseModel):

@@ -224,6 +224,11 @@ class _Simulator:
             side = len(turns) % 2
             try:
                 action, seed, decoding = await self.act(item, side, turns)
+            except EchoError as e:
+                if not any(t.action_type in CONTENT_ACTIONS for t in turns):
+                    return self._fail(item, failure_reason(e, f"turn {len(turns)}"), turns)
+                end = EndReason.degenerate  # keep the dialogue up to the last turn that passed the checks
+                break
             except (StructuredOutputError, BackendError) as e:
                 return self._fail(item, failure_reason(e, f"turn {len(turns)}"), turns)
             turn = Turn(

@@ -164,8 +164,9 @@ async def _ask_valid(
     or a goal spelled out in the other's public info), the next attempt asks for the second person
     alone (template `scenarios_second_person`), which small models get right far more often than a
     whole rewrite; otherwise the whole scenario is asked again with the problems listed.
-    When only the names are wrong for the second time (or at the last attempt), both people get names
-    drawn from Faker's names of the culture and the draft is checked again (drawn = True).
+    When a draft's names are not of the culture (or copied from the seed, or the same for both), both people
+    get names drawn from Faker's names of the culture and the draft is checked again; other problems are then
+    asked again on the draft with the drawn names (drawn = True).
     """
     msgs = list(messages)
     reasons: list[str] = []
@@ -173,6 +174,7 @@ async def _ask_valid(
     draft: D | None = None
     repair = False
     name_failures = 0
+    drawn_any = False
     for attempt in range(cfg.max_attempts):
         params = GenParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=base + 7919 * attempt)
         try:
@@ -188,14 +190,17 @@ async def _ask_valid(
             continue
         problems = check_scenario(draft, ref, culture.code, culture.name)
         if not problems:
-            return draft, attempt + 1, reasons, False
+            return draft, attempt + 1, reasons, drawn_any
         reasons.append("; ".join(problems))
         kinds = {p.split(":")[0] for p in problems}
-        name_failures += bool(kinds & set(_NAME_PROBLEMS))
-        if kinds <= set(_NAME_PROBLEMS) and (name_failures >= 2 or attempt == cfg.max_attempts - 1):
+        if kinds & set(_NAME_PROBLEMS):  # names a small model gets wrong are drawn, the rest is asked again
+            name_failures += 1
             drawn = _draw_names(draft, culture, ref, base + 104729 * attempt)
-            if not check_scenario(drawn, ref, culture.code, culture.name):
+            rest = check_scenario(drawn, ref, culture.code, culture.name)
+            if not rest:
                 return drawn, attempt + 1, reasons, True
+            if not {p.split(":")[0] for p in rest} & set(_NAME_PROBLEMS):  # go on from the drawn names
+                draft, problems, drawn_any = drawn, rest, True
         repair = all(
             p.split(":")[0] in _PAIR_PROBLEMS and not p.startswith("implausible_name: character 1") for p in problems
         )
