@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from clca.store import RunStore
+
 CONTROL_TEXT = [
     ("Can you suggest a quick breakfast?", "Oatmeal with fruit takes five minutes and keeps you full."),
     ("How do I keep basil alive indoors?", "Give it a sunny window, water when the soil is dry, and pinch the tips."),
@@ -59,6 +61,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             for q, a in CONTROL_TEXT * 3
         )
     )
+    with RunStore(root / "empty"):  # a run with no dialogues: the control data alone
+        pass
     _ok("dataset", "build", "--run-dir", str(root / "empty"), "--out", str(root / "data"), "--variant", "control",
         "--control", str(control), "--tokenizer", "none", "--quiet", cwd=root)  # fmt: skip
     _ok("train", "run", str(root / "data"), "--out", str(root / "adapter"), "--max-steps", "2", "--max-length", "128",

@@ -52,7 +52,8 @@ def test_planted_key_and_script_payload_through_a_whole_run(tmp_path: Path) -> N
     with fault_server(schema_mock(payload=XSS), *faults) as fs:
         spec = fs.model_string(backoff_base=0, max_retries=2)
         (tmp_path / "cfg.yaml").write_text(
-            "run_dir: run\ncultures: [Egypt]\nscenarios: {n: 2}\nroleplay: {max_turns: 3}\n"
+            # the scripted teacher puts the payload into every text, so its turns echo the scenario: not checked here
+            "run_dir: run\ncultures: [Egypt]\nscenarios: {n: 2}\nroleplay: {max_turns: 3, echo_checks: false}\n"
             "intents: {episodes: all}\n"
             f"models: {{teacher: '{spec}', judge: '{spec}', annotator: '{spec}', student: '{spec}'}}\n",
             encoding="utf-8",

@@ -104,6 +104,11 @@ class RoleplayConfig(BaseModel):
     structured_attempts: int = Field(
         3, ge=1, description="re-asks when an action fails validation (schema or echo checks)"
     )
+    echo_checks: bool = Field(
+        True,
+        description="reject arguments that copy the prompt or repeat a turn (re-asked, then counted); false keeps "
+        "them (the quality figures still count them), e.g. for scripted test models",
+    )
     model_retries: int = Field(
         1, ge=0, description="extra tries of a turn after a model error (with a new seed), then the episode fails"
     )

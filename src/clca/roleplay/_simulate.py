@@ -139,6 +139,8 @@ class _Simulator:
 
     def echo(self, item: _Item, side: int, turns: list[Turn], argument: str, ask: str) -> str | None:
         """The echo / degeneracy problem of an argument (None = fine); a problem is counted for the episode."""
+        if not self.cfg.echo_checks:
+            return None
         sys_msg, user_msg = agent_messages(item.sv, side, [], self.profile(item.sv.culture), ask)
         previous = [t.argument for t in turns if t.action_type in CONTENT_ACTIONS]
         problem = echo_problem(
