@@ -259,13 +259,13 @@ def test_adapt_records_failures_with_reasons_after_bounded_attempts(tmp_path: Pa
     store = RunStore(tmp_path / "run")
     s = asyncio.run(adapt_scenarios(store, llm, "DEU", AdaptConfig(seeds=["seed-001"], max_attempts=2, progress=False)))
     assert (s.ok, s.failed) == (0, 1)
-    assert len(llm.calls) == 2  # bounded: one call per attempt
+    assert len(llm.calls) <= 2 * 2  # bounded: attempts x schema attempts
     rec = store.get("scenario", "DEU/seed-001")
     assert rec is not None and rec.status == "failed"
-    assert rec.error.startswith("name_not_of_culture:") and "after 2 attempts" in rec.error  # "Smith"
-    assert store.failure_reasons("scenario") == {"name_not_of_culture": 1}  # the new reason is counted
-    # the re-ask told the model what was wrong
-    assert "names_unchanged" in llm.calls[1][-1]["content"] and "same_goals" in llm.calls[1][-1]["content"]
+    assert "after 2 attempts" in rec.error
+    first = rec.data["reasons"][0]  # every attempt's problems are kept with the failure
+    assert first.startswith("name_not_of_culture:") and "same_goals" in first  # "Smith", and the copied goal
+    assert sum(store.failure_reasons("scenario").values()) == 1
 
 
 def test_adapt_draws_culture_names_after_repeated_name_failures(tmp_path: Path) -> None:
@@ -275,7 +275,7 @@ def test_adapt_draws_culture_names_after_repeated_name_failures(tmp_path: Path) 
     llm = MockLLM([seed.adapted_draft().model_dump_json()])  # keeps the seed's (English) names every time
     store = RunStore(tmp_path / "run")
     s = asyncio.run(adapt_scenarios(store, llm, "DEU", AdaptConfig(seeds=["seed-001"], max_attempts=3, progress=False)))
-    assert s.ok == 1 and len(llm.calls) == 2  # drawn after the second name failure, no third ask
+    assert s.ok == 1 and len(llm.calls) == 1  # drawn at the first name failure, no second ask
     sc = Scenario.model_validate(store.get("scenario", "DEU/seed-001").data)
     assert sc.provenance.names == "drawn" and set(sc.provenance.rejected) == {"name_not_of_culture", "names_unchanged"}
     seed_names = {n for c in seed.characters for n in (c.first_name, c.last_name)}
@@ -294,10 +294,10 @@ def test_adapt_invalid_json_is_a_recorded_failure(tmp_path: Path) -> None:
 
 
 def test_adapt_second_attempt_can_succeed(tmp_path: Path) -> None:
-    seed = load_seeds(ids=["seed-001"])[0]
-    llm = MockLLM([seed.adapted_draft().model_dump_json(), _good_adaptation([], GenParams())])
+    llm = MockLLM(["not json", _good_adaptation([], GenParams())])  # the first ask fails, the second passes
     store = RunStore(tmp_path / "run")
-    asyncio.run(adapt_scenarios(store, llm, "JPN", AdaptConfig(seeds=["seed-001"], progress=False)))
+    cfg = AdaptConfig(seeds=["seed-001"], schema_attempts=1, progress=False)
+    asyncio.run(adapt_scenarios(store, llm, "JPN", cfg))
     ((_, sc),) = iter_scenarios(store)
     assert sc.provenance.attempts == 2
 

@@ -133,6 +133,8 @@ _PAIR_PROBLEMS = ("same_names", "same_goals", "goal_revealed", "implausible_name
 
 #: problems a draw of names from Faker's data fixes
 _NAME_PROBLEMS = ("name_not_of_culture", "names_unchanged", "same_names", "implausible_name")
+# problems fixed by drawing both names at once (a copied second person is re-asked alone instead)
+_DRAW_ON = frozenset({"name_not_of_culture", "names_unchanged"})
 
 
 def _draw_names(draft: D, culture: Culture, ref: Scenario | None, seed: int) -> D:
@@ -173,7 +175,6 @@ async def _ask_valid(
     base = _item_seed(cfg.seed, key)
     draft: D | None = None
     repair = False
-    name_failures = 0
     drawn_any = False
     for attempt in range(cfg.max_attempts):
         params = GenParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=base + 7919 * attempt)
@@ -193,8 +194,7 @@ async def _ask_valid(
             return draft, attempt + 1, reasons, drawn_any
         reasons.append("; ".join(problems))
         kinds = {p.split(":")[0] for p in problems}
-        if kinds & set(_NAME_PROBLEMS):  # names a small model gets wrong are drawn, the rest is asked again
-            name_failures += 1
+        if kinds & _DRAW_ON:  # names not of the culture (or the seed's) are drawn, the rest is asked again
             drawn = _draw_names(draft, culture, ref, base + 104729 * attempt)
             rest = check_scenario(drawn, ref, culture.code, culture.name)
             if not rest:
