@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from ..llm._scoring import normalise
 from ..wvs import Item, parse_answer
 from ..wvs._evaluate import item_metric_values
 
@@ -47,10 +48,7 @@ def distribution_from_logliks(doc: dict[str, Any], logliks: Sequence[float]) -> 
     order = doc["order"]
     if len(logliks) != len(order):
         raise ValueError(f"{doc['id']}: {len(logliks)} log-likelihoods for {len(order)} options")
-    m = max(logliks)
-    ex = [math.exp(x - m) for x in logliks]
-    total = sum(ex)
-    by_code = {c: e / total for c, e in zip(order, ex, strict=True)}
+    by_code = dict(zip(order, normalise(logliks), strict=True))
     return [by_code[c] for c in doc["codes"]] + [0.0]
 
 

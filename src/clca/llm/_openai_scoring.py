@@ -70,15 +70,6 @@ def first_token_logprobs(
     return logps, owners
 
 
-def normalise(logps: list[float]) -> list[float]:
-    m = max(logps)
-    if m == -math.inf:
-        raise BackendError("every option has probability 0")
-    ex = [math.exp(lp - m) for lp in logps]
-    z = sum(ex)
-    return [e / z for e in ex]
-
-
 def echo_option_logprob(logprobs: Any, prefix_len: int, end: int) -> float:
     """Sum of the logprobs of the echoed prompt tokens in text[prefix_len:end] (the option).
 
