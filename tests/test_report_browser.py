@@ -26,10 +26,11 @@ def test_report_renders_in_chromium(run_dir: Path) -> None:
     assert not [a for a in dom.attrs if a[1].startswith("on")]
     assert "<script>alert(1)</script>" in text  # the planted text is shown literally
 
-    # tables: stages, stage runs, per culture, drop reasons, verdict labels, survey, one metric table per culture,
+    # tables: stages, stage runs, per culture, dialogue quality, drop reasons, verdict labels, survey, one metric
+    # table per culture,
     # target shifts, target ranks, dataset, and the verdict table of each judged sample dialogue
     judged = sum(1 for s in data.samples if s.verdicts)
-    assert dom.tags.get("table", 0) == 6 + len(data.cultures) + 1 + 1 + 1 + judged
+    assert dom.tags.get("table", 0) == 7 + len(data.cultures) + 1 + 1 + 1 + judged
     # charts: judged per culture, cultural share, KL, JSD, one shift chart per culture and adapted model
     # (clca and the planted one), the similarity grid, the training loss
     n_shift = len({(s.culture, s.adapted) for s in data.wvs.shifts})
