@@ -10,9 +10,11 @@ import typer
 from .. import __version__
 from ..errors import ClcaError
 from . import compare, culture, data, harness, pipeline, report, scenarios, serve, simulate, study, train, wvs
+from ._usage import OneLineErrorsGroup
 
 app = typer.Typer(
     name="clca",
+    cls=OneLineErrorsGroup,  # usage errors as one line, exit 2
     help="Cultural learning-based culture adaptation of language models.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
