@@ -382,3 +382,130 @@ def test_bad_input_through_the_real_entry_point(case: str, tmp_path: Path, good:
 
 def test_the_matrix_is_large() -> None:
     assert len(CASES) >= 200, len(CASES)
+
+
+# -- usage errors of every command, generated from the command tree ------------------------------------------
+def _leaf_commands() -> list[tuple[tuple[str, ...], object]]:
+    """(path, click command) of every command of `clca` that runs something (groups left out)."""
+    import typer
+
+    from clca.cli.main import app
+
+    out: list[tuple[tuple[str, ...], object]] = []
+
+    def walk(path: tuple[str, ...], cmd: object) -> None:
+        subs = getattr(cmd, "commands", None)
+        if subs is None:
+            out.append((path, cmd))
+            return
+        for name, sub in sorted(subs.items()):
+            walk((*path, name), sub)
+
+    walk((), typer.main.get_command(app))
+    return out
+
+
+def _usage_cases() -> list[tuple[str, list[str], str]]:
+    """(id, argv, what the one line must name) for each kind of usage error each command can meet."""
+    cases: list[tuple[str, list[str], str]] = []
+    for path, cmd in _leaf_commands():
+        cid = "-".join(path)
+        cases.append((f"{cid}-unknown-option", [*path, "--no-such-option"], "--no-such-option: no such option"))
+        params = [p for p in cmd.params if p.name != "help"]  # type: ignore[attr-defined]
+        required = [p for p in params if p.required]
+        if required:
+            p = required[0]
+            name = p.opts[0] if p.param_type_name == "option" else p.name.upper()
+            cases.append((f"{cid}-missing", list(path), f"{name}: required"))
+        for p in params:
+            if p.param_type_name != "option":
+                continue
+            opt = max(p.opts, key=len)
+            if p.is_flag:
+                cases.append((f"{cid}{opt}-flag-with-value", [*path, f"{opt}=x"], f"{opt}: does not take a value"))
+                continue
+            cases.append((f"{cid}{opt}-no-value", [*path, opt], f"{opt}: requires an argument"))
+            number = _hint(cmd, p.name) in (int, float)
+            info = _param_info(cmd, p.name)
+            if number:
+                cases.append((f"{cid}{opt}-not-a-number", [*path, opt, "abc"], f"{opt}: expected a"))
+            if info is not None and number and info.max is not None:
+                cases.append((f"{cid}{opt}-above-max", [*path, opt, str(info.max + 1)], f"{opt}: must be <="))
+            if info is not None and number and info.min is not None:
+                cases.append((f"{cid}{opt}-below-min", [*path, opt, str(info.min - 1)], f"{opt}: must be >"))
+            if _choices(cmd, p.name):
+                cases.append((f"{cid}{opt}-bad-choice", [*path, opt, "no-such-choice"], f"{opt}: must be one of"))
+    extra = [("no-such-command", ["no-such-command"], "no such command"),
+             ("no-such-subcommand", ["dataset", "no-such-command"], "clca dataset: no such command")]  # fmt: skip
+    return cases + extra
+
+
+def _signature(cmd: object) -> dict[str, object]:
+    import inspect
+
+    from clca.cli._options import original_callback
+
+    fn = original_callback(cmd)
+    return {n: p for n, p in inspect.signature(fn).parameters.items()} if fn else {}
+
+
+def _hint(cmd: object, name: str) -> object:
+    """The parameter's type, None removed (`int | None` -> int)."""
+    import typing
+
+    from clca.cli._options import original_callback
+
+    hint = typing.get_type_hints(original_callback(cmd)).get(name)
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return (
+        args[0] if typing.get_origin(hint) in (typing.Union, __import__("types").UnionType) and len(args) == 1 else hint
+    )
+
+
+def _param_info(cmd: object, name: str) -> object | None:
+    p = _signature(cmd).get(name)
+    return getattr(p, "default", None)
+
+
+def _choices(cmd: object, name: str) -> bool:
+    """A Literal parameter, or one mirroring a field of Literal choices (list[Literal] fields too)."""
+    import typing
+
+    hint = _hint(cmd, name)
+    mirrors = getattr(_param_info(cmd, name), "mirrors", None)
+    if mirrors is not None:
+        hint = mirrors[0].model_fields[mirrors[1]].annotation
+        hint = typing.get_args(hint)[0] if typing.get_origin(hint) is list else hint
+    return typing.get_origin(hint) is typing.Literal
+
+
+USAGE_CASES = _usage_cases()
+LEAVES = sorted(_leaf_commands(), key=lambda pc: -len(pc[0]))
+
+
+@pytest.mark.parametrize("case, argv, fragment", USAGE_CASES, ids=[c[0] for c in USAGE_CASES])
+def test_usage_error_is_one_line(
+    case: str, argv: list[str], fragment: str, case_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _tree(case_dir)
+    code, err = _run_inprocess(argv, capsys)
+    _assert_one_line_error(code, err, case)
+    line = err.strip()
+    assert fragment in line, (case, line)
+    if "no such command" not in fragment:
+        path = next(p for p, _ in LEAVES if list(p) == argv[: len(p)])
+        assert line.startswith(f"error: clca {' '.join(path)}: "), (case, line)
+    assert _tree(case_dir) == before
+
+
+def test_usage_errors_through_the_real_entry_point(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "clca.cli.main", "serve", "--port", "99999"], capture_output=True,
+                       text=True, cwd=tmp_path, timeout=300)  # fmt: skip
+    assert r.returncode == 2 and r.stderr == "error: clca serve: --port: must be <= 65535 (got 99999)\n", r.stderr
+
+
+def test_every_command_has_usage_cases() -> None:
+    commands = {"-".join(p) for p, _ in _leaf_commands()}
+    covered = {c[0].removesuffix("-unknown-option") for c in USAGE_CASES if c[0].endswith("-unknown-option")}
+    assert commands == covered and len(commands) >= 30, sorted(commands ^ covered)
+    assert len(USAGE_CASES) >= 300, len(USAGE_CASES)

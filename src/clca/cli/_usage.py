@@ -8,6 +8,7 @@ called without a subcommand (`clca dataset`) still shows its help.
 
 from __future__ import annotations
 
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -54,6 +55,9 @@ def validation_problem(e: ValidationError) -> str:
         what = f"must be one of {ctx.get('expected', '').replace(' or ', ', ')}".replace("'", "")
     else:
         what = str(err["msg"]).removeprefix("Value error, ")
+        choice = re.match(r"^.* is not one of (.*?)\.?$", what)
+        if choice:  # typer's own choice check: "'x' is not one of 'a', 'b'."
+            what = "must be one of " + choice.group(1).replace("'", "")
         what = what[:1].lower() + what[1:]
     return f"{what} (got {_got(got)})" if got is not None else what
 

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
+
+from ..dataset import DatasetConfig
+from ._options import UNSET, field_option, field_type
+
+Variant, Order = field_type(DatasetConfig, "variant"), field_type(DatasetConfig, "order")
+
+
+def _ds(name: str, *decls: str, **kw: Any) -> Any:
+    """A flag of `dataset build`: None unless given (then it overrides --config); help and bounds from the model."""
+    return field_option(DatasetConfig, name, *decls, default=UNSET, **kw)
+
 
 dataset_app = typer.Typer(help="Build multi-task training data from a run and inspect it.", no_args_is_help=True)
 
@@ -14,29 +26,27 @@ dataset_app = typer.Typer(help="Build multi-task training data from a run and in
 def build_cmd(
     run_dir: Path = typer.Option(..., "--run-dir", help="Run directory (run.sqlite with episodes, judgements, ...)."),
     out: Path = typer.Option(..., "--out", help="Output dataset directory (written atomically)."),
-    variant: str = typer.Option("full", "--variant", help="full | dialogue_only | intent_only | no_filter | control"),
+    variant: Variant = _ds("variant", "--variant", extra="Flags override --config."),
     config: Path = typer.Option(None, "--config", help="YAML file with DatasetConfig fields (flags override it)."),
-    control: Path = typer.Option(
-        None, "--control", help="Generic conversations (messages JSONL) for --variant control."
-    ),
-    culture: str = typer.Option(None, "--culture", help="Only dialogues of this culture (ISO3)."),
-    val_fraction: float = typer.Option(None, "--val-fraction", help="Share of scenarios held out (default 0.1)."),
-    order: str = typer.Option(None, "--order", help="shuffle | concat | interleave"),
+    control: Path = _ds("control_path", "--control"),
+    culture: str = _ds("culture", "--culture"),
+    val_fraction: float = _ds("val_fraction", "--val-fraction"),
+    order: Order = _ds("order", "--order"),
     weight: list[str] = typer.Option(None, "--weight", help="Task weight, e.g. --weight intent=0.5 (repeatable)."),
-    seed: int = typer.Option(None, "--seed", help="Seed of split, sampling and order."),
-    tokenizer: str = typer.Option(None, "--tokenizer", help="Model string for token statistics ('none' to skip)."),
+    seed: int = _ds("seed", "--seed", help="seed of split, sampling and order"),
+    tokenizer: str = _ds("tokenizer", "--tokenizer", extra="'none' skips them."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Build the training rows of one variant and write messages JSONL, ShareGPT and a datasets dir."""
     from ..config import parse_model, read_yaml
-    from ..dataset import DatasetConfig, build_dataset
+    from ..dataset import build_dataset
     from ..errors import ConfigError
 
     data = read_yaml(config) if config else {}
     data = data.get("dataset", data) if isinstance(data.get("dataset"), dict) else data
     flags = {
-        "variant": variant if variant != "full" or "variant" not in data else None,
+        "variant": variant,
         "control_path": str(control) if control else None,
         "culture": culture,
         "val_fraction": val_fraction,

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from ..errors import ConfigError
+from ..wvs import EvalConfig
+from ._options import field_option
+
+
+def _ev(name: str, *decls: str, **kw: Any) -> Any:
+    return field_option(EvalConfig, name, *decls, **kw)
+
 
 harness_app = typer.Typer(
     help="clca's WVS evaluation as tasks of lm-evaluation-harness and inspect_ai.", no_args_is_help=True
@@ -16,33 +24,28 @@ harness_app = typer.Typer(
 @harness_app.command("export")
 def export_cmd(
     out: Path = typer.Option(..., "--out", help="Output directory (data/, lm_eval/, manifest.json)."),
-    culture: list[str] = typer.Option(..., "--culture", help="Target culture (name or ISO3); repeatable."),
-    compare: list[str] = typer.Option([], "--compare", help="Other cultures; repeatable."),
-    survey: list[Path] = typer.Option([], "--survey", help="WVS respondent file(s): real personas and answers."),
-    reference: Path = typer.Option(None, "--reference", help="Reference table JSON (default: the bundled one)."),
-    questionnaire: Path = typer.Option(None, "--questionnaire", help="Questionnaire YAML/JSON (default: bundled)."),
-    personas: int = typer.Option(20, "--personas", min=1, help="Personas per culture."),
-    style: list[str] = typer.Option(["persona"], "--style", help="persona | cultural | anthropological | none."),
-    samples: int = typer.Option(20, "--samples", min=1, help="Sampled answers per prompt (generate tasks)."),
-    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Sampling temperature (generate tasks)."),
-    variant: list[str] = typer.Option(["base"], "--variant", help="base | perm<k> | para."),
-    item: list[str] = typer.Option([], "--item", help="Only these item ids (repeatable)."),
-    epsilon: float = typer.Option(1e-3, "--epsilon", min=0.0, help="KL smoothing of zero survey shares."),
-    max_tokens: int = typer.Option(
-        None, "--max-tokens", min=1, help="Reply budget of the generate tasks (default: as clca eval)."
-    ),
-    seed: int = typer.Option(0, "--seed"),
+    culture: list[str] = _ev("cultures", "--culture", extra="Name or ISO3; repeatable."),
+    compare: list[str] = _ev("compare", "--compare", extra="Repeatable."),
+    survey: list[Path] = _ev("survey", "--survey", extra="Real personas and answers."),
+    reference: Path = _ev("reference", "--reference", extra="Default: the bundled one."),
+    questionnaire: Path = _ev("questionnaire", "--questionnaire"),
+    personas: int = _ev("personas", "--personas"),
+    style: list[str] = _ev("styles", "--style", help="prompt style", extra="Repeatable."),
+    samples: int = _ev("samples", "--samples", extra="Generate tasks."),
+    temperature: float = _ev("temperature", "--temperature", help="sampling temperature (generate tasks)"),
+    variant: list[str] = _ev("variants", "--variant", extra="Repeatable."),
+    item: list[str] = _ev("items", "--item", default=[], extra="Repeatable."),
+    epsilon: float = _ev("epsilon", "--epsilon"),
+    max_tokens: int = _ev("max_tokens", "--max-tokens", extra="Generate tasks."),
+    seed: int = _ev("seed", "--seed", help="seed of persona sampling and shuffled options"),
 ) -> None:
     """Write the evaluation's prompts as documents and lm-eval task YAMLs (no model is loaded)."""
     from ..harness import export_tasks
-    from ..wvs import EvalConfig
 
-    for s in style:
-        if s not in ("persona", "cultural", "anthropological", "none"):
-            raise ConfigError(f"--style: {s!r} is not one of persona, cultural, anthropological, none")
     cfg = EvalConfig(
         cultures=culture, compare=compare, styles=style, personas=personas, samples=samples, temperature=temperature,
-        epsilon=epsilon, seed=seed, variants=variant, items=item or None, survey=[str(s) for s in survey],
+        epsilon=epsilon, seed=seed, max_tokens=max_tokens, variants=variant, items=item or None,
+        survey=[str(s) for s in survey],
         reference=str(reference) if reference else None,
         questionnaire=str(questionnaire) if questionnaire else None,
     )  # fmt: skip

@@ -10,16 +10,18 @@ from typing import Any
 import typer
 
 from ..errors import ConfigError
+from ..scenarios import AdaptConfig, NormsConfig
+from ._options import field_option
 
 scenarios_app = typer.Typer(help="Culturally adapted Sotopia-style scenarios.", no_args_is_help=True)
 
 _RUN_DIR = typer.Option(..., "--run-dir", help="Run directory (its run.sqlite stores the scenarios).")
 _MODEL = typer.Option("embedded", "--model", help="Model string (embedded, hf:PATH, openai:MODEL@URL, ...).")
-_ATTEMPTS = typer.Option(3, "--max-attempts", min=1, max=10, help="Asks per scenario until it passes the checks.")
-_TEMP = typer.Option(0.7, "--temperature", min=0.0, max=2.0)
-_SEED = typer.Option(0, "--seed", help="Base random seed (seed selection, sampling).")
-_CONC = typer.Option(8, "--concurrency", min=1, help="Scenarios written at the same time.")
-_SEEDS_FILE = typer.Option(None, "--seeds-file", help="JSONL file of seed scenarios instead of the shipped ones.")
+_ATTEMPTS = field_option(AdaptConfig, "max_attempts", "--max-attempts")
+_TEMP = field_option(AdaptConfig, "temperature", "--temperature", help="sampling temperature")
+_SEED = field_option(AdaptConfig, "seed", "--seed")
+_CONC = field_option(AdaptConfig, "concurrency", "--concurrency", help="scenarios written at the same time")
+_SEEDS_FILE = field_option(AdaptConfig, "seeds_file", "--seeds-file")
 _QUIET = typer.Option(False, "--quiet", help="No progress bar.")
 
 
@@ -48,14 +50,12 @@ def adapt_cmd(
     culture: str = typer.Option(..., "--culture", help="Target culture: name, ISO code, alias or profile file."),
     run_dir: Path = _RUN_DIR,
     model: str = _MODEL,
-    n: int = typer.Option(None, "--n", min=1, help="How many seeds to adapt (default: all)."),
-    seed_ids: list[str] = typer.Option(None, "--seed-id", help="Only these seed ids (repeatable)."),
+    n: int = field_option(AdaptConfig, "n", "--n"),
+    seed_ids: list[str] = field_option(AdaptConfig, "seeds", "--seed-id", extra="Repeatable."),
     seeds_file: Path = _SEEDS_FILE,
-    sotopia: str = typer.Option(
-        None, "--sotopia", help="Seed with Sotopia's scenarios: a folder of its four profile JSONL files, or 'hf'."
-    ),
-    sotopia_per_env: int = typer.Option(
-        1, "--sotopia-per-env", min=0, help="Env-agent combos per Sotopia environment (0 = all)."
+    sotopia: str = field_option(AdaptConfig, "sotopia", "--sotopia"),
+    sotopia_per_env: int = field_option(
+        AdaptConfig, "sotopia_per_env", "--sotopia-per-env", none_as=0, extra="0 = all."
     ),
     max_attempts: int = _ATTEMPTS,
     temperature: float = _TEMP,
@@ -65,7 +65,7 @@ def adapt_cmd(
 ) -> None:
     """Adapt seed scenarios to a culture (one per seed; keys CULTURE/SEED-ID; resumable)."""
     from ..culture import resolve_culture
-    from ..scenarios import AdaptConfig, adapt_scenarios, load_seed_pool
+    from ..scenarios import adapt_scenarios, load_seed_pool
 
     cult = resolve_culture(culture)  # fail fast on an unknown culture, before loading a model
     if seeds_file is not None and sotopia is not None:
@@ -94,13 +94,11 @@ def from_norms_cmd(
     ),
     run_dir: Path = _RUN_DIR,
     model: str = _MODEL,
-    n: int = typer.Option(None, "--n", min=1, help="Use only the first N norms (after the filters)."),
-    culture: str = typer.Option(None, "--culture", help="Culture of norms that have none in the file."),
-    source: list[str] = typer.Option(None, "--source", help="Keep only norms of this source (repeatable)."),
-    limit: int = typer.Option(None, "--limit", min=1, help="Draw at most this many norms (see --sample-seed)."),
-    sample_seed: int = typer.Option(
-        None, "--sample-seed", help="Draw the --limit norms at random with this seed (default: the first ones)."
-    ),
+    n: int = field_option(AdaptConfig, "n", "--n"),
+    culture: str = field_option(NormsConfig, "culture", "--culture"),
+    source: list[str] = field_option(NormsConfig, "sources", "--source", extra="Repeatable."),
+    limit: int = field_option(NormsConfig, "limit", "--limit"),
+    sample_seed: int = field_option(NormsConfig, "seed", "--sample-seed"),
     seeds_file: Path = _SEEDS_FILE,
     max_attempts: int = _ATTEMPTS,
     temperature: float = _TEMP,
@@ -111,7 +109,7 @@ def from_norms_cmd(
     """Write one new scenario per cultural norm (keys CULTURE/norm-ID; resumable)."""
     from ..culture import UnknownCultureError, resolve_culture
     from ..errors import DataError
-    from ..scenarios import AdaptConfig, generate_from_norms, load_norms
+    from ..scenarios import generate_from_norms, load_norms
 
     norms = load_norms(norms_file, culture=culture, sources=source or None, limit=limit, seed=sample_seed)
     for nm in norms:  # fail fast on unknown cultures, before loading a model

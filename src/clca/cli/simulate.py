@@ -11,12 +11,21 @@ from typing import Any
 import typer
 
 from ..errors import ConfigError
+from ..intents import IntentConfig
+from ..judge import JudgeConfig
+from ..roleplay import RoleplayConfig
 from ..runner import RunSummary
+from ._options import field_option, field_type
+
+JudgeMode = field_type(JudgeConfig, "mode")
 
 _RUN_DIR = typer.Option(..., "--run-dir", help="Run directory (holds run.sqlite with the scenarios).")
-_CULTURE = typer.Option(None, "--culture", help="Only this culture (name or ISO code), e.g. JPN or Japan.")
-_LIMIT = typer.Option(None, "--limit", min=1, help="At most this many scenarios / episodes.")
-_CONC = typer.Option(32, "--concurrency", min=1, help="Items run at the same time (the backend batches them).")
+
+
+def _rp(name: str, *decls: str) -> Any:
+    return field_option(RoleplayConfig, name, *decls)
+
+
 _QUIET = typer.Option(False, "--quiet", help="No progress bar.")
 _DROP = typer.Option(
     "confident,very_confident",
@@ -68,20 +77,20 @@ def simulate_cmd(
     run_dir: Path = _RUN_DIR,
     model: str = typer.Option("embedded", "--model", help="Model string of both agents (or of the first)."),
     model_b: str = typer.Option(None, "--model-b", help="Model string of the second agent (default: --model)."),
-    culture: str = _CULTURE,
-    limit: int = _LIMIT,
+    culture: str = _rp("culture", "--culture"),
+    limit: int = _rp("limit", "--limit"),
     scenario: list[str] = typer.Option(None, "--scenario", help="Only these scenario keys (repeatable)."),
-    samples: int = typer.Option(2, "--samples", min=1, help="Episodes per scenario."),
-    max_turns: int = typer.Option(20, "--max-turns", min=1, help="Turn limit (actions per episode)."),
-    max_none: int = typer.Option(2, "--max-none", min=1, help="End after this many consecutive 'none' actions."),
-    temperature: float = typer.Option(0.7, "--temperature", min=0.0),
-    max_tokens: int = typer.Option(256, "--max-tokens", min=16, help="Token budget of one action."),
-    seed: int = typer.Option(0, "--seed", help="Run seed (per-turn seeds derive from it)."),
-    concurrency: int = _CONC,
+    samples: int = _rp("samples", "--samples"),
+    max_turns: int = _rp("max_turns", "--max-turns"),
+    max_none: int = _rp("max_consecutive_none", "--max-none"),
+    temperature: float = _rp("temperature", "--temperature"),
+    max_tokens: int = _rp("max_tokens", "--max-tokens"),
+    seed: int = _rp("seed", "--seed"),
+    concurrency: int = _rp("concurrency", "--concurrency"),
     quiet: bool = _QUIET,
 ) -> None:
     """Role-play every scenario of the run SAMPLES times; resumes interrupted episodes from their stored turns."""
-    from ..roleplay import RoleplayConfig, simulate
+    from ..roleplay import simulate
 
     cfg = RoleplayConfig(
         samples=samples,
@@ -107,18 +116,16 @@ def simulate_cmd(
 def judge_cmd(
     run_dir: Path = _RUN_DIR,
     model: str = typer.Option("embedded", "--model", help="Model string of the judge."),
-    mode: str = typer.Option("clca", "--mode", help="clca (culture + quality + meta) or sotopia (Sotopia-EVAL)."),
-    culture: str = _CULTURE,
-    limit: int = _LIMIT,
-    max_tokens: int = typer.Option(384, "--max-tokens", min=32),
-    concurrency: int = _CONC,
+    mode: JudgeMode = field_option(JudgeConfig, "mode", "--mode"),
+    culture: str = field_option(JudgeConfig, "culture", "--culture"),
+    limit: int = field_option(JudgeConfig, "limit", "--limit"),
+    max_tokens: int = field_option(JudgeConfig, "max_tokens", "--max-tokens"),
+    concurrency: int = field_option(JudgeConfig, "concurrency", "--concurrency"),
     quiet: bool = _QUIET,
 ) -> None:
     """Judge the run's episodes; all verdicts are stored, the kept set is a query (see `dialogues stats`)."""
-    from ..judge import JudgeConfig, judge_episodes
+    from ..judge import judge_episodes
 
-    if mode not in ("clca", "sotopia"):
-        raise ConfigError(f"--mode: {mode!r} is not one of clca, sotopia")
     cfg = JudgeConfig(
         mode=mode, culture=culture, limit=limit, max_tokens=max_tokens, concurrency=concurrency, progress=not quiet
     )
@@ -128,16 +135,16 @@ def judge_cmd(
 def intents_cmd(
     run_dir: Path = _RUN_DIR,
     model: str = typer.Option("embedded", "--model", help="Model string of the annotator."),
-    culture: str = _CULTURE,
-    limit: int = _LIMIT,
+    culture: str = field_option(IntentConfig, "culture", "--culture"),
+    limit: int = field_option(IntentConfig, "limit", "--limit"),
     all_episodes: bool = typer.Option(False, "--all", help="Annotate every ok episode, not only the kept ones."),
     drop: str = _DROP,
-    max_tokens: int = typer.Option(256, "--max-tokens", min=32),
-    concurrency: int = _CONC,
+    max_tokens: int = field_option(IntentConfig, "max_tokens", "--max-tokens"),
+    concurrency: int = field_option(IntentConfig, "concurrency", "--concurrency"),
     quiet: bool = _QUIET,
 ) -> None:
     """Annotate the intention of every content turn of the kept episodes."""
-    from ..intents import IntentConfig, annotate_intents
+    from ..intents import annotate_intents
 
     cfg = IntentConfig(
         episodes="all" if all_episodes else "kept",

@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+
+from ..train import TrainConfig
+from ._options import UNSET, field_option, field_type
+
+Preset = field_type(TrainConfig, "preset")
+
+
+def _tc(name: str, *decls: str, **kw: Any) -> Any:
+    """A flag of `train run`: None unless given (then it overrides the preset and --config); help and bounds
+    from TrainConfig. Preset-driven fields name the default preset's value."""
+    return field_option(TrainConfig, name, *decls, default=UNSET, **kw)
+
 
 train_app = typer.Typer(help="LoRA fine-tuning on a built dataset, and adapter merging.", no_args_is_help=True)
 
@@ -14,15 +27,15 @@ def run_cmd(
     dataset_dir: Path = typer.Argument(..., help="A `clca dataset build` directory (or a messages .jsonl file)."),
     out: Path = typer.Option(..., "--out", help="Adapter output directory (checkpoints go to OUT/checkpoints)."),
     config: Path = typer.Option(None, "--config", help="YAML file with TrainConfig fields."),
-    preset: str = typer.Option(None, "--preset", help="paper | default (starting values, overridden by the rest)."),
-    model: str = typer.Option(None, "--model", help="Base model: embedded or hf:PATH."),
-    lr: float = typer.Option(None, "--lr", help="Learning rate."),
-    epochs: float = typer.Option(None, "--epochs", help="Training epochs."),
-    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many optimiser steps."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Per-device train batch size."),
-    max_length: int = typer.Option(None, "--max-length", help="Truncate rows to this many tokens."),
-    packing: bool = typer.Option(None, "--packing/--no-packing", help="Pack rows (padding-free)."),
-    seed: int = typer.Option(None, "--seed"),
+    preset: Preset = _tc("preset", "--preset", extra="Overridden by --config and the flags."),
+    model: str = _tc("model", "--model"),
+    lr: float = _tc("learning_rate", "--lr", help="learning rate"),
+    epochs: float = _tc("num_train_epochs", "--epochs", help="training epochs"),
+    max_steps: int = _tc("max_steps", "--max-steps"),
+    batch_size: int = _tc("per_device_train_batch_size", "--batch-size", help="per-device train batch size"),
+    max_length: int = _tc("max_length", "--max-length"),
+    packing: bool = _tc("packing", "--packing/--no-packing"),
+    seed: int = _tc("seed", "--seed", help="seed of the LoRA initialisation, data order and dropout"),
     set_: list[str] = typer.Option(None, "--set", help="Any TrainConfig field: --set lora_r=16 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in OUT/checkpoints."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),

@@ -5,10 +5,21 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from ..errors import ConfigError
+from ..wvs import EvalConfig
+from ._options import UNSET, field_option, field_type
+
+PersonaSampling = field_type(EvalConfig, "persona_sampling")
+Unsure, Mode = field_type(EvalConfig, "opinion_unsure"), field_type(EvalConfig, "mode")
+
+
+def _ev(name: str, *decls: str, **kw: Any) -> Any:
+    return field_option(EvalConfig, name, *decls, **kw)
+
 
 wvs_app = typer.Typer(
     help="World Values Survey data: reference tables, items, model comparisons.", no_args_is_help=True
@@ -22,57 +33,42 @@ def _alias(model: str) -> str:
 def eval_cmd(
     model: str = typer.Option("embedded", "--model", help="Model string (embedded, hf:PATH, openai:MODEL@URL, ...)."),
     alias: str = typer.Option(None, "--alias", help="Name of this model in the run (default: from --model)."),
-    culture: list[str] = typer.Option(..., "--culture", help="Target culture (name or ISO3); repeatable."),
-    compare: list[str] = typer.Option([], "--compare", help="Other cultures to evaluate and compare; repeatable."),
-    survey: list[Path] = typer.Option(
-        [], "--survey", help="WVS respondent file(s): .csv (numeric or labelled export), .sav, .dta, .rds."
-    ),
-    labels: Path = typer.Option(
-        None, "--labels", help="Value labels for a numeric CSV (.sav/.dta of the release, JSON)."
-    ),
-    persona_sampling: str = typer.Option(
-        "weighted", "--persona-sampling", help="weighted (by W_WEIGHT, default) | uniform: how respondents are drawn."
-    ),
-    reference: Path = typer.Option(
-        None, "--reference", help="Reference table JSON, e.g. from `clca wvs aggregate` (default: the bundled one)."
-    ),
-    opinions: Path = typer.Option(
-        None, "--opinions", help="GlobalOpinionQA file (JSONL/JSON/CSV/Parquet): its questions and country shares."
-    ),
-    unsure: str = typer.Option(
-        "keep", "--unsure", help="GlobalOpinionQA 'Don't know'/'Refused' options: keep | drop (and renormalise)."
-    ),
-    questionnaire: Path = typer.Option(None, "--questionnaire", help="Questionnaire YAML/JSON (default: bundled)."),
-    personas: int = typer.Option(20, "--personas", min=1, help="Personas per culture (paper: 1000)."),
-    style: list[str] = typer.Option(["persona"], "--style", help="persona | cultural | anthropological | none."),
-    mode: str = typer.Option(None, "--mode", help="logprobs (default when the backend scores options) | generate."),
-    samples: int = typer.Option(20, "--samples", min=1, help="Sampled answers per prompt (generate mode)."),
-    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Sampling temperature (generate mode)."),
-    variant: list[str] = typer.Option(["base"], "--variant", help="base | perm<k> (shuffled options) | para."),
-    item: list[str] = typer.Option([], "--item", help="Only these item ids (repeatable)."),
-    epsilon: float = typer.Option(1e-3, "--epsilon", min=0.0, help="KL smoothing of zero survey shares."),
-    bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap resamples over questions."),
-    seed: int = typer.Option(0, "--seed"),
+    culture: list[str] = _ev("cultures", "--culture", extra="Name or ISO3; repeatable."),
+    compare: list[str] = _ev("compare", "--compare", extra="Repeatable."),
+    survey: list[Path] = _ev("survey", "--survey"),
+    labels: Path = _ev("survey_labels", "--labels"),
+    persona_sampling: PersonaSampling = _ev("persona_sampling", "--persona-sampling"),
+    reference: Path = _ev("reference", "--reference", extra="Default: the bundled one."),
+    opinions: Path = _ev("opinions", "--opinions", extra="JSONL/JSON/CSV/Parquet."),
+    unsure: Unsure = _ev("opinion_unsure", "--unsure"),
+    questionnaire: Path = _ev("questionnaire", "--questionnaire"),
+    personas: int = _ev("personas", "--personas"),
+    style: list[str] = _ev("styles", "--style", help="prompt style", extra="Repeatable."),
+    mode: Mode = _ev(
+        "mode",
+        "--mode",
+        default=UNSET,
+        help="how answers are read",
+        unset_note="default: logprobs when the backend scores options, else generate",
+    ),  # fmt: skip
+    samples: int = _ev("samples", "--samples"),
+    temperature: float = _ev("temperature", "--temperature", help="sampling temperature (generate mode)"),
+    variant: list[str] = _ev("variants", "--variant", extra="Repeatable."),
+    item: list[str] = _ev("items", "--item", default=[], extra="Repeatable."),
+    epsilon: float = _ev("epsilon", "--epsilon"),
+    bootstrap: int = _ev("bootstrap", "--bootstrap"),
+    seed: int = _ev("seed", "--seed", help="seed of persona sampling, shuffled options and the bootstrap"),
     theme: bool = typer.Option(False, "--by-theme", help="Also print one table per theme."),
     run_dir: Path = typer.Option(Path("runs/wvs-eval"), "--run-dir", help="Run directory (answers are cached)."),
-    concurrency: int = typer.Option(32, "--concurrency", min=1),
+    concurrency: int = _ev("concurrency", "--concurrency", help="prompts sent at the same time"),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Ask a model the WVS items as personas of each culture; print KL, JSD, W1, accuracy with 95% intervals."""
     from ..errors import ClcaError
     from ..llm import load_model
     from ..store import DB_NAME, RunStore
-    from ..wvs import EvalConfig, evaluate, format_table
+    from ..wvs import evaluate, format_table
 
-    for s in style:
-        if s not in ("persona", "cultural", "anthropological", "none"):
-            raise ConfigError(f"--style: {s!r} is not one of persona, cultural, anthropological, none")
-    if mode not in (None, "logprobs", "generate"):
-        raise ConfigError(f"--mode: {mode!r} is not one of logprobs, generate")
-    if persona_sampling not in ("weighted", "uniform"):
-        raise ConfigError(f"--persona-sampling: {persona_sampling!r} is not one of weighted, uniform")
-    if unsure not in ("keep", "drop"):
-        raise ConfigError(f"--unsure: {unsure!r} is not one of keep, drop")
     name = alias or _alias(model)
 
     async def main() -> str:
