@@ -9,7 +9,7 @@ import typer
 
 from ..errors import ConfigError
 from ..wvs import EvalConfig
-from ._options import field_option
+from ._options import UNSET, field_option
 
 
 def _ev(name: str, *decls: str, **kw: Any) -> Any:
@@ -34,7 +34,7 @@ def export_cmd(
     samples: int = _ev("samples", "--samples", extra="Generate tasks."),
     temperature: float = _ev("temperature", "--temperature", help="sampling temperature (generate tasks)"),
     variant: list[str] = _ev("variants", "--variant", extra="Repeatable."),
-    item: list[str] = _ev("items", "--item", default=[], extra="Repeatable."),
+    item: list[str] = _ev("items", "--item", default=UNSET, extra="Repeatable.", unset_note="default: all items"),
     epsilon: float = _ev("epsilon", "--epsilon"),
     max_tokens: int = _ev("max_tokens", "--max-tokens", extra="Generate tasks."),
     seed: int = _ev("seed", "--seed", help="seed of persona sampling and shuffled options"),

@@ -54,7 +54,7 @@ def eval_cmd(
     samples: int = _ev("samples", "--samples"),
     temperature: float = _ev("temperature", "--temperature", help="sampling temperature (generate mode)"),
     variant: list[str] = _ev("variants", "--variant", extra="Repeatable."),
-    item: list[str] = _ev("items", "--item", default=[], extra="Repeatable."),
+    item: list[str] = _ev("items", "--item", default=UNSET, extra="Repeatable.", unset_note="default: all items"),
     epsilon: float = _ev("epsilon", "--epsilon"),
     bootstrap: int = _ev("bootstrap", "--bootstrap"),
     seed: int = _ev("seed", "--seed", help="seed of persona sampling, shuffled options and the bootstrap"),
