@@ -7,6 +7,7 @@ usage error.
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Annotated, Any
 
 import annotated_types as at
@@ -71,7 +72,7 @@ def _checker(model: type[BaseModel], name: str, none_as: Any) -> Any:
     def check(value: Any) -> Any:
         if value is None or (none_as is not None and value == none_as):
             return value
-        given = list(value) if isinstance(value, tuple) else value
+        given = [_plain(v) for v in value] if isinstance(value, (list, tuple)) else _plain(value)
         if isinstance(given, list) and not given:
             return value
         if isinstance(given, list) and not _is_list(f):
@@ -85,6 +86,11 @@ def _checker(model: type[BaseModel], name: str, none_as: Any) -> Any:
         return value
 
     return check
+
+
+def _plain(value: Any) -> Any:
+    """A path as the text the user typed (config fields hold file names as str or Path)."""
+    return str(value) if isinstance(value, PurePath) else value
 
 
 def _is_list(f: FieldInfo) -> bool:
