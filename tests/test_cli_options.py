@@ -138,3 +138,11 @@ def test_a_strict_bound_of_the_model_is_a_usage_error(capsys: pytest.CaptureFixt
         main(["train", "run", "ds", "--out", "ad", "--lr", "0"])
     assert e.value.code == 2
     assert capsys.readouterr().err == "error: clca train run: --lr: must be > 0.0 (got 0.0)\n"
+
+
+def test_serve_limits_default_to_serve_limits() -> None:
+    from clca.llm._serve_guard import ServeLimits
+
+    params = {p.name: p for p in COMMANDS["serve"].params}
+    for name in ("max_tokens_limit", "max_prompt_tokens", "max_body_mb", "max_n"):
+        assert params[name].default == getattr(ServeLimits(), name), name

@@ -9,6 +9,9 @@ from typing import Any
 import typer
 from pydantic import BaseModel, Field
 
+from ..llm._serve_guard import ServeLimits
+
+SERVE_DEFAULTS = ServeLimits()  # the limits' defaults live in ServeLimits, not here
 MODEL_HELP = "Model string: embedded, embedded+lora:DIR, hf:PATH[+lora:DIR], openai:MODEL@URL[,URL...], mock."
 
 
@@ -130,10 +133,14 @@ def register(app: typer.Typer) -> None:
             None, help="Model name clients must send (default: the backend's model id)."
         ),
         cache: Path | None = typer.Option(None, help="Answer repeated requests from this SQLite response cache."),
-        max_tokens_limit: int = typer.Option(8192, min=1, help="Most tokens one completion may ask for."),
-        max_prompt_tokens: int = typer.Option(8192, min=1, help="Most prompt tokens of one request."),
-        max_body_mb: float = typer.Option(8.0, min=0.001, help="Largest request body in MB."),
-        max_n: int = typer.Option(64, min=1, help="Most completions (n) per request."),
+        max_tokens_limit: int = typer.Option(
+            SERVE_DEFAULTS.max_tokens_limit, min=1, help="Most tokens one completion may ask for."
+        ),
+        max_prompt_tokens: int = typer.Option(
+            SERVE_DEFAULTS.max_prompt_tokens, min=1, help="Most prompt tokens of one request."
+        ),
+        max_body_mb: float = typer.Option(SERVE_DEFAULTS.max_body_mb, min=0.001, help="Largest request body in MB."),
+        max_n: int = typer.Option(SERVE_DEFAULTS.max_n, min=1, help="Most completions (n) per request."),
         api_key_env: str | None = typer.Option(
             None,
             "--api-key-env",
