@@ -56,6 +56,7 @@ def test_argument_parsing_of_prefilled_and_server_replies():
     assert parse_argument(" Good morning, sir", sp, "Aiko Tanaka", prefilled=True) == "Good morning, sir"
     assert parse_argument('Aiko Tanaka: "Hello there." she said', sp, "Aiko Tanaka", prefilled=False) == "Hello there."
     assert parse_argument(" nods politely.", ActionType.non_verbal, "Aiko", prefilled=True) == "nods politely."
+    assert parse_argument("'s hands shake.", ActionType.action, "Aiko", prefilled=True) == "'s hands shake."
 
 
 def test_turn_format_auto_is_freetext_in_process_structured_remote():
