@@ -63,3 +63,19 @@ def test_pipeline_on_embedded_model(embedded_llm, run_dir, tmp_path):
         assert export_dialogues(store, out, include_all=True) == s.ok
         rows = [json.loads(x) for x in out.read_text().splitlines()]
         assert all(r["turns"] and r["culture"] in ("JPN", "DEU") for r in rows)
+
+
+def test_played_turns_pass_the_echo_checks_and_reach_the_word_target(embedded_llm, run_dir):
+    """Issue 15's acceptance on the real model: free-text turns on a fixed seed are dialogue, not echoes."""
+    from clca.intents import dialogue_quality
+
+    with RunStore(run_dir) as store:
+        seed_store(store, ["JPN/t-001"])
+        cfg = RoleplayConfig(samples=1, max_turns=4, max_tokens=48, seed=0, progress=False)
+        s = asyncio.run(simulate(store, embedded_llm, cfg))
+        assert s.ok == 1, store.failure_reasons("episode")
+        ep = load_episode(store, "JPN/t-001/s0")
+        assert ep.speak_turns and all(t.decoding == "freetext" for t in ep.turns)
+        q = dialogue_quality(store)["total"]
+        assert q["content_turns"] >= 2 and q["echo_turns"] == 0
+        assert q["words_per_turn"] >= 8, [t.argument for t in ep.turns]

@@ -16,6 +16,7 @@ from clca.llm import MockLLM
 from clca.roleplay import ActionType, RoleplayConfig, agent_messages, culture_profile, parse_scenario, simulate, view
 from clca.roleplay._freetext import decoding_for, parse_argument, sample_type
 from clca.roleplay._simulate import stored_turns
+from clca.roleplay._tidy import tidy_argument
 from clca.store import RunStore
 
 HELP = "say something; the argument is the exact words the person says."
@@ -55,6 +56,7 @@ def test_argument_parsing_of_prefilled_and_server_replies():
     assert parse_argument(" Good morning, sir", sp, "Aiko Tanaka", prefilled=True) == "Good morning, sir"
     assert parse_argument('Aiko Tanaka: "Hello there." she said', sp, "Aiko Tanaka", prefilled=False) == "Hello there."
     assert parse_argument(" nods politely.", ActionType.non_verbal, "Aiko", prefilled=True) == "nods politely."
+    assert parse_argument("'s hands shake.", ActionType.action, "Aiko", prefilled=True) == "'s hands shake."
 
 
 def test_turn_format_auto_is_freetext_in_process_structured_remote():
@@ -130,3 +132,55 @@ def test_quality_figures_on_stored_turns_of_an_older_run(store):
     assert q["cultures"]["JPN"]["words_per_turn"] == pytest.approx((7 + 7 + 1 + 1) / 4)
     assert q["total"]["distinct_2"] == pytest.approx(1.0)  # 6 + 6 bigrams, all different
     assert q["total"]["keep_rate"] is None and q["total"]["names_share"] is None  # not judged; seed characters
+
+
+def test_a_near_copy_of_an_earlier_argument_is_an_echo():
+    before = "I'm really intrigued by the project. I'm sure it will make a difference in your industry."
+    near = "Well, I'm really intrigued by the project. I'm sure it will make a difference in your whole industry."
+    problem = echo_problem(near, previous=["Hello.", before])
+    assert problem is not None and problem.startswith("echo_near: ")
+    # sharing a phrase or two is dialogue, not a copy
+    reply = "A difference in your industry? Tell me what the project costs and when it starts."
+    assert echo_problem(reply, previous=[before]) is None
+    assert echo_problem("Yes, the project.", previous=[before]) is None  # too short to have 4-word runs in common
+
+
+def test_tidy_cuts_loops_drops_sentences_said_before_and_a_cut_off_end():
+    looped = "Majd, I'm just happy to share it with you. I'm just happy to share it with you. Really."
+    assert tidy_argument(looped) == ("Majd, I'm just happy to share it with you.", ["loop"])
+    # a sentence that mostly re-says an earlier one of the same argument starts a loop too
+    near = "He is wearing a black leather jacket. Now he is wearing a black leather jacket!"
+    assert tidy_argument(near) == ("He is wearing a black leather jacket.", ["loop"])
+    partner = "And that was the thing I was looking at. What I want to know is the price."
+    copied = "And that was the thing I was looking at. How much is it, then?"
+    assert tidy_argument(copied, [partner]) == ("How much is it, then?", ["said_before"])
+    cut = "Good evening, Mr. Tanaka. I wanted to ask whether we could"
+    assert tidy_argument(cut, cut=True) == ("Good evening, Mr. Tanaka.", ["cut_off"])
+    assert tidy_argument(cut, cut=False) == (cut, [])  # ended by the stop string: nothing was cut
+    assert tidy_argument("I wanted to ask whether we could", cut=True) == ("I wanted to ask whether we could", [])
+    # CJK sentence ends need no space; a reply that is only sentences said before stays for the echo checks
+    assert tidy_argument("\u3053\u3093\u306b\u3061\u306f\u3002\u3053\u3093\u306b\u3061\u306f\u3002") == (
+        "\u3053\u3093\u306b\u3061\u306f\u3002",
+        ["loop"],
+    )
+    assert tidy_argument("What project?", ["What project?"]) == ("What project?", [])
+
+
+def test_tidied_arguments_are_stored_and_counted_per_episode(run_dir):
+    answers = iter(
+        [
+            "Good evening! Could we talk about the noise for a moment? Could we talk about the noise for a moment?",
+            "Good evening! Of course, I will play more quietly after nine.",
+        ]
+    )
+    llm = MockLLM(lambda _m, _p: next(answers), option_probs=_speak_only)
+    with RunStore(run_dir) as store:
+        seed_store(store, ["JPN/t-001"])
+        cfg = RoleplayConfig(samples=1, max_turns=2, progress=False, turn_format="freetext")
+        assert asyncio.run(simulate(store, llm, cfg)).ok == 1
+        turns = stored_turns(store, "JPN/t-001/s0")
+        assert [t.argument for t in turns] == [
+            "Good evening! Could we talk about the noise for a moment?",
+            "Of course, I will play more quietly after nine.",
+        ]
+        assert store.get("episode", "JPN/t-001/s0").data["tidied"] == {"loop": 1, "said_before": 1}

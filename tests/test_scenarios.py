@@ -284,6 +284,34 @@ def test_adapt_draws_culture_names_after_repeated_name_failures(tmp_path: Path) 
         assert name_problem(c.first_name, c.last_name, c.gender, "DEU") is None
 
 
+@pytest.mark.parametrize(
+    ("names", "reasons"),
+    [
+        ([("Lena", "Lena"), ("Lena", "Lena")], {"implausible_name", "same_names"}),  # the demo's "Lena Lena" twice
+        ([("Lena", "Becker"), ("Lena", "Wagner")], {"same_names"}),  # a second person with the first's first name
+    ],
+)
+def test_adapt_draws_culture_names_when_names_are_the_only_problem(
+    tmp_path: Path, names: list[tuple[str, str]], reasons: set[str]
+) -> None:
+    from clca.scenarios._names import name_problem
+
+    seed = load_seeds(ids=["seed-001"])[0]
+    draft = seed.adapted_draft().model_dump()
+    for c, (first, last) in zip(draft["characters"], names, strict=True):
+        c.update(first_name=first, last_name=last, gender="woman", pronouns="she/her")
+    llm = MockLLM([json.dumps(draft)])  # the same names every time
+    store = RunStore(tmp_path / "run")
+    s = asyncio.run(adapt_scenarios(store, llm, "DEU", AdaptConfig(seeds=["seed-001"], max_attempts=2, progress=False)))
+    assert s.ok == 1 and len(llm.calls) == 1  # drawn at the first failure, no re-ask
+    sc = Scenario.model_validate(store.get("scenario", "DEU/seed-001").data)
+    assert sc.provenance.names == "drawn" and set(sc.provenance.rejected) == reasons  # the failures stay counted
+    a, b = sc.characters
+    assert a.first_name != b.first_name and all(c.first_name != c.last_name for c in sc.characters)
+    assert all(name_problem(c.first_name, c.last_name, c.gender, "DEU") is None for c in sc.characters)
+    assert [c.goal for c in sc.characters] == [c["goal"] for c in draft["characters"]]  # only the names changed
+
+
 def test_adapt_invalid_json_is_a_recorded_failure(tmp_path: Path) -> None:
     llm = MockLLM(["not json at all"])
     store = RunStore(tmp_path / "run")

@@ -1,11 +1,12 @@
 """Echo and degeneracy checks of model-written text (role-play arguments, intentions, judge reasons).
 
 Small models fill a text slot with nearby prompt text ("the exact words the person says"), repeat the
-previous turn verbatim, or answer with one word taken from the last turn ("Doorphone", "doorphone").
+previous turn verbatim or nearly so (the same sentences with a few words changed), or answer with one word
+taken from the last turn ("Doorphone", "doorphone").
 These checks treat such output as invalid: the caller re-asks within its limits and counts the failure.
 
 Each check returns None (fine) or one problem string "<reason>: <detail>"; the part before ':' is the
-counted failure reason (`echo_prompt`, `echo_repeat`, `echo_word`).
+counted failure reason (`echo_prompt`, `echo_repeat`, `echo_near`, `echo_word`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from .errors import StructuredOutputError
 
 #: an output copying this many consecutive tokens of a prompt text is an echo
 ECHO_SPAN = 5
+#: an output sharing at least this share of its NEAR_N-token runs with one earlier output is a near-copy of it
+NEAR_SHARE = 0.6
+NEAR_N = 4
 _TOKEN = re.compile(r"\w+(?:'\w+)*")
 
 
@@ -66,7 +70,8 @@ def echo_problem(
 
     prompts: texts the output must not copy n+ tokens from (system prompt, instructions, help text),
     or grams: their `prompt_grams` computed beforehand;
-    previous: earlier outputs it must not repeat verbatim (the partner's and its own);
+    previous: earlier outputs it must not repeat verbatim or nearly (>= NEAR_SHARE of its NEAR_N-token runs
+    in one of them): the partner's and its own;
     last: the previous turn's text, for the single-repeated-word check.
     """
     toks = tokens(text)
@@ -78,9 +83,15 @@ def echo_problem(
             span = " ".join(toks[i : i + n])
             return f"echo_prompt: copies {span!r} from the prompt"
     joined = " ".join(toks)
+    mine = _ngrams(toks, NEAR_N)
     for prev in previous:
-        if joined == " ".join(tokens(prev)):
+        prev_toks = tokens(prev)
+        if joined == " ".join(prev_toks):
             return f"echo_repeat: repeats the earlier {text.strip()[:60]!r} verbatim"
+        if mine:
+            share = len(mine & _ngrams(prev_toks, NEAR_N)) / len(mine)
+            if share >= NEAR_SHARE:
+                return f"echo_near: {share:.0%} of its {NEAR_N}-word runs copy the earlier {prev.strip()[:60]!r}"
     if len(toks) == 1 and last is not None and toks[0] in tokens(last):
         return f"echo_word: the single word {toks[0]!r} repeated from the last turn"
     return None

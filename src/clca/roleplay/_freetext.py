@@ -86,4 +86,6 @@ def parse_argument(text: str, action_type: ActionType, name: str, *, prefilled: 
             t = t[1:end]
     elif action_type is not ActionType.speak:
         t = t.lstrip(" :-")
+        if t[:2] in ("'s", "\u2019s"):  # `Name` continued as "'s hands shake": keep the possessive
+            return "'" + t[1:].strip().rstrip(_QUOTES).strip()
     return t.strip().strip(_QUOTES).strip()

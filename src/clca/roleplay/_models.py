@@ -106,8 +106,9 @@ class RoleplayConfig(BaseModel):
     )
     echo_checks: bool = Field(
         True,
-        description="reject arguments that copy the prompt or repeat a turn (re-asked, then counted); false keeps "
-        "them (the quality figures still count them), e.g. for scripted test models",
+        description="tidy arguments (cut a sentence loop, drop sentences said before and a cut-off end) and reject "
+        "those that copy the prompt or repeat a turn (re-asked, then counted); false keeps them as written (the "
+        "quality figures still count them), e.g. for scripted test models",
     )
     model_retries: int = Field(
         1, ge=0, description="extra tries of a turn after a model error (with a new seed), then the episode fails"

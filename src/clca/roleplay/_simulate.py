@@ -27,6 +27,7 @@ from ._models import (
     turn_key,
 )
 from ._prompts import agent_messages, reply_prefill
+from ._tidy import tidy_argument
 from ._view import ScenarioView, culture_key, culture_profile, parse_scenario, view
 
 # settings that change what is generated; a resumed run must use the same ones
@@ -113,6 +114,7 @@ class _Simulator:
         self.store, self.agents, self.cfg = store, agents, cfg
         self.reasons: Counter[str] = Counter()
         self.rejected: dict[str, Counter[str]] = {}  # episode key -> echo problems rejected (re-asked)
+        self.tidied: dict[str, Counter[str]] = {}  # episode key -> tidy rules applied to accepted arguments
         self._profiles: dict[str, str] = {}
 
     def profile(self, culture: str) -> str:
@@ -153,6 +155,20 @@ class _Simulator:
             self.rejected.setdefault(item.key, Counter())[problem.split(":")[0]] += 1
         return problem
 
+    def tidy(self, turns: list[Turn], action: AgentAction, *, cut: bool = False) -> tuple[AgentAction, list[str]]:
+        """The action with its argument tidied (loops, sentences said before, a cut-off end: see _tidy), and
+        the rules applied (counted by the caller once the action is accepted)."""
+        if not self.cfg.echo_checks:
+            return action, []
+        earlier = [t.argument for t in turns if t.action_type in CONTENT_ACTIONS]
+        argument, applied = tidy_argument(action.argument, earlier, cut=cut)
+        return (action.model_copy(update={"argument": argument}) if applied else action), applied
+
+    def accept(self, item: _Item, action: AgentAction, applied: list[str]) -> AgentAction:
+        if applied:
+            self.tidied.setdefault(item.key, Counter()).update(applied)
+        return action
+
     async def _structured(self, item: _Item, side: int, turns: list[Turn], params: GenParams) -> AgentAction:
         cfg, llm = self.cfg, self.agents[side]
         messages = agent_messages(item.sv, side, turns, self.profile(item.sv.culture))
@@ -162,9 +178,10 @@ class _Simulator:
             action = await llm.structured(messages, AgentAction, p, max_attempts=cfg.structured_attempts)
             if action.action_type not in CONTENT_ACTIONS:
                 return action
+            action, applied = self.tidy(turns, action)
             problem = self.echo(item, side, turns, action.argument, "structured")
             if problem is None:
-                return action
+                return self.accept(item, action, applied)
             reasons.append(problem)
         raise EchoError("AgentAction", cfg.structured_attempts, reasons)
 
@@ -193,9 +210,11 @@ class _Simulator:
             except ValueError as e:
                 reasons.append(f"invalid_argument: {' '.join(str(e).split())[:160]}")
                 continue
+            cut = bool(res.finish_reasons) and res.finish_reasons[0] == "length"
+            action, applied = self.tidy(turns, action, cut=cut)
             problem = self.echo(item, side, turns, action.argument, ask)
             if problem is None:
-                return action
+                return self.accept(item, action, applied)
             reasons.append(problem)
             echoed = True
         raise (EchoError if echoed else StructuredOutputError)("free-text argument", cfg.structured_attempts, reasons)
@@ -218,6 +237,7 @@ class _Simulator:
             "temperature": self.cfg.temperature,
             "turn_format": self.cfg.turn_format,
             "rejected": dict(self.rejected.get(item.key, {})),
+            "tidied": dict(self.tidied.get(item.key, {})),
         }
 
     async def run_episode(self, item: _Item) -> bool:

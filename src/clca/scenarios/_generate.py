@@ -135,6 +135,9 @@ _PAIR_PROBLEMS = ("same_names", "same_goals", "goal_revealed", "implausible_name
 _NAME_PROBLEMS = ("name_not_of_culture", "names_unchanged", "same_names", "implausible_name")
 # problems fixed by drawing both names at once (a copied second person is re-asked alone instead)
 _DRAW_ON = frozenset({"name_not_of_culture", "names_unchanged"})
+# a draft whose only problems are names (e.g. "Lena Lena" for both, or a repaired second person that took the
+# first one's first name) gets drawn names too: nothing else needs a re-ask, and a small model repeats them
+_NAME_ONLY = frozenset(_NAME_PROBLEMS)
 
 
 def _draw_names(draft: D, culture: Culture, ref: Scenario | None, seed: int) -> D:
@@ -166,9 +169,10 @@ async def _ask_valid(
     or a goal spelled out in the other's public info), the next attempt asks for the second person
     alone (template `scenarios_second_person`), which small models get right far more often than a
     whole rewrite; otherwise the whole scenario is asked again with the problems listed.
-    When a draft's names are not of the culture (or copied from the seed, or the same for both), both people
-    get names drawn from Faker's names of the culture and the draft is checked again; other problems are then
-    asked again on the draft with the drawn names (drawn = True).
+    When a draft's names are not of the culture or copied from the seed, or when its only problems are names
+    (implausible, or the same for both), both people get names drawn from Faker's names of the culture and the
+    draft is checked again; other problems are then asked again on the draft with the drawn names
+    (drawn = True). Every attempt's problems stay in reasons (counted in the provenance).
     """
     msgs = list(messages)
     reasons: list[str] = []
@@ -194,7 +198,7 @@ async def _ask_valid(
             return draft, attempt + 1, reasons, drawn_any
         reasons.append("; ".join(problems))
         kinds = {p.split(":")[0] for p in problems}
-        if kinds & _DRAW_ON:  # names not of the culture (or the seed's) are drawn, the rest is asked again
+        if kinds & _DRAW_ON or kinds <= _NAME_ONLY:  # names are drawn, the rest is asked again
             drawn = _draw_names(draft, culture, ref, base + 104729 * attempt)
             rest = check_scenario(drawn, ref, culture.code, culture.name)
             if not rest:
