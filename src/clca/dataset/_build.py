@@ -35,7 +35,7 @@ def collect_rows(store: RunStore, cfg: DatasetConfig, progress: bool = True) -> 
     used = 0
     dialogues = iter_dialogues(store, judge_rule=cfg.judge_rule, report=report)
     for d in tqdm(dialogues, desc="dialogues", disable=not progress, leave=False):
-        if cfg.culture and d.scenario.culture.upper() != cfg.culture.upper():
+        if cfg.culture and d.scenario.culture_code.upper() != cfg.culture.upper():
             continue
         if not d.kept and cfg.variant != "no_filter":
             report.skip("not kept by the judge")

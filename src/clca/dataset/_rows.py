@@ -12,8 +12,8 @@ from typing import Any
 
 from ..errors import DataError
 from ..prompts import render
+from ..records import DialogueView, TurnView, content_turns
 from ._config import DatasetConfig
-from ._source import DialogueView, TurnView, content_turns
 
 Row = dict[str, Any]
 
@@ -46,7 +46,7 @@ def dialogue_rows(d: DialogueView, cfg: DatasetConfig) -> tuple[list[Row], dict[
     skipped: dict[str, int] = {}
     sc = d.scenario
     turns = content_turns(d.turns)
-    cname = culture_name(sc.culture, cfg) if cfg.culture_context == "country" else None
+    cname = culture_name(sc.culture_code, cfg) if cfg.culture_context == "country" else None
     for side in (0, 1):
         me, partner = sc.characters[side], sc.characters[1 - side]
         msgs: list[dict[str, str]] = []
@@ -78,7 +78,7 @@ def dialogue_rows(d: DialogueView, cfg: DatasetConfig) -> tuple[list[Row], dict[
                 "task": "dialogue",
                 "scenario": sc.key,
                 "episode": d.episode_key,
-                "culture": sc.culture,
+                "culture": sc.culture_code,
                 "messages": [{"role": "system", "content": system}, *msgs],
             }
         )
@@ -90,7 +90,7 @@ def intent_rows(d: DialogueView, cfg: DatasetConfig) -> tuple[list[Row], dict[st
     rows: list[Row] = []
     skipped: dict[str, int] = {}
     sc = d.scenario
-    cname = culture_name(sc.culture, cfg)
+    cname = culture_name(sc.culture_code, cfg)
     history: list[dict[str, str]] = []
     if not any(t.intention is not None for t in d.turns):  # visible, not silent: see docs/training.md
         return rows, {"dialogue without intentions": 1}
@@ -121,7 +121,7 @@ def intent_rows(d: DialogueView, cfg: DatasetConfig) -> tuple[list[Row], dict[st
                 "task": "intent",
                 "scenario": sc.key,
                 "episode": d.episode_key,
-                "culture": sc.culture,
+                "culture": sc.culture_code,
                 "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
             }
         )
