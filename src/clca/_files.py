@@ -7,10 +7,13 @@ mode a plain `open()` / `mkdir()` would have given it (0666 / 0777 minus the uma
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 def current_umask() -> int:
@@ -91,3 +94,23 @@ def check_output_file(path: str | Path) -> None:
         raise DataError(f"{p}: cannot create its folder ({e.strerror or e})") from None
     if not os.access(p.parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise DataError(f"{p}: not writable")
+
+
+def iter_jsonl(
+    lines: Iterable[str], where: str, *, unit: str = "line", objects: bool = False
+) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) per non-blank JSONL line; a one-line DataError names `where` and the line
+    (`unit` is the word for it: "line", or "record" where a file's errors speak of records). With `objects`,
+    a line that is not a JSON object is an error too."""
+    from .errors import DataError
+
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{where}: {unit} {n}: not valid JSON ({e.msg})") from None
+        if objects and not isinstance(rec, dict):
+            raise DataError(f"{where}: {unit} {n}: expected a JSON object")
+        yield n, rec

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .._files import check_output_file, follow_umask, read_text
+from .._files import check_output_file, follow_umask, iter_jsonl, read_text
 from ..errors import DataError
 from ._schema import Scenario
 
@@ -28,16 +28,7 @@ def _first_error(e: ValidationError) -> str:
 
 def iter_json_records(lines: Iterable[str], where: str, *, objects: bool = False) -> Iterator[tuple[int, Any]]:
     """(record number, parsed JSON) per non-blank JSONL line; errors name the record number."""
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: record {n}: not valid JSON ({e.msg})") from None
-        if objects and not isinstance(rec, dict):
-            raise DataError(f"{where}: record {n}: expected a JSON object")
-        yield n, rec
+    return iter_jsonl(lines, where, unit="record", objects=objects)
 
 
 def _parse_scenarios(lines: Iterable[str], where: str) -> list[Scenario]:
