@@ -18,7 +18,16 @@ from pydantic import BaseModel, Field, ValidationError
 from ..config import validation_message
 from ..errors import ConfigError, DataError
 from ..judge import DiscardRule, discard_reasons
-from ..records import KINDS, CharacterView, TurnView, dialogue_turns, key_head, scenario_view, split_episode_key
+from ..records import (
+    KINDS,
+    CharacterView,
+    TurnView,
+    dialogue_turns,
+    key_head,
+    scenario_view,
+    split_episode_key,
+    turn_view,
+)
 from ..store import Record, RunStore
 from ._metrics import WvsSummary, read_wvs, target_shifts
 from ._train import DatasetSummary, TrainSummary, read_datasets, read_trainings
@@ -335,7 +344,7 @@ def build_summary(
     ends = Counter(_text((r.data or {}).get("end_reason")) or "unknown" for r in ok_eps)
     n_turns = [int(r.data["n_turns"]) for r in ok_eps if isinstance((r.data or {}).get("n_turns"), int)]
     ok_turns = [r for r in rows["turn"] if r.status == "ok"]
-    words = [len(_text((r.data or {}).get("argument")).split()) for r in ok_turns]
+    words = [len(turn_view(r.key, r.data or {}).argument.split()) for r in ok_turns]
     report.episodes = EpisodeSummary(
         end_reasons=dict(ends.most_common()),
         mean_turns=sum(n_turns) / len(n_turns) if n_turns else None,
