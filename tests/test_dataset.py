@@ -117,10 +117,10 @@ def test_variants_contain_what_their_names_say(tmp_path: Path) -> None:
 def test_control_file_errors_name_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "c.jsonl"
     bad.write_text('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}\n{oops\n')
-    with pytest.raises(DataError, match=r"c\.jsonl:2: not JSON"):
+    with pytest.raises(DataError, match=r"c\.jsonl: line 2: not valid JSON"):
         load_control(bad)
     bad.write_text('{"messages": [{"role": "assistant", "content": "b"}]}\n')
-    with pytest.raises(DataError, match=r"c\.jsonl:1: messages must alternate"):
+    with pytest.raises(DataError, match=r"c\.jsonl: line 1: messages must alternate"):
         load_control(bad)
     with pytest.raises(ConfigError, match="control_path"):
         DatasetConfig(variant="control")

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from clca.dataset import iter_dialogues
-from clca.dataset._source import scenario_view
 from clca.errors import DataError
+from clca.records import scenario_view
 from clca.store import RunStore
 
 PEOPLE = {

@@ -11,11 +11,11 @@ from test_roleplay_fixtures import SCENARIOS
 from clca import records
 from clca.dataset import DatasetConfig
 from clca.dataset._rows import dialogue_rows
-from clca.dataset._source import DialogueView, TurnView, scenario_view
-from clca.roleplay import parse_scenario
-from clca.roleplay._prompts import agent_system_prompt
-from clca.roleplay._view import view
+from clca.errors import DataError
+from clca.records import DialogueView, TurnView, scenario_view
+from clca.roleplay import agent_system_prompt, parse_scenario, view
 from clca.scenarios._schema import Relationship
+from clca.store import Record
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "clca"
 
@@ -37,7 +37,7 @@ def test_keys_round_trip() -> None:
 
 def test_nothing_else_parses_keys_by_hand() -> None:
     hand = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if 'split("/", 1)[0]' in p.read_text(encoding="utf-8")]
-    assert hand == ["records.py"], hand
+    assert hand == ["records/_keys.py"], hand
 
 
 def test_dataset_does_not_reach_into_train() -> None:
@@ -64,3 +64,33 @@ def test_training_rows_show_the_relationship_the_role_play_prompt_showed(rel: st
         system = row["messages"][0]["content"]
         (trained,) = re.findall(r"Relationship between you and [^:]+: (.+)\.", system)
         assert trained == shown.strip().rstrip(".") == records.relationship_text(rel)
+
+
+def test_one_set_of_views_over_stored_records() -> None:
+    defined = sorted(
+        str(p.relative_to(SRC))
+        for p in SRC.rglob("*.py")
+        if re.search(r"^class (Scenario|Character|Turn|Dialogue)View\b", p.read_text(encoding="utf-8"), re.M)
+    )
+    assert defined == ["records/_views.py"], defined
+
+
+def test_views_hide_private_fields_and_carry_intentions() -> None:
+    data = parse_scenario({**SCENARIOS["JPN/t-001"], "culture": None}).model_dump(mode="json")
+    sc = scenario_view("neutral/t-001", data)
+    assert sc.culture is None and sc.culture_code == "neutral"  # a neutral scenario is grouped by its key
+    shown = sc.characters[0].public()
+    assert shown["secret"] == shown["goal"] == "" and shown["name"] == sc.characters[0].name
+    assert sc.goals == (sc.characters[0].goal, sc.characters[1].goal) and all(sc.goals)
+    key = records.turn_key("neutral/t-001/s0", 2)
+    turn = {"idx": 2, "agent": 0, "speaker": "A", "action_type": "speak", "argument": " hi "}
+    ok = Record(
+        "intention", key, "ok", {"intention": "greet ", "cultural_reason": "", "label": "generic"}, None, None, 0
+    )
+    failed = Record("intention", key, "failed", None, "StructuredOutputError: bad", None, 0)
+    assert records.turn_view(key, turn, ok).intention == "greet"
+    assert records.turn_view(key, turn, ok).cultural_reason is None
+    assert records.turn_view(key, turn, failed).intention_error == "StructuredOutputError: bad"
+    assert records.turn_view(key, turn).argument == "hi"
+    with pytest.raises(DataError, match="turn 'neutral/t-001/s0/t002': missing field 'action_type'"):
+        records.turn_view(key, {"idx": 2})

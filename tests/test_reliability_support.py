@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clca.llm import GenParams, Message, MockLLM
+from clca.llm._jsonschema import alternatives, resolve, split_null
 from clca.store import RunStore
 
 _WORDS = (
@@ -29,22 +30,12 @@ def _words(rng: random.Random, n: int) -> str:
     return " ".join(rng.choice(_WORDS) for _ in range(n))
 
 
-def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        target: Any = root
-        for part in str(node["$ref"]).lstrip("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
 def synth(node: dict[str, Any], root: dict[str, Any], rng: random.Random, payload: str, field: str = "") -> Any:
     """A random value valid for a JSON-schema node (the subset pydantic emits)."""
-    node = _resolve(node, root)
-    for key in ("anyOf", "oneOf"):
-        if key in node:
-            options = [o for o in node[key] if _resolve(o, root).get("type") != "null"] or node[key]
-            return synth(options[0], root, rng, payload, field)
+    node = resolve(node, root)
+    if (alts := alternatives(node)) is not None:
+        options, _ = split_null([resolve(o, root) for o in alts])
+        return synth((options or alts)[0], root, rng, payload, field)
     if "const" in node:
         return node["const"]
     if "enum" in node:

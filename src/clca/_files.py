@@ -7,10 +7,15 @@ mode a plain `open()` / `mkdir()` would have given it (0666 / 0777 minus the uma
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import tempfile
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TextIO
 
 
 def current_umask() -> int:
@@ -91,3 +96,65 @@ def check_output_file(path: str | Path) -> None:
         raise DataError(f"{p}: cannot create its folder ({e.strerror or e})") from None
     if not os.access(p.parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
         raise DataError(f"{p}: not writable")
+
+
+def iter_jsonl(
+    lines: Iterable[str], where: str, *, unit: str = "line", objects: bool = False
+) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) per non-blank JSONL line; a one-line DataError names `where` and the line
+    (`unit` is the word for it: "line", or "record" where a file's errors speak of records). With `objects`,
+    a line that is not a JSON object is an error too."""
+    from .errors import DataError
+
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{where}: {unit} {n}: not valid JSON ({e.msg})") from None
+        if objects and not isinstance(rec, dict):
+            raise DataError(f"{where}: {unit} {n}: expected a JSON object")
+        yield n, rec
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[TextIO]:
+    """A UTF-8 text file written under a temporary name in the same folder and renamed to `path` when the
+    block ends without an error (mode as a plain `open()` would give); on an error nothing is left."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            yield f
+        follow_umask(tmp)
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@contextmanager
+def atomic_dir(out_dir: str | Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary folder beside out_dir; when the block ends without an error it becomes out_dir
+    (replacing an existing one only with overwrite, else a ConfigError before anything is written)."""
+    from .errors import ConfigError
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise ConfigError(f"{out_dir} already exists; pass --overwrite to replace it")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        yield tmp
+        follow_umask(tmp, recursive=True)
+        old = None
+        if out_dir.exists():
+            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+            os.replace(out_dir, old)
+        os.replace(tmp, out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -5,12 +5,13 @@ Task 2 (intention understanding): setting + conversation up to a turn -> the spe
 and its cultural relevance. Variants: full, dialogue_only, intent_only, no_filter, control.
 """
 
+from ..records import DialogueView
 from ._build import build_dataset, collect_rows, dataset_stats, load_info, read_jsonl
 from ._config import VARIANTS, DatasetConfig, DatasetInfo
 from ._export import to_sharegpt
 from ._mix import dedup, split_by_scenario
 from ._rows import dialogue_rows, intent_rows, load_control
-from ._source import DialogueView, iter_dialogues
+from ._source import iter_dialogues
 
 __all__ = [
     "VARIANTS",

@@ -8,10 +8,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from .._files import atomic_dir
 from ..errors import DataError
 from ..store import RunStore
 from ._config import DatasetConfig, DatasetInfo
-from ._export import SPLITS, atomic_dir, write_hf, write_jsonl, write_sharegpt
+from ._export import SPLITS, write_hf, write_jsonl, write_sharegpt
 from ._mix import dedup, mix, split_by_scenario
 from ._rows import Row, dialogue_rows, intent_rows, load_control
 from ._source import SourceReport, iter_dialogues
@@ -35,7 +36,7 @@ def collect_rows(store: RunStore, cfg: DatasetConfig, progress: bool = True) -> 
     used = 0
     dialogues = iter_dialogues(store, judge_rule=cfg.judge_rule, report=report)
     for d in tqdm(dialogues, desc="dialogues", disable=not progress, leave=False):
-        if cfg.culture and d.scenario.culture.upper() != cfg.culture.upper():
+        if cfg.culture and d.scenario.culture_code.upper() != cfg.culture.upper():
             continue
         if not d.kept and cfg.variant != "no_filter":
             report.skip("not kept by the judge")

@@ -7,42 +7,12 @@ rename at the end, so a killed build never leaves a half-written dataset behind.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from .._files import follow_umask
-from ..errors import ConfigError
 from ._rows import Row
 
 SPLITS = ("train", "validation")
 SHAREGPT_ROLES = {"user": "human", "assistant": "gpt"}
-
-
-@contextmanager
-def atomic_dir(out_dir: Path, overwrite: bool) -> Iterator[Path]:
-    """Yield a temp dir; on success it becomes out_dir (replacing an old one only if overwrite)."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise ConfigError(f"{out_dir} already exists; pass --overwrite to replace it")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
-        yield tmp
-        follow_umask(tmp, recursive=True)
-        old = None
-        if out_dir.exists():
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-            os.replace(out_dir, old)
-        os.replace(tmp, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_jsonl(path: Path, rows: list[Row]) -> None:

@@ -6,14 +6,14 @@ the other fields are kept in the exports for analysis and for the split.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from .._files import iter_jsonl, read_text
 from ..errors import DataError
 from ..prompts import render
+from ..records import DialogueView, TurnView, content_turns
 from ._config import DatasetConfig
-from ._source import DialogueView, TurnView, content_turns
 
 Row = dict[str, Any]
 
@@ -46,7 +46,7 @@ def dialogue_rows(d: DialogueView, cfg: DatasetConfig) -> tuple[list[Row], dict[
     skipped: dict[str, int] = {}
     sc = d.scenario
     turns = content_turns(d.turns)
-    cname = culture_name(sc.culture, cfg) if cfg.culture_context == "country" else None
+    cname = culture_name(sc.culture_code, cfg) if cfg.culture_context == "country" else None
     for side in (0, 1):
         me, partner = sc.characters[side], sc.characters[1 - side]
         msgs: list[dict[str, str]] = []
@@ -78,7 +78,7 @@ def dialogue_rows(d: DialogueView, cfg: DatasetConfig) -> tuple[list[Row], dict[
                 "task": "dialogue",
                 "scenario": sc.key,
                 "episode": d.episode_key,
-                "culture": sc.culture,
+                "culture": sc.culture_code,
                 "messages": [{"role": "system", "content": system}, *msgs],
             }
         )
@@ -90,7 +90,7 @@ def intent_rows(d: DialogueView, cfg: DatasetConfig) -> tuple[list[Row], dict[st
     rows: list[Row] = []
     skipped: dict[str, int] = {}
     sc = d.scenario
-    cname = culture_name(sc.culture, cfg)
+    cname = culture_name(sc.culture_code, cfg)
     history: list[dict[str, str]] = []
     if not any(t.intention is not None for t in d.turns):  # visible, not silent: see docs/training.md
         return rows, {"dialogue without intentions": 1}
@@ -121,7 +121,7 @@ def intent_rows(d: DialogueView, cfg: DatasetConfig) -> tuple[list[Row], dict[st
                 "task": "intent",
                 "scenario": sc.key,
                 "episode": d.episode_key,
-                "culture": sc.culture,
+                "culture": sc.culture_code,
                 "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
             }
         )
@@ -137,30 +137,23 @@ def load_control(path: Path) -> list[Row]:
     if not path.is_file():
         raise DataError(f"{path}: control file not found")
     rows: list[Row] = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{n}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{where}: not JSON ({e.msg})") from None
-            msgs = obj.get("messages") if isinstance(obj, dict) else None
-            if not isinstance(msgs, list) or not msgs:
-                raise DataError(f"{where}: field 'messages' must be a non-empty list")
-            _check_messages(msgs, where)
-            group = str(obj.get("group") or f"line-{n}")
-            rows.append(
-                {
-                    "id": f"control/{n}",
-                    "task": "control",
-                    "scenario": f"control/{group}",
-                    "episode": None,
-                    "culture": str(obj.get("culture") or ""),
-                    "messages": [{"role": m["role"], "content": m["content"]} for m in msgs],
-                }
-            )
+    for n, obj in iter_jsonl(read_text(path, "control file").splitlines(), str(path)):
+        where = f"{path}: line {n}"
+        msgs = obj.get("messages") if isinstance(obj, dict) else None
+        if not isinstance(msgs, list) or not msgs:
+            raise DataError(f"{where}: field 'messages' must be a non-empty list")
+        _check_messages(msgs, where)
+        group = str(obj.get("group") or f"line-{n}")
+        rows.append(
+            {
+                "id": f"control/{n}",
+                "task": "control",
+                "scenario": f"control/{group}",
+                "episode": None,
+                "culture": str(obj.get("culture") or ""),
+                "messages": [{"role": m["role"], "content": m["content"]} for m in msgs],
+            }
+        )
     if not rows:
         raise DataError(f"{path}: no conversations")
     return rows

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from .._files import follow_umask
+from .._files import atomic_file
 from ..judge import DiscardRule, discard_reasons
 from ..records import key_head
 from ..roleplay import CONTENT_ACTIONS, Episode, load_episode
@@ -129,16 +127,9 @@ def export_dialogues(
     keys = [k for k, why in reasons.items() if include_all or why is None]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for k in keys:
-                rec = store.get("judgement", k)
-                row = dialogue_record(store, load_episode(store, k), reasons[k], None if rec is None else rec.data)
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        follow_umask(tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_file(out) as f:
+        for k in keys:
+            rec = store.get("judgement", k)
+            row = dialogue_record(store, load_episode(store, k), reasons[k], None if rec is None else rec.data)
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return len(keys)

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from ..errors import StructuredOutputError
-from ._jsonschema import SchemaRefError, deref
+from ._jsonschema import SchemaRefError, alternatives, fields, resolve, split_null
 from ._protocol import ChatResult, GenParams, Message, T, TokenLogprob
 from ._structured import structured_by_reasking
 
@@ -117,14 +117,11 @@ def _vocab(model: TokenModel) -> _Vocab:
 
 
 def _resolve(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """`_jsonschema.resolve` against the schema's definitions; what it cannot follow is unsupported here."""
     try:
-        node = deref(node, {"$defs": defs})
+        return resolve(node, {"$defs": defs})
     except SchemaRefError as e:
         raise UnsupportedSchema(str(e)) from None
-    if "allOf" in node and len(node["allOf"]) == 1:
-        extra = {k: v for k, v in node.items() if k != "allOf"}
-        return _resolve({**node["allOf"][0], **extra}, defs)
-    return node
 
 
 def check_supported(node: dict[str, Any], defs: dict[str, Any], depth: int = 0) -> None:
@@ -134,9 +131,8 @@ def check_supported(node: dict[str, Any], defs: dict[str, Any], depth: int = 0) 
     node = _resolve(node, defs)
     if "enum" in node or "const" in node:
         return
-    if "anyOf" in node or "oneOf" in node:
-        alts = [_resolve(a, defs) for a in node.get("anyOf", node.get("oneOf", []))]
-        non_null = [a for a in alts if a.get("type") != "null"]
+    if (alts := alternatives(node)) is not None:
+        non_null, _ = split_null([_resolve(a, defs) for a in alts])
         if len(non_null) == 1:
             return check_supported(non_null[0], defs, depth + 1)
         if all("enum" in a or "const" in a or a.get("type") == "boolean" for a in non_null):
@@ -232,8 +228,8 @@ class _Guide:
         if "enum" in node:
             await self.choose([" " + json.dumps(v, ensure_ascii=False) for v in node["enum"]])
             return
-        if "anyOf" in node or "oneOf" in node:
-            await self._union([_resolve(a, defs) for a in node.get("anyOf", node.get("oneOf", []))], defs)
+        if (alts := alternatives(node)) is not None:
+            await self._union([_resolve(a, defs) for a in alts], defs)
             return
         typ = node.get("type")
         if typ == "object":
@@ -254,8 +250,7 @@ class _Guide:
             raise UnsupportedSchema(f"type {typ!r}")
 
     async def _union(self, alts: list[dict[str, Any]], defs: dict[str, Any]) -> None:
-        non_null = [a for a in alts if a.get("type") != "null"]
-        has_null = len(non_null) < len(alts)
+        non_null, has_null = split_null(alts)
         if len(non_null) == 1:
             other = non_null[0]
             opening = _opening(other)
@@ -345,12 +340,11 @@ def guided_messages(messages: Sequence[Message], js: dict[str, Any], defs: dict[
     full JSON schema, which would triple the prompt length, is not needed)."""
     from ..prompts import render
 
-    root = _resolve(js, defs)
-    fields = [
-        {"name": name, "description": _resolve(sub, defs).get("description", "")}
-        for name, sub in root.get("properties", {}).items()
+    listed = [
+        {"name": f.name, "description": f.node.get("description", "")}
+        for f in fields(_resolve(js, defs), {"$defs": defs}, nested=False)
     ]
-    note = render("llm_guided_instruction", fields=fields)
+    note = render("llm_guided_instruction", fields=listed)
     msgs = [dict(m) for m in messages]
     if msgs and msgs[-1]["role"] == "user":
         msgs[-1]["content"] = msgs[-1]["content"] + "\n\n" + note

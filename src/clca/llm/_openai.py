@@ -42,10 +42,11 @@ from ._capabilities import (
     capabilities_for,
     refusal,
 )
+from ._jsonschema import strict_compatible
 from ._openai_scoring import echo_option_logprob, first_token_logprobs, option_logprob
 from ._protocol import ChatResult, GenParams, Message, T
 from ._scoring import normalise
-from ._structured import schema_in_words, strict_compatible, structured_by_reasking
+from ._structured import schema_in_words, structured_by_reasking
 
 __all__ = ["OpenAIConfig", "OpenAIModel", "api_key_for", "first_token_logprobs", "option_logprob"]
 

@@ -29,7 +29,7 @@ from starlette.requests import Request as _Request  # resolved by FastAPI from t
 
 from ..errors import ClcaError, StructuredOutputError
 from ._completions import CompletionError, CompletionRequest, complete
-from ._jsonschema import SchemaRefError, deref
+from ._jsonschema import check_json
 from ._protocol import LLM, GenParams, LogprobLLM, Message, TokenLogprob
 from ._serve_guard import (
     DEFAULT_MAX_TOKENS,
@@ -317,81 +317,6 @@ def schema_model(name: str, js: dict[str, Any]) -> type[BaseModel]:
 
     _Dyn.__name__ = _Dyn.__qualname__ = name
     return _Dyn
-
-
-_TYPES: dict[str, Any] = {
-    "object": dict,
-    "array": list,
-    "string": str,
-    "boolean": bool,
-    "null": type(None),
-}
-
-
-def check_json(value: Any, schema: Any, root: dict[str, Any], path: str = "$") -> str | None:
-    """The first violation of a JSON-schema subset (type, enum, const, properties, required,
-    additionalProperties, items, min/max, lengths, anyOf/oneOf/allOf, $ref to #/$defs), or None."""
-    if not isinstance(schema, dict):
-        return None
-    if "$ref" in schema:
-        try:
-            node = deref(schema, root)
-        except SchemaRefError:
-            return None  # a reference this subset cannot follow constrains nothing here
-        return check_json(value, node, root, path)
-    for key in ("anyOf", "oneOf"):
-        if key in schema:
-            if all(check_json(value, s, root, path) for s in schema[key]):
-                return f"{path}: matches none of the allowed forms"
-    for s in schema.get("allOf", []):
-        if p := check_json(value, s, root, path):
-            return p
-    t = schema.get("type")
-    if t is not None:
-        types = t if isinstance(t, list) else [t]
-        if not any(_is_type(value, x) for x in types):
-            return f"{path}: expected {'/'.join(types)}"
-    if "enum" in schema and value not in schema["enum"]:
-        return f"{path}: must be one of {schema['enum']}"
-    if "const" in schema and value != schema["const"]:
-        return f"{path}: must be {schema['const']!r}"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if "minimum" in schema and value < schema["minimum"]:
-            return f"{path}: must be >= {schema['minimum']}"
-        if "maximum" in schema and value > schema["maximum"]:
-            return f"{path}: must be <= {schema['maximum']}"
-    if isinstance(value, (str, list)):
-        lo = schema.get("minLength" if isinstance(value, str) else "minItems")
-        hi = schema.get("maxLength" if isinstance(value, str) else "maxItems")
-        if lo is not None and len(value) < lo:
-            return f"{path}: too short (min {lo})"
-        if hi is not None and len(value) > hi:
-            return f"{path}: too long (max {hi})"
-    if isinstance(value, dict):
-        props = schema.get("properties", {})
-        for req in schema.get("required", []):
-            if req not in value:
-                return f"{path}.{req}: required"
-        for k, v in value.items():
-            if k in props:
-                if p := check_json(v, props[k], root, f"{path}.{k}"):
-                    return p
-            elif schema.get("additionalProperties") is False:
-                return f"{path}.{k}: not allowed"
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for i, v in enumerate(value):
-            if p := check_json(v, schema["items"], root, f"{path}[{i}]"):
-                return p
-    return None
-
-
-def _is_type(value: Any, t: str) -> bool:
-    if t == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if t == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    py = _TYPES.get(t)
-    return py is not None and isinstance(value, py) and not (t != "boolean" and isinstance(value, bool))
 
 
 # -- running the server -----------------------------------------------------------------------------

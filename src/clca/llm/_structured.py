@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import StructuredOutputError
+from ._jsonschema import fields, resolve_or_empty
 from ._protocol import GenParams, Message, T
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
@@ -71,62 +72,40 @@ def schema_in_words(schema: type[BaseModel]) -> str:
     from ..prompts import render
 
     js = schema.model_json_schema()
-    fields = _describe(js, js, "")
-    text = render("llm_schema_words", fields=fields, schema=json.dumps(js, ensure_ascii=False))
+    text = render("llm_schema_words", fields=_describe(js), schema=json.dumps(js, ensure_ascii=False))
     return "\n\n" + text
 
 
-def _describe(node: dict[str, Any], root: dict[str, Any], prefix: str) -> list[dict[str, str]]:
-    node = _resolve(node, root)
+def _describe(js: dict[str, Any]) -> list[dict[str, str]]:
+    """Every field of the schema (nested ones as `outer.inner` / `outer[].inner`) with its type and rules."""
     out: list[dict[str, str]] = []
-    required = set(node.get("required", []))
-    for name, sub in (node.get("properties") or {}).items():
-        full = f"{prefix}{name}"
-        sub = _resolve(sub, root)
-        options = [_resolve(o, root) for o in sub.get("anyOf", []) if _resolve(o, root).get("type") != "null"]
-        kind_node = options[0] if len(options) == 1 else sub
-        kind = kind_node.get("type", "value")
+    for f in fields(js, js):
+        v = f.value
+        kind = v.get("type", "value")
         rules: list[str] = []
-        if "enum" in kind_node:
-            rules.append("one of " + ", ".join(json.dumps(v, ensure_ascii=False) for v in kind_node["enum"]))
-        if "const" in kind_node:
-            rules.append(f"exactly {json.dumps(kind_node['const'], ensure_ascii=False)}")
+        if "enum" in v:
+            rules.append("one of " + ", ".join(json.dumps(x, ensure_ascii=False) for x in v["enum"]))
+        if "const" in v:
+            rules.append(f"exactly {json.dumps(v['const'], ensure_ascii=False)}")
         for key, word in (("minimum", "at least"), ("maximum", "at most")):
-            if key in kind_node:
-                rules.append(f"{word} {kind_node[key]}")
-        if "maxLength" in kind_node:
-            rules.append(f"at most {kind_node['maxLength']} characters")
-        if "minItems" in kind_node or "maxItems" in kind_node:
-            rules.append(f"{kind_node.get('minItems', 0)} to {kind_node.get('maxItems', 'any number of')} items")
-        if kind == "array" and isinstance(kind_node.get("items"), dict):
-            kind = f"list of {_resolve(kind_node['items'], root).get('type', 'object')}"
+            if key in v:
+                rules.append(f"{word} {v[key]}")
+        if "maxLength" in v:
+            rules.append(f"at most {v['maxLength']} characters")
+        if "minItems" in v or "maxItems" in v:
+            rules.append(f"{v.get('minItems', 0)} to {v.get('maxItems', 'any number of')} items")
+        if kind == "array" and isinstance(v.get("items"), dict):
+            kind = f"list of {resolve_or_empty(v['items'], js).get('type', 'object')}"
         out.append(
             {
-                "name": full,
+                "name": f.path,
                 "type": kind,
-                "required": "required" if name in required else "optional",
+                "required": "required" if f.required else "optional",
                 "rules": "; ".join(rules),
-                "description": str(sub.get("description") or kind_node.get("description") or ""),
+                "description": str(f.node.get("description") or v.get("description") or ""),
             }
         )
-        if kind_node.get("type") == "object" and kind_node.get("properties"):
-            out.extend(_describe(kind_node, root, f"{full}."))
-        items = kind_node.get("items")
-        if kind_node.get("type") == "array" and isinstance(items, dict) and _resolve(items, root).get("properties"):
-            out.extend(_describe(_resolve(items, root), root, f"{full}[]."))
     return out
-
-
-def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    for _ in range(16):
-        ref = node.get("$ref") if isinstance(node, dict) else None
-        if not isinstance(ref, str) or not ref.startswith("#/"):
-            break
-        target: Any = root
-        for part in ref[2:].split("/"):
-            target = target.get(part, {}) if isinstance(target, dict) else {}
-        node = target
-    return node if isinstance(node, dict) else {}
 
 
 def with_instruction(
@@ -165,25 +144,3 @@ async def structured_by_reasking(
                 {"role": "user", "content": f"That was not valid ({e}). Reply with the corrected JSON only."},
             ]  # type: ignore[list-item]
     raise StructuredOutputError(schema.__name__, max_attempts, reasons)
-
-
-def strict_compatible(schema: dict[str, Any]) -> bool:
-    """OpenAI strict mode needs every object closed (additionalProperties false) with all keys required."""
-    ok = True
-
-    def walk(node: Any) -> None:
-        nonlocal ok
-        if isinstance(node, dict):
-            if node.get("type") == "object" and "properties" in node:
-                if node.get("additionalProperties") is not False or set(node.get("required", [])) != set(
-                    node["properties"]
-                ):
-                    ok = False
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(schema)
-    return ok

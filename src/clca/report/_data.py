@@ -16,15 +16,24 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from ..config import validation_message
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..judge import DiscardRule, discard_reasons
-from ..records import key_head
+from ..records import (
+    KINDS,
+    CharacterView,
+    TurnView,
+    dialogue_turns,
+    key_head,
+    scenario_view,
+    split_episode_key,
+    turn_view,
+)
 from ..store import Record, RunStore
 from ._metrics import WvsSummary, read_wvs, target_shifts
 from ._train import DatasetSummary, TrainSummary, read_datasets, read_trainings
 
 NOT_JUDGED = "not judged"  # DiscardRule's reason for an episode without all three verdicts
-STAGE_KINDS = ("scenario", "episode", "turn", "judgement", "intention", "survey_answer", "metric")
+STAGE_KINDS = KINDS  # every kind of record, in pipeline order
 
 
 class StageRun(BaseModel):
@@ -97,17 +106,6 @@ class EpisodeSummary(BaseModel):
     mean_turns: float | None = None
     mean_words_per_turn: float | None = None
     turns: int = 0
-
-
-class TurnView(BaseModel):
-    idx: int
-    speaker: str
-    action_type: str
-    argument: str
-    intention: str | None = None
-    cultural_reason: str | None = None
-    intention_label: str | None = None
-    intention_error: str | None = None
 
 
 class Verdict(BaseModel):
@@ -227,12 +225,9 @@ def _verdicts(data: dict[str, Any]) -> list[Verdict]:
     return out
 
 
-def _character_name(c: Any) -> str:
-    if not isinstance(c, dict):
-        return _text(c)
-    name = c.get("name") or " ".join(str(c.get(k, "")) for k in ("first_name", "last_name")).strip()
-    extra = ", ".join(str(c[k]) for k in ("age", "occupation") if c.get(k) not in (None, ""))
-    return f"{name} ({extra})" if extra else name
+def _character_name(c: CharacterView) -> str:
+    extra = ", ".join(str(v) for v in (c.age, c.occupation) if v not in (None, ""))
+    return f"{c.name} ({extra})" if extra else c.name
 
 
 def _judge_summary(store: RunStore, records: list[Record], rule: DiscardRule) -> JudgeSummary:
@@ -349,7 +344,7 @@ def build_summary(
     ends = Counter(_text((r.data or {}).get("end_reason")) or "unknown" for r in ok_eps)
     n_turns = [int(r.data["n_turns"]) for r in ok_eps if isinstance((r.data or {}).get("n_turns"), int)]
     ok_turns = [r for r in rows["turn"] if r.status == "ok"]
-    words = [len(_text((r.data or {}).get("argument")).split()) for r in ok_turns]
+    words = [len(turn_view(r.key, r.data or {}).argument.split()) for r in ok_turns]
     report.episodes = EpisodeSummary(
         end_reasons=dict(ends.most_common()),
         mean_turns=sum(n_turns) / len(n_turns) if n_turns else None,
@@ -390,21 +385,22 @@ def _dialogues(rows: dict[str, list[Record]], keys: list[str], rule: DiscardRule
     for key in keys:
         ep = episodes[key]
         ed = ep.data if isinstance(ep.data, dict) else {}
-        skey = _text(ed.get("scenario_key")) or key.rpartition("/")[0]
+        skey = _text(ed.get("scenario_key")) or split_episode_key(key)[0]
         sc = scenarios.get(skey)
-        sd = sc.data if sc is not None and isinstance(sc.data, dict) else {}
-        setting = _text(sd.get("setting"))
+        try:
+            sv = scenario_view(skey, sc.data) if sc is not None and sc.status == "ok" else None
+        except DataError:
+            sv = None  # a scenario row the views cannot read: the dialogue is shown without it
+        setting = sv.setting if sv is not None else ""
         title = " ".join(setting.split()[:14]) + (" …" if len(setting.split()) > 14 else "")
-        chars = [c for c in sd.get("characters") or [] if isinstance(c, dict)]
-        goals = sd.get("goals") or [c.get("goal") for c in chars if c.get("goal")]
         sample = DialogueSample(
             key=key,
             culture=_culture_of(ep),
             title=title,
             setting=setting,
-            relationship=_text(sd.get("relationship")),
-            characters=[_character_name(c) for c in sd.get("characters") or []],
-            goals=[_text(g) for g in goals] if isinstance(goals, list) else [_text(goals)],
+            relationship=sv.relationship if sv is not None else "",
+            characters=[_character_name(c) for c in sv.characters] if sv is not None else [],
+            goals=list(sv.goals) if sv is not None else [],
             end_reason=_text(ed.get("end_reason")) or "unknown",
         )
         j = judgements.get(key)
@@ -415,21 +411,6 @@ def _dialogues(rows: dict[str, list[Record]], keys: list[str], rule: DiscardRule
         sample.verdicts = _verdicts(jd)
         if j is not None and j.status != "ok":
             sample.judge_error = j.error or "failed"
-        for t in sorted(turns[key], key=lambda r: r.key):
-            td = t.data if isinstance(t.data, dict) else {}
-            view = TurnView(
-                idx=int(td.get("idx", len(sample.turns))),
-                speaker=_text(td.get("speaker")),
-                action_type=_text(td.get("action_type")),
-                argument=_text(td.get("argument")),
-            )
-            it = intentions.get(t.key)
-            if it is not None and it.status == "ok" and isinstance(it.data, dict):
-                view.intention = _text(it.data.get("intention"))
-                view.cultural_reason = _text(it.data.get("cultural_reason")) or None
-                view.intention_label = _text(it.data.get("label")) or None
-            elif it is not None:
-                view.intention_error = it.error or "failed"
-            sample.turns.append(view)
+        sample.turns = list(dialogue_turns(turns[key], intentions))
         out.append(sample)
     return out

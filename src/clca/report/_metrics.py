@@ -19,18 +19,21 @@ from pydantic import BaseModel, Field
 from ..errors import ClcaError
 from ..records import key_head
 from ..store import Record, RunStore
+from ..wvs import METRICS as WVS_METRICS
 from ..wvs import ModelShift, bootstrap_ci, compare_models
 
-#: metric name -> (column title, lower is better); the order of the report's columns
-METRICS: dict[str, tuple[str, bool]] = {
-    "kl": ("KL", True),
-    "jsd": ("JSD", True),
-    "similarity": ("1-JSD", False),
-    "w1": ("Wasserstein", True),
-    "accuracy": ("Accuracy", False),
-    "majority": ("Majority match", False),
-    "safeguarded": ("Safeguarded", True),
+#: metric name -> the report's column title; the order of the report's columns
+TITLES = {
+    "kl": "KL",
+    "jsd": "JSD",
+    "similarity": "1-JSD",
+    "w1": "Wasserstein",
+    "accuracy": "Accuracy",
+    "majority": "Majority match",
+    "safeguarded": "Safeguarded",
 }
+#: metric name -> (column title, lower is better); the direction is the WVS stage's (clca.wvs METRICS)
+METRICS: dict[str, tuple[str, bool]] = {m: (title, WVS_METRICS[m][1]) for m, title in TITLES.items()}
 SHIFT_METRIC = "jsd"
 REFERENCE_CULTURE = "USA"
 MAX_SIMILARITY_COLUMNS = 16

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,7 +13,7 @@ import jinja2
 import yaml
 from markupsafe import Markup
 
-from .._files import follow_umask
+from .._files import atomic_file
 from ..errors import DataError
 from ..store import DB_NAME, RunStore
 from . import _svg
@@ -193,15 +191,8 @@ def render_markdown(data: ReportData) -> str:
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        follow_umask(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f:
+        f.write(text)
 
 
 def write_report(

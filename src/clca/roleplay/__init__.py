@@ -18,17 +18,15 @@ from ._models import (
 )
 from ._prompts import agent_messages, agent_system_prompt, turn_dicts
 from ._simulate import end_reason, load_episode, load_scenarios, simulate, stored_turns
-from ._view import CharacterView, ScenarioView, culture_key, culture_profile, parse_scenario, view
+from ._view import culture_key, culture_profile, parse_scenario, view
 
 __all__ = [
     "CONTENT_ACTIONS",
     "ActionType",
     "AgentAction",
-    "CharacterView",
     "EndReason",
     "Episode",
     "RoleplayConfig",
-    "ScenarioView",
     "Turn",
     "agent_messages",
     "agent_system_prompt",

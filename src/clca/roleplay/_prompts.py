@@ -7,8 +7,8 @@ from typing import Any
 
 from ..llm import Message
 from ..prompts import render
+from ..records import ScenarioView
 from ._models import Turn
-from ._view import ScenarioView
 
 
 def turn_dicts(turns: Sequence[Turn]) -> list[dict[str, Any]]:

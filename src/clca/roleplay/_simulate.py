@@ -11,6 +11,7 @@ from ..echo import EchoError, echo_problem
 from ..errors import BackendError, DataError, RunMismatchError, StructuredOutputError
 from ..failures import failure_reason
 from ..llm import LLM, GenParams
+from ..records import ScenarioView
 from ..runner import RunSummary, run_items
 from ..store import RunStore
 from ._deps import run_culture
@@ -28,7 +29,7 @@ from ._models import (
 )
 from ._prompts import agent_messages, reply_prefill
 from ._tidy import tidy_argument
-from ._view import ScenarioView, culture_key, culture_profile, parse_scenario, view
+from ._view import culture_key, culture_profile, parse_scenario, view
 
 # settings that change what is generated; a resumed run must use the same ones
 _PINNED = ("temperature", "top_p", "max_tokens", "seed", "max_turns", "max_consecutive_none", "turn_format")
@@ -288,7 +289,7 @@ async def simulate(
         raise ValueError("agents must be one LLM or a pair of LLMs")
     sim = _Simulator(store, (pair[0], pair[1]), cfg)
     items = [
-        _Item(key, s, view(sc, run_culture(store, sc.culture) if sc.culture else None))
+        _Item(key, s, view(sc, run_culture(store, sc.culture) if sc.culture else None, key))
         for key, sc in load_scenarios(store, cfg, scenario_keys)
         for s in range(cfg.samples)
     ]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
@@ -12,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .._files import check_output_file, follow_umask, read_text
+from .._files import atomic_file, check_output_file, iter_jsonl, read_text
 from ..errors import DataError
 from ._schema import Scenario
 
@@ -28,16 +26,7 @@ def _first_error(e: ValidationError) -> str:
 
 def iter_json_records(lines: Iterable[str], where: str, *, objects: bool = False) -> Iterator[tuple[int, Any]]:
     """(record number, parsed JSON) per non-blank JSONL line; errors name the record number."""
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: record {n}: not valid JSON ({e.msg})") from None
-        if objects and not isinstance(rec, dict):
-            raise DataError(f"{where}: record {n}: expected a JSON object")
-        yield n, rec
+    return iter_jsonl(lines, where, unit="record", objects=objects)
 
 
 def _parse_scenarios(lines: Iterable[str], where: str) -> list[Scenario]:
@@ -65,18 +54,11 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     """Write records as JSONL atomically (temp file in the same folder, then rename). Returns the count."""
     p = Path(path)
     check_output_file(p)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
     n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-                n += 1
-        follow_umask(tmp)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(p) as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            n += 1
     return n
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from .._files import follow_umask
+from .._files import atomic_dir
 from ..errors import ConfigError
 from ._model import ADAPTER_RECORD, adapter_base_model, resolve_model_dir
 
@@ -29,18 +27,9 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, overwrite: bo
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     tok_src = adapter if (adapter / "tokenizer_config.json").is_file() else Path(base_dir)
     tok = AutoTokenizer.from_pretrained(str(tok_src))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out, overwrite) as tmp:
         merged.save_pretrained(str(tmp), safe_serialization=True)
         tok.save_pretrained(str(tmp))
         if (adapter / ADAPTER_RECORD).is_file():
             shutil.copy(adapter / ADAPTER_RECORD, tmp / "clca_merged_from.json")
-        follow_umask(tmp, recursive=True)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out

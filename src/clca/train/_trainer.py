@@ -36,18 +36,12 @@ class TrainResult(BaseModel):
 
 def _check_messages_jsonl(path: Path) -> None:
     """Each non-blank line a JSON object with a `messages` list (a one-line DataError naming the line)."""
-    from .._files import read_text
+    from .._files import iter_jsonl, read_text
 
     text = read_text(path, "dataset file")
     if not text.strip() and path.name != "validation.jsonl":
         raise DataError(f"{path}: no rows (the file is empty)")
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}: line {n}: not valid JSON ({e.msg})") from None
+    for n, obj in iter_jsonl(text.splitlines(), str(path)):
         if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
             raise DataError(f"{path}: line {n}: expected an object with a 'messages' list")
 

@@ -39,11 +39,11 @@ from ._reference import (
     survey_reference,
 )
 from ._release import load_value_labels, open_release
-from ._result import EvalResult, MetricRow, ModelShift, compare_models, format_shifts, format_table
+from ._result import METRICS, EvalResult, MetricRow, ModelShift, compare_models, format_shifts, format_table
 from ._survey import DEMOGRAPHIC_FIELDS, Respondent, Survey, iter_respondents, load_survey
 
 __all__ = [
-    "ANSWER", "METRIC", "DEMOGRAPHIC_FIELDS", "PERSONA_STYLES", "STYLES",
+    "ANSWER", "METRIC", "METRICS", "DEMOGRAPHIC_FIELDS", "PERSONA_STYLES", "STYLES",
     "Answer", "CountryReference", "Distribution", "EvalConfig", "EvalResult", "Item", "Marginal", "MetricRow",
     "ModelShift", "OpinionQuestion", "OpinionSurvey", "Persona", "Questionnaire", "ReferenceTable", "Respondent",
     "SkippedEntry", "Survey",

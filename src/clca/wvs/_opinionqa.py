@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from .._files import iter_jsonl
 from ..errors import ConfigError, DataError
 from ._countries import country_name, resolve_country
 from ._questionnaire import Item, Questionnaire
@@ -107,16 +108,7 @@ def _records(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if stripped.startswith("["):
         yield from _json_list_records(p, text)
         return
-    for k, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{p}: line {k}: not valid JSON ({e.msg})") from e
-        if not isinstance(rec, dict):
-            raise DataError(f"{p}: line {k}: expected a JSON object")
-        yield k, rec
+    yield from iter_jsonl(text.splitlines(), str(p), objects=True)
 
 
 def _csv_records(p: Path, text: str, delim: str) -> Iterator[tuple[int, dict[str, Any]]]:

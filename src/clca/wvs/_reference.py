@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable
 from importlib import resources
@@ -15,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from .._files import follow_umask
+from .._files import atomic_file
 from ..errors import DataError
 from ._countries import country_name
 from ._questionnaire import Questionnaire, default_questionnaire
@@ -67,16 +65,9 @@ class ReferenceTable(BaseModel):
         """Write atomically (temp file + rename)."""
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(self.model_dump(), fh, indent=1, ensure_ascii=False, sort_keys=False)
-                fh.write("\n")
-            follow_umask(tmp)
-            os.replace(tmp, p)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_file(p) as fh:
+            json.dump(self.model_dump(), fh, indent=1, ensure_ascii=False, sort_keys=False)
+            fh.write("\n")
 
 
 class _Accumulator:

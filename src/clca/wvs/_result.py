@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..store import RunStore
 from ._countries import resolve_country
 
-# metric -> (column title, lower is better)
+# metric -> (column title, lower is better): the one list of the WVS metrics and their directions
 METRICS: dict[str, tuple[str, bool]] = {
     "kl": ("KL(model||survey) ↓", True),
     "jsd": ("JS distance ↓", True),

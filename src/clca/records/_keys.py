@@ -1,4 +1,4 @@
-"""The stored records, owned here: artifact kinds, their key formats, and the text prompts show of them.
+"""Record kinds, their key formats, and the text prompts show of a stored value.
 
 Kinds (the `kind` column of the run database's `artifacts` table) and their keys:
 
