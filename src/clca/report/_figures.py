@@ -143,7 +143,7 @@ def kl_per_culture(comp: Comparison, out: Path, svg: bool = False) -> Figure | N
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 0.5 * len(series) * len(comp.cultures)), 3.4))
     _bars(ax, comp.cultures, series, data, "culture")
     ax.set_ylabel("KL(model || survey), nats")
-    ax.set_title("KL to the survey per culture (lower is better; whiskers: 95% CI over questions)", fontsize=9)
+    ax.set_title("KL to the survey per culture\n(lower is better; whiskers: 95% CI over questions)", fontsize=9)
     fig.tight_layout()
     return _save(fig, out, "kl_per_culture", "KL per culture", data, svg)
 
