@@ -224,8 +224,11 @@ def test_report_embeds_the_compare_figures_with_their_data(hostile_run: Path) ->
     assert "`kl_per_culture` (KL per culture)" in paths.markdown.read_text(encoding="utf-8")
     for name in ("kl_per_culture", "items_DEU"):
         assert all((out / f"{name}.{ext}").stat().st_size > 0 for ext in ("svg", "csv"))
-        assert (out / f"{name}.svg").read_text(encoding="utf-8").strip().endswith(
-            re.search(rf'data-figure="{name}".*?(<svg.*?</svg>)', html, re.S).group(1)[-200:]
+        assert (
+            (out / f"{name}.svg")
+            .read_text(encoding="utf-8")
+            .strip()
+            .endswith(re.search(rf'data-figure="{name}".*?(<svg.*?</svg>)', html, re.S).group(1)[-200:])
         )  # the file is the figure the page shows
     kl = pd.read_csv(out / "kl_per_culture.csv")
     stored = _stored_metric(hostile_run, "kl")
@@ -242,6 +245,23 @@ def test_report_embeds_the_compare_figures_with_their_data(hostile_run: Path) ->
         assert list(grp["share"]) == shares[item][: len(grp)]
     assert set(items["series"]) >= {"survey", "run · base · persona"}
     assert write_report(hostile_run, figures=False).html.read_text(encoding="utf-8").count('class="mpl"') == 0
+
+
+def test_report_says_why_figures_are_missing(run_dir: Path) -> None:
+    """A survey file the run names that is gone: the report is still written, with a one-line reason."""
+    store = build_run(run_dir)
+    store.set_meta("config", {"name": "x", "cultures": ["DEU", "JPN"], "eval": {"survey": ["nowhere/wvs.csv"]}})
+    store.close()
+    paths = write_report(run_dir)
+    html = paths.html.read_text(encoding="utf-8")
+    assert re.findall(r'<p class="err">(figures not drawn:[^<]*)', html) == [
+        "figures not drawn: nowhere/wvs.csv: no such file"
+    ]
+    assert 'class="mpl"' not in html and sorted(p.name for p in paths.html.parent.iterdir()) == [
+        "report.html",
+        "summary.md",
+    ]
+    assert "figures not drawn: nowhere/wvs.csv" in paths.markdown.read_text(encoding="utf-8")
 
 
 def test_write_report_takes_an_open_store(store: RunStore, tmp_path: Path) -> None:
