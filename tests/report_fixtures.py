@@ -8,6 +8,7 @@ import random
 import shutil
 import subprocess
 import tempfile
+from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -110,8 +111,29 @@ def _metric_rows(
     store.put(
         "metric",
         f"{name or alias}/{style}/{culture}/specificity",
-        {"similarity": dict(sorted(sims.items(), key=lambda kv: -kv[1])), "model": {}},
+        {"similarity": dict(sorted(sims.items(), key=lambda kv: -kv[1])), "model": _model_shares(culture, items, rng)},
     )
+
+
+@lru_cache(maxsize=1)
+def _reference() -> Any:
+    from clca.wvs import EvalConfig
+    from clca.wvs._evaluate import eval_inputs
+
+    return eval_inputs(EvalConfig(cultures=[]))[1]
+
+
+def _model_shares(culture: str, items: list[str], rng: random.Random) -> dict[str, list[float]]:
+    """The model's answer shares per item (each option of the bundled reference, then safeguarded), as the
+    specificity row stores them: what the per-question figure draws."""
+    country = _reference().countries.get(culture)
+    out = {}
+    for q in items:
+        dist = country.items.get(q) if country is not None else None
+        if dist is not None:
+            w = [rng.uniform(0.1, 1.0) for _ in dist.codes] + [0.05]
+            out[q] = [x / sum(w) for x in w]
+    return out
 
 
 def _answer(alias: str, style: str, culture: str, persona: str, item: str, safeguarded: float) -> dict[str, Any]:

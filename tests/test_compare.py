@@ -1,7 +1,7 @@
 """`clca compare` on runs evaluated through the real `clca.wvs.evaluate` with a scripted model (fast):
 table values equal the stored metric rows, paired statistics equal an independent scipy computation,
 exports round-trip, mismatched setups are refused (or marked with --allow-different).
-The same command on real embedded-model evaluations: tests/test_compare_embedded.py."""
+The same command on a real three-run study of the embedded model: tests/test_study_compare.py."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import typer
 from report_fixtures import HOSTILE, QUESTIONS, XSS_IMG, XSS_SCRIPT, build_run
@@ -200,10 +201,67 @@ def test_report_files_are_written_atomically(hostile_run: Path, tmp_path: Path) 
     out = tmp_path / "elsewhere"
     paths = write_report(hostile_run, out)
     assert paths.html == out / "report.html" and paths.markdown == out / "summary.md"
-    assert sorted(p.name for p in out.iterdir()) == ["report.html", "summary.md"]  # no temp files left
+    figures = [f"{name}.{ext}" for name in ("items_DEU", "kl_per_culture") for ext in ("csv", "svg")]
+    assert sorted(p.name for p in out.iterdir()) == [*figures, "report.html", "summary.md"]  # no temp files left
     html = paths.html.read_text(encoding="utf-8")
     assert 'src="http' not in html and 'href="http' not in html and "@import" not in html  # self-contained
     assert html.count("<details") == 14  # all 14 finished dialogues are sampled by default
+
+
+def _stored_metric(run_dir: Path, metric: str) -> dict[tuple[str, str, str], dict]:
+    with RunStore(run_dir) as s:
+        rows = [(r.key.split("/"), r.data) for r in s.iter("metric")]
+    return {(k[0], k[1], k[2]): d for k, d in rows if len(k) == 5 and k[3] == "base" and k[4] == metric}
+
+
+def test_report_embeds_the_compare_figures_with_their_data(hostile_run: Path) -> None:
+    """The compare report's matplotlib figures, inline as SVG (no <img>), their data beside them as CSV:
+    the KL figure's CSV is the stored KL rows, the per-question figure's CSV the stored model shares."""
+    paths = write_report(hostile_run)
+    out, html = paths.html.parent, paths.html.read_text(encoding="utf-8")
+    assert re.findall(r'<figure class="mpl" data-figure="([^"]+)"', html) == ["kl_per_culture", "items_DEU"]
+    assert "<img" not in html.lower() and html.count("<svg") == html.count("</svg>")
+    assert "`kl_per_culture` (KL per culture)" in paths.markdown.read_text(encoding="utf-8")
+    for name in ("kl_per_culture", "items_DEU"):
+        assert all((out / f"{name}.{ext}").stat().st_size > 0 for ext in ("svg", "csv"))
+        assert (
+            (out / f"{name}.svg")
+            .read_text(encoding="utf-8")
+            .strip()
+            .endswith(re.search(rf'data-figure="{name}".*?(<svg.*?</svg>)', html, re.S).group(1)[-200:])
+        )  # the file is the figure the page shows
+    kl = pd.read_csv(out / "kl_per_culture.csv")
+    stored = _stored_metric(hostile_run, "kl")
+    assert len(kl) == len(stored) == 8  # (base persona, base cultural, clca, the planted alias) x 2 cultures
+    for row in kl.itertuples():
+        d = stored[(row.model, row.style, row.culture)]
+        assert (row.value, row.ci_low, row.ci_high) == (d["mean"], d["lo"], d["hi"])
+    items = pd.read_csv(out / "items_DEU.csv", dtype={"option": str})
+    with RunStore(hostile_run) as s:
+        shares = s.get("metric", "clca/persona/DEU/specificity").data["model"]
+    mine = items[items["series"] == "run · clca · persona"]
+    assert len(mine) > 0 and set(mine["item"]) <= set(shares)
+    for item, grp in mine.groupby("item"):
+        assert list(grp["share"]) == shares[item][: len(grp)]
+    assert set(items["series"]) >= {"survey", "run · base · persona"}
+    assert write_report(hostile_run, figures=False).html.read_text(encoding="utf-8").count('class="mpl"') == 0
+
+
+def test_report_says_why_figures_are_missing(run_dir: Path) -> None:
+    """A survey file the run names that is gone: the report is still written, with a one-line reason."""
+    store = build_run(run_dir)
+    store.set_meta("config", {"name": "x", "cultures": ["DEU", "JPN"], "eval": {"survey": ["nowhere/wvs.csv"]}})
+    store.close()
+    paths = write_report(run_dir)
+    html = paths.html.read_text(encoding="utf-8")
+    assert re.findall(r'<p class="err">(figures not drawn:[^<]*)', html) == [
+        "figures not drawn: nowhere/wvs.csv: no such file"
+    ]
+    assert 'class="mpl"' not in html and sorted(p.name for p in paths.html.parent.iterdir()) == [
+        "report.html",
+        "summary.md",
+    ]
+    assert "figures not drawn: nowhere/wvs.csv" in paths.markdown.read_text(encoding="utf-8")
 
 
 def test_write_report_takes_an_open_store(store: RunStore, tmp_path: Path) -> None:

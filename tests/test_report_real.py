@@ -1,7 +1,8 @@
 """The report of a run made by the real stage code: a Sotopia scenario from ../shared/data, role-play,
 judge and intention annotation through their packages (scripted model output carrying XSS payloads),
 and the WVS evaluation answered by the real embedded model. The report's numbers equal the database
-and clca.wvs's own result; model text and Sotopia's inline goal tags stay text in a real browser."""
+and clca.wvs's own result, and so does the data of its figures; model text and Sotopia's inline goal tags
+stay text in a real browser."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from report_fixtures import XSS_IMG, XSS_SCRIPT, Dom, browser_or_skip, dump_dom
 
@@ -119,3 +121,34 @@ def test_real_report_keeps_model_text_and_sotopia_tags_as_text(real_run: tuple[P
     text = " ".join(dom.text)
     assert f"Guten Tag, zum 1. Mal. {PAYLOAD}" in text  # the planted turn text, rendered literally
     assert dom.tags.get("details", 0) == 2 and dom.tags.get("svg", 0) >= 4
+
+
+def test_real_report_figures_carry_the_stored_numbers(real_run: tuple[Path, dict]) -> None:
+    """The figures the report inlines have their data beside them as CSV: the KL figure's rows are the stored
+    metric rows, the per-question figure's rows the stored model shares and the bundled survey shares."""
+    from clca.wvs import EvalConfig
+    from clca.wvs._evaluate import eval_inputs
+
+    run_dir, _ = real_run
+    paths = write_report(run_dir)
+    out, page = paths.html.parent, paths.html.read_text(encoding="utf-8")
+    assert re.findall(r'<figure class="mpl" data-figure="([^"]+)"', page) == ["kl_per_culture", "items_DEU"]
+    with RunStore(run_dir) as store:
+        rows = {r.key: r.data for r in store.iter("metric")}
+    kl = pd.read_csv(out / "kl_per_culture.csv")
+    assert len(kl) == 4  # base and clca, persona style, DEU and USA
+    for row in kl.itertuples():
+        d = rows[f"{row.model}/{row.style}/{row.culture}/base/kl"]
+        assert (row.value, row.ci_low, row.ci_high) == (d["mean"], d["lo"], d["hi"])
+    items = pd.read_csv(out / "items_DEU.csv", dtype={"option": str})
+    assert set(items["item"]) == set(ITEMS) and set(items["series"]) == {"survey", "run · base · persona",
+                                                                          "run · clca · persona"}  # fmt: skip
+    ref = eval_inputs(EvalConfig(cultures=["DEU"]))[1].countries["DEU"]
+    for item in ITEMS:
+        sub = items[items["item"] == item]
+        survey = sub[sub["series"] == "survey"]
+        assert list(survey["option"]) == [str(c) for c in ref.items[item].codes] + ["safeguarded"]
+        assert list(survey["share"]) == [*ref.items[item].shares, 0.0]
+        for alias in ("base", "clca"):
+            model = sub[sub["series"] == f"run · {alias} · persona"]
+            assert list(model["share"]) == rows[f"{alias}/persona/DEU/specificity"]["model"][item]

@@ -4,7 +4,6 @@ refuses differing shared settings, and a study config expands into the paper's g
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -53,11 +52,6 @@ def _fake_source(tmp_path: Path, *, finished: bool = True) -> RunConfig:
             store.set_meta(f"stage:{stage}", {"stage": stage})
         store.set_meta("stage:eval", {"stage": "eval"})
     return cfg
-
-
-def _kinds(run_dir: Path) -> dict[str, dict[str, int]]:
-    with RunStore(run_dir) as store:
-        return store.kinds()
 
 
 def test_reuse_copies_shared_records_and_base_answers_only(tmp_path: Path) -> None:
@@ -138,47 +132,5 @@ def test_study_plan_cli(tmp_path: Path) -> None:
     assert r.returncode == 2 and "config file not found" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-# -- the real thing: a tiny run on the embedded model, then a second run that only changes the dataset -------------
-TINY = [
-    "scenarios.n=2", "scenarios.max_tokens=64", "roleplay.max_turns=3", "roleplay.max_tokens=48",
-    "judge.max_tokens=64", "intents.max_tokens=48",
-]  # fmt: skip
-
-
-def _run(run_dir: Path, *sets: str) -> None:
-    args = [sys.executable, "-m", "clca.cli.main", "run", str(ROOT / "configs" / "demo.yaml"), "--run-dir",
-            str(run_dir), "--until", "dataset"]  # fmt: skip
-    for s in (*TINY, *sets):
-        args += ["--set", s]
-    env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT / "src")}
-    r = subprocess.run(args, capture_output=True, text=True, env=env, timeout=1800)
-    assert r.returncode == 0, r.stderr[-3000:]
-
-
-def _rows(run_dir: Path) -> list[dict]:
-    out = []
-    for split in ("train", "validation"):
-        out += [json.loads(x) for x in (run_dir / "dataset" / f"{split}.jsonl").read_text().splitlines()]
-    return out
-
-
-@pytest.mark.slow
-def test_second_run_reuses_generation_with_zero_model_calls(tmp_path: Path) -> None:
-    a, b = tmp_path / "a", tmp_path / "b"
-    _run(a)  # demo: no_filter, every dialogue annotated
-    keep_all = "dataset.judge_rule={meta_not_aligned: [], quality_bad: []}"
-    _run(b, f"reuse_from={a}", "dataset.variant=dialogue_only", keep_all)
-    with RunStore(b) as store:
-        calls = {s: store.get_meta(f"stage:{s}")["model_calls"] for s in SHARED_STAGES}
-        reused = store.get_meta("reused_from")
-    assert calls == dict.fromkeys(SHARED_STAGES, 0)
-    ka, kb = _kinds(a), _kinds(b)
-    for kind in ("scenario", "episode", "turn", "judgement", "intention"):
-        assert ka.get(kind) == kb.get(kind), kind
-    assert reused["run_dir"] == str(a) and reused["copied"]["episode"] == sum(ka["episode"].values())
-    rows_a, rows_b = _rows(a), _rows(b)
-    assert {r["task"] for r in rows_b} == {"dialogue"}  # only the variant differs
-    if ka.get("intention", {}).get("ok"):
-        assert "intent" in {r["task"] for r in rows_a}
-    ids_a = {r["id"] for r in rows_a if r["task"] == "dialogue"}
-    assert rows_b and {r["id"] for r in rows_b} <= ids_a  # the same dialogues, judged the same way
+# The real thing (a study of three runs on the embedded model, the shared stages reused with zero model calls,
+# then `clca compare` on them) is tests/test_study_compare.py.

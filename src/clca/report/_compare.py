@@ -216,38 +216,43 @@ def _load(path: Path, label: str) -> _Loaded:
     if not (path / DB_NAME).is_file():
         raise DataError(f"{path}: not a run directory (no {DB_NAME} in it)")
     with RunStore(path) as store:
-        config = store.get_meta("config")
-        metrics = list(store.iter("metric", status=None))
-        answers = list(store.iter("survey_answer", status="ok"))
-        wvs = read_wvs(metrics, answers, config)
-        if not wvs.scores:
-            raise DataError(f"{path}: no WVS metrics stored in this run (run its eval stage first)")
-        ev = eval_config(config, str(path))
-        loaded = _Loaded(
-            info=RunInfo(label=label, path=str(path), setup=_setup(ev, wvs.scores, answers)),
-            scores=wvs.scores,
-            ev=ev,
-        )
-        cfg = config if isinstance(config, dict) else {}
-        loaded.info.name = cfg.get("name") if isinstance(cfg.get("name"), str) else None
-        models = cfg.get("models") if isinstance(cfg.get("models"), dict) else {}
-        loaded.info.student = models.get("student") if isinstance(models.get("student"), str) else None
-        ds = cfg.get("dataset") if isinstance(cfg.get("dataset"), dict) else {}
-        loaded.info.dataset_variant = str(ds.get("variant") or "full")
-        loaded.info.seed = cfg.get("seed") if isinstance(cfg.get("seed"), int) else None
-        if ev is not None:
-            from ..wvs import resolve_country
+        return _load_store(store, path, label)
 
-            known = {s.culture for s in wvs.scores}
-            for c in ev.cultures:
-                try:
-                    loaded.info.targets.append(resolve_country(c, known))
-                except ConfigError:
-                    continue
-        for sh in wvs.answer_shares:
-            loaded.specificity_models[(sh.model, sh.style, sh.culture)] = sh.items
-        if ev is not None and any("accuracy" in s.values for s in wvs.scores):
-            loaded.persona_accuracy = _persona_accuracy(store, ev, wvs.scores)
+
+def _load_store(store: RunStore, path: Path, label: str, *, accuracy: bool = True) -> _Loaded:
+    """One run's rows from an open store; `accuracy=False` skips the per-persona hits (paired statistics only)."""
+    config = store.get_meta("config")
+    metrics = list(store.iter("metric", status=None))
+    answers = list(store.iter("survey_answer", status="ok"))
+    wvs = read_wvs(metrics, answers, config)
+    if not wvs.scores:
+        raise DataError(f"{path}: no WVS metrics stored in this run (run its eval stage first)")
+    ev = eval_config(config, str(path))
+    loaded = _Loaded(
+        info=RunInfo(label=label, path=str(path), setup=_setup(ev, wvs.scores, answers)),
+        scores=wvs.scores,
+        ev=ev,
+    )
+    cfg = config if isinstance(config, dict) else {}
+    loaded.info.name = cfg.get("name") if isinstance(cfg.get("name"), str) else None
+    models = cfg.get("models") if isinstance(cfg.get("models"), dict) else {}
+    loaded.info.student = models.get("student") if isinstance(models.get("student"), str) else None
+    ds = cfg.get("dataset") if isinstance(cfg.get("dataset"), dict) else {}
+    loaded.info.dataset_variant = str(ds.get("variant") or "full")
+    loaded.info.seed = cfg.get("seed") if isinstance(cfg.get("seed"), int) else None
+    if ev is not None:
+        from ..wvs import resolve_country
+
+        known = {s.culture for s in wvs.scores}
+        for c in ev.cultures:
+            try:
+                loaded.info.targets.append(resolve_country(c, known))
+            except ConfigError:
+                continue
+    for sh in wvs.answer_shares:
+        loaded.specificity_models[(sh.model, sh.style, sh.culture)] = sh.items
+    if accuracy and ev is not None and any("accuracy" in s.values for s in wvs.scores):
+        loaded.persona_accuracy = _persona_accuracy(store, ev, wvs.scores)
     return loaded
 
 
@@ -395,7 +400,24 @@ def build_comparison(
         lo.info.differs = [k for k in SETUP_KEYS if _difference({k: first.setup.get(k)}, {k: lo.info.setup.get(k)})]
         if not lo.info.differs:
             lo.info.differs = [key]
+    return _assemble(
+        loaded, allow_different=allow_different, baseline=baseline, resamples=resamples, seed=seed, paired=True
+    )
 
+
+def run_comparison(store: RunStore, label: str) -> Comparison:
+    """One run's evaluation as a comparison of its own rows, read from an open store: what the single-run
+    report (`clca report`) draws the comparison's figures from. No paired statistics; raises DataError
+    when the run holds no WVS metrics."""
+    lo = _load_store(store, Path(store.run_dir), label, accuracy=False)
+    return _assemble([lo], allow_different=False, baseline=None, resamples=0, seed=0, paired=False)
+
+
+def _assemble(
+    loaded: list[_Loaded], *, allow_different: bool, baseline: str | None, resamples: int, seed: int, paired: bool
+) -> Comparison:
+    """The comparison of loaded runs (their setups already checked): rows in table order, best values,
+    paired statistics (when `paired`) and per-item distributions."""
     rows: list[CompareRow] = []
     for lo in loaded:
         for s in lo.scores:
@@ -435,7 +457,7 @@ def build_comparison(
         seed=seed,
         allow_different=allow_different,
     )
-    comp.paired = _paired(comp, loaded, baseline)
+    comp.paired = _paired(comp, loaded, baseline) if paired else []
     for lo in loaded:
         comp.distributions += _distributions(lo)
     return comp

@@ -1,5 +1,6 @@
 """Figures of a `Comparison` with matplotlib (Agg backend, no display): each written as PDF and PNG with
-its data beside it as CSV, and returned as PNG bytes for the HTML report.
+its data beside it as CSV, and returned as PNG bytes (the compare report); or, for the single-run report
+(`clca report`, whose page holds no <img> elements), written as SVG and returned as inline SVG markup.
 
 - kl_per_culture: KL to the survey per culture, one bar per (run, model, style), 95 % CI whiskers;
 - ablations: the adapted student's KL and 1-JSD per dataset variant (run) and culture, with CIs;
@@ -27,6 +28,7 @@ class Figure:
     title: str
     png: bytes
     files: tuple[Path, ...]
+    svg: str | None = None  # the <svg> element alone (no XML prolog), when asked for
 
 
 def _pyplot():
@@ -38,9 +40,31 @@ def _pyplot():
     return plt
 
 
-def _save(fig, out: Path, name: str, title: str, data: pd.DataFrame) -> Figure:
+def _svg_text(fig) -> str:
+    """The figure as an SVG document: text drawn as paths (matplotlib's default), so no label text (model
+    aliases, run names) reaches a page as markup; ids seeded so a re-render is byte-identical."""
+    import matplotlib
+
+    buf = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "clca", "svg.fonttype": "path"}):
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+    return buf.getvalue()
+
+
+def _save(fig, out: Path, name: str, title: str, data: pd.DataFrame, svg: bool = False) -> Figure:
+    """Write the figure as PDF + PNG (svg=False: the compare report, a paper) or as SVG (svg=True: the
+    single-run report, which inlines it), with its data as CSV beside it."""
     plt = _pyplot()
-    pdf, png, csv = out / f"{name}.pdf", out / f"{name}.png", out / f"{name}.csv"
+    csv = out / f"{name}.csv"
+    if svg:
+        text = _svg_text(fig)
+        plt.close(fig)
+        path = out / f"{name}.svg"
+        path.write_text(text, encoding="utf-8")
+        data.to_csv(csv, index=False)
+        markup = text[text.index("<svg") :].strip()  # the element alone: no XML prolog inside HTML
+        return Figure(name=name, title=title, png=b"", files=(path, csv), svg=markup)
+    pdf, png = out / f"{name}.pdf", out / f"{name}.png"
     fig.savefig(pdf, metadata={"CreationDate": None})
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
@@ -110,7 +134,7 @@ def _metric_frame(comp: Comparison, metric: str, adapted_only: bool = False) -> 
     )
 
 
-def kl_per_culture(comp: Comparison, out: Path) -> Figure | None:
+def kl_per_culture(comp: Comparison, out: Path, svg: bool = False) -> Figure | None:
     data = _metric_frame(comp, "kl")
     if data.empty:
         return None
@@ -119,12 +143,12 @@ def kl_per_culture(comp: Comparison, out: Path) -> Figure | None:
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 0.5 * len(series) * len(comp.cultures)), 3.4))
     _bars(ax, comp.cultures, series, data, "culture")
     ax.set_ylabel("KL(model || survey), nats")
-    ax.set_title("KL to the survey per culture (lower is better; whiskers: 95% CI over questions)", fontsize=9)
+    ax.set_title("KL to the survey per culture\n(lower is better; whiskers: 95% CI over questions)", fontsize=9)
     fig.tight_layout()
-    return _save(fig, out, "kl_per_culture", "KL per culture", data)
+    return _save(fig, out, "kl_per_culture", "KL per culture", data, svg)
 
 
-def ablations(comp: Comparison, out: Path) -> Figure | None:
+def ablations(comp: Comparison, out: Path, svg: bool = False) -> Figure | None:
     frames = [_metric_frame(comp, m, adapted_only=True) for m in ("kl", "similarity")]
     data = pd.concat([f for f in frames if not f.empty]) if any(not f.empty for f in frames) else None
     if data is None:
@@ -138,10 +162,10 @@ def ablations(comp: Comparison, out: Path) -> Figure | None:
         better = "lower" if METRICS[m][1] else "higher"
         ax.set_title(f"{METRICS[m][0]} of the adapted student by dataset variant ({better} is better)", fontsize=9)
     fig.tight_layout()
-    return _save(fig, out, "ablations", "Ablations", data)
+    return _save(fig, out, "ablations", "Ablations", data, svg)
 
 
-def item_distributions(comp: Comparison, out: Path, culture: str) -> Figure | None:
+def item_distributions(comp: Comparison, out: Path, culture: str, svg: bool = False) -> Figure | None:
     dist = pd.DataFrame([d.model_dump() for d in comp.distributions if d.culture == culture])
     if dist.empty:
         return None
@@ -184,16 +208,20 @@ def item_distributions(comp: Comparison, out: Path, culture: str) -> Figure | No
     fig.suptitle(f"{culture}: answer shares per question, models vs survey (sg = safeguarded)", fontsize=9)
     fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(names) // 3), 1, 0.95))
     safe = "".join(ch if ch.isalnum() else "_" for ch in culture)
-    return _save(fig, out, f"items_{safe}", f"{culture}: per-question distributions", long)
+    return _save(fig, out, f"items_{safe}", f"{culture}: per-question distributions", long, svg)
 
 
-def write_figures(comp: Comparison, out: Path, culture: str | None = None) -> list[Figure]:
+def write_figures(
+    comp: Comparison, out: Path, culture: str | None = None, *, ablation: bool = True, svg: bool = False
+) -> list[Figure]:
     """Every figure (PDF, PNG, CSV) into OUT; `culture` picks the small multiples' culture (default: the
-    first target culture of the first run, else the first culture)."""
-    figs = [kl_per_culture(comp, out), ablations(comp, out)]
+    first target culture of the first run, else the first culture). `ablation=False` leaves out the
+    ablation bars (one run has one dataset variant); `svg=True` writes SVG instead of PDF + PNG and returns
+    each figure's inline SVG markup."""
+    figs = [kl_per_culture(comp, out, svg), ablations(comp, out, svg) if ablation else None]
     if culture is None:
         targets = [c for c in (comp.runs[0].targets if comp.runs else []) if c in comp.cultures]
         culture = (targets or comp.cultures or [None])[0]
     if culture is not None:
-        figs.append(item_distributions(comp, out, culture))
+        figs.append(item_distributions(comp, out, culture, svg))
     return [f for f in figs if f is not None]

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,7 +18,7 @@ import yaml
 from markupsafe import Markup
 
 from .._files import atomic_file
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..store import DB_NAME, RunStore
 from . import _svg
 from ._data import ReportData, build_summary
@@ -151,7 +155,25 @@ def charts(data: ReportData) -> dict[str, list[Markup]]:
     return out
 
 
-def _context(data: ReportData) -> dict[str, Any]:
+def report_figures(store: RunStore, data: ReportData, out: Path) -> tuple[list[Any], str | None]:
+    """The comparison's matplotlib figures of this one run (KL per culture with CIs per model and style; the
+    per-question small multiples of model vs survey for the first target culture), written into OUT as SVG
+    with the plotted data as CSV, and returned with their inline SVG markup; with a one-line reason instead
+    when they cannot be drawn (e.g. the survey the run was scored against is no longer readable). No WVS
+    metrics: no figures."""
+    if not data.wvs.scores:
+        return [], None
+    from ._compare import run_comparison
+    from ._figures import write_figures
+
+    try:
+        comp = run_comparison(store, Path(store.run_dir).name)
+        return write_figures(comp, out, ablation=False, svg=True), None
+    except (ConfigError, DataError) as e:
+        return [], f"figures not drawn: {e}"
+
+
+def _context(data: ReportData, figures: Sequence[Any] = (), figures_note: str | None = None) -> dict[str, Any]:
     config = yaml.safe_dump(data.config, sort_keys=False, allow_unicode=True) if data.config else None
     metric_cols = [m for m in METRICS if any(m in r.values for r in data.wvs.scores)]
     best: dict[str, dict[str, float]] = {}
@@ -166,6 +188,8 @@ def _context(data: ReportData) -> dict[str, Any]:
         "config_text": config,
         "config_json": json.dumps(data.config, ensure_ascii=False) if data.config else "",
         "charts": charts(data),
+        "figures": [(f, Markup(f.svg or "")) for f in figures],
+        "figures_note": figures_note,
         "metric_cols": metric_cols,
         "best": best,
         "metric_titles": {k: v[0] for k, v in METRICS.items()},
@@ -182,12 +206,12 @@ def _context(data: ReportData) -> dict[str, Any]:
     }
 
 
-def render_html(data: ReportData) -> str:
-    return _env().get_template("report.html.j2").render(**_context(data))
+def render_html(data: ReportData, figures: Sequence[Any] = (), figures_note: str | None = None) -> str:
+    return _env().get_template("report.html.j2").render(**_context(data, figures, figures_note))
 
 
-def render_markdown(data: ReportData) -> str:
-    return _env().get_template("summary.md.j2").render(**_context(data)).strip() + "\n"
+def render_markdown(data: ReportData, figures: Sequence[Any] = (), figures_note: str | None = None) -> str:
+    return _env().get_template("summary.md.j2").render(**_context(data, figures, figures_note)).strip() + "\n"
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -196,20 +220,35 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_report(
-    run: RunStore | str | Path, out_dir: str | Path | None = None, *, samples: int = 30, base_model: str | None = None
+    run: RunStore | str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    samples: int = 30,
+    base_model: str | None = None,
+    figures: bool = True,
 ) -> ReportPaths:
     """Write report.html and summary.md of a run (an open RunStore or a run directory) into OUT_DIR
-    (default RUN_DIR/report). Both files are rendered first, then each is written atomically."""
+    (default RUN_DIR/report), with the figures' files (SVG, and their data as CSV) beside them unless
+    figures=False.
+    Everything is rendered first (figures into a temporary folder), then each file is moved into place."""
     if isinstance(run, RunStore):
-        data = build_summary(run, samples=samples, base_model=base_model)
-        run_path = Path(run.run_dir)
-    else:
-        run_path = Path(run)
-        if not (run_path / DB_NAME).is_file():
-            raise DataError(f"{run_path}: not a run directory (no {DB_NAME} in it)")
-        with RunStore(run_path, lock=False) as store:
-            data = build_summary(store, samples=samples, base_model=base_model)
-    html, md = render_html(data), render_markdown(data)
+        return _write(run, Path(run.run_dir), out_dir, samples, base_model, figures)
+    run_path = Path(run)
+    if not (run_path / DB_NAME).is_file():
+        raise DataError(f"{run_path}: not a run directory (no {DB_NAME} in it)")
+    with RunStore(run_path, lock=False) as store:
+        return _write(store, run_path, out_dir, samples, base_model, figures)
+
+
+def _write(
+    store: RunStore,
+    run_path: Path,
+    out_dir: str | Path | None,
+    samples: int,
+    base_model: str | None,
+    figures: bool,
+) -> ReportPaths:
+    data = build_summary(store, samples=samples, base_model=base_model)
     out = Path(out_dir) if out_dir is not None else run_path / "report"
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: is a file; --out must be a folder for report.html and summary.md")
@@ -217,7 +256,16 @@ def write_report(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"{out}: cannot create the report folder ({e.strerror or e})") from None
-    paths = ReportPaths(html=out / "report.html", markdown=out / "summary.md")
-    _atomic_write(paths.html, html)
-    _atomic_write(paths.markdown, md)
+    tmp = Path(tempfile.mkdtemp(prefix=".figures.", dir=out))
+    try:
+        figs, note = report_figures(store, data, tmp) if figures else ([], None)
+        html, md = render_html(data, figs, note), render_markdown(data, figs, note)
+        for f in figs:
+            for p in f.files:
+                os.replace(p, out / p.name)
+        paths = ReportPaths(html=out / "report.html", markdown=out / "summary.md")
+        _atomic_write(paths.html, html)
+        _atomic_write(paths.markdown, md)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return paths
