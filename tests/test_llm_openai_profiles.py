@@ -70,6 +70,33 @@ def test_echo_option_logprob_sums_the_option_tokens_only() -> None:
         echo_option_logprob(merged, len(prefix), len(prefix) + 8)
 
 
+def test_echo_option_logprob_reads_llamacpp_echo_without_special_token_text() -> None:
+    # llama-cpp-python echoes special tokens as '' (BOS dropped) and offsets into that shorter text
+    prefix = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    text = prefix + "Not very"
+    toks = ["user", "\n", "Hi", "", "\n", "assistant", "\n", "Not", " very", "!"]
+    lps = [None, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -0.25, -0.5, -3.0]
+    offsets = [0, 4, 5, 7, 7, 8, 17, 18, 21, 26]
+    lp = {"tokens": toks, "token_logprobs": lps, "text_offset": offsets}
+    got = echo_option_logprob(lp, len(prefix), len(text), text=text, generated=1)
+    assert got == pytest.approx(-0.75)
+    assert echo_option_logprob({**lp, "tokens": toks[:-1], "token_logprobs": lps[:-1]}, len(prefix), len(text),
+                               text=text, generated=0) == pytest.approx(-0.75)  # fmt: skip
+    with pytest.raises(BackendError, match="usage.completion_tokens"):
+        echo_option_logprob(lp, len(prefix), len(text), text=text)
+    merged = {"tokens": ["user", "\nNot", " very", "!"], "token_logprobs": [None, -1.0, -1.0, -1.0]}
+    with pytest.raises(BackendError, match="merged"):
+        echo_option_logprob(merged, len(prefix), len(text), text=text, generated=1)
+
+
+def test_echo_option_logprob_rebuilds_offsets_that_do_not_start_at_zero() -> None:
+    prefix = "Q: a\nA:"
+    toks, lps = ["Q", ":", " a", "\n", "A", ":", " yes", "."], [None, -1.0, -1.0, -1.0, -1.0, -1.0, -0.5, -2.0]
+    lp = {"tokens": toks, "token_logprobs": lps, "text_offset": [9 + k for k in (0, 1, 2, 4, 5, 6, 7, 11)]}
+    end = len(prefix + " yes")
+    assert echo_option_logprob(lp, len(prefix), end, text=prefix + " yes", generated=1) == pytest.approx(-0.5)
+
+
 # -- structured output: each profile ends on its form, each refused form is sent exactly once ---------
 @pytest.mark.parametrize("profile", list(EXPECTED_FORM))
 def test_structured_output_falls_back_to_the_form_the_server_takes(profile: str) -> None:

@@ -363,7 +363,10 @@ class OpenAIModel:
             lp = (data["choices"][0] or {}).get("logprobs")
             if not isinstance(lp, dict) or not lp.get("tokens"):
                 raise _NoField("no echoed logprobs in the /v1/completions response")
-            return echo_option_logprob(lp, len(prefix), len(text))
+            usage = data.get("usage")
+            done = usage.get("completion_tokens") if isinstance(usage, dict) else None
+            generated = done if isinstance(done, int) else None
+            return echo_option_logprob(lp, len(prefix), len(text), text=text, generated=generated)
 
         results = await asyncio.gather(*(one(o) for o in options), return_exceptions=True)
         for r in results:
