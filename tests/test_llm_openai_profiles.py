@@ -194,6 +194,20 @@ def test_scoring_paths_per_profile_agree_with_the_in_process_model(embedded_llm:
     assert not math.isnan(sum(want))
 
 
+@pytest.mark.slow
+def test_a_client_without_the_chat_template_does_not_take_the_echo_path_another_found(embedded_llm: Any) -> None:
+    with fault_server(embedded_llm, profile="llamacpp", served_name="smol") as fs:
+        with_tpl = load_model(fs.model_string(**FAST, chat_template="embedded"), cache=False)
+        run(with_tpl.score_options(HI, SHARED[:2]))
+        assert with_tpl.scoring_path == "completions_echo"  # type: ignore[attr-defined]
+        plain = load_model(fs.model_string(**FAST), cache=False)  # same server, same shared record
+        assert len(run(plain.score_options(DIGITS, ["1", "2"]))) == 2
+        assert plain.scoring_path == "top_logprobs"  # type: ignore[attr-defined]
+        assert with_tpl.scoring_path == "completions_echo"  # type: ignore[attr-defined]
+        with pytest.raises(UnsupportedError, match="distinct first tokens"):
+            run(plain.score_options(DIGITS, ["1", "1 or 2"]))  # both start with the token "1"
+
+
 def test_capabilities_are_remembered_per_server() -> None:
     a = capabilities_for("m", ["http://127.0.0.1:1/v1"])
     assert capabilities_for("m", ["http://127.0.0.1:1/v1"]) is a

@@ -245,6 +245,12 @@ class OpenAIModel:
                 if caps.scoring is None:
                     return await self._probe_scoring(messages, options)
             path = caps.scoring
+        if path == "completions_echo" and self._forced_scoring is None and await self._chat_template() is None:
+            # the server's record came from a client that knew the chat template; this one does not, so
+            # it takes the next path (for this model only; the shared record stays)
+            if "top_logprobs" in caps.refused:
+                raise self._no_scoring()
+            path = self._forced_scoring = "top_logprobs"
         if path == "none":
             raise self._no_scoring()
         try:
