@@ -36,6 +36,7 @@ from clca.testing.llamacpp import server_command  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 HI = [{"role": "user", "content": "How important is family in your life?"}]
 SHARED = ["Not very important", "Not at all important", "Rather important", "Very important"]
+DIGITS = [{"role": "user", "content": "Pick one number: 1, 2, 3 or 4. Answer with the number only."}]
 FIGURES: dict[str, Any] = {}
 
 
@@ -107,7 +108,7 @@ def test_whole_options_are_scored_through_completions_echo(llama_server: str, em
     # without a known template the first-token path remains, and refuses options sharing a first token
     plain = load_model(f"openai:smol@{llama_server}?timeout=900", cache=False)
     with pytest.raises(UnsupportedError, match="distinct first tokens"):
-        run(plain.score_options(HI, SHARED))
+        run(plain.score_options(DIGITS, ["1", "1 or 2"]))  # both start with the token "1"
     assert plain.scoring_path == "top_logprobs"  # type: ignore[attr-defined]
 
 
