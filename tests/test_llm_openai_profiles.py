@@ -70,6 +70,33 @@ def test_echo_option_logprob_sums_the_option_tokens_only() -> None:
         echo_option_logprob(merged, len(prefix), len(prefix) + 8)
 
 
+def test_echo_option_logprob_reads_llamacpp_echo_without_special_token_text() -> None:
+    # llama-cpp-python echoes special tokens as '' (BOS dropped) and offsets into that shorter text
+    prefix = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    text = prefix + "Not very"
+    toks = ["user", "\n", "Hi", "", "\n", "assistant", "\n", "Not", " very", "!"]
+    lps = [None, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -0.25, -0.5, -3.0]
+    offsets = [0, 4, 5, 7, 7, 8, 17, 18, 21, 26]
+    lp = {"tokens": toks, "token_logprobs": lps, "text_offset": offsets}
+    got = echo_option_logprob(lp, len(prefix), len(text), text=text, generated=1)
+    assert got == pytest.approx(-0.75)
+    assert echo_option_logprob({**lp, "tokens": toks[:-1], "token_logprobs": lps[:-1]}, len(prefix), len(text),
+                               text=text, generated=0) == pytest.approx(-0.75)  # fmt: skip
+    with pytest.raises(BackendError, match="usage.completion_tokens"):
+        echo_option_logprob(lp, len(prefix), len(text), text=text)
+    merged = {"tokens": ["user", "\nNot", " very", "!"], "token_logprobs": [None, -1.0, -1.0, -1.0]}
+    with pytest.raises(BackendError, match="merged"):
+        echo_option_logprob(merged, len(prefix), len(text), text=text, generated=1)
+
+
+def test_echo_option_logprob_rebuilds_offsets_that_do_not_start_at_zero() -> None:
+    prefix = "Q: a\nA:"
+    toks, lps = ["Q", ":", " a", "\n", "A", ":", " yes", "."], [None, -1.0, -1.0, -1.0, -1.0, -1.0, -0.5, -2.0]
+    lp = {"tokens": toks, "token_logprobs": lps, "text_offset": [9 + k for k in (0, 1, 2, 4, 5, 6, 7, 11)]}
+    end = len(prefix + " yes")
+    assert echo_option_logprob(lp, len(prefix), end, text=prefix + " yes", generated=1) == pytest.approx(-0.5)
+
+
 # -- structured output: each profile ends on its form, each refused form is sent exactly once ---------
 @pytest.mark.parametrize("profile", list(EXPECTED_FORM))
 def test_structured_output_falls_back_to_the_form_the_server_takes(profile: str) -> None:
@@ -165,6 +192,20 @@ def test_scoring_paths_per_profile_agree_with_the_in_process_model(embedded_llm:
     assert results["json_mode"][0] == "top_logprobs"
     assert results["ollama"][0] == "none" and results["chat_only"][0] == "none"
     assert not math.isnan(sum(want))
+
+
+@pytest.mark.slow
+def test_a_client_without_the_chat_template_does_not_take_the_echo_path_another_found(embedded_llm: Any) -> None:
+    with fault_server(embedded_llm, profile="llamacpp", served_name="smol") as fs:
+        with_tpl = load_model(fs.model_string(**FAST, chat_template="embedded"), cache=False)
+        run(with_tpl.score_options(HI, SHARED[:2]))
+        assert with_tpl.scoring_path == "completions_echo"  # type: ignore[attr-defined]
+        plain = load_model(fs.model_string(**FAST), cache=False)  # same server, same shared record
+        assert len(run(plain.score_options(DIGITS, ["1", "2"]))) == 2
+        assert plain.scoring_path == "top_logprobs"  # type: ignore[attr-defined]
+        assert with_tpl.scoring_path == "completions_echo"  # type: ignore[attr-defined]
+        with pytest.raises(UnsupportedError, match="distinct first tokens"):
+            run(plain.score_options(DIGITS, ["1", "1 or 2"]))  # both start with the token "1"
 
 
 def test_capabilities_are_remembered_per_server() -> None:

@@ -246,6 +246,12 @@ class OpenAIModel:
                 if caps.scoring is None:
                     return await self._probe_scoring(messages, options)
             path = caps.scoring
+        if path == "completions_echo" and self._forced_scoring is None and await self._chat_template() is None:
+            # the server's record came from a client that knew the chat template; this one does not, so
+            # it takes the next path (for this model only; the shared record stays)
+            if "top_logprobs" in caps.refused:
+                raise self._no_scoring()
+            path = self._forced_scoring = "top_logprobs"
         if path == "none":
             raise self._no_scoring()
         try:
@@ -364,7 +370,10 @@ class OpenAIModel:
             lp = (data["choices"][0] or {}).get("logprobs")
             if not isinstance(lp, dict) or not lp.get("tokens"):
                 raise _NoField("no echoed logprobs in the /v1/completions response")
-            return echo_option_logprob(lp, len(prefix), len(text))
+            usage = data.get("usage")
+            done = usage.get("completion_tokens") if isinstance(usage, dict) else None
+            generated = done if isinstance(done, int) else None
+            return echo_option_logprob(lp, len(prefix), len(text), text=text, generated=generated)
 
         results = await asyncio.gather(*(one(o) for o in options), return_exceptions=True)
         for r in results:

@@ -70,11 +70,17 @@ def first_token_logprobs(
     return logps, owners
 
 
-def echo_option_logprob(logprobs: Any, prefix_len: int, end: int) -> float:
+def echo_option_logprob(
+    logprobs: Any, prefix_len: int, end: int, *, text: str | None = None, generated: int | None = None
+) -> float:
     """Sum of the logprobs of the echoed prompt tokens in text[prefix_len:end] (the option).
 
     `logprobs` is the legacy completions shape: `tokens`, `token_logprobs` and `text_offset` (character
-    offsets into the echoed text; rebuilt from the token texts when absent). A token that straddles the
+    offsets into the echoed text). Offsets are used when they start at 0 and, given the prompt `text`,
+    when the token texts spell it; otherwise they are rebuilt from the token texts. Servers that drop
+    the text of special tokens from the echo (llama-cpp-python renders `<|im_start|>` as '' and offsets
+    into that shorter text) are read from the end instead: the last prompt tokens (all but the
+    `generated` ones, from `usage.completion_tokens`) must spell the option. A token that straddles the
     start of the option (the tokenizer merged it with the prompt) cannot be split, so that is an error.
     """
     try:
@@ -85,7 +91,9 @@ def echo_option_logprob(logprobs: Any, prefix_len: int, end: int) -> float:
         raise BackendError("no echoed prompt logprobs (tokens/token_logprobs) in the completions response") from None
     if not tokens or len(lps) != len(tokens):
         raise BackendError("malformed echoed logprobs in the completions response")
-    if not isinstance(offsets, list) or len(offsets) != len(tokens):
+    if text is not None and not "".join(tokens).startswith(text[:end]):
+        return _echo_from_end(tokens, lps, text[prefix_len:end], generated)
+    if not isinstance(offsets, list) or len(offsets) != len(tokens) or not offsets or offsets[0] != 0:
         offsets, pos = [], 0
         for t in tokens:
             offsets.append(pos)
@@ -94,10 +102,7 @@ def echo_option_logprob(logprobs: Any, prefix_len: int, end: int) -> float:
     for tok, lp, off in zip(tokens, lps, offsets, strict=True):
         off = int(off)
         if off < prefix_len < off + len(tok):
-            raise BackendError(
-                f"the server's tokenizer merged the option's first characters with the prompt (token {tok!r}); "
-                "whole-option echo scoring cannot split it"
-            )
+            raise _merged(tok)
         if prefix_len <= off < end:
             if lp is None:
                 raise BackendError("an echoed option token has no logprob")
@@ -106,3 +111,32 @@ def echo_option_logprob(logprobs: Any, prefix_len: int, end: int) -> float:
     if not found:
         raise BackendError("the echoed prompt holds no token of the option (does the server echo the prompt?)")
     return total
+
+
+def _merged(tok: str) -> BackendError:
+    return BackendError(
+        f"the server's tokenizer merged the option's first characters with the prompt (token {tok!r}); "
+        "whole-option echo scoring cannot split it"
+    )
+
+
+def _echo_from_end(tokens: list[str], lps: list[Any], option: str, generated: int | None) -> float:
+    """The option's logprob read backwards from the last prompt token (see `echo_option_logprob`)."""
+    if generated is None or not 0 <= generated < len(tokens):
+        raise BackendError(
+            "the echoed tokens do not spell the prompt and the response has no usage.completion_tokens; "
+            "cannot tell the option's tokens from the generated ones"
+        )
+    acc, total, tok = "", 0.0, ""
+    for tok, lp in zip(reversed(tokens[: len(tokens) - generated]), reversed(lps[: len(lps) - generated]), strict=True):
+        if lp is None:
+            raise BackendError("an echoed option token has no logprob")
+        acc = tok + acc
+        total += float(lp)
+        if len(acc) >= len(option):
+            break
+    if acc == option:
+        return total
+    if acc.endswith(option):
+        raise _merged(tok)
+    raise BackendError(f"the echoed prompt does not end with the option {option!r} (got {acc[-40:]!r})")
