@@ -120,7 +120,7 @@ class Engine(DecodeLoop, PromptStates):
                 cmask[r, : len(c)] = 1
                 row_of[(ji, ci)] = r
             plens = [len(jobs[ji].prompt_ids) + len(heads[ji]) for ji, _ in rows]
-            cache, attn, next_pos = assemble(self.config, [chain[ji][-1][0] for ji, _ in rows], plens)
+            cache, attn, next_pos = assemble(self.config, [chain[ji][-1][0] for ji, _ in rows], plens, clen - 1)
             attn = torch.cat([attn, cmask.to(dev)], dim=1)
             pos = next_pos[:, None] + torch.arange(clen - 1, device=dev)[None, :]
             rest = torch.log_softmax(self._forward(feed.to(dev), attn, pos, cache, 0), dim=-1)

@@ -54,44 +54,46 @@ def new_cache(config: Any, kv: KV | None = None) -> DynamicCache:
 
 
 def assemble(
-    config: Any, rows: list[Segs | None], lengths: list[int]
+    config: Any, rows: list[Segs | None], lengths: list[int], reserve: int = 0
 ) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
     """One left-padded batch cache from per-row segmented caches (None or []: nothing cached, length 0).
 
-    Each layer's batch tensor is allocated once (zeros: padded positions are masked, and must not hold
-    NaN garbage) and every row's segments are copied into place. Returns (cache, attention mask over the
-    cached positions, next position per row).
+    Each layer's batch tensor is allocated once, with room for `reserve` more positions that the next
+    forwards write in place (`_ReservedLayer`: the stock layer would copy the whole cache again with
+    torch.cat, which was a fifth of the time of prompts computed on a cached prefix, profiled), and every
+    row's segments are copied into place; only the padding is zeroed (it is masked, and must not hold NaN
+    garbage). Returns (cache, attention mask over the cached positions, next position per row).
     """
     template = next(segs[0] for segs in rows if segs)
     dev = template[0][0].device
     total = max(lengths)
     n = len(rows)
-    layers = []
+    bufs = []
     for li in range(len(template)):
         k0, v0 = template[li]
-        ks = k0.new_zeros((n, k0.shape[1], total, k0.shape[3]))
-        vs = v0.new_zeros((n, v0.shape[1], total, v0.shape[3]))
+        ks = k0.new_empty((n, k0.shape[1], total + reserve, k0.shape[3]))
+        vs = v0.new_empty((n, v0.shape[1], total + reserve, v0.shape[3]))
         for i, segs in enumerate(rows):
             off = total - lengths[i]
+            if off:
+                ks[i, :, :off].zero_()
+                vs[i, :, :off].zero_()
             for seg in segs or ():
                 k, v = seg[li]
                 m = k.shape[-2]
                 ks[i, :, off : off + m] = k[0]
                 vs[i, :, off : off + m] = v[0]
                 off += m
-        layers.append((ks, vs))
+        bufs.append((ks, vs))
+    cache = new_cache(config, [(ks[:, :, :total], vs[:, :, :total]) for ks, vs in bufs])
+    cache.layers = [
+        _ReservedLayer.over(ks, vs, total) if type(layer) is DynamicLayer else layer
+        for layer, (ks, vs) in zip(cache.layers, bufs, strict=True)
+    ]
     attn = torch.zeros((n, total), dtype=torch.long, device=dev)
     for i, length in enumerate(lengths):
         attn[i, total - length :] = 1
-    return new_cache(config, layers), attn, torch.tensor(lengths, dtype=torch.long, device=dev)
-
-
-def reserve_room(cache: DynamicCache, tokens: int) -> None:
-    """Give every plain layer of `cache` room for `tokens` more positions, written in place (see below)."""
-    cache.layers = [
-        _ReservedLayer(layer.keys, layer.values, tokens) if type(layer) is DynamicLayer else layer
-        for layer in cache.layers
-    ]
+    return cache, attn, torch.tensor(lengths, dtype=torch.long, device=dev)
 
 
 class _ReservedLayer(DynamicLayer):
@@ -179,8 +181,7 @@ def join_rows(
     `reserve` more positions, attention mask over the cached positions).
     """
     if cache is None or attn is None:
-        cache, attn, _ = assemble(config, list(rows), lengths)
-        reserve_room(cache, reserve)
+        cache, attn, _ = assemble(config, list(rows), lengths, reserve)
         return cache, attn
     old_w = attn.shape[1]
     width = max(old_w, *lengths)

@@ -115,7 +115,7 @@ class PromptStates:
             pos[i, nlen - m :] = torch.arange(r, r + m)
         prefixes = [seg_slice(kv, 0, r) if kv is not None and r > 0 else [] for _, r, kv in items]
         if plen > 0:
-            cache, pmask, _ = assemble(self.config, prefixes, reuses)
+            cache, pmask, _ = assemble(self.config, prefixes, reuses, nlen)
             attn = torch.cat([pmask, nmask.to(dev)], dim=1)
         else:
             cache, attn = new_cache(self.config), nmask.to(dev)
