@@ -82,10 +82,12 @@ def plain_forward_rate(llm: Any, prompts: list[list[int]], batch: int = 8, sampl
 
 def report(name: str, stats: Any, wall: float, prompt_tokens: int, prompts: int, generated: int) -> dict[str, float]:
     """Print one workload's time breakdown; returns its rates."""
-    other = stats.busy_s - stats.prefill_s - stats.decode_s - stats.score_extra_s - stats.cache_s
+    join = getattr(stats, "join_s", 0.0)  # rows joining a running decoding batch (continuous batching)
+    other = stats.busy_s - stats.prefill_s - stats.decode_s - stats.score_extra_s - stats.cache_s - join
     idle = wall - stats.busy_s
     print(f"[{name}] wall {wall:.1f}s: prompt forwards {stats.prefill_s:.1f}s, decoding {stats.decode_s:.1f}s, "
-          f"option tails {stats.score_extra_s:.1f}s, prefix cache {stats.cache_s:.1f}s, other engine {other:.1f}s, "
+          f"option tails {stats.score_extra_s:.1f}s, prefix cache {stats.cache_s:.1f}s, joining rows {join:.1f}s, "
+          f"other engine {other:.1f}s, "
           f"engine idle (event loop, tokenizing, stage code, waiting) {idle:.1f}s")  # fmt: skip
     mean_dec = stats.decode_row_steps / stats.decode_steps if stats.decode_steps else 0.0
     mean_pre = stats.prefill_rows / stats.prefill_batches if stats.prefill_batches else 0.0

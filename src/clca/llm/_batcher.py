@@ -10,6 +10,11 @@ How requests get grouped:
 
 Generation rows and scoring jobs are separate kinds of work; a batch holds one kind (max_batch bounds
 the number of generation rows or scoring jobs per batch).
+
+With a `decode` function (the in-process engine), generation is continuous: rows queued while a batch
+decodes join it at its next step (within max_batch rows and max_batch_tokens), each row's result is
+delivered as soon as that row finishes, and a row whose caller is gone (its future cancelled, e.g. a
+client that disconnected from `clca serve`) leaves the running batch at the next step.
 """
 
 from __future__ import annotations
@@ -56,10 +61,14 @@ class Batcher:
         max_batch: int = 32,
         max_batch_tokens: int = 65536,
         name: str = "clca-batcher",
+        decode: Callable[..., None] | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self._setup, self._run_gen, self._run_score = setup, run_gen, run_score
+        self._decode = decode
+        self._backlog: deque[_Item] = deque()
+        self._stop = False
         self.max_batch = max_batch
         self.max_batch_tokens = max_batch_tokens
         self._name = name
@@ -116,30 +125,32 @@ class Batcher:
     # ------------------------------------------------------------------------------------------ worker side
 
     def _work(self) -> None:
-        backlog: deque[_Item] = deque()
+        backlog = self._backlog
         while True:
-            if not backlog:
+            if not backlog and not self._stop:
                 got = self._q.get()
                 if got is None:
                     return
                 backlog.extend(got)
-            stop = False
-            while True:  # everything that is queued now joins the backlog
-                try:
-                    more = self._q.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                backlog.extend(more)
+            self._drain()
             batch = self._take(backlog)
             if batch:
                 self._run(batch)
-            if stop and not backlog:
+            if self._stop and not backlog:
+                self._stop = False
                 return
-            if stop:
-                self._q.put(None)
+
+    def _drain(self) -> None:
+        """Move everything queued now into the backlog (noting a stop request)."""
+        while not self._stop:
+            try:
+                more = self._q.get_nowait()
+            except queue.Empty:
+                return
+            if more is None:
+                self._stop = True
+                return
+            self._backlog.extend(more)
 
     def _take(self, backlog: deque[_Item]) -> list[_Item]:
         while backlog and backlog[0].future.cancelled():  # its caller is gone (e.g. a client that
@@ -169,6 +180,9 @@ class Batcher:
             if not self._ready:
                 self._setup()
                 self._ready = True
+            if batch[0].kind == "gen" and self._decode is not None:
+                self._run_decode(batch)
+                return
             run = self._run_score if batch[0].kind == "score" else self._run_gen
             outs = run([it.payload for it in batch])
             results = [(it, o, None) for it, o in zip(batch, outs, strict=True)]
@@ -179,14 +193,71 @@ class Batcher:
                 self.stats.sizes.append(len(batch))
         except BaseException as e:  # delivered to every waiting coroutine, never swallowed
             results = [(it, None, e) for it in batch]
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Item, Any, BaseException | None]]] = {}
-        for r in results:
-            by_loop.setdefault(r[0].loop, []).append(r)
-        for loop, rs in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_deliver, rs)
-            except RuntimeError:  # the loop was closed; nobody is waiting any more
-                pass
+        _send(results)
+
+    def _run_decode(self, batch: list[_Item]) -> None:
+        """One continuous decoding session: `batch` starts it, later rows join it while it runs."""
+        waiting = {id(it): it for it in batch}
+        tokens = {id(it): it.cost for it in batch}
+        st = self.stats
+        st.batches += 1
+        st.rows += len(batch)
+        st.largest = max(st.largest, len(batch))
+        st.sizes.append(len(batch))
+
+        def done(pairs: list[tuple[_Item, Any]]) -> None:
+            for it, _ in pairs:
+                waiting.pop(id(it), None)
+                tokens.pop(id(it), None)
+            _send([(it, out, None) for it, out in pairs])
+
+        def admit(live: int) -> list[tuple[_Item, Any]]:
+            self._drain()
+            for key in [k for k, it in waiting.items() if it.future.cancelled()]:
+                tokens.pop(key, None)  # cancelled rows leave at this step: their room is free again
+            room = self.max_batch - live
+            if room <= 0 or not self._backlog or self._backlog[0].kind != "gen":
+                return []
+            got = self._take_gen(room, self.max_batch_tokens - sum(tokens.values()))
+            for it in got:
+                waiting[id(it)] = it
+                tokens[id(it)] = it.cost
+            if got:
+                st.rows += len(got)
+                st.largest = max(st.largest, live + len(got))
+            return [(it, it.payload) for it in got]
+
+        try:
+            self._decode([(it, it.payload) for it in batch], done, admit, lambda it: it.future.cancelled())
+        except BaseException as e:  # delivered to every waiting coroutine, never swallowed
+            _send([(it, None, e) for it in waiting.values()])
+
+    def _take_gen(self, room: int, budget: int) -> list[_Item]:
+        """Queued generation rows from the head of the backlog that fit `room` rows and `budget` tokens."""
+        got: list[_Item] = []
+        backlog = self._backlog
+        while backlog and len(got) < room and backlog[0].kind == "gen":
+            it = backlog[0]
+            if it.future.cancelled():
+                backlog.popleft()
+                continue
+            if it.cost > budget and (got or budget < self.max_batch_tokens):
+                break
+            got.append(backlog.popleft())
+            budget -= it.cost
+        return got
+
+
+def _send(results: list[tuple[_Item, Any, BaseException | None]]) -> None:
+    """Deliver results to their event loops, one callback per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Item, Any, BaseException | None]]] = {}
+    for r in results:
+        by_loop.setdefault(r[0].loop, []).append(r)
+    for loop, rs in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_deliver, rs)
+        except RuntimeError:  # the loop was closed; nobody is waiting any more
+            pass
 
 
 def _deliver(results: list[tuple[_Item, Any, BaseException | None]]) -> None:

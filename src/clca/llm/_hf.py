@@ -129,7 +129,12 @@ class HFModel:
         self._engine: Engine | None = None
         self._tokenizer: Any = None
         self.batcher = Batcher(
-            self._load, self._run_gen, self._run_score, max_batch=max_batch, max_batch_tokens=max_batch_tokens
+            self._load,
+            self._run_gen,
+            self._run_score,
+            max_batch=max_batch,
+            max_batch_tokens=max_batch_tokens,
+            decode=self._run_decode,
         )
 
     @classmethod
@@ -203,6 +208,10 @@ class HFModel:
     def _run_gen(self, rows: list[GenRow]) -> list[GenOut]:
         assert self._engine is not None
         return self._engine.generate(rows)
+
+    def _run_decode(self, first: list[Any], done: Any, admit: Any, cancelled: Any) -> None:
+        assert self._engine is not None
+        self._engine.decode(first, done, admit, cancelled)
 
     def _run_score(self, jobs: list[ScoreJob]) -> list[list[list[TokenLogprob]]]:
         assert self._engine is not None
