@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -128,6 +129,7 @@ class HFModel:
         self._model_id = mid
         self._engine: Engine | None = None
         self._tokenizer: Any = None
+        self._tokenizer_lock = threading.Lock()  # first use may come from several server threads at once
         self.batcher = Batcher(
             self._load,
             self._run_gen,
@@ -173,12 +175,14 @@ class HFModel:
     def tokenizer(self) -> Any:
         """The tokenizer (loaded on first use, without the model weights)."""
         if self._tokenizer is None:
-            from transformers import AutoTokenizer
+            with self._tokenizer_lock:  # transformers' lazy imports are not safe to race
+                if self._tokenizer is None:
+                    from transformers import AutoTokenizer
 
-            tok = AutoTokenizer.from_pretrained(str(self._resolved_dir()))
-            if not getattr(tok, "chat_template", None):
-                raise ModelStringError(f"the model at {self._resolved_dir()} has no chat template")
-            self._tokenizer = tok
+                    tok = AutoTokenizer.from_pretrained(str(self._resolved_dir()))
+                    if not getattr(tok, "chat_template", None):
+                        raise ModelStringError(f"the model at {self._resolved_dir()} has no chat template")
+                    self._tokenizer = tok
         return self._tokenizer
 
     def _load(self) -> None:  # runs in the worker thread
