@@ -159,6 +159,7 @@ def test_demo_run_with_llamacpp_as_teacher_judge_and_annotator(llama_server: str
             "cache": False,
             "scenarios.n": 2,
             "roleplay.max_turns": 2,
+            "roleplay.turn_format": os.environ.get("CLCA_LLAMACPP_TURN_FORMAT", "freetext"),
             "models.teacher": spec,
             "models.judge": spec,
             "models.annotator": spec,
