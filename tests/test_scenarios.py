@@ -296,15 +296,15 @@ def test_adapt_draws_culture_names_when_names_are_the_only_problem(
 ) -> None:
     from clca.scenarios._names import name_problem
 
-    seed = load_seeds(ids=["seed-001"])[0]
+    seed = load_seeds(ids=["seed-017"])[0]  # two women: the drafts keep the seed's genders
     draft = seed.adapted_draft().model_dump()
     for c, (first, last) in zip(draft["characters"], names, strict=True):
-        c.update(first_name=first, last_name=last, gender="woman", pronouns="she/her")
+        c.update(first_name=first, last_name=last)
     llm = MockLLM([json.dumps(draft)])  # the same names every time
     store = RunStore(tmp_path / "run")
-    s = asyncio.run(adapt_scenarios(store, llm, "DEU", AdaptConfig(seeds=["seed-001"], max_attempts=2, progress=False)))
+    s = asyncio.run(adapt_scenarios(store, llm, "DEU", AdaptConfig(seeds=["seed-017"], max_attempts=2, progress=False)))
     assert s.ok == 1 and len(llm.calls) == 1  # drawn at the first failure, no re-ask
-    sc = Scenario.model_validate(store.get("scenario", "DEU/seed-001").data)
+    sc = Scenario.model_validate(store.get("scenario", "DEU/seed-017").data)
     assert sc.provenance.names == "drawn" and set(sc.provenance.rejected) == reasons  # the failures stay counted
     a, b = sc.characters
     assert a.first_name != b.first_name and all(c.first_name != c.last_name for c in sc.characters)
@@ -492,3 +492,17 @@ def test_custom_culture_is_recorded_in_the_run(tmp_path: Path) -> None:
     ((_, sc),) = iter_scenarios(store)
     assert culture_in_run(store, sc.culture or "").describe() == "Beer gardens."
     assert culture_in_run(store, "JPN").name == "Japan"
+
+
+def test_adapted_people_keep_the_seed_genders_and_pronouns(tmp_path: Path) -> None:
+    """A small model writes a name or "males" into `gender`; an adaptation keeps who the people are."""
+    chars = [dict(_CHARS[0], gender="Majd Udeen", pronouns="they"), dict(_CHARS[1], gender="males", pronouns="x")]
+    answer = json.dumps({"setting": "Two people meet at a cafe in Osaka.", "characters": chars})
+    store = RunStore(tmp_path / "run")
+    cfg = AdaptConfig(seeds=["seed-001", "seed-002"], progress=False)
+    s = asyncio.run(adapt_scenarios(store, MockLLM([answer]), "Japan", cfg))
+    assert s.ok == 2, store.failure_reasons("scenario")
+    seeds = {x.provenance.id: x for x in load_seeds()}
+    for key, sc in iter_scenarios(store, "JPN"):
+        seed = seeds[key.split("/")[1]]
+        assert [(c.gender, c.pronouns) for c in sc.characters] == [(c.gender, c.pronouns) for c in seed.characters]

@@ -154,6 +154,17 @@ def _draw_names(draft: D, culture: Culture, ref: Scenario | None, seed: int) -> 
     return draft.model_copy(update={"characters": chars})
 
 
+def _keep_people(draft: D, ref: Scenario | None) -> D:
+    """An adaptation changes the culture, not who the two people are: each adapted character keeps the
+    seed character's gender and pronouns (a small model writes e.g. a name or "males" there), so the
+    name check and drawn names follow the seed's gender. Norm-based drafts are left as written."""
+    if ref is None or not isinstance(draft, AdaptedDraft):
+        return draft
+    chars = [c.model_copy(update={"gender": r.gender, "pronouns": r.pronouns})
+             for c, r in zip(draft.characters, ref.characters, strict=True)]  # fmt: skip
+    return draft.model_copy(update={"characters": chars})
+
+
 async def _ask_valid(
     llm: LLM,
     messages: list[Message],
@@ -193,6 +204,7 @@ async def _ask_valid(
             reasons.append(f"invalid_output: {e.reasons[-1] if e.reasons else e}")
             msgs, draft, repair = list(messages), None, False
             continue
+        draft = _keep_people(draft, ref)
         problems = check_scenario(draft, ref, culture.code, culture.name)
         if not problems:
             return draft, attempt + 1, reasons, drawn_any
