@@ -136,17 +136,19 @@ def test_real_model_cache_hit_runs_no_forward_pass(
     inner = getattr(embedded_llm, "inner", embedded_llm)
     calls = {"gen": 0, "score": 0}
     batcher = inner.batcher
-    real_gen, real_score = batcher._run_gen, batcher._run_score
+    real_score = batcher._run_score
+    gen_attr = "_decode" if batcher._decode is not None else "_run_gen"  # continuous decoding, or whole batches
+    real_gen = getattr(batcher, gen_attr)
 
-    def gen(rows):  # noqa: ANN001, ANN202
+    def gen(*args):  # noqa: ANN002, ANN202
         calls["gen"] += 1
-        return real_gen(rows)
+        return real_gen(*args)
 
     def score(job):  # noqa: ANN001, ANN202
         calls["score"] += 1
         return real_score(job)
 
-    monkeypatch.setattr(batcher, "_run_gen", gen)
+    monkeypatch.setattr(batcher, gen_attr, gen)
     monkeypatch.setattr(batcher, "_run_score", score)
     llm = CachedLLM(inner, path=tmp_path / "r.sqlite")
     msgs = [{"role": "user", "content": "Name a colour."}]

@@ -119,7 +119,7 @@ def test_real_report_keeps_model_text_and_sotopia_tags_as_text(real_run: tuple[P
     assert not {"extra_info", "strategy_hint", "clarification_hint"} & set(dom.tags)
     assert not [a for a in dom.attrs if a[1].startswith("on")]
     text = " ".join(dom.text)
-    assert f"Guten Tag, zum 1. Mal. {PAYLOAD}" in text  # the planted turn text, rendered literally
+    assert f"Guten Tag, zum 0. Mal. {PAYLOAD}" in text  # turn 0 as written (tidying drops repeats)
     assert dom.tags.get("details", 0) == 2 and dom.tags.get("svg", 0) >= 4
 
 

@@ -456,7 +456,11 @@ async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
     tmp.write_text(json.dumps(payload, indent=2))
     tmp.replace(done)
     store.set_meta("train_result", payload)
-    return f"steps {res.global_step}, train loss {res.train_loss}, eval loss {res.eval_loss}"
+
+    def loss(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.4f}"
+
+    return f"steps {res.global_step}, train loss {loss(res.train_loss)}, eval loss {loss(res.eval_loss)}"
 
 
 async def _eval(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
