@@ -55,6 +55,7 @@ def shared_prefix_groups(
 
 
 def common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """Length of the common start of two token sequences."""
     n = min(len(a), len(b))
     i = 0
     while i < n and a[i] == b[i]:

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 import torch
 
 from ._kvcache import KV, Segs, seg_join, seg_slice
+from ._prefix import common_prefix
 
 
 class _Node:
@@ -41,14 +42,6 @@ def _nbytes(kv: KV) -> int:
 def _slice(kv: KV, a: int, b: int | None) -> KV:
     """Own copy of positions [a, b) of a KV (a view would keep the whole source tensor alive)."""
     return [(k[:, :, a:b].clone(), v[:, :, a:b].clone()) for k, v in kv]
-
-
-def _common(a: tuple[int, ...], b: tuple[int, ...]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
 
 
 class PrefixCache:
@@ -91,7 +84,7 @@ class PrefixCache:
                 pos += len(seg)
                 node = child
                 continue
-            m = _common(seg, key[pos : pos + len(seg)])
+            m = common_prefix(seg, key[pos : pos + len(seg)])
             path.append((child, m))  # m >= 1: the child was found by its first token
             pos += m
             break
