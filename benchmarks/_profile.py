@@ -58,7 +58,8 @@ def plain_forward_rate(llm: Any, prompts: list[list[int]], batch: int = 8, sampl
     if len(uniq) > sample:
         step = len(uniq) / sample
         uniq = [uniq[int(i * step)] for i in range(sample)]
-    model = AutoModelForCausalLM.from_pretrained(str(llm._resolved_dir()), dtype=torch.float32, use_safetensors=True)
+    dtype = llm.engine.dtype  # the workload's own precision
+    model = AutoModelForCausalLM.from_pretrained(str(llm._resolved_dir()), dtype=dtype, use_safetensors=True)
     model.eval()
     pad = llm.engine.pad_id
     with torch.inference_mode():

@@ -72,12 +72,13 @@ async def main() -> None:
     ap.add_argument("--culture", default="JPN")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ref-prompts", type=int, default=48, help="prompts in the plain-forward reference sample")
+    ap.add_argument("--dtype", default=None, help="model dtype for both phases (default: the engine's, float32 on CPU)")
     ap.add_argument("--quick", action="store_true", help="8 episodes, 2 of them in the sequential loop")
     a = ap.parse_args()
     if a.quick:
         a.episodes, a.seq_episodes, a.ref_prompts = 8, a.seq_episodes or 2, 16
 
-    llm = load_model(a.model, cache=False)
+    llm = load_model(a.model, cache=False, **({"dtype": a.dtype} if a.dtype else {}))
     rec = Recorder(llm)
     await llm.chat([{"role": "user", "content": "Hello"}], GenParams(max_tokens=4))  # load weights, warm up
     cfg = RoleplayConfig(
@@ -98,7 +99,7 @@ async def main() -> None:
     conc_prompts = rec.prompts[p0:p1]
     plain = plain_forward_rate(llm, conc_prompts, sample=a.ref_prompts)
     c_rate, s_rate = c_tok / c_s, s_tok / s_s
-    print(f"model={llm.model_id} max_turns={a.max_turns} max_tokens={a.max_tokens}")
+    print(f"model={llm.model_id} dtype={llm.engine.dtype} max_turns={a.max_turns} max_tokens={a.max_tokens}")
     for name, n, turns, ok, tok, secs, rate in (
         ("concurrent", len(keys), c_turns, c_ok, c_tok, c_s, c_rate),
         ("sequential", len(seq_keys), s_turns, s_ok, s_tok, s_s, s_rate),

@@ -287,3 +287,31 @@ def test_lora_adapter_loads_and_changes_outputs(hf: HFModel, tmp_path: Path) -> 
         assert asyncio.run(lora.chat(msgs, GenParams(max_tokens=6))).texts[0] is not None
     finally:
         asyncio.run(lora.aclose())
+
+
+def test_multi_token_options_equal_a_plain_forward_of_prompt_and_option(hf: HFModel) -> None:
+    """Options of 1-4 tokens scored together (one row per prompt, each option masked from the others) give
+    the log-probabilities a plain transformers forward of prompt + option gives, token by token."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    msgs = _m("How do you greet an elder you meet for the first time?")
+    options = [" bow", " shake hands", " non-verbal communication", " say good morning politely"]
+    lens = [len(hf.encode(o)) for o in options]
+    assert len(set(lens)) >= 3 and max(lens) >= 4  # options of different lengths share one row
+
+    async def each() -> list:
+        return list(await asyncio.gather(*[hf.continuation_logprobs(msgs, o) for o in options]))
+
+    scored = asyncio.run(each())  # concurrent: one scoring batch, option tails packed per prompt
+    plain = AutoModelForCausalLM.from_pretrained(str(hf._resolved_dir()), dtype=torch.float32)
+    prompt = hf.encode(hf.prompt_text(msgs))
+    for opt, toks in zip(options, scored, strict=True):
+        ids = prompt + hf.encode(opt)
+        with torch.inference_mode():
+            lp = torch.log_softmax(plain(input_ids=torch.tensor([ids])).logits[0].float(), dim=-1)
+        ref = [float(lp[len(prompt) - 1 + t, ids[len(prompt) + t]]) for t in range(len(ids) - len(prompt))]
+        assert len(toks) == len(ref), opt
+        assert max(abs(a.logprob - b) for a, b in zip(toks, ref, strict=True)) < 1e-4, opt
+    probs = asyncio.run(hf.score_options(msgs, options))
+    assert max(abs(a - b) for a, b in zip(probs, _normalised_continuation_probs(hf, msgs, options), strict=True)) < 1e-4

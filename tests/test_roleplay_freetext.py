@@ -101,11 +101,19 @@ def test_planted_echo_of_the_action_type_help_is_rejected_and_counted(store):
 
 def test_planted_echo_on_the_free_text_path_is_rejected_and_a_good_answer_kept(run_dir):
     first = "Good evening! Could we talk about the noise for a moment?"
-    answers = iter([HELP, first, HELP, first, "Of course, I will play more quietly after nine."])
-    llm = MockLLM(lambda _m, _p: next(answers), option_probs=_speak_only)
+    cfg = RoleplayConfig(samples=1, max_turns=2, progress=False, turn_format="freetext")
+    # the reply of attempt k of turn t (attempts after the first are asked at once: the answer depends on
+    # the attempt's seed, not on the order the calls arrive in)
+    answers = {0: [HELP, first, "unused"], 1: [HELP, first, "Of course, I will play more quietly after nine."]}
+
+    def reply(messages: Any, params: Any) -> str:
+        turn = 1 if any(first in str(m.get("content", "")) for m in messages) else 0
+        base = cfg.turn_seed("JPN/t-001/s0", turn)
+        return answers[turn][(params.seed - base) // 7919]
+
+    llm = MockLLM(reply, option_probs=_speak_only)
     with RunStore(run_dir) as store:
         seed_store(store, ["JPN/t-001"])
-        cfg = RoleplayConfig(samples=1, max_turns=2, progress=False, turn_format="freetext")
         s = asyncio.run(simulate(store, llm, cfg))
         turns = stored_turns(store, "JPN/t-001/s0")
         rec = store.get("episode", "JPN/t-001/s0")

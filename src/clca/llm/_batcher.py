@@ -9,7 +9,8 @@ How requests get grouped:
     to each event loop in one callback, so the woken coroutines submit their next steps together again.
 
 Generation rows and scoring jobs are separate kinds of work; a batch holds one kind (max_batch bounds
-the number of generation rows or scoring jobs per batch).
+the number of generation rows or scoring jobs per batch). While a decoding batch runs, scoring jobs
+queued meanwhile run between two of its steps.
 
 With a `decode` function (the in-process engine), generation is continuous: rows queued while a batch
 decodes join it at its next step (within max_batch rows and max_batch_tokens), each row's result is
@@ -213,6 +214,7 @@ class Batcher:
 
         def admit(live: int) -> list[tuple[_Item, Any]]:
             self._drain()
+            self._score_queued()
             for key in [k for k, it in waiting.items() if it.future.cancelled()]:
                 tokens.pop(key, None)  # cancelled rows leave at this step: their room is free again
             room = self.max_batch - live
@@ -231,6 +233,29 @@ class Batcher:
             self._decode([(it, it.payload) for it in batch], done, admit, lambda it: it.future.cancelled())
         except BaseException as e:  # delivered to every waiting coroutine, never swallowed
             _send([(it, None, e) for it in waiting.values()])
+
+    def _score_queued(self) -> None:
+        """Run the scoring jobs queued now (wherever they are in the backlog) as one batch, between two
+        decoding steps: a caller that scores before it generates (a role-play turn chooses its action type,
+        then writes it) gets its answer within a step instead of waiting for the decoding batch to drain."""
+        if not any(it.kind == "score" for it in self._backlog):
+            return
+        batch: list[_Item] = []
+        rest: deque[_Item] = deque()
+        tokens = 0
+        for it in self._backlog:
+            if it.future.cancelled():
+                continue
+            fits = not batch or tokens + it.cost <= self.max_batch_tokens
+            if it.kind == "score" and len(batch) < self.max_batch and fits:
+                batch.append(it)
+                tokens += it.cost
+            else:
+                rest.append(it)
+        self._backlog.clear()
+        self._backlog.extend(rest)
+        if batch:
+            self._run(batch)
 
     def _take_gen(self, room: int, budget: int) -> list[_Item]:
         """Queued generation rows from the head of the backlog that fit `room` rows and `budget` tokens."""

@@ -88,15 +88,14 @@ class Engine(DecodeLoop, PromptStates):
         prefixes). When a job's continuations start with the same tokens (e.g. " 1" ... " 10" all start with
         a space token), that shared head is appended to the prompt once, not once per continuation. The
         first token after prompt + head is read from that state's next-token distribution, so single-token
-        options cost nothing beyond the prompt; the later tokens of longer continuations are computed in one
-        padded forward pass over those continuations only, on top of their prompt's KV.
+        options cost nothing beyond the prompt; the later tokens of longer continuations are computed by
+        `_tails`, in one forward on top of their prompts' KV.
         """
         if any(not j.prompt_ids for j in jobs):
             raise ValueError("empty prompt")
         t_start = time.perf_counter()
         self.stats.score_calls += 1
         self.stats.score_jobs += len(jobs)
-        dev = self.device
         heads = [shared_head(j.continuations) for j in jobs]
         chain = [[st] for st in self.prompt_states([j.prompt_ids for j in jobs])]  # states after prompt + head[:d]
         for d in range(1, max((len(h) for h in heads), default=0) + 1):
@@ -105,25 +104,8 @@ class Engine(DecodeLoop, PromptStates):
             for ji, st in zip(idx, ext, strict=True):
                 chain[ji].append(st)
         tails = [[c[len(heads[ji]) :] for c in j.continuations] for ji, j in enumerate(jobs)]
-        rows = [(ji, ci) for ji, ts in enumerate(tails) for ci, c in enumerate(ts) if len(c) > 1]
-        rest: torch.Tensor | None = None
-        row_of: dict[tuple[int, int], int] = {}
         t_rest = time.perf_counter()
-        if rows:
-            clen = max(len(tails[ji][ci]) for ji, ci in rows)
-            k = len(rows)
-            feed = torch.full((k, clen - 1), self.pad_id, dtype=torch.long)
-            cmask = torch.zeros((k, clen - 1), dtype=torch.long)
-            for r, (ji, ci) in enumerate(rows):
-                c = tails[ji][ci][:-1]
-                feed[r, : len(c)] = torch.tensor(c, dtype=torch.long)
-                cmask[r, : len(c)] = 1
-                row_of[(ji, ci)] = r
-            plens = [len(jobs[ji].prompt_ids) + len(heads[ji]) for ji, _ in rows]
-            cache, attn, next_pos = assemble(self.config, [chain[ji][-1][0] for ji, _ in rows], plens, clen - 1)
-            attn = torch.cat([attn, cmask.to(dev)], dim=1)
-            pos = next_pos[:, None] + torch.arange(clen - 1, device=dev)[None, :]
-            rest = torch.log_softmax(self._forward(feed.to(dev), attn, pos, cache, 0), dim=-1)
+        rest = self._tails(jobs, heads, tails, [chain[ji][-1][0] for ji in range(len(jobs))])
         self.stats.score_extra_s += time.perf_counter() - t_rest
         out: list[list[list[TokenLogprob]]] = [[[] for _ in j.continuations] for j in jobs]
         for ji, job in enumerate(jobs):
@@ -132,8 +114,51 @@ class Engine(DecodeLoop, PromptStates):
             for ci, cont in enumerate(job.continuations):
                 toks: list[TokenLogprob] = []
                 for t, tid in enumerate(cont):
-                    row = dists[t] if t <= nh else rest[row_of[(ji, ci)], t - nh - 1]  # type: ignore[index]
+                    row = dists[t] if t <= nh else rest[ji][ci][t - nh - 1]
                     toks.append(TokenLogprob(self._piece(tid), float(row[tid]), self._top(row, job.top_logprobs)))
                 out[ji][ci] = toks
         self.stats.busy_s += time.perf_counter() - t_start
+        return out
+
+    def _tails(
+        self, jobs: list[ScoreJob], heads: list[list[int]], tails: list[list[list[int]]], states: list[Any]
+    ) -> dict[int, dict[int, torch.Tensor]]:
+        """Log-probabilities at the later tokens of multi-token continuations: {job: {continuation: [t, vocab]}}.
+
+        One batch row per job: its continuations' tokens (all but the last of each) one after the other,
+        on top of that job's prompt KV (copied once, not once per continuation), with a mask that lets each
+        continuation see the prompt and its own earlier tokens only, and positions that restart after the
+        prompt for each continuation, so each is computed exactly as if it were alone after the prompt.
+        """
+        dev = self.device
+        pieces = {ji: [(ci, t[:-1]) for ci, t in enumerate(ts) if len(t) > 1] for ji, ts in enumerate(tails)}
+        pieces = {ji: ps for ji, ps in pieces.items() if ps}
+        if not pieces:
+            return {}
+        order = list(pieces)
+        plens = [len(jobs[ji].prompt_ids) + len(heads[ji]) for ji in order]
+        width = max(sum(len(c) for _, c in pieces[ji]) for ji in order)
+        cache, pmask, _ = assemble(self.config, [states[ji] for ji in order], plens, width)
+        n, p = len(order), pmask.shape[1]
+        feed = torch.full((n, width), self.pad_id, dtype=torch.long)
+        pos = torch.zeros((n, width), dtype=torch.long)
+        mask = torch.zeros((n, 1, width, p + width), dtype=torch.bool)
+        mask[:, 0, :, :p] = pmask.bool()[:, None, :]  # every query sees its prompt (padding queries too)
+        spans: dict[tuple[int, int], int] = {}
+        for r, ji in enumerate(order):
+            off = 0
+            for ci, c in pieces[ji]:
+                m = len(c)
+                feed[r, off : off + m] = torch.tensor(c, dtype=torch.long)
+                pos[r, off : off + m] = plens[r] + torch.arange(m)
+                mask[r, 0, off : off + m, p + off : p + off + m] = torch.ones((m, m), dtype=torch.bool).tril()
+                spans[(ji, ci)] = off
+                off += m
+            pos[r, off:] = plens[r]
+        logits = self._forward(feed.to(dev), mask.to(dev), pos.to(dev), cache, 0)
+        out: dict[int, dict[int, torch.Tensor]] = {}
+        for r, ji in enumerate(order):
+            for ci, c in pieces[ji]:
+                off = spans[(ji, ci)]
+                out.setdefault(ji, {})[ci] = torch.log_softmax(logits[r, off : off + len(c)], dim=-1)
         return out

@@ -166,60 +166,32 @@ class _ReservedLayer(DynamicLayer):
         raise NotImplementedError("a reserved decoding cache is never cropped")
 
 
-def join_rows(
-    config: Any,
-    cache: DynamicCache | None,
-    attn: torch.Tensor | None,
-    rows: list[Segs],
-    lengths: list[int],
-    reserve: int,
-) -> tuple[DynamicCache, torch.Tensor]:
-    """A decoding cache holding the rows of `cache` (may be None) followed by new rows (segmented KV).
+class PlainBatch:
+    """A decoding batch over a stock transformers cache (models with sliding-window layers): rows leave
+    by `index_select` of the whole batch and none join while it runs (`joinable` is False)."""
 
-    Every row stays left-padded: the new width is the larger of the running batch's width and the
-    longest new row; the running rows move right when a longer row joins. Returns (cache with room for
-    `reserve` more positions, attention mask over the cached positions).
-    """
-    if cache is None or attn is None:
-        cache, attn, _ = assemble(config, list(rows), lengths, reserve)
-        return cache, attn
-    old_w = attn.shape[1]
-    width = max(old_w, *lengths)
-    b, n = attn.shape[0], len(rows)
-    layers = []
-    for li, layer in enumerate(cache.layers):
-        pair = []
-        for which, cur in enumerate((layer.keys, layer.values)):
-            buf = cur.new_zeros((b + n, cur.shape[1], width + reserve, cur.shape[3]))
-            buf[:b, :, width - old_w : width] = cur
-            for i, segs in enumerate(rows):
-                off = width - lengths[i]
-                for seg in segs:
-                    t = seg[li][which]
-                    buf[b + i, :, off : off + t.shape[-2]] = t[0]
-                    off += t.shape[-2]
-            pair.append(buf)
-        layers.append(_ReservedLayer.over(pair[0], pair[1], width))
-    out = DynamicCache(config=config)
-    out.layers = layers
-    mask = torch.zeros((b + n, width), dtype=attn.dtype, device=attn.device)
-    mask[:b, width - old_w :] = attn
-    for i, length in enumerate(lengths):
-        mask[b + i, width - length :] = 1
-    return out, mask
+    joinable = False
 
+    def __init__(self, config: Any, rows: list[Segs], lengths: list[int], reserve: int) -> None:
+        self.cache, self.attn, _ = assemble(config, list(rows), lengths, reserve)
 
-def select_rows(cache: DynamicCache, attn: torch.Tensor, keep: torch.Tensor, width: int) -> torch.Tensor:
-    """Keep only rows `keep` of a reserved decoding cache and its last `width` columns; returns the new mask."""
-    drop = attn.shape[1] - width
-    for layer in cache.layers:
-        if isinstance(layer, _ReservedLayer):
-            layer.select(keep, drop)
-        else:
-            layer.batch_select_indices(keep)
-    return attn[keep, drop:]
+    def join(self, rows: list[Segs], lengths: list[int], reserve: int) -> None:
+        raise RuntimeError("rows cannot join a decoding batch over a stock cache")
 
+    def retire(self, keep: list[int], width: int) -> list[int]:
+        sel = torch.tensor(keep, dtype=torch.long, device=self.attn.device)
+        drop = self.attn.shape[1] - min(width, self.attn.shape[1])
+        for layer in self.cache.layers:
+            if isinstance(layer, _ReservedLayer):
+                layer.select(sel, drop)
+            else:
+                layer.batch_select_indices(sel)
+        self.attn = self.attn[sel, drop:]
+        return keep
 
-def joinable(cache: DynamicCache) -> bool:
-    """Whether rows can join or leave this decoding cache (every layer a plain reserved layer)."""
-    return all(isinstance(layer, _ReservedLayer) for layer in cache.layers)
+    def mask(self, lengths: torch.Tensor, extra: int = 0) -> torch.Tensor:
+        """The mask for the next forward (`extra` new columns); rows are left-padded, so `lengths` is implied."""
+        if extra:
+            ones = torch.ones((self.attn.shape[0], extra), dtype=self.attn.dtype, device=self.attn.device)
+            self.attn = torch.cat([self.attn, ones], dim=1)
+        return self.attn

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 MIN_PREFIX_REUSE = 16  # a shared prefix shorter than this is not worth a separate forward
 
 
@@ -19,39 +21,52 @@ def shared_head(conts: list[list[int]], limit: int = 8) -> list[int]:
     return head
 
 
-def shared_prefix_groups(
-    keys: list[tuple[int, ...]],
-) -> tuple[list[tuple[tuple[int, ...], list[tuple[int, ...]]]], list[tuple[int, ...]]]:
-    """Group prompts (sorted, adjacent) that share a prefix of at least MIN_PREFIX_REUSE tokens.
+@dataclass(frozen=True)
+class Step:
+    """One computation of a prefix plan: `key` (a prompt, or a prefix several prompts share), computed on
+    top of the state of `parent` (a shared prefix computed at an earlier level) or from scratch (None)."""
 
-    Returns ([(shared prefix, member prompts)], prompts in no group). A prefix is always shorter than each
-    of its members, so every member has at least one token of its own to compute. A prompt does not join
-    a group of two or more if that would cut the group's shared prefix to less than half (a second
-    prompt always joins a lone first one when they share enough: before it there is no shared prefix
-    to protect, only the first prompt's own length).
+    key: tuple[int, ...]
+    parent: tuple[int, ...] | None
+
+
+def prefix_plan(keys: list[tuple[int, ...]]) -> list[list[Step]]:
+    """Levels of computations that give every prompt in `keys` while computing each shared token once.
+
+    The prompts' token trie is walked from the root: where two or more prompts share at least
+    MIN_PREFIX_REUSE tokens beyond what is computed already, that shared prefix is one step (on top of
+    its parent), and the walk goes on below it; a prompt is computed on top of the deepest shared prefix
+    it lies under. A step's level is one more than its parent's, so each level is one batch of forwards
+    whose parents are all ready. A shared prefix is always shorter than each of its prompts (every prompt
+    keeps at least one token of its own). Duplicate keys must be removed before.
     """
-    groups: list[tuple[tuple[int, ...], list[tuple[int, ...]]]] = []
-    alone: list[tuple[int, ...]] = []
-    cur: list[tuple[int, ...]] = []
-    plen = 0
+    levels: list[list[Step]] = []
 
-    def close() -> None:
-        if len(cur) > 1:
-            groups.append((cur[0][:plen], list(cur)))
-        else:
-            alone.extend(cur)
+    def add(level: int, step: Step) -> None:
+        while len(levels) <= level:
+            levels.append([])
+        levels[level].append(step)
 
-    for key in sorted(keys):
-        if cur:
-            n = min(common_prefix(cur[-1], key), plen, len(key) - 1)
-            if n >= MIN_PREFIX_REUSE and (len(cur) == 1 or 2 * n >= plen):  # join unless it halves a shared prefix
-                cur.append(key)
-                plen = n
-                continue
-            close()
-        cur, plen = [key], len(key) - 1
-    close()
-    return groups, alone
+    def split(group: list[tuple[int, ...]], parent: tuple[int, ...] | None, level: int) -> None:
+        base = len(parent) if parent else 0
+        i = 0
+        while i < len(group):
+            j, shared = i + 1, len(group[i]) - 1
+            while j < len(group):
+                n = min(common_prefix(group[j - 1], group[j]), shared, len(group[j]) - 1)
+                if n < base + MIN_PREFIX_REUSE:
+                    break
+                shared, j = n, j + 1
+            if j - i > 1:
+                node = group[i][:shared]
+                add(level, Step(node, parent))
+                split(group[i:j], node, level + 1)
+            else:
+                add(level, Step(group[i], parent))
+            i = j
+
+    split(sorted(keys), None, 0)
+    return levels
 
 
 def common_prefix(a: tuple[int, ...], b: tuple[int, ...]) -> int:

@@ -1,7 +1,7 @@
 """The engine's decoding loop: one left-padded batch that rows join and leave at every step.
 
 Rows arrive with their prompts; the prompts are computed (`_prompt_states.PromptStates`, reusing cached
-prefixes) and their KV joins the running batch's reserved cache (`_kvcache.join_rows`). Each step chooses
+prefixes) and their KV joins the running batch's cache (`_slots.SlotBatch`). Each step chooses
 one token per row (`_sampler.choose`), retires rows that finished (their outputs delivered at once, so
 their callers can send the next request while the others decode) or whose callers are gone, and runs one
 forward for the rows left.
@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 
-from ._kvcache import join_rows, joinable, select_rows
+from ._kvcache import PlainBatch
 from ._protocol import TokenLogprob
 from ._rows import EngineStats, GenOut, GenRow
 from ._sampler import choose, uniforms
+from ._slots import SlotBatch, slots_supported
 
 
 @dataclass
@@ -82,14 +83,25 @@ class DecodeLoop:
         dev = self.device
         eos = torch.tensor(self.eos_ids, dtype=torch.long, device=dev) if self.eos_ids else None
         live: list[_Live] = []
-        cache: Any = None
-        attn = next_pos = logits = None
+        batch: Any = None  # SlotBatch | PlainBatch
+        next_pos = logits = None
         pending = first
         in_loop = 0.0  # time in _join (prompt forwards, prefix cache, joining): not decoding
+        outside = 0.0  # time in admit (scoring jobs run between steps count their own time)
+
+        def take(n_live: int) -> list[tuple[Any, GenRow]]:
+            nonlocal outside
+            if admit is None:
+                return []
+            t = time.perf_counter()
+            got = admit(n_live)
+            outside += time.perf_counter() - t
+            return got
+
         while True:
             if pending:
                 t_join, pre = time.perf_counter(), st_.prefill_s + st_.cache_s
-                joined, cache, attn, next_pos, logits = self._join(pending, live, cache, attn, next_pos, logits)
+                joined, batch, next_pos, logits = self._join(pending, live, batch, next_pos, logits)
                 spent = time.perf_counter() - t_join
                 in_loop += spent
                 st_.join_s += spent - (st_.prefill_s + st_.cache_s - pre)
@@ -101,12 +113,12 @@ class DecodeLoop:
                         lv.finish = "cancelled"
                         st_.cancelled_rows += 1
             if any(lv.finish for lv in live):
-                live, attn, next_pos, logits = self._retire(live, cache, attn, next_pos, logits, done)
+                live, next_pos, logits, _ = self._retire(live, batch, next_pos, logits, done)
             if not live:
-                pending = admit(0) if admit is not None else []
+                pending = take(0)
                 if not pending:
                     break
-                cache = None
+                batch = None
                 continue
             chosen = choose(live, logits, eos)
             self._take_tokens(live, chosen, logits)
@@ -114,33 +126,37 @@ class DecodeLoop:
             st_.decode_row_steps += len(live)
             st_.generated_tokens += len(live)
             if any(lv.finish for lv in live):
-                keep = [j for j, lv in enumerate(live) if not lv.finish]
-                live, attn, next_pos, logits = self._retire(live, cache, attn, next_pos, logits, done)
-                chosen = chosen[torch.tensor(keep, dtype=torch.long, device=dev)] if live else chosen[:0]
-            if admit is not None and (not live or joinable(cache)):  # else new rows wait for an empty batch
-                pending = admit(len(live))
+                live, next_pos, logits, order = self._retire(live, batch, next_pos, logits, done)
+                chosen = chosen[torch.tensor(order, dtype=torch.long, device=dev)] if live else chosen[:0]
+            if admit is not None and (not live or batch.joinable):  # else new rows wait for an empty batch
+                pending = take(len(live))
             if not live:
                 if not pending:
                     break
-                cache = None
+                batch = None
                 continue
-            attn = torch.cat([attn, torch.ones((len(live), 1), dtype=attn.dtype, device=dev)], dim=1)
-            logits = self._forward(chosen[:, None], attn, next_pos[:, None], cache, 1)[:, -1, :]
+            attn = batch.mask(next_pos + 1, 1)
+            logits = self._forward(chosen[:, None], attn, next_pos[:, None], batch.cache, 1)[:, -1, :]
             next_pos = next_pos + 1
         now = time.perf_counter()
-        st_.decode_s += now - t_start - in_loop
-        st_.busy_s += now - t_start
+        st_.decode_s += now - t_start - in_loop - outside
+        st_.busy_s += now - t_start - outside
 
     def _join(
-        self, rows: list[tuple[Any, GenRow]], live: list[_Live], cache: Any, attn: Any, next_pos: Any, logits: Any
-    ) -> tuple[list[_Live], Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+        self, rows: list[tuple[Any, GenRow]], live: list[_Live], batch: Any, next_pos: Any, logits: Any
+    ) -> tuple[list[_Live], Any, torch.Tensor, torch.Tensor]:
         """Compute the prompts of new rows and add them to the running batch (after the rows in it)."""
         self.stats.gen_rows += len(rows)
         states = self.prompt_states([r.prompt_ids for _, r in rows])
         lengths = [len(r.prompt_ids) for _, r in rows]
         reserve = max(r.max_tokens for _, r in rows)
         reserve = max([reserve, *(lv.row.max_tokens - len(lv.ids) for lv in live)])
-        cache, attn = join_rows(self.config, cache, attn, [st[0] for st in states], lengths, reserve)
+        segs = [st[0] for st in states]
+        if batch is None:
+            kind = SlotBatch if slots_supported(self.config) else PlainBatch
+            batch = kind(self.config, segs, lengths, reserve)
+        else:
+            batch.join(segs, lengths, reserve)
         new_pos = torch.tensor(lengths, dtype=torch.long, device=self.device)
         new_logits = torch.stack([st[1] for st in states])
         next_pos = new_pos if next_pos is None else torch.cat([next_pos, new_pos])
@@ -151,29 +167,28 @@ class DecodeLoop:
             if r.max_tokens <= 0:
                 lv.finish = "length"
             joined.append(lv)
-        return joined, cache, attn, next_pos, logits
+        return joined, batch, next_pos, logits
 
     def _retire(
         self,
         live: list[_Live],
-        cache: Any,
-        attn: Any,
+        batch: Any,
         next_pos: Any,
         logits: Any,
         done: Callable[[list[tuple[Any, GenOut]]], None],
-    ) -> tuple[list[_Live], Any, Any, Any]:
-        """Deliver finished rows and drop them (and columns only padding is left in) from the batch."""
+    ) -> tuple[list[_Live], Any, Any, list[int]]:
+        """Deliver finished rows and drop them (and columns only padding is left in) from the batch; the
+        rows left may come in a new order (returned: each new row's old index)."""
         keep = [j for j, lv in enumerate(live) if not lv.finish]
         finished = [(lv.key, self._finish(lv)) for lv in live if lv.finish and lv.finish != "cancelled"]
         if finished:
             done(finished)
         if not keep:
-            return [], None, None, None
-        sel = torch.tensor(keep, dtype=torch.long, device=self.device)
-        next_pos = next_pos[sel]
-        width = int(next_pos.max())
-        attn = select_rows(cache, attn, sel, min(width, attn.shape[1]))
-        return [live[j] for j in keep], attn, next_pos, logits[sel]
+            return [], None, None, []
+        width = int(next_pos[torch.tensor(keep, dtype=torch.long, device=self.device)].max())
+        order = batch.retire(keep, width)
+        sel = torch.tensor(order, dtype=torch.long, device=self.device)
+        return [live[j] for j in order], next_pos[sel], logits[sel], order
 
     def _take_tokens(self, live: list[_Live], chosen: torch.Tensor, logits: torch.Tensor) -> None:
         """Append each row's chosen token (and logprobs when asked) and mark rows that finish."""

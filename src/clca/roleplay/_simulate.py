@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -10,7 +11,7 @@ from typing import Any
 from ..echo import EchoError, echo_problem
 from ..errors import BackendError, DataError, RunMismatchError, StructuredOutputError
 from ..failures import failure_reason
-from ..llm import LLM, GenParams
+from ..llm import LLM, ChatResult, GenParams
 from ..records import ScenarioView
 from ..runner import RunSummary, run_items
 from ..store import RunStore
@@ -202,9 +203,21 @@ class _Simulator:
             messages = [*messages, {"role": "assistant", "content": reply_prefill(name, ask)}]
         reasons: list[str] = []
         echoed = False
-        for k in range(cfg.structured_attempts):
+
+        async def attempt(k: int) -> ChatResult:
             seed = None if params.seed is None else params.seed + 7919 * k
-            res = await llm.chat(messages, replace(params, seed=seed, stop=stops_for(action_type)))
+            return await llm.chat(messages, replace(params, seed=seed, stop=stops_for(action_type)))
+
+        # the first attempt alone; if it fails, the other attempts at once (they differ only by their seeds,
+        # so this picks the same reply as asking them one by one, without making the episode wait for each)
+        replies: list[ChatResult | BaseException] = []
+        for k in range(cfg.structured_attempts):
+            if k == len(replies):
+                more = range(k, cfg.structured_attempts) if k else range(1)
+                replies += await asyncio.gather(*(attempt(j) for j in more), return_exceptions=True)
+            res = replies[k]
+            if isinstance(res, BaseException):
+                raise res
             argument = parse_argument(res.text, action_type, name, prefilled=prefilled)
             try:
                 action = AgentAction(action_type=action_type, argument=argument)
