@@ -51,7 +51,7 @@ from lm_eval.models.huggingface import HFLM
 cfg = json.load(open(sys.argv[1]))
 if cfg.get("threads"):
     torch.set_num_threads(cfg["threads"])
-lm = HFLM(pretrained=cfg["model_dir"], device="cpu", batch_size=cfg["batch_size"], dtype="float32")
+lm = HFLM(pretrained=cfg["model_dir"], device="cpu", batch_size=cfg["batch_size"], dtype=cfg["dtype"])
 reqs = [Instance(request_type="loglikelihood", doc={}, arguments=(ctx, cont), idx=k)
         for k, (ctx, cont) in enumerate(cfg["requests"])]
 lm.loglikelihood(reqs[: min(4, len(reqs))], disable_tqdm=True)  # warm-up
@@ -86,14 +86,21 @@ def build_prompts(n_personas: int, n_items: int) -> list[tuple]:
 
 
 async def run_clca(
-    model: str, prompts: list[tuple], mode: str, samples: int, concurrency: int, threads: int | None, profile: bool
+    model: str,
+    prompts: list[tuple],
+    mode: str,
+    samples: int,
+    concurrency: int,
+    threads: int | None,
+    profile: bool,
+    dtype: str = "float32",
 ) -> float:
     from _profile import Recorder, plain_forward_rate, report
 
     from clca.llm import load_model
     from clca.wvs import ask
 
-    llm = load_model(model, cache=False, **({"torch_threads": threads} if threads else {}))
+    llm = load_model(model, cache=False, dtype=dtype, **({"torch_threads": threads} if threads else {}))
     rec = Recorder(llm)
     sem = asyncio.Semaphore(concurrency)
 
@@ -129,7 +136,7 @@ async def run_clca(
     return secs
 
 
-def run_lmeval(prompts: list[tuple], batch_size: int, threads: int | None) -> float:
+def run_lmeval(prompts: list[tuple], batch_size: int, threads: int | None, dtype: str = "float32") -> float:
     from transformers import AutoTokenizer
 
     from clca.llm import embedded_model_dir
@@ -144,7 +151,8 @@ def run_lmeval(prompts: list[tuple], batch_size: int, threads: int | None) -> fl
         requests += [(ctx, str(k + 1)) for k in range(it.scale_length)]
     py = ensure_lmeval()
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
-        json.dump({"model_dir": str(model_dir), "batch_size": batch_size, "requests": requests, "threads": threads}, fh)
+        json.dump({"model_dir": str(model_dir), "batch_size": batch_size, "requests": requests, "threads": threads,
+                   "dtype": dtype}, fh)  # fmt: skip
         cfg = fh.name
     try:
         out = subprocess.run([str(py), "-c", _LMEVAL_CHILD, cfg], capture_output=True, text=True,
@@ -167,6 +175,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=16, help="lm-eval HFLM batch size")
     ap.add_argument("--threads", type=int, default=None, help="torch threads for clca and lm-eval (default: torch's)")
+    ap.add_argument("--dtype", default="float32", help="model dtype of clca and lm-eval alike (e.g. bfloat16)")
     ap.add_argument("--skip-lmeval", action="store_true", help="last line is then the logprobs/generate ratio")
     ap.add_argument("--skip-generate", action="store_true")
     ap.add_argument("--quick", action="store_true", help="12 items, 2 prompts x 10 samples in generate mode")
@@ -176,20 +185,23 @@ def main() -> None:
 
     prompts = build_prompts(args.personas, args.items)
     n = len(prompts)
-    t_lp = asyncio.run(run_clca(args.model, prompts, "logprobs", 1, args.concurrency, args.threads, True))
+    print(f"dtype={args.dtype}")
+    t_lp = asyncio.run(run_clca(args.model, prompts, "logprobs", 1, args.concurrency, args.threads, True, args.dtype))
     lp = n / t_lp
     print(f"clca logprobs:  {n} prompts in {t_lp:.2f}s = {lp:.2f} prompts/s")
     gp = math.nan
     if not args.skip_generate:
         gen = prompts[: args.gen_prompts]
-        t_gen = asyncio.run(run_clca(args.model, gen, "generate", args.samples, args.concurrency, args.threads, False))
+        t_gen = asyncio.run(
+            run_clca(args.model, gen, "generate", args.samples, args.concurrency, args.threads, False, args.dtype)
+        )
         gp = len(gen) / t_gen
         print(f"clca generate:  {len(gen)} prompts x {args.samples} samples in {t_gen:.2f}s = {gp:.3f} prompts/s")
         print(f"logprobs vs generate: {lp / gp:.1f}x")
     if args.skip_lmeval:
         print(f"ratio={lp / gp:.3f}")
         return
-    t_lm = run_lmeval(prompts, args.batch_size, args.threads)
+    t_lm = run_lmeval(prompts, args.batch_size, args.threads, args.dtype)
     lm = n / t_lm
     print(f"lm-eval HFLM:   {n} prompts in {t_lm:.2f}s = {lm:.2f} prompts/s")
     print(f"ratio={lp / lm:.3f}")

@@ -16,9 +16,8 @@ from typing import Any
 
 import torch
 
-from ._kvcache import assemble, new_cache
+from ._kvcache import new_cache, seg_slice
 from ._loader import load
-from ._prefix import shared_head
 from ._prompt_states import PromptStates, State
 from ._protocol import TokenLogprob
 from ._radix import PrefixCache
@@ -84,81 +83,50 @@ class Engine(DecodeLoop, PromptStates):
     def score(self, jobs: list[ScoreJob]) -> list[list[list[TokenLogprob]]]:
         """Per-token logprobs of every continuation of every job.
 
-        The prompts of all jobs are computed together (`prompt_states`: batched, reusing cached and shared
-        prefixes). When a job's continuations start with the same tokens (e.g. " 1" ... " 10" all start with
-        a space token), that shared head is appended to the prompt once, not once per continuation. The
-        first token after prompt + head is read from that state's next-token distribution, so single-token
-        options cost nothing beyond the prompt; the later tokens of longer continuations are computed by
-        `_tails`, in one forward on top of their prompts' KV.
+        The prompts of all jobs are computed together (`prompt_states_with`: batched, reusing cached and
+        shared prefixes). The first token of every continuation is read from the distribution after its
+        prompt, so single-token options cost nothing beyond the prompt; the later tokens of longer
+        continuations are computed in the same forward as their prompt, as branches after it that see the
+        prompt and their own earlier tokens only (no second forward, no copy of the prompt's KV per option).
+        A prompt that came whole from the prefix cache has its branches computed on top of the cached KV.
         """
         if any(not j.prompt_ids for j in jobs):
             raise ValueError("empty prompt")
         t_start = time.perf_counter()
         self.stats.score_calls += 1
         self.stats.score_jobs += len(jobs)
-        heads = [shared_head(j.continuations) for j in jobs]
-        chain = [[st] for st in self.prompt_states([j.prompt_ids for j in jobs])]  # states after prompt + head[:d]
-        for d in range(1, max((len(h) for h in heads), default=0) + 1):
-            idx = [ji for ji, h in enumerate(heads) if len(h) >= d]
-            ext = self.prompt_states([jobs[ji].prompt_ids + heads[ji][:d] for ji in idx])
-            for ji, st in zip(idx, ext, strict=True):
-                chain[ji].append(st)
-        tails = [[c[len(heads[ji]) :] for c in j.continuations] for ji, j in enumerate(jobs)]
+        pieces = [[c[:-1] for c in j.continuations if len(c) > 1] for j in jobs]
+        states, reads = self.prompt_states_with([j.prompt_ids for j in jobs], pieces)
         t_rest = time.perf_counter()
-        rest = self._tails(jobs, heads, tails, [chain[ji][-1][0] for ji in range(len(jobs))])
+        missing = [ji for ji, r in enumerate(reads) if r is None and pieces[ji]]  # prompts not computed here
+        late = self._tails([jobs[ji] for ji in missing], [states[ji][0] for ji in missing])
         self.stats.score_extra_s += time.perf_counter() - t_rest
+        rest: dict[int, dict[int, torch.Tensor]] = {}
+        for ji, job in enumerate(jobs):
+            got = late[missing.index(ji)] if ji in missing else reads[ji] or []
+            multi = [ci for ci, c in enumerate(job.continuations) if len(c) > 1]
+            rest[ji] = dict(zip(multi, got, strict=True))
         out: list[list[list[TokenLogprob]]] = [[[] for _ in j.continuations] for j in jobs]
         for ji, job in enumerate(jobs):
-            dists = torch.log_softmax(torch.stack([st[1] for st in chain[ji]]), dim=-1)  # one per head position
-            nh = len(heads[ji])
+            first = torch.log_softmax(states[ji][1], dim=-1)  # the distribution after the prompt
             for ci, cont in enumerate(job.continuations):
                 toks: list[TokenLogprob] = []
                 for t, tid in enumerate(cont):
-                    row = dists[t] if t <= nh else rest[ji][ci][t - nh - 1]
+                    row = first if t == 0 else rest[ji][ci][t - 1]
                     toks.append(TokenLogprob(self._piece(tid), float(row[tid]), self._top(row, job.top_logprobs)))
                 out[ji][ci] = toks
         self.stats.busy_s += time.perf_counter() - t_start
         return out
 
-    def _tails(
-        self, jobs: list[ScoreJob], heads: list[list[int]], tails: list[list[list[int]]], states: list[Any]
-    ) -> dict[int, dict[int, torch.Tensor]]:
-        """Log-probabilities at the later tokens of multi-token continuations: {job: {continuation: [t, vocab]}}.
-
-        One batch row per job: its continuations' tokens (all but the last of each) one after the other,
-        on top of that job's prompt KV (copied once, not once per continuation), with a mask that lets each
-        continuation see the prompt and its own earlier tokens only, and positions that restart after the
-        prompt for each continuation, so each is computed exactly as if it were alone after the prompt.
-        """
-        dev = self.device
-        pieces = {ji: [(ci, t[:-1]) for ci, t in enumerate(ts) if len(t) > 1] for ji, ts in enumerate(tails)}
-        pieces = {ji: ps for ji, ps in pieces.items() if ps}
-        if not pieces:
-            return {}
-        order = list(pieces)
-        plens = [len(jobs[ji].prompt_ids) + len(heads[ji]) for ji in order]
-        width = max(sum(len(c) for _, c in pieces[ji]) for ji in order)
-        cache, pmask, _ = assemble(self.config, [states[ji] for ji in order], plens, width)
-        n, p = len(order), pmask.shape[1]
-        feed = torch.full((n, width), self.pad_id, dtype=torch.long)
-        pos = torch.zeros((n, width), dtype=torch.long)
-        mask = torch.zeros((n, 1, width, p + width), dtype=torch.bool)
-        mask[:, 0, :, :p] = pmask.bool()[:, None, :]  # every query sees its prompt (padding queries too)
-        spans: dict[tuple[int, int], int] = {}
-        for r, ji in enumerate(order):
-            off = 0
-            for ci, c in pieces[ji]:
-                m = len(c)
-                feed[r, off : off + m] = torch.tensor(c, dtype=torch.long)
-                pos[r, off : off + m] = plens[r] + torch.arange(m)
-                mask[r, 0, off : off + m, p + off : p + off + m] = torch.ones((m, m), dtype=torch.bool).tril()
-                spans[(ji, ci)] = off
-                off += m
-            pos[r, off:] = plens[r]
-        logits = self._forward(feed.to(dev), mask.to(dev), pos.to(dev), cache, 0)
-        out: dict[int, dict[int, torch.Tensor]] = {}
-        for r, ji in enumerate(order):
-            for ci, c in pieces[ji]:
-                off = spans[(ji, ci)]
-                out.setdefault(ji, {})[ci] = torch.log_softmax(logits[r, off : off + len(c)], dim=-1)
-        return out
+    def _tails(self, jobs: list[ScoreJob], states: list[Any]) -> list[list[torch.Tensor]]:
+        """The later tokens' log-probabilities of multi-token continuations of prompts whose state came from
+        the cache (no forward of their own to read them in): one [len - 1, vocab] tensor per such
+        continuation, in order, computed as branches of a one-token prompt forward on top of the cached KV."""
+        if not jobs:
+            return []
+        items = [
+            (tuple(j.prompt_ids), len(j.prompt_ids) - 1, seg_slice(st, 0, len(j.prompt_ids) - 1),
+             [c[:-1] for c in j.continuations if len(c) > 1])
+            for j, st in zip(jobs, states, strict=True)
+        ]  # fmt: skip
+        return [reads for _, reads in self._prefill(items)]

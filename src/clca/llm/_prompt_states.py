@@ -15,6 +15,7 @@ from ._radix import PrefixCache
 from ._rows import EngineStats
 
 State = tuple[Segs, torch.Tensor]  # (KV of a prompt as segments, logits after its last token)
+Item = tuple[tuple[int, ...], int, "Segs | None", list[list[int]]]  # (prompt, tokens reused, their KV, branches)
 #: most (padded) new tokens in one prompt forward: larger batches are slower per token on a CPU (the
 #: activations stop fitting in cache; 32 x 600 tokens at once: 475 tok/s, 8 x 600: 787 tok/s, measured)
 PREFILL_CHUNK_TOKENS = 2048
@@ -33,14 +34,29 @@ class PromptStates:
     _forward: Callable[..., torch.Tensor]
 
     def prompt_states(self, prompts: list[list[int]]) -> list[State]:
-        """(KV cache with batch 1, logits after the last token) for each prompt.
+        """(KV cache with batch 1, logits after the last token) for each prompt."""
+        return self.prompt_states_with(prompts, None)[0]
+
+    def prompt_states_with(
+        self, prompts: list[list[int]], branches: list[list[list[int]]] | None
+    ) -> tuple[list[State], list[list[torch.Tensor] | None]]:
+        """Prompt states, and the log-probabilities along token sequences that follow each prompt.
 
         Exact hits in the prefix cache (`_radix.PrefixCache`) are reused as they are. The other prompts are
         computed by levels (`_prefix.prefix_plan`): prefixes two or more of them share are computed once,
         each on top of the prefix it extends, and every prompt on top of the deepest shared prefix it has,
         or of a longer prefix the cache holds. Each level is one padded batch of new tokens only.
+
+        `branches[i]` are token sequences to read after prompt i (the options being scored, less their
+        last token): computed in the same forward as the prompt, each seeing the prompt and its own earlier
+        tokens only. Returned per prompt: one [len, vocab] log-softmax per branch, or None when the prompt
+        was not computed here (a cache hit, a repeat): the caller computes those on top of the state.
         """
         t0 = time.perf_counter()
+        want: dict[tuple[int, ...], list[list[int]]] = {}
+        for p, bs in zip(prompts, branches or [[] for _ in prompts], strict=True):
+            if bs:
+                want.setdefault(tuple(p), bs)  # a repeated prompt: the first one's branches are read here
         out: dict[tuple[int, ...], State] = {}
         todo: list[tuple[int, ...]] = []
         seen: set[tuple[int, ...]] = set()
@@ -58,73 +74,112 @@ class PromptStates:
                 todo.append(key)
         self.stats.cache_s += time.perf_counter() - t0
         done: dict[tuple[int, ...], Segs] = {}  # states computed here (shared prefixes and prompts)
+        read: dict[tuple[int, ...], list[torch.Tensor]] = {}
         for level in prefix_plan(todo):
-            items: list[tuple[tuple[int, ...], int, Segs | None]] = []
+            items: list[Item] = []
             for step in level:
                 reuse, kv = (len(step.parent), done[step.parent]) if step.parent else (0, None)
                 cached, ckv = cache.longest(step.key, len(step.key) - 1)
                 if ckv is not None and cached > reuse and cached >= min(MIN_PREFIX_REUSE, len(step.key) - 1):
                     reuse, kv = cached, ckv
-                items.append((step.key, reuse, kv))
-            for (key, reuse, _), st in zip(items, self._prefill(items), strict=True):
+                items.append((step.key, reuse, kv, want.get(step.key, [])))
+            for (key, reuse, _, bs), (st, lps) in zip(items, self._prefill(items), strict=True):
                 self.prefix_hits += reuse
                 done[key] = st[0]
                 out[key] = st
+                if bs:
+                    read[key] = lps
                 self._remember(key, st)
-        return [out[tuple(p)] for p in prompts]
+        got: list[list[torch.Tensor] | None] = []
+        for p in prompts:  # a repeated prompt gets its branches read once (the first time)
+            got.append(read.pop(tuple(p), None) if branches and branches[len(got)] else None)
+        return [out[tuple(p)] for p in prompts], got
 
-    def _prefill(self, items: list[tuple[tuple[int, ...], int, Segs | None]]) -> list[State]:
+    def _prefill(self, items: list[Item]) -> list[tuple[State, list[torch.Tensor]]]:
         """Compute prompts `key` on top of the first `reuse` tokens' cached KV (none when reuse is 0), as batches.
 
         Layout of one batch row: [left-padded cached prefix | left-padded new tokens]; the attention mask hides
         both pads, so every row's last column is its last real token (one logits row per prompt is computed).
         Rows are sorted by new length and split so that padding never more than doubles a chunk's work.
         """
-        order = sorted(range(len(items)), key=lambda i: len(items[i][0]) - items[i][1])
+
+        def work(i: int) -> int:  # new tokens of a row: the prompt's, then its branches'
+            return len(items[i][0]) - items[i][1] + sum(len(b) for b in items[i][3])
+
+        order = sorted(range(len(items)), key=work)
         chunks: list[list[int]] = []
         for i in order:
-            new = len(items[i][0]) - items[i][1]
-            real = new + sum(len(items[j][0]) - items[j][1] for j in chunks[-1]) if chunks else new
+            new = work(i)
+            real = new + sum(work(j) for j in chunks[-1]) if chunks else new
             padded = (len(chunks[-1]) + 1) * new if chunks else new
             if chunks and padded <= 2 * real and padded <= PREFILL_CHUNK_TOKENS:
                 chunks[-1].append(i)
             else:
                 chunks.append([i])
-        out: list[State | None] = [None] * len(items)
+        out: list[tuple[State, list[torch.Tensor]] | None] = [None] * len(items)
         for chunk in chunks:
             for i, st in zip(chunk, self._prefill_batch([items[i] for i in chunk]), strict=True):
                 out[i] = st
         return [st for st in out if st is not None]
 
-    def _prefill_batch(self, items: list[tuple[tuple[int, ...], int, Segs | None]]) -> list[State]:
+    def _prefill_batch(self, items: list[Item]) -> list[tuple[State, list[torch.Tensor]]]:
+        """One forward: each row's new tokens on top of its cached prefix, then its branches (if any).
+
+        Row layout: [left-padded cached prefix | left-padded new tokens | branches one after another, then
+        padding]. Without branches a 2-D mask does (the model adds causality); with them, a 4-D mask lets
+        each branch token see the prompt and the earlier tokens of its own branch only, at the positions it
+        would have right after the prompt.
+        """
         t0 = time.perf_counter()
         dev = self.device
         n = len(items)
-        reuses = [r for _, r, _ in items]
-        news = [len(k) - r for k, r, _ in items]
-        plen, nlen = max(reuses), max(news)
-        ids = torch.full((n, nlen), self.pad_id, dtype=torch.long)
+        reuses = [it[1] for it in items]
+        news = [len(it[0]) - it[1] for it in items]
+        bsum = [sum(len(b) for b in it[3]) for it in items]
+        plen, nlen, blen = max(reuses), max(news), max(bsum)
+        width = nlen + blen
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
         nmask = torch.zeros((n, nlen), dtype=torch.long)
-        pos = torch.zeros((n, nlen), dtype=torch.long)
-        for i, (key, r, _) in enumerate(items):
+        pos = torch.zeros((n, width), dtype=torch.long)
+        for i, (key, r, _, bs) in enumerate(items):
             m = len(key) - r
-            ids[i, nlen - m :] = torch.tensor(key[r:], dtype=torch.long)
+            ids[i, nlen - m : nlen] = torch.tensor(key[r:], dtype=torch.long)
             nmask[i, nlen - m :] = 1
-            pos[i, nlen - m :] = torch.arange(r, r + m)
-        prefixes = [seg_slice(kv, 0, r) if kv is not None and r > 0 else [] for _, r, kv in items]
+            pos[i, nlen - m : nlen] = torch.arange(r, r + m)
+            off = nlen
+            for b in bs:
+                ids[i, off : off + len(b)] = torch.tensor(b, dtype=torch.long)
+                pos[i, off : off + len(b)] = torch.arange(len(key), len(key) + len(b))
+                off += len(b)
+            pos[i, off:] = len(key)
+        prefixes = [seg_slice(kv, 0, r) if kv is not None and r > 0 else [] for _, r, kv, _ in items]
         if plen > 0:
-            cache, pmask, _ = assemble(self.config, prefixes, reuses, nlen)
-            attn = torch.cat([pmask, nmask.to(dev)], dim=1)
+            cache, pmask, _ = assemble(self.config, prefixes, reuses, width)
         else:
-            cache, attn = new_cache(self.config), nmask.to(dev)
-        logits = self._forward(ids.to(dev), attn, pos.to(dev), cache, 1)[:, -1, :]
+            cache, pmask = new_cache(self.config), torch.zeros((n, 0), dtype=torch.long, device=dev)
+        if blen == 0:
+            attn = torch.cat([pmask, nmask.to(dev)], dim=1)
+            logits = self._forward(ids.to(dev), attn, pos.to(dev), cache, 1)[:, -1, :]
+            reads = [[] for _ in items]
+        else:
+            attn = _branch_mask(pmask, nmask, [[len(b) for b in it[3]] for it in items], blen).to(dev)
+            keep = torch.cat([torch.tensor([nlen - 1]), torch.arange(nlen, width)]).to(dev)
+            out = self._forward(ids.to(dev), attn, pos.to(dev), cache, keep)
+            logits = out[:, 0, :]
+            reads = []
+            for i, it in enumerate(items):
+                off, row = 1, []
+                for b in it[3]:
+                    row.append(torch.log_softmax(out[i, off : off + len(b)], dim=-1))
+                    off += len(b)
+                reads.append(row)
         self.prefill_tokens += sum(news)
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         states = []
         for i in range(n):  # a row's cached prefix (views of the prefix cache), then its new positions
             b = plen + nlen - news[i]
-            new = [(kk[i : i + 1, :, b:], vv[i : i + 1, :, b:]) for kk, vv in layers]
-            states.append(([*prefixes[i], new], logits[i]))
+            new = [(kk[i : i + 1, :, b : plen + nlen], vv[i : i + 1, :, b : plen + nlen]) for kk, vv in layers]
+            states.append((([*prefixes[i], new], logits[i]), reads[i]))
         self.stats.prefill_s += time.perf_counter() - t0
         self.stats.prefill_batches += 1
         self.stats.prefill_rows += n
@@ -135,3 +190,24 @@ class PromptStates:
         t0 = time.perf_counter()
         self._prefix_cache.put(key, st[0], st[1])
         self.stats.cache_s += time.perf_counter() - t0
+
+
+def _branch_mask(pmask: torch.Tensor, nmask: torch.Tensor, branch_lens: list[list[int]], blen: int) -> torch.Tensor:
+    """4-D boolean mask [rows, 1, new + branch columns, prefix + new + branch columns] (True = attend)."""
+    n, plen = pmask.shape
+    nlen = nmask.shape[1]
+    q = nlen + blen
+    mask = torch.zeros((n, 1, q, plen + q), dtype=torch.bool)
+    mask[:, 0, :, :plen] = pmask.bool().cpu()[:, None, :]  # every query sees its cached prefix
+    real = nmask.bool()
+    causal = torch.ones((nlen, nlen), dtype=torch.bool).tril()
+    mask[:, 0, :nlen, plen : plen + nlen] = causal[None] & real[:, None, :]  # the prompt: causal, no padding
+    mask[:, 0, nlen:, plen : plen + nlen] = real[:, None, :]  # branches see the whole prompt
+    for i, lens in enumerate(branch_lens):
+        off = nlen
+        for m in lens:  # each branch sees its own earlier tokens
+            mask[i, 0, off : off + m, plen + off : plen + off + m] = torch.ones((m, m), dtype=torch.bool).tril()
+            off += m
+    idx = torch.arange(q)
+    mask[:, 0, idx, plen + idx] = True  # every query sees itself (padding queries too: no empty softmax rows)
+    return mask
