@@ -97,10 +97,10 @@ class Engine(DecodeLoop, PromptStates):
         self.stats.score_jobs += len(jobs)
         pieces = [[c[:-1] for c in j.continuations if len(c) > 1] for j in jobs]
         states, reads = self.prompt_states_with([j.prompt_ids for j in jobs], pieces)
-        t_rest = time.perf_counter()
+        t_rest, pre = time.perf_counter(), self.stats.prefill_s
         missing = [ji for ji, r in enumerate(reads) if r is None and pieces[ji]]  # prompts not computed here
         late = self._tails([jobs[ji] for ji in missing], [states[ji][0] for ji in missing])
-        self.stats.score_extra_s += time.perf_counter() - t_rest
+        self.stats.score_extra_s += time.perf_counter() - t_rest - (self.stats.prefill_s - pre)
         rest: dict[int, dict[int, torch.Tensor]] = {}
         for ji, job in enumerate(jobs):
             got = late[missing.index(ji)] if ji in missing else reads[ji] or []
