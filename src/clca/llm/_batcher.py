@@ -153,13 +153,24 @@ class Batcher:
                 return
             self._backlog.extend(more)
 
-    def _take(self, backlog: deque[_Item]) -> list[_Item]:
-        while backlog and backlog[0].future.cancelled():  # its caller is gone (e.g. a client that
-            backlog.popleft()  # disconnected from `clca serve`): its work is dropped, not done
-        if not backlog:
+    def _take(self, backlog: deque[_Item], kind: str | None = None) -> list[_Item]:
+        """The first queued item of `kind` (default: whatever is first) and the items of its kind after it,
+        within max_batch and max_batch_tokens; the others stay queued in their order. An item whose caller
+        is gone (e.g. a client that disconnected from `clca serve`) is dropped, not done."""
+        skipped: deque[_Item] = deque()
+        first = None
+        while backlog:
+            it = backlog.popleft()
+            if it.future.cancelled():
+                continue
+            if kind is None or it.kind == kind:
+                first = it
+                break
+            skipped.append(it)
+        if first is None:
+            backlog.extendleft(reversed(skipped))
             return []
-        first = backlog.popleft()
-        batch, tokens, skipped = [first], first.cost, deque()
+        batch, tokens = [first], first.cost
         while backlog and len(batch) < self.max_batch:
             it = backlog.popleft()
             if it.future.cancelled():
@@ -238,22 +249,9 @@ class Batcher:
         """Run the scoring jobs queued now (wherever they are in the backlog) as one batch, between two
         decoding steps: a caller that scores before it generates (a role-play turn chooses its action type,
         then writes it) gets its answer within a step instead of waiting for the decoding batch to drain."""
-        if not any(it.kind == "score" for it in self._backlog):
+        if not any(it.kind == "score" for it in self._backlog):  # the common case, checked every step
             return
-        batch: list[_Item] = []
-        rest: deque[_Item] = deque()
-        tokens = 0
-        for it in self._backlog:
-            if it.future.cancelled():
-                continue
-            fits = not batch or tokens + it.cost <= self.max_batch_tokens
-            if it.kind == "score" and len(batch) < self.max_batch and fits:
-                batch.append(it)
-                tokens += it.cost
-            else:
-                rest.append(it)
-        self._backlog.clear()
-        self._backlog.extend(rest)
+        batch = self._take(self._backlog, "score")
         if batch:
             self._run(batch)
 

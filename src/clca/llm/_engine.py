@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ._kvcache import new_cache, seg_slice
+from ._kvcache import new_cache
 from ._loader import load
 from ._prompt_states import PromptStates, State
 from ._protocol import TokenLogprob
@@ -24,6 +24,7 @@ from ._radix import PrefixCache
 from ._rows import EngineStats, GenOut, GenRow, ScoreJob
 from ._sampler import row_generator_seed
 from ._scheduler import DecodeLoop
+from ._slots import slots_supported
 
 __all__ = ["Engine", "EngineStats", "GenOut", "GenRow", "ScoreJob", "State", "row_generator_seed"]
 
@@ -43,6 +44,7 @@ class Engine(DecodeLoop, PromptStates):
         self.model, self.tokenizer, self.config = m.model, m.tokenizer, m.config
         self.device, self.dtype, self._cache_kw = m.device, m.dtype, m.cache_kw
         self.vocab_size, self.packed_lm_head = m.vocab_size, m.packed_lm_head
+        self.slots = slots_supported(self.config)  # rows can join a running decoding batch
         self.eos_ids, self.pad_id = m.eos_ids, m.pad_id
         self.kv_bytes_per_token = self._kv_bytes_per_token()
         self.prefix_cache_tokens = prefix_cache_mb * 2**20 // self.kv_bytes_per_token
@@ -99,11 +101,12 @@ class Engine(DecodeLoop, PromptStates):
         states, reads = self.prompt_states_with([j.prompt_ids for j in jobs], pieces)
         t_rest, pre = time.perf_counter(), self.stats.prefill_s
         missing = [ji for ji, r in enumerate(reads) if r is None and pieces[ji]]  # prompts not computed here
-        late = self._tails([jobs[ji] for ji in missing], [states[ji][0] for ji in missing])
+        tails = self._tails([jobs[ji] for ji in missing], [states[ji][0] for ji in missing])
+        late = dict(zip(missing, tails, strict=True))
         self.stats.score_extra_s += time.perf_counter() - t_rest - (self.stats.prefill_s - pre)
         rest: dict[int, dict[int, torch.Tensor]] = {}
         for ji, job in enumerate(jobs):
-            got = late[missing.index(ji)] if ji in missing else reads[ji] or []
+            got = late[ji] if ji in late else reads[ji] or []
             multi = [ci for ci, c in enumerate(job.continuations) if len(c) > 1]
             rest[ji] = dict(zip(multi, got, strict=True))
         out: list[list[list[TokenLogprob]]] = [[[] for _ in j.continuations] for j in jobs]
@@ -125,8 +128,7 @@ class Engine(DecodeLoop, PromptStates):
         if not jobs:
             return []
         items = [
-            (tuple(j.prompt_ids), len(j.prompt_ids) - 1, seg_slice(st, 0, len(j.prompt_ids) - 1),
-             [c[:-1] for c in j.continuations if len(c) > 1])
+            (tuple(j.prompt_ids), len(j.prompt_ids) - 1, st, [c[:-1] for c in j.continuations if len(c) > 1])
             for j, st in zip(jobs, states, strict=True)
-        ]  # fmt: skip
+        ]  # _prefill_batch reuses the state's first len - 1 tokens
         return [reads for _, reads in self._prefill(items)]

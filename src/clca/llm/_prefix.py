@@ -7,20 +7,6 @@ from dataclasses import dataclass
 MIN_PREFIX_REUSE = 16  # a shared prefix shorter than this is not worth a separate forward
 
 
-def shared_head(conts: list[list[int]], limit: int = 8) -> list[int]:
-    """Leading tokens common to all of several continuations, leaving each at least one token of its own."""
-    if len(conts) < 2 or any(not c for c in conts):
-        return []
-    n = min(min(len(c) for c in conts) - 1, limit)
-    head: list[int] = []
-    for t in range(n):
-        tid = conts[0][t]
-        if any(c[t] != tid for c in conts):
-            break
-        head.append(tid)
-    return head
-
-
 @dataclass(frozen=True)
 class Step:
     """One computation of a prefix plan: `key` (a prompt, or a prefix several prompts share), computed on

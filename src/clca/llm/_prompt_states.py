@@ -53,8 +53,9 @@ class PromptStates:
         was not computed here (a cache hit, a repeat): the caller computes those on top of the state.
         """
         t0 = time.perf_counter()
+        per_prompt = branches or [[] for _ in prompts]
         want: dict[tuple[int, ...], list[list[int]]] = {}
-        for p, bs in zip(prompts, branches or [[] for _ in prompts], strict=True):
+        for p, bs in zip(prompts, per_prompt, strict=True):
             if bs:
                 want.setdefault(tuple(p), bs)  # a repeated prompt: the first one's branches are read here
         out: dict[tuple[int, ...], State] = {}
@@ -73,26 +74,23 @@ class PromptStates:
             else:
                 todo.append(key)
         self.stats.cache_s += time.perf_counter() - t0
-        done: dict[tuple[int, ...], Segs] = {}  # states computed here (shared prefixes and prompts)
         read: dict[tuple[int, ...], list[torch.Tensor]] = {}
         for level in prefix_plan(todo):
             items: list[Item] = []
             for step in level:
-                reuse, kv = (len(step.parent), done[step.parent]) if step.parent else (0, None)
+                reuse, kv = (len(step.parent), out[step.parent][0]) if step.parent else (0, None)
                 cached, ckv = cache.longest(step.key, len(step.key) - 1)
                 if ckv is not None and cached > reuse and cached >= min(MIN_PREFIX_REUSE, len(step.key) - 1):
                     reuse, kv = cached, ckv
                 items.append((step.key, reuse, kv, want.get(step.key, [])))
             for (key, reuse, _, bs), (st, lps) in zip(items, self._prefill(items), strict=True):
                 self.prefix_hits += reuse
-                done[key] = st[0]
-                out[key] = st
+                out[key] = st  # shared prefixes too: the steps below them start from these
                 if bs:
                     read[key] = lps
                 self._remember(key, st)
-        got: list[list[torch.Tensor] | None] = []
-        for p in prompts:  # a repeated prompt gets its branches read once (the first time)
-            got.append(read.pop(tuple(p), None) if branches and branches[len(got)] else None)
+        # a repeated prompt gets its branches read once (the first time it asks for them)
+        got = [read.pop(tuple(p), None) if bs else None for p, bs in zip(prompts, per_prompt, strict=True)]
         return [out[tuple(p)] for p in prompts], got
 
     def _prefill(self, items: list[Item]) -> list[tuple[State, list[torch.Tensor]]]:

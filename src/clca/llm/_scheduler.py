@@ -20,7 +20,7 @@ from ._kvcache import PlainBatch
 from ._protocol import TokenLogprob
 from ._rows import EngineStats, GenOut, GenRow
 from ._sampler import choose, uniforms
-from ._slots import SlotBatch, slots_supported
+from ._slots import SlotBatch
 
 
 @dataclass
@@ -45,6 +45,7 @@ class DecodeLoop:
     config: Any
     tokenizer: Any
     eos_ids: list[int]
+    slots: bool  # whether the model's cache allows the slot batch (`_slots.slots_supported`)
     prompt_states: Callable[[list[list[int]]], list[Any]]
     _forward: Callable[..., torch.Tensor]
     _piece: Callable[[int], str]
@@ -153,7 +154,7 @@ class DecodeLoop:
         reserve = max([reserve, *(lv.row.max_tokens - len(lv.ids) for lv in live)])
         segs = [st[0] for st in states]
         if batch is None:
-            kind = SlotBatch if slots_supported(self.config) else PlainBatch
+            kind = SlotBatch if self.slots else PlainBatch
             batch = kind(self.config, segs, lengths, reserve)
         else:
             batch.join(segs, lengths, reserve)
