@@ -3,7 +3,9 @@
 `Recorder` wraps an in-process backend's `generate_ids` / `score_ids` to record every prompt (token ids)
 and count generated tokens. `plain_forward_rate` computes a sample of those same prompts with a plain
 batched transformers forward (a fresh copy of the model, right-padded batches, `logits_to_keep=1`), which
-is the prompt rate a plain model reaches on this machine now. `report` prints the engine's time
+is the prompt rate a plain model reaches on this machine now. `plain_same_work_rate` does the engine's
+own prompt work (each row's reused tokens computed first, untimed, then its new tokens on top) with a plain
+transformers forward: the rate the same work reaches without clca's engine. `report` prints the engine's time
 breakdown (`EngineStats` differences) and the `efficiency=` line:
 
     efficiency = workload prompt tok/s / plain forward tok/s
@@ -77,6 +79,58 @@ def plain_forward_rate(llm: Any, prompts: list[list[int]], batch: int = 8, sampl
             model(input_ids=ids, attention_mask=mask, logits_to_keep=1)
             tokens += sum(len(p) for p in chunk)
         secs = time.perf_counter() - t0
+    del model
+    return tokens / secs
+
+
+def plain_same_work_rate(llm: Any, log: list[tuple[tuple[int, ...], int]], batch: int = 8, sample: int = 48) -> float:
+    """Prompt tokens/s of a plain transformers forward doing the engine's own prompt work (same run).
+
+    `log` is the engine's `prefill_log`: per computed row, the prompt and how many of its tokens were
+    reused from the prefix cache. For a spread sample of rows, batches of `batch` (sorted by new tokens)
+    get their reused tokens computed first (a stock `DynamicCache`, left-padded, not timed); then one timed
+    forward computes every row's new tokens on top (right-padded, `logits_to_keep=1`). This is the same
+    work as the engine's (same cached lengths, same new tokens) without its scheduling and caching.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    rows = sorted({(p, r) for p, r in log if len(p) > r}, key=lambda pr: (len(pr[0]) - pr[1], pr[1]))
+    if len(rows) > sample:
+        step = len(rows) / sample
+        rows = [rows[int(i * step)] for i in range(sample)]
+    dtype = llm.engine.dtype
+    model = AutoModelForCausalLM.from_pretrained(str(llm._resolved_dir()), dtype=dtype, use_safetensors=True)
+    model.eval()
+    pad = llm.engine.pad_id
+    secs, tokens = 0.0, 0
+    with torch.inference_mode():
+        model(input_ids=torch.tensor([list(rows[0][0])]), logits_to_keep=1)  # warm-up
+        for i in range(0, len(rows), batch):
+            chunk = rows[i : i + batch]
+            plen = max(r for _, r in chunk)
+            nlen = max(len(p) - r for p, r in chunk)
+            past = torch.full((len(chunk), plen), pad, dtype=torch.long)
+            pmask = torch.zeros((len(chunk), plen), dtype=torch.long)
+            new = torch.full((len(chunk), nlen), pad, dtype=torch.long)
+            nmask = torch.zeros((len(chunk), nlen), dtype=torch.long)
+            pos = torch.zeros((len(chunk), nlen), dtype=torch.long)
+            for j, (p, r) in enumerate(chunk):
+                if r:
+                    past[j, plen - r :] = torch.tensor(p[:r])
+                    pmask[j, plen - r :] = 1
+                m = len(p) - r
+                new[j, :m] = torch.tensor(p[r:])
+                nmask[j, :m] = 1
+                pos[j] = torch.arange(r, r + nlen)
+            cache = DynamicCache(config=model.config)
+            if plen:
+                model(input_ids=past, attention_mask=pmask, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            t0 = time.perf_counter()
+            model(input_ids=new, attention_mask=torch.cat([pmask, nmask], dim=1), position_ids=pos,
+                  past_key_values=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
+            secs += time.perf_counter() - t0
+            tokens += int(nmask.sum())
     del model
     return tokens / secs
 

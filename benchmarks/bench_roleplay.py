@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _profile import Recorder, plain_forward_rate, report
+from _profile import Recorder, plain_forward_rate, plain_same_work_rate, report
 
 from clca.llm import GenParams, load_model
 from clca.roleplay import RoleplayConfig, simulate
@@ -91,13 +91,16 @@ async def main() -> None:
         seq_keys = keys[: a.seq_episodes] if a.seq_episodes else keys
         eng = llm.engine
         pre0, st0, p0 = eng.prefill_tokens, eng.stats.copy(), len(rec.prompts)
+        eng.prefill_log = []  # the concurrent phase's prompt work, for the same-work reference
         c_tok, c_s, c_turns, c_ok = await phase(llm, rec, conc_dir, keys, cfg, sequential=False)
+        work, eng.prefill_log = eng.prefill_log, None
         pre1, st1, p1 = eng.prefill_tokens, eng.stats.copy(), len(rec.prompts)
         s_tok, s_s, s_turns, s_ok = await phase(llm, rec, seq_dir, seq_keys, cfg, sequential=True)
         pre2, st2, p2 = eng.prefill_tokens, eng.stats.copy(), len(rec.prompts)
     await llm.aclose()
     conc_prompts = rec.prompts[p0:p1]
     plain = plain_forward_rate(llm, conc_prompts, sample=a.ref_prompts)
+    same = plain_same_work_rate(llm, work, sample=a.ref_prompts)
     c_rate, s_rate = c_tok / c_s, s_tok / s_s
     print(f"model={llm.model_id} dtype={llm.engine.dtype} max_turns={a.max_turns} max_tokens={a.max_tokens}")
     for name, n, turns, ok, tok, secs, rate in (
@@ -113,6 +116,8 @@ async def main() -> None:
     rc = report("concurrent", st1.minus(st0), c_s, pre1 - pre0, p1 - p0, c_tok)
     report("sequential", st2.minus(st1), s_s, pre2 - pre1, p2 - p1, s_tok)
     print(f"plain batched forward (transformers, batch 8, right-padded) of the same prompts: {plain:.1f} prompt tok/s")
+    print(f"plain forward of the same work (each row's reused tokens computed first, untimed; batch 8): "
+          f"{same:.1f} prompt tok/s; workload / same work = {rc['prompt_tok_s'] / same:.3f}")  # fmt: skip
     print(f"efficiency={rc['prompt_tok_s'] / plain:.3f}")
     print(f"ratio={c_rate / s_rate:.2f}")
 

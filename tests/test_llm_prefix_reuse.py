@@ -69,3 +69,20 @@ def test_same_outputs_with_and_without_the_cache_in_any_arrival_order(embedded_l
             ref_text, ref_probs = reference[i]
             assert text == ref_text, (order, i)
             assert max(abs(a - b) for a, b in zip(probs, ref_probs, strict=True)) < 1e-5, (order, i)
+
+
+@pytest.mark.slow
+def test_prefill_log_records_the_computed_rows(embedded_llm: Any) -> None:
+    """The benchmarks' same-work reference reads `prefill_log`: every computed row, with its reused tokens."""
+    eng = embedded_llm.engine
+    saved = eng._prefix_cache
+    try:
+        eng._prefix_cache = PrefixCache(256 * 2**20)
+        eng.prefill_log, computed0 = [], eng.prefill_tokens
+        asyncio.run(_in_order(embedded_llm, _requests()))
+        log, eng.prefill_log = eng.prefill_log, None
+    finally:
+        eng._prefix_cache, eng.prefill_log = saved, None
+    assert log and sum(len(p) - r for p, r in log) == eng.prefill_tokens - computed0
+    assert any(r > 0 for _, r in log)  # later turns extend cached prefixes
+    assert all(0 <= r < len(p) for p, r in log)

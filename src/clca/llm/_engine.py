@@ -51,6 +51,7 @@ class Engine(DecodeLoop, PromptStates):
         self._prefix_cache = PrefixCache(prefix_cache_mb * 2**20)
         self.prefix_hits = 0  # prompt tokens whose computation was reused (for tests and docs)
         self.prefill_tokens = 0  # prompt tokens computed (for tests and docs)
+        self.prefill_log: list[tuple[tuple[int, ...], int]] | None = None  # a list: (prompt, reused) per row computed
         self.stats = EngineStats()
 
     # ------------------------------------------------------------------------------------------------ helpers

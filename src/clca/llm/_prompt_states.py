@@ -30,6 +30,7 @@ class PromptStates:
     pad_id: int
     prefix_hits: int
     prefill_tokens: int
+    prefill_log: list[tuple[tuple[int, ...], int]] | None
     _prefix_cache: PrefixCache
     _forward: Callable[..., torch.Tensor]
 
@@ -172,6 +173,8 @@ class PromptStates:
                     off += len(b)
                 reads.append(row)
         self.prefill_tokens += sum(news)
+        if self.prefill_log is not None:  # benchmarks: the same work through a plain model (benchmarks/_profile.py)
+            self.prefill_log += [(tuple(it[0]), it[1]) for it in items]
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         states = []
         for i in range(n):  # a row's cached prefix (views of the prefix cache), then its new positions
