@@ -5,7 +5,8 @@ and count generated tokens. `plain_forward_rate` computes a sample of those same
 batched transformers forward (a fresh copy of the model, right-padded batches, `logits_to_keep=1`), which
 is the prompt rate a plain model reaches on this machine now. `plain_same_work_rate` does the engine's
 own prompt work (each row's reused tokens computed first, untimed, then its new tokens on top) with a plain
-transformers forward: the rate the same work reaches without clca's engine. `report` prints the engine's time
+transformers forward: the rate the same work reaches without clca's engine. `plain_decode_rate` times
+plain batched decoding of a sample of the workload's prompts, all rows in one batch. `report` prints the engine's time
 breakdown (`EngineStats` differences) and the `efficiency=` line:
 
     efficiency = workload prompt tok/s / plain forward tok/s
@@ -102,7 +103,7 @@ def plain_same_work_rate(llm: Any, log: list[tuple[tuple[int, ...], int]], batch
     dtype = llm.engine.dtype
     model = AutoModelForCausalLM.from_pretrained(str(llm._resolved_dir()), dtype=dtype, use_safetensors=True)
     model.eval()
-    pad = llm.engine.pad_id
+    pad, cache_kw = llm.engine.pad_id, llm.engine._cache_kw  # the keyword this transformers calls the cache
     secs, tokens = 0.0, 0
     with torch.inference_mode():
         model(input_ids=torch.tensor([list(rows[0][0])]), logits_to_keep=1)  # warm-up
@@ -125,14 +126,52 @@ def plain_same_work_rate(llm: Any, log: list[tuple[tuple[int, ...], int]], batch
                 pos[j] = torch.arange(r, r + nlen)
             cache = DynamicCache(config=model.config)
             if plen:
-                model(input_ids=past, attention_mask=pmask, past_key_values=cache, use_cache=True, logits_to_keep=1)
+                model(input_ids=past, attention_mask=pmask, use_cache=True, logits_to_keep=1, **{cache_kw: cache})
             t0 = time.perf_counter()
-            model(input_ids=new, attention_mask=torch.cat([pmask, nmask], dim=1), position_ids=pos,
-                  past_key_values=cache, use_cache=True, logits_to_keep=1)  # fmt: skip
+            model(input_ids=new, attention_mask=torch.cat([pmask, nmask], dim=1), position_ids=pos, use_cache=True,
+                  logits_to_keep=1, **{cache_kw: cache})  # fmt: skip
             secs += time.perf_counter() - t0
             tokens += int(nmask.sum())
     del model
     return tokens / secs
+
+
+def plain_decode_rate(llm: Any, prompts: list[list[int]], batch: int = 32, steps: int = 48) -> float:
+    """Generated tokens/s of plain transformers decoding `batch` of these prompts at once (same run).
+
+    A spread sample of `batch` distinct prompts (short to long) is computed (left-padded, untimed), then
+    `steps` greedy decoding steps of the whole batch are timed: the fastest a plain model decodes these
+    conversations on this machine, every row in one batch from the first step to the last.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, DynamicCache
+
+    uniq = sorted({tuple(p) for p in prompts}, key=len, reverse=True)
+    if len(uniq) > batch:
+        uniq = [uniq[int(i * len(uniq) / batch)] for i in range(batch)]
+    model = AutoModelForCausalLM.from_pretrained(str(llm._resolved_dir()), dtype=llm.engine.dtype, use_safetensors=True)
+    model.eval()
+    pad, cache_kw = llm.engine.pad_id, llm.engine._cache_kw
+    n = max(len(p) for p in uniq)
+    ids = torch.full((len(uniq), n), pad, dtype=torch.long)
+    mask = torch.zeros((len(uniq), n), dtype=torch.long)
+    for j, p in enumerate(uniq):
+        ids[j, n - len(p) :] = torch.tensor(p)
+        mask[j, n - len(p) :] = 1
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    with torch.inference_mode():
+        cache = DynamicCache(config=model.config)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, logits_to_keep=1,
+                    **{cache_kw: cache})  # fmt: skip
+        nxt, pos = out.logits[:, -1].argmax(-1, keepdim=True), pos[:, -1:] + 1
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            mask = torch.cat([mask, torch.ones_like(nxt)], dim=1)
+            out = model(input_ids=nxt, attention_mask=mask, position_ids=pos, use_cache=True, **{cache_kw: cache})
+            nxt, pos = out.logits[:, -1].argmax(-1, keepdim=True), pos + 1
+        secs = time.perf_counter() - t0
+    del model
+    return len(uniq) * steps / secs
 
 
 def report(name: str, stats: Any, wall: float, prompt_tokens: int, prompts: int, generated: int) -> dict[str, float]:
