@@ -8,6 +8,9 @@ STAMP := $(VENV)/.clca-installed
 # the project's CI machines), take it instead of the multi-GB CUDA build; elsewhere pip resolves
 # torch as usual. GPU users install their torch first (see README) and set TORCH_LOCAL= to skip.
 TORCH_LOCAL ?= torch==2.13.0
+# Test workers (pytest-xdist; each test file stays on one worker, each worker computes with its share of
+# the cores): two on the project's 2-core CI machines ran the suite in 450 s instead of 744 s one at a time.
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test test-fast lint bench clean
 
@@ -28,11 +31,11 @@ demo: setup
 LINTED := src tests benchmarks scripts
 
 test: setup
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # Everything but the tests marked slow (the real-model end-to-end runs): a few minutes on 2 cores.
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow" --durations=15
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not slow" --durations=15
 
 lint: setup
 	$(VENV)/bin/ruff check $(LINTED)
