@@ -5,9 +5,10 @@ and count generated tokens. `plain_forward_rate` computes a sample of those same
 batched transformers forward (a fresh copy of the model, right-padded batches, `logits_to_keep=1`), which
 is the prompt rate a plain model reaches on this machine now. `plain_same_work_rate` does the engine's
 own prompt work (each row's reused tokens computed first, untimed, then its new tokens on top) with a plain
-transformers forward: the rate the same work reaches without clca's engine. `plain_decode_rate` times
-plain batched decoding of a sample of the workload's prompts, all rows in one batch. `report` prints the engine's time
-breakdown (`EngineStats` differences) and the `efficiency=` line:
+transformers forward: the rate the same work reaches without clca's engine (`report_same_work` prints
+it). `plain_decode_rate` times plain batched decoding of a sample of the workload's prompts, all rows in
+one batch. `report` prints the engine's time breakdown (`EngineStats` differences) and the `efficiency=`
+line:
 
     efficiency = workload prompt tok/s / plain forward tok/s
     workload prompt tok/s = prompt tokens the engine computed / (wall time - time spent decoding)
@@ -52,19 +53,26 @@ class Recorder:
         return len(self.prompts), self.generated
 
 
+def _spread(items: list[Any], n: int) -> list[Any]:
+    """n items spread evenly over a sorted list (all of them when there are no more than n)."""
+    return items if len(items) <= n else [items[int(i * len(items) / n)] for i in range(n)]
+
+
+def _plain_model(llm: Any) -> tuple[Any, int, str]:
+    """A fresh stock transformers copy of the workload's model, in its precision; its pad id and the
+    keyword this transformers version calls the cache."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(llm._resolved_dir()), dtype=llm.engine.dtype, use_safetensors=True)
+    return model.eval(), llm.engine.pad_id, llm.engine._cache_kw
+
+
 def plain_forward_rate(llm: Any, prompts: list[list[int]], batch: int = 8, sample: int = 48) -> float:
     """Prompt tokens/s of a plain batched transformers forward over (a spread sample of) these prompts."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    uniq = sorted({tuple(p) for p in prompts}, key=len, reverse=True)
-    if len(uniq) > sample:
-        step = len(uniq) / sample
-        uniq = [uniq[int(i * step)] for i in range(sample)]
-    dtype = llm.engine.dtype  # the workload's own precision
-    model = AutoModelForCausalLM.from_pretrained(str(llm._resolved_dir()), dtype=dtype, use_safetensors=True)
-    model.eval()
-    pad = llm.engine.pad_id
+    uniq = _spread(sorted({tuple(p) for p in prompts}, key=len, reverse=True), sample)
+    model, pad, _ = _plain_model(llm)
     with torch.inference_mode():
         ids = torch.tensor([uniq[-1]])
         model(input_ids=ids, logits_to_keep=1)  # warm-up
@@ -94,16 +102,11 @@ def plain_same_work_rate(llm: Any, log: list[tuple[tuple[int, ...], int]], batch
     work as the engine's (same cached lengths, same new tokens) without its scheduling and caching.
     """
     import torch
-    from transformers import AutoModelForCausalLM, DynamicCache
+    from transformers import DynamicCache
 
     rows = sorted({(p, r) for p, r in log if len(p) > r}, key=lambda pr: (len(pr[0]) - pr[1], pr[1]))
-    if len(rows) > sample:
-        step = len(rows) / sample
-        rows = [rows[int(i * step)] for i in range(sample)]
-    dtype = llm.engine.dtype
-    model = AutoModelForCausalLM.from_pretrained(str(llm._resolved_dir()), dtype=dtype, use_safetensors=True)
-    model.eval()
-    pad, cache_kw = llm.engine.pad_id, llm.engine._cache_kw  # the keyword this transformers calls the cache
+    rows = _spread(rows, sample)
+    model, pad, cache_kw = _plain_model(llm)
     secs, tokens = 0.0, 0
     with torch.inference_mode():
         model(input_ids=torch.tensor([list(rows[0][0])]), logits_to_keep=1)  # warm-up
@@ -136,6 +139,14 @@ def plain_same_work_rate(llm: Any, log: list[tuple[tuple[int, ...], int]], batch
     return tokens / secs
 
 
+def report_same_work(llm: Any, log: list[tuple[tuple[int, ...], int]], workload_rate: float, sample: int = 48) -> float:
+    """Print the same-work reference next to the workload's prompt rate; returns the reference's rate."""
+    same = plain_same_work_rate(llm, log, sample=sample)
+    print(f"plain forward of the same work (each row's reused tokens computed first, untimed; batch 8): "
+          f"{same:.1f} prompt tok/s; workload / same work = {workload_rate / same:.3f}")  # fmt: skip
+    return same
+
+
 def plain_decode_rate(llm: Any, prompts: list[list[int]], batch: int = 32, steps: int = 48) -> float:
     """Generated tokens/s of plain transformers decoding `batch` of these prompts at once (same run).
 
@@ -144,14 +155,10 @@ def plain_decode_rate(llm: Any, prompts: list[list[int]], batch: int = 32, steps
     conversations on this machine, every row in one batch from the first step to the last.
     """
     import torch
-    from transformers import AutoModelForCausalLM, DynamicCache
+    from transformers import DynamicCache
 
-    uniq = sorted({tuple(p) for p in prompts}, key=len, reverse=True)
-    if len(uniq) > batch:
-        uniq = [uniq[int(i * len(uniq) / batch)] for i in range(batch)]
-    model = AutoModelForCausalLM.from_pretrained(str(llm._resolved_dir()), dtype=llm.engine.dtype, use_safetensors=True)
-    model.eval()
-    pad, cache_kw = llm.engine.pad_id, llm.engine._cache_kw
+    uniq = _spread(sorted({tuple(p) for p in prompts}, key=len, reverse=True), batch)
+    model, pad, cache_kw = _plain_model(llm)
     n = max(len(p) for p in uniq)
     ids = torch.full((len(uniq), n), pad, dtype=torch.long)
     mask = torch.zeros((len(uniq), n), dtype=torch.long)

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _profile import Recorder, plain_decode_rate, plain_forward_rate, plain_same_work_rate, report
+from _profile import Recorder, plain_decode_rate, plain_forward_rate, report, report_same_work
 
 from clca.llm import GenParams, load_model
 from clca.roleplay import RoleplayConfig, simulate
@@ -100,7 +100,6 @@ async def main() -> None:
     await llm.aclose()
     conc_prompts = rec.prompts[p0:p1]
     plain = plain_forward_rate(llm, conc_prompts, sample=a.ref_prompts)
-    same = plain_same_work_rate(llm, work, sample=a.ref_prompts)
     decode = plain_decode_rate(llm, conc_prompts, batch=a.episodes, steps=a.max_tokens)
     c_rate, s_rate = c_tok / c_s, s_tok / s_s
     print(f"model={llm.model_id} dtype={llm.engine.dtype} max_turns={a.max_turns} max_tokens={a.max_tokens}")
@@ -117,8 +116,7 @@ async def main() -> None:
     rc = report("concurrent", st1.minus(st0), c_s, pre1 - pre0, p1 - p0, c_tok)
     report("sequential", st2.minus(st1), s_s, pre2 - pre1, p2 - p1, s_tok)
     print(f"plain batched forward (transformers, batch 8, right-padded) of the same prompts: {plain:.1f} prompt tok/s")
-    print(f"plain forward of the same work (each row's reused tokens computed first, untimed; batch 8): "
-          f"{same:.1f} prompt tok/s; workload / same work = {rc['prompt_tok_s'] / same:.3f}")  # fmt: skip
+    same = report_same_work(llm, work, rc["prompt_tok_s"], sample=a.ref_prompts)
     # the best the concurrent phase could do with a plain model: its prompt work at the same-work rate, then
     # every generated token at the rate of plain decoding with all episodes in one batch throughout
     best = c_tok / ((pre1 - pre0) / same + c_tok / decode)

@@ -95,7 +95,7 @@ async def run_clca(
     profile: bool,
     dtype: str = "float32",
 ) -> float:
-    from _profile import Recorder, plain_forward_rate, plain_same_work_rate, report
+    from _profile import Recorder, plain_forward_rate, report, report_same_work
 
     from clca.llm import load_model
     from clca.wvs import ask
@@ -134,9 +134,7 @@ async def run_clca(
         print(
             f"plain batched forward (transformers, batch 8, right-padded) of the same prompts: {plain:.1f} prompt tok/s"
         )
-        same = plain_same_work_rate(llm, work)
-        print(f"plain forward of the same work (each row's reused tokens computed first, untimed; batch 8): "
-              f"{same:.1f} prompt tok/s; workload / same work = {rates['prompt_tok_s'] / same:.3f}")  # fmt: skip
+        report_same_work(llm, work, rates["prompt_tok_s"])
         print(f"efficiency={rates['prompt_tok_s'] / plain:.3f}")
     return secs
 

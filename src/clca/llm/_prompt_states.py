@@ -174,7 +174,7 @@ class PromptStates:
                 reads.append(row)
         self.prefill_tokens += sum(news)
         if self.prefill_log is not None:  # benchmarks: the same work through a plain model (benchmarks/_profile.py)
-            self.prefill_log += [(tuple(it[0]), it[1]) for it in items]
+            self.prefill_log += [(it[0], it[1]) for it in items]
         layers = [(layer.keys, layer.values) for layer in cache.layers]
         states = []
         for i in range(n):  # a row's cached prefix (views of the prefix cache), then its new positions
