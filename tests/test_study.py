@@ -14,8 +14,9 @@ import pytest
 from clca.config import config_hash
 from clca.errors import ConfigError
 from clca.pipeline import RunConfig, load_run_config, run_pipeline
+from clca.reuse import SHARED_STAGES, shared_settings
 from clca.store import RunStore
-from clca.study import SHARED_STAGES, expand_study, shared_settings
+from clca.study import expand_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +56,7 @@ def _fake_source(tmp_path: Path, *, finished: bool = True) -> RunConfig:
 
 
 def test_reuse_copies_shared_records_and_base_answers_only(tmp_path: Path) -> None:
-    from clca.study import reuse_shared
+    from clca.reuse import reuse_shared
 
     src = _fake_source(tmp_path)
     cfg = _cfg(tmp_path, "b", f"reuse_from: {src.run_dir}\ndataset: {{variant: dialogue_only}}\n")

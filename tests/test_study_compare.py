@@ -29,8 +29,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from clca.reuse import SHARED_STAGES
 from clca.store import RunStore
-from clca.study import SHARED_STAGES
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]

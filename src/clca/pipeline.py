@@ -19,194 +19,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field
 
-from .config import config_hash, load_config
-from .dataset import DatasetConfig
+from .config import config_hash
 from .errors import ConfigError, DataError
-from .intents import IntentConfig
-from .judge import JudgeConfig
 from .llm import LLM, ChatResult, GenParams, Message, load_model
 from .llm._protocol import T
-from .roleplay import RoleplayConfig
-from .scenarios import AdaptConfig
-from .scenarios._norms import NormsConfig
+from .reuse import check_reuse, reuse_shared
+from .run_config import STAGE_CONFIGS, STAGES, ModelsConfig, RunConfig, load_run_config, section_models
 from .store import RunStore
-from .train import TrainConfig, with_preset
-from .wvs import EvalConfig
 
-
-# -- configuration ----------------------------------------------------------------------------------
-class ModelsConfig(BaseModel):
-    """A model string per role (see `clca.llm`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    teacher: str = Field("embedded", description="adapts scenarios and plays the first character")
-    partner: str | None = Field(None, description="plays the second character (default: the teacher)")
-    judge: str = Field("embedded", description="two-step judge")
-    annotator: str = Field("embedded", description="writes per-turn intentions")
-    student: str = Field("embedded", description="the model that is fine-tuned and evaluated")
-
-    @field_validator("teacher", "partner", "judge", "annotator", "student")
-    @classmethod
-    def _model_string(cls, v: str | None) -> str | None:
-        from .errors import ClcaError
-
-        if v is not None:
-            try:
-                check_model_string(v)
-            except ClcaError as e:
-                raise ValueError(e.one_line()) from None
-        return v
-
-
-class RunConfig(BaseModel):
-    """`clca run CONFIG.yaml`: every section is the config of one stage, with its own defaults."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = "clca-run"
-    run_dir: Path = Field(description="where the database, dataset, adapter and report go")
-    seed: int = 0
-    cultures: list[str] = Field(min_length=1, description="target cultures (names or ISO codes)")
-    compare: list[str] = Field(default_factory=lambda: ["United States"], description="other cultures in the eval")
-    models: ModelsConfig = Field(default_factory=ModelsConfig)
-    scenarios: AdaptConfig = Field(default_factory=AdaptConfig, description="clca.scenarios.AdaptConfig")
-    norms: Path | NormsConfig | None = Field(
-        None,
-        description="norms for norm-based scenarios: a file (CSV/JSONL/Sotopia-pi used_prompt.csv) or "
-        "{file, culture, sources, limit, seed}; norms without a culture are used for every target culture",
-    )
-    roleplay: RoleplayConfig = Field(default_factory=RoleplayConfig, description="clca.roleplay.RoleplayConfig")
-    judge: JudgeConfig = Field(default_factory=JudgeConfig, description="clca.judge.JudgeConfig")
-    intents: IntentConfig = Field(default_factory=IntentConfig, description="clca.intents.IntentConfig")
-    dataset: DatasetConfig = Field(default_factory=DatasetConfig, description="clca.dataset.DatasetConfig")
-    train: TrainConfig = Field(default_factory=TrainConfig, description="clca.train.TrainConfig")
-    eval: EvalConfig = Field(
-        default_factory=lambda: EvalConfig(cultures=[]), description="clca.wvs.EvalConfig (cultures come from above)"
-    )
-    cache: bool | Path = Field(
-        True, description="response cache: true = the shared cache in CLCA_CACHE, false = off, or a SQLite path"
-    )
-    adapted_styles: list[str] = Field(
-        default_factory=lambda: ["persona"], description="prompt styles the adapted student is evaluated with"
-    )
-    reuse_from: Path | None = Field(
-        None, description="run directory whose scenarios, dialogues, judgements and intentions this run reuses "
-        "(same settings for those stages; they then make no model calls); see clca.study"
-    )  # fmt: skip
-
-    @field_validator("cultures", "compare")
-    @classmethod
-    def _cultures(cls, v: list[str]) -> list[str]:
-        from .culture import resolve_culture
-        from .errors import ClcaError
-
-        for name in v:
-            try:
-                resolve_culture(name)
-            except ClcaError as e:  # becomes a located validation error
-                raise ValueError(e.one_line()) from None
-        return v
-
-    @model_validator(mode="before")
-    @classmethod
-    def _inherit(cls, data: Any) -> Any:
-        """What each section takes from the top level unless it sets it: the seed; train: the student model
-        and its preset's values (under the section's own); eval: the cultures. Sections that are not
-        mappings are left to their type's validation."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        seed = data.get("seed", 0)
-        for name in section_models():
-            sec = data.get(name, {})
-            if isinstance(sec, dict):
-                data[name] = {"seed": seed, **sec}
-        train, ev = data["train"], data["eval"]
-        if isinstance(train, dict):
-            try:
-                train = with_preset(train)
-            except ConfigError as e:
-                raise ValueError(f"train.preset: {e}") from None
-            if "model" in train:
-                raise ValueError("train.model: the student model is set in models.student")
-            models = data.get("models")
-            student = models.get("student") if isinstance(models, dict) else None
-            student = student if student is not None else ModelsConfig.model_fields["student"].default
-            data["train"] = {**train, "model": student}
-        if isinstance(ev, dict):
-            if "cultures" in ev or "compare" in ev:
-                raise ValueError("eval: cultures and compare are set at the top level of the config")
-            compare = data.get("compare", cls.model_fields["compare"].get_default(call_default_factory=True))
-            data["eval"] = {"cultures": _eval_cultures(data.get("cultures", [])), "compare": compare, **ev}
-        return data
-
-    @model_validator(mode="after")
-    def _sizes(self) -> RunConfig:
-        from .errors import ClcaError
-
-        try:
-            _check_sizes(self.scenarios)  # refused now, before any model loads
-            from .preflight import check_static
-
-            check_static(self)  # duplicate cultures, profile codes, styles, cache folder
-            from .stage_links import link_sections
-
-            linked = link_sections({"intents": self.intents, "dataset": self.dataset})
-            self.intents, self.dataset = linked["intents"], linked["dataset"]  # type: ignore[assignment]
-        except ClcaError as e:
-            raise ValueError(e.one_line()) from None
-        return self
-
-    def stage_configs(self) -> dict[str, BaseModel]:
-        """Each section as its stage's validated config object."""
-        return {name: getattr(self, name) for name in section_models()}
-
-
-def _eval_cultures(cultures: Any) -> Any:
-    """The eval stage's cultures: a profile file becomes its culture's code (bad specs are reported by the
-    `cultures` validator)."""
-    from .errors import ClcaError
-    from .preflight import eval_culture
-
-    if not isinstance(cultures, list):
-        return cultures
-    out = []
-    for c in cultures:
-        try:
-            out.append(eval_culture(c) if isinstance(c, str) else c)
-        except ClcaError:
-            out.append(c)
-    return out
-
-
-def section_models() -> dict[str, type[BaseModel]]:
-    """The config class of each stage section (the stages that have one, in pipeline order)."""
-    return {s.name: s.config for s in STAGE_DEFS if s.config is not None}
-
-
-def _check_sizes(adapt: Any) -> None:
-    """Sizes that cannot work are refused before anything runs."""
-    from .scenarios import load_seeds
-
-    if adapt.sotopia is not None:  # counted when the stage reads (or downloads) the Sotopia files
-        return
-    available = len(load_seeds(adapt.seeds_file, adapt.seeds))
-    if adapt.n is not None and adapt.n > available:
-        raise ConfigError(f"scenarios.n: {adapt.n} is more than the {available} available seed scenarios")
-
-
-def check_model_string(spec: str) -> None:
-    """Check a model string without loading anything: syntax, options, and the API key's presence."""
-    from .llm import check_model_string as check
-
-    check(spec)
-
-
-def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
-    return load_config(RunConfig, path, overrides)
+__all__ = [
+    "STAGES",
+    "STAGE_DEFS",
+    "ModelsConfig",
+    "RunConfig",
+    "StageDef",
+    "StageResult",
+    "adapted_model_string",
+    "load_run_config",
+    "run_pipeline",
+    "section_models",
+]
 
 
 # -- model calls are counted per stage -----------------------------------------------------------------
@@ -324,8 +158,6 @@ async def run_pipeline(
     # every file the stages will read, before the run directory or any model
     check_run(cfg, [s.name for s in stages], sc)
     if cfg.reuse_from is not None:  # refused before the run directory exists
-        from .study import check_reuse
-
         check_reuse(cfg)
     run_dir = Path(cfg.run_dir)
     store = RunStore(run_dir, retry_failed=retry_failed)
@@ -334,8 +166,6 @@ async def run_pipeline(
     results: list[StageResult] = []
     try:
         if cfg.reuse_from is not None:  # before any model loads: copy the shared stages' records
-            from .study import reuse_shared
-
             reuse_shared(cfg, store)
         for stage in stages:
             t0, c0 = time.perf_counter(), models.calls()
@@ -517,22 +347,23 @@ StageRun = Callable[[RunConfig, dict[str, Any], RunStore, _Models], Awaitable[st
 @dataclass(frozen=True)
 class StageDef:
     """A pipeline stage: its name (also its config section's name and its `stage:NAME` meta record), the
-    class of that section (None: no section), and the coroutine that runs it. To add a stage: a line here
-    and, when it has a config, a field of the same name and class in `RunConfig`."""
+    class of that section (None: no section), and the coroutine that runs it. The names, their order and
+    the config classes are declared in `clca.run_config.STAGE_CONFIGS`; a stage's coroutine is added here."""
 
     name: str
     config: type[BaseModel] | None
     run: StageRun
 
 
-STAGE_DEFS: tuple[StageDef, ...] = (
-    StageDef("scenarios", AdaptConfig, _scenarios),
-    StageDef("roleplay", RoleplayConfig, _roleplay),
-    StageDef("judge", JudgeConfig, _judge),
-    StageDef("intents", IntentConfig, _intents),
-    StageDef("dataset", DatasetConfig, _dataset),
-    StageDef("train", TrainConfig, _train),
-    StageDef("eval", EvalConfig, _eval),
-    StageDef("report", None, _report),
-)
-STAGES: tuple[str, ...] = tuple(s.name for s in STAGE_DEFS)
+_RUNS: dict[str, StageRun] = {
+    "scenarios": _scenarios,
+    "roleplay": _roleplay,
+    "judge": _judge,
+    "intents": _intents,
+    "dataset": _dataset,
+    "train": _train,
+    "eval": _eval,
+    "report": _report,
+}
+STAGE_DEFS: tuple[StageDef, ...] = tuple(StageDef(name, config, _RUNS[name]) for name, config in STAGE_CONFIGS.items())
+assert STAGES == tuple(_RUNS), "every stage of run_config.STAGE_CONFIGS runs here, in that order"

@@ -86,7 +86,7 @@ def config_reference() -> str:
     """Every key of a run config: section, name, type, default, help text."""
     from pydantic import BaseModel
 
-    from ..pipeline import ModelsConfig, RunConfig, section_models
+    from ..run_config import ModelsConfig, RunConfig, section_models
 
     lines: list[str] = []
 
@@ -118,11 +118,11 @@ def register_config(app: typer.Typer) -> None:
     @group.command("check")
     def check(config: Path = typer.Argument(..., help="run config (YAML)")) -> None:
         """Validate a config (model strings, cultures, sizes) without loading any model."""
-        from ..pipeline import load_run_config
+        from ..run_config import load_run_config
 
         cfg = load_run_config(config)
-        from ..pipeline import STAGES
         from ..preflight import check_run
+        from ..run_config import STAGES
 
         check_run(cfg, STAGES)  # every file a full run reads
         typer.echo(f"{config}: ok ({len(cfg.cultures)} culture(s), run_dir {cfg.run_dir})")

@@ -322,7 +322,7 @@ def build_summary(
         config_hash=store.get_meta("config_hash"),
     )
     report.stages = {k: _stage(store, k, rows[k]) for k in STAGE_KINDS}
-    from ..pipeline import STAGES  # the one stage list (pipeline imports the report only when it runs)
+    from ..run_config import STAGES  # the one stage list
 
     for name in STAGES:
         m = store.get_meta(f"stage:{name}")
