@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from clca.culture._countries import countries, match_country  # noqa: E402
+from clca.countries import countries, match_country  # noqa: E402
 
 # Rows of the sources that are not countries (regions, sub-national groups), written for this project:
 # source name -> our display name. They have no ISO code and get a slug id. Every other row is a country,
@@ -91,13 +91,14 @@ def build(shared: Path) -> dict:
             if a3 is None:
                 raise SystemExit(f"{src_name!r} matches no country of country_converter's table; if it is a "
                                  f"region or group, add it to NON_COUNTRIES in {__file__}")  # fmt: skip
-            name, a2 = table[a3].name, table[a3].iso2 or None
+            name, a2 = table[a3].name, table[a3].iso2 or None  # the one display name (clca.countries)
         cid = a3 or _slug(name)
         r = records.setdefault(
             cid, {"id": cid, "name": name, "iso2": a2, "iso3": a3, "aliases": [], "hofstede": None, "iw": None}
         )
-        if src_name != name and src_name not in r["aliases"]:
-            r["aliases"].append(src_name)
+        for alias in (src_name, table[a3].short_name if a3 else src_name):  # the table's spelling too
+            if alias != name and alias not in r["aliases"]:
+                r["aliases"].append(alias)
         return r
 
     hof = shared / "culturepark" / "6-dimensions-for-website-2015-08-16.csv"

@@ -16,10 +16,10 @@ import yaml
 from typer.testing import CliRunner
 
 from clca.cli.main import app
+from clca.countries import iso3_from_numeric
 from clca.errors import DataError
 from clca.store import RunStore
 from clca.wvs import load_global_opinions, load_opinion_survey, resolve_country
-from clca.wvs._countries import iso3_from_numeric
 
 pytestmark = pytest.mark.shared
 # (spelling in the file, ISO alpha-3): Pew's spellings next to the usual ones

@@ -118,8 +118,8 @@ def check_run(cfg: Any, stages: Sequence[str], sc: dict[str, Any] | None = None)
 
 
 def _check_eval(cfg: Any, ev: Any) -> None:
+    from .countries import resolve_country
     from .wvs import default_questionnaire, load_questionnaire
-    from .wvs._countries import resolve_country
     from .wvs._reference import load_reference
 
     if ev.questionnaire:

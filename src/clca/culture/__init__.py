@@ -5,7 +5,7 @@ jp = get_culture("Japan")          # also "JP", "jpn", aliases such as "UK" or "
 jp.describe()                      # the text that goes into prompts
 """
 
-from ._countries import match_country, region_of
+from ._countries import region_of
 from ._model import Culture, HofstedeScores, IWPosition, RegionScores
 from ._profile import ProfileFile, load_profile
 from ._registry import (
@@ -44,7 +44,6 @@ __all__ = [
     "iw_phrase",
     "list_cultures",
     "load_profile",
-    "match_country",
     "region_of",
     "resolve_culture",
     "source_counts",

@@ -1,5 +1,6 @@
-"""Lookup of country profiles by name, ISO code or alias: the shipped figures (src/clca/data/cultures.json)
-for every current country of country_converter's table, completed by Hofstede's regional rows."""
+"""Lookup of culture profiles by name, ISO code or alias: the shipped figures (src/clca/data/cultures.json)
+for every current country of `clca.countries`' table, completed by Hofstede's regional rows. A country's
+profile is named with the country's one display name (`clca.countries.country_name`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..countries import SURVEY_ONLY, check_name_length, countries, country_name, match_country
 from ..errors import ClcaError
-from ._countries import countries, match_country, region_of
+from ._countries import region_of
 from ._model import Culture, HofstedeScores, RegionScores
 
 
@@ -43,16 +45,28 @@ def _with_region(c: Culture, by_id: dict[str, Culture]) -> Culture:
     return c.model_copy(update={"hofstede_region": fill})
 
 
+def _display_named(c: Culture) -> Culture:
+    """A shipped country profile named with the country's display name (its shipped name kept as an alias)."""
+    if not c.iso3:
+        return c
+    name = country_name(c.iso3)
+    if name == c.name:
+        return c
+    return c.model_copy(update={"name": name, "aliases": list(dict.fromkeys([c.name, *c.aliases]))})
+
+
 @lru_cache(maxsize=1)
 def _index() -> tuple[dict[str, Culture], list[Culture]]:
-    shipped = [Culture.model_validate(c) for c in _data()["cultures"]]
+    shipped = [_display_named(Culture.model_validate(c)) for c in _data()["cultures"]]
     by_iso3 = {c.iso3: c for c in shipped if c.iso3}
     extra_names: dict[str, list[str]] = {}
     for k in countries():  # every current country gets a profile, with or without figures
+        if k.iso3 in SURVEY_ONLY:  # a survey's own sample (Northern Ireland): a shipped sub-national profile
+            continue
         if k.iso3 in by_iso3:
-            extra_names[k.iso3] = [k.name, k.official_name]
+            extra_names[k.iso3] = [k.short_name, k.official_name]
         else:
-            aliases = [k.official_name] if k.official_name and k.official_name != k.name else []
+            aliases = list(dict.fromkeys(n for n in (k.short_name, k.official_name) if n and n != k.name))
             by_iso3[k.iso3] = Culture(id=k.iso3, name=k.name, iso2=k.iso2 or None, iso3=k.iso3, aliases=aliases)
     by_id = {c.id: c for c in shipped}
     cultures = [c for c in shipped if not c.iso3] + [_with_region(c, by_id) for c in by_iso3.values()]
@@ -94,11 +108,17 @@ def get_culture(name_or_code: str) -> Culture:
 
     Raises UnknownCultureError naming the closest matches.
     """
+    try:
+        check_name_length(name_or_code, "culture")
+    except ClcaError as e:
+        raise UnknownCultureError(e.one_line()) from None
     index = _index()[0]
     key = _norm(name_or_code)
     if key in index:
         return index[key]
-    iso3 = match_country(name_or_code)  # country_converter's name patterns ("S. Korea", "Czech Rep.", ...)
+    iso3 = match_country(
+        name_or_code
+    )  # clca.countries: aliases and country_converter's name patterns ("S. Korea", "Czech Rep.", ...)
     if iso3 is not None and _norm(iso3) in index:
         return index[_norm(iso3)]
     close = difflib.get_close_matches(key, list(index), n=3, cutoff=0.6)

@@ -181,14 +181,15 @@ def locale_names(locale: str) -> LocaleNames:
 
 @cache
 def _derived() -> dict[str, tuple[str, ...]]:
-    import pycountry
+    """Country (ISO alpha-3, from `clca.countries`) -> the Faker locales of its ISO alpha-2 region."""
+    from ..countries import iso3_from_iso2
 
     out: dict[str, list[str]] = {}
     for loc in person_locales():
         _, _, region = loc.partition("_")
-        c = pycountry.countries.get(alpha_2=region) if len(region) == 2 else None
-        if c is not None:
-            out.setdefault(c.alpha_3, []).append(loc)
+        iso3 = iso3_from_iso2(region) if len(region) == 2 else None
+        if iso3 is not None:
+            out.setdefault(iso3, []).append(loc)
     return {k: tuple(v) for k, v in out.items()}
 
 

@@ -5,8 +5,8 @@ result = await evaluate(store, llm, "base", EvalConfig(cultures=["Egypt"], compa
 print(format_table(result))
 """
 
+from ..countries import country_name, region_name, resolve_country
 from ._answer import PERSONA_STYLES, STYLES, Answer, ask, build_messages, option_order, parse_answer
-from ._countries import country_name, region_name, resolve_country
 from ._evaluate import ANSWER, METRIC, EvalConfig, answer_key, compute_metrics, evaluate, rank_of
 from ._metrics import (
     bootstrap_ci,

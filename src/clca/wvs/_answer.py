@@ -11,9 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from ..countries import country_name
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
-from ._countries import country_name
 from ._personas import Persona
 from ._questionnaire import Item
 

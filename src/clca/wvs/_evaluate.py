@@ -9,13 +9,13 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..countries import resolve_country
 from ..errors import ClcaError, ConfigError
 from ..failures import failure_reason
 from ..llm import LLM
 from ..runner import run_items
 from ..store import RunStore
 from ._answer import DEFAULT_MAX_TOKENS, PERSONA_STYLES, Answer, ask
-from ._countries import resolve_country
 from ._metrics import bootstrap_ci, js_distance, kl_divergence, majority_match, wasserstein_ordinal
 from ._opinionqa import load_opinion_survey
 from ._personas import Persona, personas_from_marginals, personas_from_survey

@@ -31,8 +31,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from .._files import iter_jsonl
+from ..countries import country_name, resolve_country
 from ..errors import ConfigError, DataError
-from ._countries import country_name, resolve_country
 from ._questionnaire import Item, Questionnaire
 from ._reference import CountryReference, Distribution, ReferenceTable
 

@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from .._files import atomic_file
+from ..countries import country_name
 from ..errors import DataError
-from ._countries import country_name
 from ._questionnaire import Questionnaire, default_questionnaire
 from ._survey import DEMOGRAPHIC_FIELDS, Respondent, Survey, iter_respondents
 

@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 from rich.console import Console
 from rich.table import Table
 
+from ..countries import resolve_country
 from ..errors import ConfigError
 from ..store import RunStore
-from ._countries import resolve_country
 
 # metric -> (column title, lower is better): the one list of the WVS metrics and their directions
 METRICS: dict[str, tuple[str, bool]] = {

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..countries import iso3_from_numeric, region_name, resolve_country
 from ..errors import ConfigError, DataError
-from ._countries import iso3_from_numeric, region_name, resolve_country
 from ._questionnaire import Item, Questionnaire, default_questionnaire
 from ._release import Cell, Release, open_release
 
