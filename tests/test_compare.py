@@ -134,9 +134,12 @@ def test_paired_statistics_equal_independent_scipy(runs: dict[str, Path]) -> Non
         width = ref.confidence_interval.high - ref.confidence_interval.low
         assert p.ci_low == pytest.approx(ref.confidence_interval.low, abs=0.08 * width)
         assert p.ci_high == pytest.approx(ref.confidence_interval.high, abs=0.08 * width)
-    # Holm across the two cultures, per metric: independent step-down computation
+    # Holm across the two cultures and the pair's specificity test (EGY vs USA), per metric: step-down
     for metric in ("kl", "jsd"):
-        fam = sorted((p for p in pairs if p.metric == metric and p.p is not None), key=lambda p: p.p)
+        spec = [s for s in comp.specificity if s.metric == metric and s.kind == "adapted vs base"]
+        assert len(spec) == 1 and (spec[0].target, spec[0].comparison) == ("EGY", "USA")
+        members: list[Any] = [p for p in pairs if p.metric == metric] + spec
+        fam = sorted((p for p in members if p.p is not None), key=lambda p: p.p)
         m = len(fam)
         running = 0.0
         for i, p in enumerate(fam):
@@ -179,7 +182,10 @@ def test_cli_writes_report_and_exports_that_round_trip(runs: dict[str, Path], tm
     out = tmp_path / "cmp"
     r = _cli(str(runs["full"]), str(runs["seed1"]), "--out", str(out), "--baseline", "full:base:persona", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == str(out / "compare.html")
+    printed = r.stdout.strip().splitlines()
+    assert printed[-1] == str(out / "compare.html")  # the headline first, the report's path last
+    assert printed[0].startswith("KL, row minus baseline") and "detectable: " in r.stdout
+    assert "EGY full:adapted:persona vs full:base:persona: " in r.stdout
     comp = build_comparison([runs["full"], runs["seed1"]], baseline="full:base:persona")
     for name, want in tidy_frames(comp).items():
         got = pd.read_csv(out / f"{name}.csv", dtype={"item": str, "option": str})

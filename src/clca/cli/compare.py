@@ -26,10 +26,21 @@ def register(app: typer.Typer) -> None:
         resamples: int = typer.Option(2000, "--resamples", min=1, help="bootstrap resamples of the paired statistics"),
         seed: int = typer.Option(0, "--seed", help="seed of the paired bootstrap"),
         no_figures: bool = typer.Option(False, "--no-figures", help="skip the matplotlib figures (faster)"),
+        reference_arm: str | None = typer.Option(
+            None,
+            "--reference-arm",
+            help="run (label or directory) whose student every other run's student is also compared with, "
+            "specificity included; 'none' for no arm (default: a run of dataset variant survey_uniform or "
+            "survey_shuffled, when one is compared)",
+        ),
+        target: str | None = typer.Option(
+            None, "--target", help="target culture of every run (default: each run config's cultures)"
+        ),
     ) -> None:
         """Compare runs evaluated alike: per-culture tables with CIs, paired statistics (bootstrap, Wilcoxon,
-        Holm), CSV/Parquet, LaTeX tables and figures; print the HTML path."""
-        from ..report._compare_render import write_comparison
+        Holm, detectable effect), specificity to the target culture, CSV/Parquet, LaTeX tables and figures;
+        print the KL headline and, last, the HTML path."""
+        from ..report._compare_render import terminal_lines, write_comparison
 
         paths = write_comparison(
             [str(p) for p in run_dirs],
@@ -39,5 +50,11 @@ def register(app: typer.Typer) -> None:
             culture=culture,
             resamples=resamples,
             seed=seed,
+            figures=not no_figures,
+            reference_arm=reference_arm,
+            target=target,
         )
+        if paths.comp is not None:
+            for line in terminal_lines(paths.comp):
+                typer.echo(line)
         typer.echo(str(paths.html))

@@ -11,6 +11,7 @@ culture), and every row with a chosen baseline row.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,17 @@ from ..config import validation_message
 from ..errors import ConfigError, DataError
 from ..store import DB_NAME, RunStore
 from ._metrics import METRICS, Estimate, ModelScores, read_wvs
-from ._stats import holm, paired_bootstrap, paired_differences, wilcoxon_p
+from ._paired import UNIT_ITEMS, UNIT_PERSONAS, PairedStat, adjust, paired_stats
+from ._specificity import SpecificityStat, judge, specificity
 
 SETUP_KEYS = ("items", "questionnaire", "survey", "reference", "personas", "mode", "samples", "epsilon")
 BASE_GROUP = "base model"
-UNIT_ITEMS = "questions"
-UNIT_PERSONAS = "personas"
+EVAL_ONLY_GROUP = "evaluated models (no run config)"
+#: dataset variants of the format-only controls: the default reference arm (the first one found, in this order)
+REFERENCE_VARIANTS = ("survey_uniform", "survey_shuffled")
+#: run config keys that do not change what a run's student learns (a dose series differs only in train.max_steps)
+_DOSE_IGNORED = ("name", "run_dir", "reuse_from", "cache")
+__all__ = ["UNIT_ITEMS", "UNIT_PERSONAS", "PairedStat", "SpecificityStat"]
 
 
 class RunInfo(BaseModel):
@@ -34,7 +40,11 @@ class RunInfo(BaseModel):
     path: str
     name: str | None = Field(None, description="the config's name")
     student: str | None = Field(None, description="models.student of the run config")
-    dataset_variant: str = Field("full", description="dataset.variant of the run config (the ablation)")
+    dataset_variant: str | None = Field(
+        None, description="dataset.variant of the run config (the ablation); None for a run without one (clca eval)"
+    )
+    max_steps: int | None = Field(None, description="train.max_steps of the run config (when > 0)")
+    dose_key: str | None = Field(None, description="hash of the run config without train.max_steps: a dose series")
     seed: int | None = None
     targets: list[str] = Field(default_factory=list, description="the run's target cultures (ISO alpha-3)")
     setup: dict[str, Any] = Field(default_factory=dict, description="what must agree for runs to be compared")
@@ -48,8 +58,10 @@ class CompareRow(BaseModel):
     style: str
     culture: str
     role: str
-    group: str = Field(description=f"'{BASE_GROUP}' or 'dataset: <variant>' (the ablation)")
-    dataset_variant: str
+    group: str = Field(description=f"'{BASE_GROUP}', 'dataset: <variant>' (the ablation) or '{EVAL_ONLY_GROUP}'")
+    dataset_variant: str | None
+    rank: int | None = Field(None, description="rank of the culture among all survey cultures by 1-JSD (1 = closest)")
+    rank_of: int | None = Field(None, description="cultures ranked")
     values: dict[str, Estimate] = Field(default_factory=dict)
     marked: bool = Field(False, description="its run's evaluation setup differs from the first run's")
     per_item: dict[str, dict[str, float]] = Field(default_factory=dict, exclude=True)
@@ -58,22 +70,6 @@ class CompareRow(BaseModel):
     @property
     def ident(self) -> str:
         return f"{self.run}:{self.model}:{self.style}"
-
-
-class PairedStat(BaseModel):
-    culture: str
-    metric: str
-    row: str = Field(description="run:model:style")
-    baseline: str = Field(description="run:model:style")
-    kind: str = Field(description="'adapted vs base' (same run) or 'vs baseline'")
-    unit: str = Field(description="what the bootstrap resamples: questions or personas")
-    n: int = Field(description="paired units in the bootstrap")
-    diff: float = Field(description="mean of row minus baseline over the paired units")
-    ci_low: float
-    ci_high: float
-    n_items: int = Field(description="paired questions in the Wilcoxon test")
-    p: float | None = Field(None, description="Wilcoxon signed-rank, two-sided, over questions")
-    p_holm: float | None = Field(None, description="Holm-adjusted across cultures (per pair and metric)")
 
 
 class DistributionRow(BaseModel):
@@ -94,6 +90,9 @@ class Comparison(BaseModel):
     metrics: list[str] = Field(description="metric columns present in any row, in report order")
     best: dict[str, dict[str, float]] = Field(default_factory=dict, description="culture -> metric -> best value")
     paired: list[PairedStat] = Field(default_factory=list)
+    specificity: list[SpecificityStat] = Field(default_factory=list)
+    reference_arm: str | None = Field(None, description="run label of the reference arm (--reference-arm)")
+    targets: dict[str, list[str]] = Field(default_factory=dict, description="run label -> target cultures")
     distributions: list[DistributionRow] = Field(default_factory=list)
     baseline: str | None = None
     resamples: int = 2000
@@ -102,6 +101,18 @@ class Comparison(BaseModel):
 
     def rows_of(self, culture: str) -> list[CompareRow]:
         return [r for r in self.rows if r.culture == culture]
+
+
+def _dose(cfg: dict[str, Any]) -> tuple[int | None, str | None]:
+    """(train.max_steps when > 0, hash of the config without it and without names and paths)."""
+    train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
+    steps = train.get("max_steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
+        return None, None
+    rest = {k: v for k, v in cfg.items() if k not in _DOSE_IGNORED}
+    rest["train"] = {k: v for k, v in train.items() if k not in ("max_steps", "progress")}
+    text = json.dumps(rest, sort_keys=True, default=str)
+    return steps, hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _file_id(path: str | None) -> str | None:
@@ -207,6 +218,7 @@ class _Loaded(BaseModel):
     scores: list[ModelScores]
     ev: Any = None
     specificity_models: dict[tuple[str, str, str], dict[str, list[float]]] = Field(default_factory=dict)
+    ranks: dict[tuple[str, str], tuple[int, int]] = Field(default_factory=dict, description="(label, culture) -> rank")
     persona_accuracy: dict[tuple[str, str, str], dict[str, dict[str, float]]] = Field(
         default_factory=dict, description="(alias, style, culture) -> persona -> item -> hit"
     )
@@ -237,8 +249,10 @@ def _load_store(store: RunStore, path: Path, label: str, *, accuracy: bool = Tru
     loaded.info.name = cfg.get("name") if isinstance(cfg.get("name"), str) else None
     models = cfg.get("models") if isinstance(cfg.get("models"), dict) else {}
     loaded.info.student = models.get("student") if isinstance(models.get("student"), str) else None
-    ds = cfg.get("dataset") if isinstance(cfg.get("dataset"), dict) else {}
-    loaded.info.dataset_variant = str(ds.get("variant") or "full")
+    if cfg:
+        ds = cfg.get("dataset") if isinstance(cfg.get("dataset"), dict) else {}
+        loaded.info.dataset_variant = str(ds.get("variant") or "full")
+        loaded.info.max_steps, loaded.info.dose_key = _dose(cfg)
     loaded.info.seed = cfg.get("seed") if isinstance(cfg.get("seed"), int) else None
     if ev is not None:
         from ..wvs import resolve_country
@@ -249,6 +263,7 @@ def _load_store(store: RunStore, path: Path, label: str, *, accuracy: bool = Tru
                 loaded.info.targets.append(resolve_country(c, known))
             except ConfigError:
                 continue
+    loaded.ranks = {(r.model, r.target): (r.rank, r.cultures) for r in wvs.ranks}
     for sh in wvs.answer_shares:
         loaded.specificity_models[(sh.model, sh.style, sh.culture)] = sh.items
     if accuracy and ev is not None and any("accuracy" in s.values for s in wvs.scores):
@@ -325,42 +340,6 @@ def _distributions(loaded: _Loaded) -> list[DistributionRow]:
     return out
 
 
-def _pair(
-    row: CompareRow, base: CompareRow, kind: str, resamples: int, seed: int, same_personas: bool
-) -> list[PairedStat]:
-    out = []
-    for metric in METRICS:
-        a, b = row.per_item.get(metric), base.per_item.get(metric)
-        if not a or not b:
-            continue
-        d_items = paired_differences(a, b)
-        if not d_items:
-            continue
-        unit, diffs = UNIT_ITEMS, list(d_items.values())
-        if metric == "accuracy" and same_personas and row.per_persona_accuracy and base.per_persona_accuracy:
-            d_p = paired_differences(row.per_persona_accuracy, base.per_persona_accuracy)
-            if d_p:
-                unit, diffs = UNIT_PERSONAS, list(d_p.values())
-        mean, lo, hi = paired_bootstrap(diffs, resamples=resamples, seed=seed)
-        out.append(
-            PairedStat(
-                culture=row.culture,
-                metric=metric,
-                row=row.ident,
-                baseline=base.ident,
-                kind=kind,
-                unit=unit,
-                n=len(diffs),
-                diff=mean,
-                ci_low=lo,
-                ci_high=hi,
-                n_items=len(d_items),
-                p=wilcoxon_p(list(d_items.values())),
-            )
-        )
-    return out
-
-
 def _persona_means(hits: dict[str, dict[str, float]]) -> dict[str, float]:
     return {p: sum(v.values()) / len(v) for p, v in hits.items() if v}
 
@@ -378,8 +357,13 @@ def build_comparison(
     baseline: str | None = None,
     resamples: int = 2000,
     seed: int = 0,
+    reference_arm: str | None = None,
+    target: str | None = None,
 ) -> Comparison:
-    """Read every run, check that their evaluation setups agree, and compute the comparison."""
+    """Read every run, check that their evaluation setups agree, and compute the comparison.
+    `reference_arm`: run label (or "none") of the control every other run's student is compared with
+    (default: a run whose dataset variant is one of REFERENCE_VARIANTS); `target`: the target culture of
+    every run (default: each run config's cultures; runs of `clca eval` have none)."""
     if not run_dirs:
         raise ConfigError("compare: give at least one run directory")
     paths = [Path(p) for p in run_dirs]
@@ -400,9 +384,46 @@ def build_comparison(
         lo.info.differs = [k for k in SETUP_KEYS if _difference({k: first.setup.get(k)}, {k: lo.info.setup.get(k)})]
         if not lo.info.differs:
             lo.info.differs = [key]
-    return _assemble(
-        loaded, allow_different=allow_different, baseline=baseline, resamples=resamples, seed=seed, paired=True
-    )
+    comp = _assemble(loaded, allow_different=allow_different, baseline=baseline, resamples=resamples, seed=seed)
+    comp.reference_arm = _reference_arm(comp, reference_arm)
+    comp.targets = _targets(comp, target)
+    comp.paired = paired_stats(comp, lambda a, b: _same_personas(loaded, a, b), baseline)
+    comp.specificity = specificity(comp, comp.paired, comp.targets)
+    extra: dict[tuple[str, str, str, str], list[Any]] = defaultdict(list)
+    for sp in comp.specificity:
+        extra[(sp.kind, sp.row, sp.reference, sp.metric)].append(sp)
+    adjust(comp.paired, extra)
+    judge(comp.specificity, comp.paired)
+    return comp
+
+
+def _reference_arm(comp: Comparison, named: str | None) -> str | None:
+    labels = [r.label for r in comp.runs]
+    if named is not None:
+        if named.lower() == "none":
+            return None
+        hit = [r.label for r in comp.runs if named in (r.label, r.path, Path(r.path).name)]
+        if not hit:
+            raise ConfigError(f"--reference-arm {named!r}: not one of the compared runs; runs: {', '.join(labels)}")
+        if not any(r.run == hit[0] and r.role == "adapted" for r in comp.rows):
+            raise ConfigError(f"--reference-arm {named!r}: the run has no adapted student to compare with")
+        return hit[0]
+    for variant in REFERENCE_VARIANTS:
+        for r in comp.runs:
+            if r.dataset_variant == variant and len(comp.runs) > 1:
+                return r.label
+    return None
+
+
+def _targets(comp: Comparison, target: str | None) -> dict[str, list[str]]:
+    if target is None:
+        return {r.label: [c for c in r.targets if c in comp.cultures] for r in comp.runs}
+    from ..wvs import resolve_country
+
+    code = resolve_country(target, set(comp.cultures))
+    if code not in comp.cultures:
+        raise ConfigError(f"--target {target!r}: not evaluated in these runs; cultures: {', '.join(comp.cultures)}")
+    return {r.label: [code] for r in comp.runs}
 
 
 def run_comparison(store: RunStore, label: str) -> Comparison:
@@ -410,18 +431,25 @@ def run_comparison(store: RunStore, label: str) -> Comparison:
     report (`clca report`) draws the comparison's figures from. No paired statistics; raises DataError
     when the run holds no WVS metrics."""
     lo = _load_store(store, Path(store.run_dir), label, accuracy=False)
-    return _assemble([lo], allow_different=False, baseline=None, resamples=0, seed=0, paired=False)
+    return _assemble([lo], allow_different=False, baseline=None, resamples=0, seed=0)
+
+
+def _group(info: RunInfo, is_base: bool) -> str:
+    if is_base:
+        return BASE_GROUP
+    return EVAL_ONLY_GROUP if info.dataset_variant is None else f"dataset: {info.dataset_variant}"
 
 
 def _assemble(
-    loaded: list[_Loaded], *, allow_different: bool, baseline: str | None, resamples: int, seed: int, paired: bool
+    loaded: list[_Loaded], *, allow_different: bool, baseline: str | None, resamples: int, seed: int
 ) -> Comparison:
-    """The comparison of loaded runs (their setups already checked): rows in table order, best values,
-    paired statistics (when `paired`) and per-item distributions."""
+    """The comparison of loaded runs (their setups already checked): rows in table order, best values and
+    per-item distributions (the paired statistics are added by `build_comparison`)."""
     rows: list[CompareRow] = []
     for lo in loaded:
         for s in lo.scores:
             is_base = s.role == "base"
+            rank = lo.ranks.get((s.label, s.culture), (None, None))
             row = CompareRow(
                 run=lo.info.label,
                 model=s.model,
@@ -429,8 +457,10 @@ def _assemble(
                 style=s.style,
                 culture=s.culture,
                 role=s.role,
-                group=BASE_GROUP if is_base else f"dataset: {lo.info.dataset_variant}",
+                group=_group(lo.info, is_base),
                 dataset_variant=lo.info.dataset_variant,
+                rank=rank[0],
+                rank_of=rank[1],
                 values=dict(s.values),
                 marked=bool(lo.info.differs),
                 per_item=s.per_item,
@@ -441,7 +471,7 @@ def _assemble(
             rows.append(row)
     group_order = {BASE_GROUP: 0}
     for lo in loaded:
-        group_order.setdefault(f"dataset: {lo.info.dataset_variant}", len(group_order))
+        group_order.setdefault(_group(lo.info, False), len(group_order))
     run_order = {lo.info.label: i for i, lo in enumerate(loaded)}
     rows.sort(key=lambda r: (r.culture, group_order[r.group], run_order[r.run], r.model, r.style))
     cultures = sorted({r.culture for r in rows})
@@ -457,7 +487,6 @@ def _assemble(
         seed=seed,
         allow_different=allow_different,
     )
-    comp.paired = _paired(comp, loaded, baseline) if paired else []
     for lo in loaded:
         comp.distributions += _distributions(lo)
     return comp
@@ -467,35 +496,3 @@ def _same_personas(loaded: list[_Loaded], a: str, b: str) -> bool:
     """Runs a and b asked the same personas (same setup and seed): accuracy can be paired by persona."""
     info = {lo.info.label: lo.info for lo in loaded}
     return a == b or (info[a].setup == info[b].setup and info[a].seed == info[b].seed)
-
-
-def _paired(comp: Comparison, loaded: list[_Loaded], baseline: str | None) -> list[PairedStat]:
-    out: list[PairedStat] = []
-    by: dict[tuple[str, str, str, str], CompareRow] = {(r.culture, r.run, r.model, r.style): r for r in comp.rows}
-    for r in comp.rows:
-        if r.role != "adapted":
-            continue
-        same = (r.culture, r.run, r.style)
-        base = next((b for b in comp.rows if b.role == "base" and (b.culture, b.run, b.style) == same), None)
-        if base is not None:
-            out += _pair(r, base, "adapted vs base", comp.resamples, comp.seed, True)
-    if baseline is not None:
-        parts = baseline.split(":")
-        if len(parts) != 3:
-            raise ConfigError(f"--baseline {baseline!r}: write it as RUN:MODEL:STYLE, e.g. demo:base:persona")
-        run, model, style = parts
-        if not any((r.run, r.model, r.style) == (run, model, style) for r in comp.rows):
-            have = ", ".join(sorted({r.ident for r in comp.rows}))
-            raise ConfigError(f"--baseline {baseline!r}: no such row; rows: {have}")
-        for r in comp.rows:
-            base = by.get((r.culture, run, model, style))
-            if base is None or base is r:
-                continue
-            out += _pair(r, base, "vs baseline", comp.resamples, comp.seed, _same_personas(loaded, r.run, run))
-    families: dict[tuple[str, str, str, str], list[PairedStat]] = defaultdict(list)
-    for s in out:
-        families[(s.kind, s.row, s.baseline, s.metric)].append(s)
-    for fam in families.values():
-        for s, adj in zip(fam, holm([s.p for s in fam]), strict=True):
-            s.p_holm = adj
-    return out

@@ -21,6 +21,7 @@ from ._compare import UNIT_ITEMS, UNIT_PERSONAS, Comparison, build_comparison
 from ._export import write_latex, write_tables
 from ._figures import Figure, write_figures
 from ._metrics import METRICS
+from ._power import ASSUMED_TEST
 from ._render import _env
 
 RESAMPLING_NOTE = (
@@ -29,7 +30,18 @@ RESAMPLING_NOTE = (
     "accuracy when both rows asked the same personas; the difference is row minus baseline, averaged over the "
     "paired units. "
     "p: two-sided Wilcoxon signed-rank test over questions (scipy.stats.wilcoxon, zero differences dropped); "
-    "p (Holm): Holm-adjusted across cultures, one family per compared pair and metric."
+    "p (Holm): Holm-adjusted across cultures, one family per compared pair and metric (with the pair's "
+    f"specificity tests). {ASSUMED_TEST[0].upper() + ASSUMED_TEST[1:]}."
+)
+SPECIFICITY_NOTE = (
+    "Difference-in-differences (DiD): per question shared by the four rows, the target culture's change minus "
+    "the comparison culture's change (row minus reference), averaged; paired bootstrap interval over questions, "
+    "Wilcoxon signed-rank p, Holm with the pair's per-culture tests. For a lower-is-better metric (KL) a negative "
+    "DiD means the target moved more than the comparison culture. Target rank: the target's rank among all "
+    "cultures of the reference table by the model's 1-JSD similarity (reference -> row; 1 = closest). "
+    "References: each run's base model, and the reference arm{arm}. Verdict: specific (the DiD favours the "
+    "target significantly and the target improved), generic (the target improved significantly, but not more "
+    "than the comparison culture), absent (no significant improvement of the target)."
 )
 
 
@@ -39,6 +51,7 @@ class ComparePaths:
     html: Path
     markdown: Path
     files: list[Path] = field(default_factory=list)
+    comp: Comparison | None = None
 
 
 def _context(comp: Comparison, figures: list[Figure]) -> dict[str, Any]:
@@ -60,6 +73,9 @@ def _context(comp: Comparison, figures: list[Figure]) -> dict[str, Any]:
         "lower_better": {k: v[1] for k, v in METRICS.items()},
         "figures": [(f, uri(f)) for f in figures],
         "resampling": RESAMPLING_NOTE.format(resamples=comp.resamples, seed=comp.seed),
+        "specificity_note": SPECIFICITY_NOTE.format(
+            arm=f" ({comp.reference_arm}'s student)" if comp.reference_arm else " (none in these runs)"
+        ),
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
@@ -91,11 +107,19 @@ def write_comparison(
     resamples: int = 2000,
     seed: int = 0,
     figures: bool = True,
+    reference_arm: str | None = None,
+    target: str | None = None,
 ) -> ComparePaths:
     """Compare the runs and write OUT/compare.html, OUT/summary.md, the tidy tables (CSV + Parquet), the
     LaTeX tables and (unless figures=False) the figures (PDF + PNG + CSV)."""
     comp = build_comparison(
-        run_dirs, allow_different=allow_different, baseline=baseline, resamples=resamples, seed=seed
+        run_dirs,
+        allow_different=allow_different,
+        baseline=baseline,
+        resamples=resamples,
+        seed=seed,
+        reference_arm=reference_arm,
+        target=target,
     )
     if culture is not None:
         culture = _culture(culture, comp.cultures)
@@ -118,4 +142,39 @@ def write_comparison(
             final.append(out / p.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return ComparePaths(out=out, html=out / "compare.html", markdown=out / "summary.md", files=final)
+    return ComparePaths(out=out, html=out / "compare.html", markdown=out / "summary.md", files=final, comp=comp)
+
+
+def terminal_lines(comp: Comparison, metric: str = "kl") -> list[str]:
+    """The headline for the terminal: each paired difference of `metric` on a target culture (against base and
+    the reference arm) with its CI, Holm p and detectable effect, and each specificity verdict."""
+    title = METRICS.get(metric, (metric, True))[0]
+    targets = {(run, c) for run, cs in comp.targets.items() for c in cs}
+    shown, seen = [], set()
+    for p in comp.paired:
+        if p.metric != metric or (p.row, p.baseline, p.culture) in seen:
+            continue
+        if (p.row.split(":", 1)[0], p.culture) in targets or not targets:
+            shown.append(p)
+            seen.add((p.row, p.baseline, p.culture))
+    lines = []
+    if shown:
+        lines.append(f"{title}, row minus baseline [95% CI], p (Holm), detectable (paired t, alpha 0.05, power 0.8):")
+    for p in shown:
+        lines.append(
+            f"  {p.culture} {p.row} vs {p.baseline}: {p.diff:+.4f} [{p.ci_low:+.4f}, {p.ci_high:+.4f}], "
+            f"p (Holm) {_p(p.p_holm)}, {p.reading}"
+        )
+    spec = [s for s in comp.specificity if s.metric == metric]
+    if spec:
+        lines.append(f"specificity ({title}: target change minus comparison change per shared question):")
+    for s in spec:
+        lines.append(
+            f"  {s.target} vs {s.comparison}, {s.row} vs {s.reference}: DiD {s.did:+.4f} "
+            f"[{s.ci_low:+.4f}, {s.ci_high:+.4f}], p (Holm) {_p(s.p_holm)}: {s.reading}"
+        )
+    return lines
+
+
+def _p(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3g}"

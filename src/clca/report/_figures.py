@@ -4,7 +4,8 @@ its data beside it as CSV, and returned as PNG bytes (the compare report); or, f
 
 - kl_per_culture: KL to the survey per culture, one bar per (run, model, style), 95 % CI whiskers;
 - ablations: the adapted student's KL and 1-JSD per dataset variant (run) and culture, with CIs;
-- items_<culture>: per-question small multiples of the model's answer distribution vs the survey's.
+- items_<culture>: per-question small multiples of the model's answer distribution vs the survey's;
+- dose_response: KL to the target and the comparison cultures against training steps (`_dose`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def _bars(ax, groups: list[str], series: list[str], data: pd.DataFrame, key: str
     x = np.arange(len(groups))
     for k, s in enumerate(series):
         sub = data[data["series"] == s].set_index(key)
+        sub = sub[~sub.index.duplicated()]  # one bar per group and series
         vals = [float(sub["value"].get(g, np.nan)) for g in groups]
         lo = [float(sub["ci_low"].get(g, np.nan)) for g in groups]
         hi = [float(sub["ci_high"].get(g, np.nan)) for g in groups]
@@ -97,12 +99,20 @@ def _bars(ax, groups: list[str], series: list[str], data: pd.DataFrame, key: str
 
 
 def _metric_frame(comp: Comparison, metric: str, adapted_only: bool = False) -> pd.DataFrame:
+    """Rows of one metric; `adapted_only`: the adapted students of runs with a dataset variant (the ablations)."""
     recs = []
+    aliases: dict[tuple[str, str], set[str]] = {}
+    for r in comp.rows:
+        if r.group != BASE_GROUP:
+            aliases.setdefault((r.run, r.style), set()).add(r.model)
     for r in comp.rows:
         e = r.values.get(metric)
-        if e is None or (adapted_only and r.group == BASE_GROUP):
+        if e is None or (adapted_only and (r.group == BASE_GROUP or r.dataset_variant is None)):
             continue
-        series = f"{r.run} · {r.model} · {r.style}" if not adapted_only else f"{r.dataset_variant} ({r.run}, {r.style})"
+        series = f"{r.run} · {r.model} · {r.style}"
+        if adapted_only:
+            several = len(aliases.get((r.run, r.style), ())) > 1
+            series = f"{r.dataset_variant} ({r.run}, {r.model + ', ' if several else ''}{r.style})"
         recs.append(
             {
                 "culture": r.culture,
@@ -218,7 +228,10 @@ def write_figures(
     first target culture of the first run, else the first culture). `ablation=False` leaves out the
     ablation bars (one run has one dataset variant); `svg=True` writes SVG instead of PDF + PNG and returns
     each figure's inline SVG markup."""
+    from ._dose import dose_response
+
     figs = [kl_per_culture(comp, out, svg), ablations(comp, out, svg) if ablation else None]
+    figs.append(dose_response(comp, out, svg))
     if culture is None:
         targets = [c for c in (comp.runs[0].targets if comp.runs else []) if c in comp.cultures]
         culture = (targets or comp.cultures or [None])[0]

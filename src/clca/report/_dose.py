@@ -1,0 +1,99 @@
+"""Dose-response of a comparison: KL to the target and to the comparison cultures against training steps.
+
+Runs whose stored configs are equal except for `train.max_steps` (and names and paths; `RunInfo.dose_key`)
+form a dose series when at least two of them train for different numbers of steps. Each series is drawn as
+KL (mean over questions with its stored 95 % interval) against steps, one line per culture and prompt
+style of the adapted student; the base model of the series' first run stands at 0 steps.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from ._compare import Comparison
+    from ._figures import Figure
+
+METRIC = "kl"
+COLUMNS = ["series", "run", "steps", "model", "style", "culture", "role", "metric", "value", "ci_low", "ci_high"]
+
+
+def dose_series(comp: Comparison) -> dict[str, list[tuple[int, str]]]:
+    """Series name -> [(steps, run label)] in step order, for series with at least two step counts."""
+    groups: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    variant: dict[str, str | None] = {}
+    for r in comp.runs:
+        if r.dose_key is not None and r.max_steps is not None:
+            groups[r.dose_key].append((r.max_steps, r.label))
+            variant.setdefault(r.dose_key, r.dataset_variant)
+    out: dict[str, list[tuple[int, str]]] = {}
+    for key, runs in groups.items():
+        if len({s for s, _ in runs}) < 2:
+            continue
+        name = str(variant[key] or "runs")
+        while name in out:
+            name += "'"
+        out[name] = sorted(runs)
+    return out
+
+
+def dose_frame(comp: Comparison) -> pd.DataFrame:
+    """The figure's data: one row per series, step count, adapted alias, style and culture (0 = base model)."""
+    recs: list[dict[str, Any]] = []
+    for name, runs in dose_series(comp).items():
+        labels = [lab for _, lab in runs]
+        targets = set(comp.targets.get(labels[0], []))
+        adapted = [r for r in comp.rows if r.run in labels and r.role == "adapted" and METRIC in r.values]
+        styles = {r.style for r in adapted}
+        steps = dict((lab, s) for s, lab in runs)
+        base = [r for r in comp.rows if r.run == labels[0] and r.role == "base" and r.style in styles]
+        for r, n in [(b, 0) for b in base] + [(a, steps[a.run]) for a in adapted]:
+            e = r.values.get(METRIC)
+            if e is None:
+                continue
+            recs.append(
+                {
+                    "series": name,
+                    "run": r.run,
+                    "steps": n,
+                    "model": r.model,
+                    "style": r.style,
+                    "culture": r.culture,
+                    "role": "target" if r.culture in targets else "comparison",
+                    "metric": METRIC,
+                    "value": e.value,
+                    "ci_low": e.ci_low,
+                    "ci_high": e.ci_high,
+                }
+            )
+    return pd.DataFrame(recs, columns=COLUMNS).sort_values(["series", "culture", "style", "steps"], kind="stable")
+
+
+def dose_response(comp: Comparison, out: Path, svg: bool = False) -> Figure | None:
+    """The dose-response figure (PDF + PNG + CSV, or SVG), or None without a dose series."""
+    from ._figures import _pyplot, _save
+
+    data = dose_frame(comp)
+    if data.empty:
+        return None
+    plt = _pyplot()
+    names = list(dict.fromkeys(data["series"]))
+    fig, axes = plt.subplots(1, len(names), figsize=(4.6 * len(names), 3.4), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        sub = data[data["series"] == name]
+        for (culture, style, role), line in sub.groupby(["culture", "style", "role"], sort=True):
+            lo = (line["value"] - line["ci_low"]).fillna(0.0).clip(lower=0.0)
+            hi = (line["ci_high"] - line["value"]).fillna(0.0).clip(lower=0.0)
+            ax.errorbar(line["steps"], line["value"], yerr=[lo, hi], marker="o", capsize=3,
+                        linestyle="-" if role == "target" else "--", label=f"{culture} ({role}, {style})")  # fmt: skip
+        ax.set_xlabel("training steps (0 = base model)")
+        ax.set_ylabel("KL(model || survey), nats")
+        title = f"{name}: KL against training steps\n(lower is better; whiskers: 95% CI over questions)"
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7, frameon=False)
+    fig.tight_layout()
+    return _save(fig, out, "dose_response", "Dose-response: KL against training steps", data, svg)
