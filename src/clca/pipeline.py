@@ -96,6 +96,10 @@ class RunConfig(BaseModel):
         None, description="run directory whose scenarios, dialogues, judgements and intentions this run reuses "
         "(same settings for those stages; they then make no model calls); see clca.study"
     )  # fmt: skip
+    continue_from: Path | None = Field(
+        None, description="run directory of a finished run with the same data and training settings but fewer "
+        "train.max_steps: training continues from its last checkpoint (a dose-response axis); see clca.study"
+    )  # fmt: skip
 
     @field_validator("cultures", "compare")
     @classmethod
@@ -327,6 +331,10 @@ async def run_pipeline(
         from .study import check_reuse
 
         check_reuse(cfg)
+    if cfg.continue_from is not None and "train" in [s.name for s in stages]:
+        from .study import continue_checkpoint
+
+        continue_checkpoint(cfg)
     run_dir = Path(cfg.run_dir)
     store = RunStore(run_dir, retry_failed=retry_failed)
     store.bind_config(cfg.model_dump(mode="json"), config_hash(cfg, exclude={"run_dir", "cache", "name"}))
@@ -435,7 +443,9 @@ async def _dataset(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: 
     if (out / "info.json").is_file():
         info = load_info(out)
         return f"dataset already built: {info.rows}"
-    info = await asyncio.to_thread(build_dataset, store, sc["dataset"], out, progress=_progress(sc))
+    info = await asyncio.to_thread(
+        build_dataset, store, sc["dataset"], out, progress=_progress(sc), eval_cfg=sc["eval"]
+    )
     if info.rows.get("train", 0) == 0:
         raise DataError(f"dataset: no training rows (skipped: {info.skipped}); see the judge verdicts in the report")
     return f"rows {info.rows}, by task {info.rows_by_task.get('train', {})}"
@@ -449,7 +459,12 @@ async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
     if done.is_file():
         return "adapter already trained: " + done.read_text()[:200]
     await models.release()  # the generation models are not needed while training: free their memory
-    res = await asyncio.to_thread(train_lora, dataset_dir(cfg), sc["train"], out, resume=True)
+    from .study import continue_checkpoint
+    from .train._trainer import CHECKPOINTS
+
+    own = any((out / CHECKPOINTS).glob("checkpoint-*"))  # this run's own checkpoints win (a re-run after a crash)
+    resume = True if own or cfg.continue_from is None else continue_checkpoint(cfg)
+    res = await asyncio.to_thread(train_lora, dataset_dir(cfg), sc["train"], out, resume=resume)
     _return_freed_memory()  # the trainer and its model are gone: give their memory back before the eval loads models
     payload = res.model_dump(mode="json")
     tmp = done.with_suffix(".tmp")
