@@ -216,7 +216,8 @@ def survey_rows(cfg: DatasetConfig, ev: Any) -> tuple[list[Row], dict[str, int]]
     elif cfg.variant == "survey_uniform":
         positions = [rng.randint(1, item.scale_length) for _, item, _ in triples]
     rows = [
-        _row(cfg.variant, k, p, item, pos, ev.seed) for k, ((p, item, _), pos) in enumerate(zip(triples, positions))
+        _row(cfg.variant, k, p, item, pos, ev.seed)
+        for k, ((p, item, _), pos) in enumerate(zip(triples, positions, strict=True))
     ]
     return rows, skipped
 
