@@ -159,6 +159,10 @@ async def run_pipeline(
     check_run(cfg, [s.name for s in stages], sc)
     if cfg.reuse_from is not None:  # refused before the run directory exists
         check_reuse(cfg)
+    if cfg.continue_from is not None and "train" in [s.name for s in stages]:
+        from .study import continue_checkpoint
+
+        continue_checkpoint(cfg)
     run_dir = Path(cfg.run_dir)
     store = RunStore(run_dir, retry_failed=retry_failed)
     store.bind_config(cfg.model_dump(mode="json"), config_hash(cfg, exclude={"run_dir", "cache", "name"}))
@@ -265,7 +269,9 @@ async def _dataset(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: 
     if (out / "info.json").is_file():
         info = load_info(out)
         return f"dataset already built: {info.rows}"
-    info = await asyncio.to_thread(build_dataset, store, sc["dataset"], out, progress=_progress(sc))
+    info = await asyncio.to_thread(
+        build_dataset, store, sc["dataset"], out, progress=_progress(sc), eval_cfg=sc["eval"]
+    )
     if info.rows.get("train", 0) == 0:
         raise DataError(f"dataset: no training rows (skipped: {info.skipped}); see the judge verdicts in the report")
     return f"rows {info.rows}, by task {info.rows_by_task.get('train', {})}"
@@ -279,7 +285,12 @@ async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
     if done.is_file():
         return "adapter already trained: " + done.read_text()[:200]
     await models.release()  # the generation models are not needed while training: free their memory
-    res = await asyncio.to_thread(train_lora, dataset_dir(cfg), sc["train"], out, resume=True)
+    from .study import continue_checkpoint
+    from .train._trainer import CHECKPOINTS
+
+    own = any((out / CHECKPOINTS).glob("checkpoint-*"))  # this run's own checkpoints win (a re-run after a crash)
+    resume = True if own or cfg.continue_from is None else continue_checkpoint(cfg)
+    res = await asyncio.to_thread(train_lora, dataset_dir(cfg), sc["train"], out, resume=resume)
     _return_freed_memory()  # the trainer and its model are gone: give their memory back before the eval loads models
     payload = res.model_dump(mode="json")
     tmp = done.with_suffix(".tmp")

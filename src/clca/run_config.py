@@ -96,6 +96,10 @@ class RunConfig(BaseModel):
         None, description="run directory whose scenarios, dialogues, judgements and intentions this run reuses "
         "(same settings for those stages; they then make no model calls); see clca.reuse"
     )  # fmt: skip
+    continue_from: Path | None = Field(
+        None, description="run directory of a finished run with the same data and training settings but fewer "
+        "train.max_steps: training continues from its last checkpoint (a dose-response axis); see clca.study"
+    )  # fmt: skip
 
     @field_validator("cultures", "compare")
     @classmethod

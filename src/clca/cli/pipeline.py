@@ -116,14 +116,21 @@ def register_config(app: typer.Typer) -> None:
         typer.echo(config_reference())
 
     @group.command("check")
-    def check(config: Path = typer.Argument(..., help="run config (YAML)")) -> None:
+    def check(
+        config: Path = typer.Argument(..., help="run config (YAML), or a study config: each of its runs"),
+    ) -> None:
         """Validate a config (model strings, cultures, sizes) without loading any model."""
-        from ..run_config import load_run_config
-
-        cfg = load_run_config(config)
         from ..preflight import check_run
-        from ..run_config import STAGES
+        from ..run_config import STAGES, RunConfig, load_run_config
+        from ..study import expand_study, is_study_config
 
+        if is_study_config(config):
+            for run in expand_study(config):
+                cfg = RunConfig.model_validate({k: v for k, v in run.config.items() if k != "reuse_from"})
+                check_run(cfg, STAGES)  # every file a full run reads (reuse_from is checked when the run starts)
+                typer.echo(f"{config}: run {run.name}: ok ({len(cfg.cultures)} culture(s), run_dir {cfg.run_dir})")
+            return
+        cfg = load_run_config(config)
         check_run(cfg, STAGES)  # every file a full run reads
         typer.echo(f"{config}: ok ({len(cfg.cultures)} culture(s), run_dir {cfg.run_dir})")
 

@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 from .._files import atomic_dir
 from ..errors import DataError
 from ..store import RunStore
-from ._config import DatasetConfig, DatasetInfo
+from ._config import SURVEY_VARIANTS, DatasetConfig, DatasetInfo
 from ._export import SPLITS, write_hf, write_jsonl, write_sharegpt
 from ._mix import dedup, mix, split_by_scenario
 from ._rows import Row, dialogue_rows, intent_rows, load_control
@@ -25,9 +25,19 @@ def _add(counts: dict[str, int], more: dict[str, int]) -> None:
         counts[k] = counts.get(k, 0) + v
 
 
-def collect_rows(store: RunStore, cfg: DatasetConfig, progress: bool = True) -> tuple[list[Row], SourceReport, int]:
-    """All rows of the variant's tasks (before split and mixing), the source report, episodes used."""
+def collect_rows(
+    store: RunStore, cfg: DatasetConfig, progress: bool = True, eval_cfg: Any = None
+) -> tuple[list[Row], SourceReport, int]:
+    """All rows of the variant's tasks (before split and mixing), the source report, episodes used.
+    The survey_* variants read the evaluation's survey data: `eval_cfg` (a clca.wvs.EvalConfig), else
+    the eval section of the run's stored config."""
     report = SourceReport()
+    if cfg.variant in SURVEY_VARIANTS:
+        from ._survey_rows import survey_rows
+
+        rows, skipped = survey_rows(cfg, eval_cfg if eval_cfg is not None else stored_eval_config(store))
+        _add(report.skipped, skipped)
+        return rows, report, 0
     if cfg.variant == "control":
         assert cfg.control_path is not None
         return load_control(cfg.control_path), report, 0
@@ -53,6 +63,22 @@ def collect_rows(store: RunStore, cfg: DatasetConfig, progress: bool = True) -> 
     return rows, report, used
 
 
+def stored_eval_config(store: RunStore) -> Any:
+    """The eval section of the run's stored config (what `clca run` evaluates with)."""
+    from pydantic import ValidationError
+
+    from ..wvs import EvalConfig
+
+    raw = store.get_meta("config")
+    ev = raw.get("eval") if isinstance(raw, dict) else None
+    if not isinstance(ev, dict):
+        raise DataError(f"{store.run_dir}: the survey control variants need a run made by `clca run` (no eval config)")
+    try:
+        return EvalConfig.model_validate(ev)
+    except ValidationError as e:
+        raise DataError(f"{store.run_dir}: stored eval config: {' '.join(str(e).split())}") from None
+
+
 def _with_run_culture_names(store: RunStore, cfg: DatasetConfig) -> DatasetConfig:
     """Culture names of the run's own culture records (custom profiles too) under the configured ones."""
     names: dict[str, str] = {}
@@ -70,8 +96,10 @@ def build_dataset(
     *,
     overwrite: bool = False,
     progress: bool = True,
+    eval_cfg: Any = None,
 ) -> DatasetInfo:
-    """Build the training data of one variant and write every export into out_dir atomically."""
+    """Build the training data of one variant and write every export into out_dir atomically (`eval_cfg`:
+    the evaluation settings the survey_* variants build from; see collect_rows)."""
     cfg = cfg or DatasetConfig()
     own = not isinstance(store, RunStore)
     if own:
@@ -82,7 +110,7 @@ def build_dataset(
     st = RunStore(store, lock=False) if own else store
     try:
         cfg = _with_run_culture_names(st, cfg)
-        rows, report, used = collect_rows(st, cfg, progress)
+        rows, report, used = collect_rows(st, cfg, progress, eval_cfg)
     finally:
         if own:
             st.close()

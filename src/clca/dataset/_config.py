@@ -7,8 +7,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Variant = Literal["full", "dialogue_only", "intent_only", "no_filter", "control"]
-Task = Literal["dialogue", "intent", "control"]
+Variant = Literal[
+    "full",
+    "dialogue_only",
+    "intent_only",
+    "no_filter",
+    "control",
+    "survey_direct",
+    "survey_transfer",
+    "survey_other",
+    "survey_shuffled",
+    "survey_uniform",
+]
+Task = Literal["dialogue", "intent", "control", "survey"]
+#: control training sets built from the evaluation's survey data (clca.dataset._survey_rows), no dialogues
+SURVEY_VARIANTS = ("survey_direct", "survey_transfer", "survey_other", "survey_shuffled", "survey_uniform")
 
 VARIANTS: dict[str, str] = {
     "full": "both tasks from judge-kept dialogues (the CLCA recipe)",
@@ -16,6 +29,12 @@ VARIANTS: dict[str, str] = {
     "intent_only": "task 2 only (intention understanding) from judge-kept dialogues",
     "no_filter": "both tasks from every finished dialogue, judge-rejected ones included",
     "control": "only user-supplied generic conversations (--control FILE, messages JSONL)",
+    "survey_direct": "the target culture's survey answers to the evaluation items, in the evaluation's "
+    "prompt format (positive control)",
+    "survey_transfer": "the target's survey answers to questionnaire items that are not evaluation items",
+    "survey_other": "control_culture's survey answers to the evaluation items (negative control)",
+    "survey_shuffled": "survey_direct's answers permuted across items (same marginals, no item-answer link)",
+    "survey_uniform": "survey_direct's prompts with uniformly random options (format-only control)",
 }
 
 
@@ -44,6 +63,14 @@ class DatasetConfig(BaseModel):
     )
     intent_include_generic: bool = Field(True, description="task 2 rows also for turns labelled generic")
     control_path: Path | None = Field(None, description="messages JSONL of generic conversations (variant control)")
+    control_culture: str | None = Field(
+        None, description="survey_other: the culture whose survey answers are trained on (name or ISO3)"
+    )
+    control_rows: int = Field(192, ge=1, description="survey_* variants: rows (spread evenly over the items)")
+    control_personas: int = Field(
+        48, ge=1, description="survey_* variants from the reference table: training personas drawn (disjoint "
+        "from the evaluation's); with a respondent file the culture's other respondents are used"
+    )  # fmt: skip
     weights: dict[str, float] = Field(
         default_factory=lambda: {"dialogue": 1.0, "intent": 1.0},
         description="per-task row multipliers: 1 = every row once, 0.5 = half (seeded sample), 2 = twice",
@@ -64,10 +91,12 @@ class DatasetConfig(BaseModel):
     def _check(self) -> DatasetConfig:
         from ..errors import ConfigError
 
+        if self.variant == "survey_other" and not self.control_culture:
+            raise ConfigError("variant 'survey_other' needs control_culture (the other culture, e.g. United States)")
         if self.variant == "control" and self.control_path is None:
             raise ConfigError("variant 'control' needs control_path (--control FILE): generic conversations JSONL")
         for k, w in self.weights.items():
-            if k not in ("dialogue", "intent", "control") or w < 0:
+            if k not in ("dialogue", "intent", "control", "survey") or w < 0:
                 raise ConfigError(f"weights: unknown task {k!r} or negative weight {w} (tasks: dialogue, intent)")
         return self
 
@@ -78,7 +107,7 @@ class DatasetConfig(BaseModel):
             "dialogue_only": ("dialogue",),
             "intent_only": ("intent",),
             "control": ("control",),
-        }[self.variant]
+        }.get(self.variant, ("survey",))
 
 
 class DatasetInfo(BaseModel):
