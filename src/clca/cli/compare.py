@@ -26,6 +26,9 @@ def register(app: typer.Typer) -> None:
         resamples: int = typer.Option(2000, "--resamples", min=1, help="bootstrap resamples of the paired statistics"),
         seed: int = typer.Option(0, "--seed", help="seed of the paired bootstrap"),
         no_figures: bool = typer.Option(False, "--no-figures", help="skip the matplotlib figures (faster)"),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="replace a non-empty --out folder that clca did not write"
+        ),
     ) -> None:
         """Compare runs evaluated alike: per-culture tables with CIs, paired statistics (bootstrap, Wilcoxon,
         Holm), CSV/Parquet, LaTeX tables and figures; print the HTML path."""
@@ -39,5 +42,6 @@ def register(app: typer.Typer) -> None:
             culture=culture,
             resamples=resamples,
             seed=seed,
+            overwrite=overwrite,
         )
         typer.echo(str(paths.html))

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,18 +88,21 @@ def write_comparison(
     resamples: int = 2000,
     seed: int = 0,
     figures: bool = True,
+    overwrite: bool = False,
 ) -> ComparePaths:
     """Compare the runs and write OUT/compare.html, OUT/summary.md, the tidy tables (CSV + Parquet), the
     LaTeX tables and (unless figures=False) the figures (PDF + PNG + CSV)."""
+    from .._files import atomic_dir
+    from .._outputs import check_output
+
+    target = check_output(out, kind="dir", inputs=run_dirs, overwrite=overwrite, own=("compare.html",))
     comp = build_comparison(
         run_dirs, allow_different=allow_different, baseline=baseline, resamples=resamples, seed=seed
     )
     if culture is not None:
         culture = _culture(culture, comp.cultures)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(target, True) as tmp:  # compare.html marks it as clca's
         files = write_tables(comp, tmp) + write_latex(comp, tmp)
         figs = write_figures(comp, tmp, culture) if figures else []
         files += [p for f in figs for p in f.files]
@@ -111,11 +111,5 @@ def write_comparison(
         md.write_text(render_compare_markdown(comp, figs), encoding="utf-8")
         (tmp / "comparison.json").write_text(comp.model_dump_json(indent=1), encoding="utf-8")
         files += [html, md, tmp / "comparison.json"]
-        out.mkdir(exist_ok=True)
-        final = []
-        for p in files:
-            os.replace(p, out / p.name)
-            final.append(out / p.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    final = [out / p.name for p in files]
     return ComparePaths(out=out, html=out / "compare.html", markdown=out / "summary.md", files=final)
