@@ -83,19 +83,12 @@ def read_text(path: str | Path, what: str = "file") -> str:
     return text.removeprefix("\ufeff")
 
 
-def check_output_file(path: str | Path) -> None:
-    """An output file's path must not be a folder, and its folder must be creatable and writable."""
-    from .errors import DataError
+def check_output_file(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> None:
+    """An output file's path must pass the output policy (clca._outputs): not a folder, not a run database,
+    not an input; its folder must be creatable and writable."""
+    from ._outputs import check_output
 
-    p = Path(path)
-    if p.is_dir():
-        raise DataError(f"{p}: is a folder; expected an output file name")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"{p}: cannot create its folder ({e.strerror or e})") from None
-    if not os.access(p.parent, os.W_OK | os.X_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise DataError(f"{p}: not writable")
+    check_output(path, kind="file", inputs=inputs)
 
 
 def iter_jsonl(
@@ -135,18 +128,23 @@ def atomic_file(path: str | Path) -> Iterator[TextIO]:
 
 
 @contextmanager
-def atomic_dir(out_dir: str | Path, overwrite: bool) -> Iterator[Path]:
+def atomic_dir(out_dir: str | Path, overwrite: bool, *, command: str | None = None) -> Iterator[Path]:
     """Yield a temporary folder beside out_dir; when the block ends without an error it becomes out_dir
-    (replacing an existing one only with overwrite, else a ConfigError before anything is written)."""
+    (replacing an existing one only with overwrite, else a ConfigError before anything is written). With
+    `command`, the folder carries clca's output marker (clca._outputs.MARKER) naming it."""
+    from ._outputs import write_marker
     from .errors import ConfigError
 
-    out_dir = Path(out_dir)
+    given = out_dir
+    out_dir = Path(os.path.abspath(out_dir))
     if out_dir.exists() and not overwrite:
-        raise ConfigError(f"{out_dir} already exists; pass --overwrite to replace it")
+        raise ConfigError(f"{given} already exists; pass --overwrite to replace it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         yield tmp
+        if command is not None:
+            write_marker(tmp, command)
         follow_umask(tmp, recursive=True)
         old = None
         if out_dir.exists():

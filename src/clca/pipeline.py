@@ -166,6 +166,9 @@ async def run_pipeline(
     run_dir = Path(cfg.run_dir)
     store = RunStore(run_dir, retry_failed=retry_failed)
     store.bind_config(cfg.model_dump(mode="json"), config_hash(cfg, exclude={"run_dir", "cache", "name"}))
+    from ._inputs import input_hashes
+
+    store.bind_inputs(input_hashes(cfg.model_dump(mode="json")))
     models = _Models(cfg.cache)
     results: list[StageResult] = []
     try:

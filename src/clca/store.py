@@ -51,6 +51,13 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
+def _public(text: str) -> str:
+    """What is stored never holds a password from a model URL (see clca.llm._scrub)."""
+    from .llm._scrub import scrub_url_credentials
+
+    return scrub_url_credentials(text)
+
+
 @dataclass(frozen=True)
 class Record:
     kind: str
@@ -109,7 +116,7 @@ class RunStore:
     def set_meta(self, name: str, value: Any) -> None:
         self._db.execute(
             "INSERT INTO meta(name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
-            (name, json.dumps(value)),
+            (name, _public(json.dumps(value))),
         )
 
     def get_meta(self, name: str) -> Any:
@@ -127,15 +134,22 @@ class RunStore:
         self.set_meta("config", config)
         self.set_meta("config_hash", config_hash)
 
+    def bind_inputs(self, hashes: dict[str, str]) -> None:
+        """Record the content hashes of the run's input files; refuse when a recorded one changed."""
+        from ._inputs import META_KEY, check_inputs
+
+        check_inputs(self.run_dir, self.get_meta(META_KEY), hashes)
+        self.set_meta(META_KEY, {**(self.get_meta(META_KEY) or {}), **hashes})
+
     # -- artifacts ------------------------------------------------------------------------------
     def put(self, kind: str, key: str, data: Any, *, parent: str | None = None) -> None:
         """Store a finished artifact (replaces an earlier failure of the same key)."""
-        self._write(kind, key, "ok", json.dumps(data, ensure_ascii=False), None, parent)
+        self._write(kind, key, "ok", _public(json.dumps(data, ensure_ascii=False)), None, parent)
 
     def fail(self, kind: str, key: str, reason: str, *, parent: str | None = None, data: Any = None) -> None:
         """Record that an item failed, with its reason (and any partial data, for diagnosis)."""
-        payload = None if data is None else json.dumps(data, ensure_ascii=False)
-        self._write(kind, key, "failed", payload, reason, parent)
+        payload = None if data is None else _public(json.dumps(data, ensure_ascii=False))
+        self._write(kind, key, "failed", payload, _public(reason), parent)
 
     def _write(self, kind: str, key: str, status: str, data: str | None, error: str | None, parent: str | None) -> None:
         self._db.execute(

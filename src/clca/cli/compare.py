@@ -36,6 +36,9 @@ def register(app: typer.Typer) -> None:
         target: str | None = typer.Option(
             None, "--target", help="target culture of every run (default: each run config's cultures)"
         ),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="replace a non-empty --out folder that clca did not write"
+        ),
     ) -> None:
         """Compare runs evaluated alike: per-culture tables with CIs, paired statistics (bootstrap, Wilcoxon,
         Holm, detectable effect), specificity to the target culture, CSV/Parquet, LaTeX tables and figures;
@@ -53,6 +56,7 @@ def register(app: typer.Typer) -> None:
             figures=not no_figures,
             reference_arm=reference_arm,
             target=target,
+            overwrite=overwrite,
         )
         if paths.comp is not None:
             for line in terminal_lines(paths.comp):

@@ -38,6 +38,9 @@ def export_cmd(
     epsilon: float = _ev("epsilon", "--epsilon"),
     max_tokens: int = _ev("max_tokens", "--max-tokens", extra="Generate tasks."),
     seed: int = _ev("seed", "--seed", help="seed of persona sampling and shuffled options"),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing non-empty folder that clca did not write."
+    ),
 ) -> None:
     """Write the evaluation's prompts as documents and lm-eval task YAMLs (no model is loaded)."""
     from ..harness import export_tasks
@@ -49,7 +52,7 @@ def export_cmd(
         reference=str(reference) if reference else None,
         questionnaire=str(questionnaire) if questionnaire else None,
     )  # fmt: skip
-    summary = export_tasks(cfg, out, max_tokens=max_tokens)
+    summary = export_tasks(cfg, out, max_tokens=max_tokens, overwrite=overwrite)
     typer.echo(f"exported {summary.line()}")
     for task, n in summary.tasks.items():
         typer.echo(f"  {task}: {n} documents")

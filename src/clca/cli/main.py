@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    from ..llm._scrub import scrub_url_credentials
+
+    typer.echo(f"error: {' '.join(scrub_url_credentials(message).split())}", err=True)
     sys.exit(code)
 
 

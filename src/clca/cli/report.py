@@ -18,9 +18,12 @@ def register(app: typer.Typer) -> None:
         no_figures: bool = typer.Option(
             False, "--no-figures", help="skip the matplotlib figures (KL per culture, per-question shares): faster"
         ),
+        overwrite: bool = typer.Option(
+            False, "--overwrite", help="replace a non-empty --out folder that clca did not write"
+        ),
     ) -> None:
         """Write report.html (tables, plots, sample dialogues) and summary.md; print the HTML path."""
         from ..report import write_report
 
-        paths = write_report(run_dir, out, samples=samples, figures=not no_figures)
+        paths = write_report(run_dir, out, samples=samples, figures=not no_figures, overwrite=overwrite)
         typer.echo(str(paths.html))

@@ -135,6 +135,9 @@ def export_cmd(
     out: Path = typer.Option(..., "--out", help="JSONL file (--format jsonl) or directory (--format sotopia)."),
     fmt: str = typer.Option("jsonl", "--format", help="jsonl (our Scenario records) or sotopia (four JSONL files)."),
     culture: str = typer.Option(None, "--culture", help="Only this culture."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="(--format sotopia) write into a non-empty folder clca did not write."
+    ),
 ) -> None:
     """Export the finished scenarios of a run."""
     from ..scenarios import export_sotopia, iter_scenarios, write_scenarios
@@ -143,14 +146,17 @@ def export_cmd(
     if fmt not in ("jsonl", "sotopia"):
         raise ConfigError(f"--format {fmt!r}: expected 'jsonl' or 'sotopia'")
     _require_store(run_dir)
+    from .._outputs import check_output
+
+    check_output(out, kind="file" if fmt == "jsonl" else "dir", inputs=[run_dir], overwrite=overwrite, own=_SOTOPIA)
     with RunStore(run_dir, lock=False) as store:
         items = iter_scenarios(store, culture)
     scenarios = [s for _, s in items]
     if fmt == "jsonl":
-        n = write_scenarios(out, scenarios)
+        n = write_scenarios(out, scenarios, [run_dir])
         typer.echo(f"wrote {n} scenarios to {out}")
     else:
-        counts = export_sotopia(scenarios, out)
+        counts = export_sotopia(scenarios, out, overwrite=overwrite)
         typer.echo(f"wrote {out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
@@ -160,10 +166,12 @@ def import_cmd(
     out: Path = typer.Option(..., "--out", help="JSONL file of Scenario records (usable as --seeds-file)."),
 ) -> None:
     """Convert a Sotopia export (one scenario per env-agent combo) into our scenario JSONL."""
+    from .._files import check_output_file
     from ..scenarios import import_sotopia, write_scenarios
 
+    check_output_file(out, [sotopia_dir])
     imp = import_sotopia(sotopia_dir)
-    n = write_scenarios(out, imp.scenarios)
+    n = write_scenarios(out, imp.scenarios, [sotopia_dir])
     left = {k: len(v) for k, v in imp.unreferenced.items() if v}
     note = f" (records no combo uses, not written: {left})" if left else ""
     typer.echo(f"wrote {n} scenarios to {out}{note}")
@@ -207,6 +215,9 @@ def stats_cmd(
             f"{r['culture']:18} {r['ok']:>5} {r['failed']:>6} {r['first_try_rate']:>7.0%} {names:>6} "
             f"{r['near_duplicate_rate']:>8.0%}  {reasons or '-'}"
         )
+
+
+_SOTOPIA = ("environment_profiles.jsonl", "agent_profiles.jsonl")
 
 
 def _require_store(run_dir: Path) -> None:

@@ -158,7 +158,7 @@ def aggregate_cmd(
     from .._files import check_output_file
     from ..wvs import aggregate, default_questionnaire, load_questionnaire
 
-    check_output_file(out)  # before reading a large file, not after
+    check_output_file(out, [*files, questionnaire, labels])  # before reading a large file, not after
     q = load_questionnaire(questionnaire) if questionnaire else default_questionnaire()
     table = aggregate(files, q, labels=labels, progress=not quiet)
     table.save(out)

@@ -9,6 +9,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .._files import atomic_dir
+from .._outputs import check_output
 from ..errors import DataError
 from ..store import RunStore
 from ._config import SURVEY_VARIANTS, DatasetConfig, DatasetInfo
@@ -101,6 +102,8 @@ def build_dataset(
     """Build the training data of one variant and write every export into out_dir atomically (`eval_cfg`:
     the evaluation settings the survey_* variants build from; see collect_rows)."""
     cfg = cfg or DatasetConfig()
+    run_dir = store.run_dir if isinstance(store, RunStore) else Path(store)
+    check_output(out_dir, kind="dir", inputs=[run_dir, cfg.control_path], overwrite=overwrite, own=(INFO_FILE,))
     own = not isinstance(store, RunStore)
     if own:
         from ..store import DB_NAME
@@ -131,7 +134,7 @@ def build_dataset(
         splits[name] = mix(by_task, cfg, name)
     stats: dict[str, Any] = token_stats_or_empty(splits, cfg.tokenizer)
     out = Path(out_dir)
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(out, overwrite, command="dataset build") as tmp:
         for split in SPLITS:
             write_jsonl(tmp / f"{split}.jsonl", splits[split])
         left_out = write_sharegpt(tmp / "sharegpt", splits, name=f"clca_{cfg.variant}")

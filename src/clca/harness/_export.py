@@ -17,12 +17,13 @@ bare option numbers "1".."K" with no delimiter, as `clca eval --mode logprobs` s
 from __future__ import annotations
 
 import json
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._files import atomic_dir
+from .._outputs import check_output
 from ..errors import DataError
 from ..wvs import PERSONA_STYLES, EvalConfig, build_messages, option_order
 from ..wvs._answer import answer_seed
@@ -140,36 +141,33 @@ def _yaml(task: str, data: Path, generate: bool, max_tokens: int, samples: int, 
     return "\n".join(lines)
 
 
-def export_tasks(cfg: EvalConfig, out: Path, max_tokens: int | None = None) -> ExportSummary:
-    """Write documents, task YAMLs and a manifest into `out` (written to a temporary folder, then moved)."""
+def export_tasks(
+    cfg: EvalConfig, out: Path, max_tokens: int | None = None, *, overwrite: bool = False
+) -> ExportSummary:
+    """Write documents, task YAMLs and a manifest into `out` (written to a temporary folder, then renamed
+    over it). The output policy (clca._outputs) is applied before any work."""
+    inputs = [*cfg.survey, cfg.reference, cfg.questionnaire]
+    target = check_output(out, kind="dir", inputs=inputs, overwrite=overwrite, own=("manifest.json",))
     docs = documents(cfg, max_tokens)
     max_tokens = max_tokens or cfg.max_tokens
     if not docs:
         raise DataError("the evaluation has no prompts (no items for these cultures?)")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: exists and is not a directory")
-    summary = ExportSummary(out=out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (tmp / "data").mkdir(parents=True)
-    (tmp / "lm_eval").mkdir()
-    final_data = out.resolve() / "data"
-    for (culture, style), rows in sorted(docs.items()):
-        name = task_name(culture, style)
-        with open(tmp / "data" / f"{name}.jsonl", "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        for gen in (False, True):
-            t = task_name(culture, style, gen)
-            text = _yaml(t, final_data / f"{name}.jsonl", gen, max_tokens, rows[0]["samples"], cfg.temperature)
-            (tmp / "lm_eval" / f"{t}.yaml").write_text(text)
-        summary.tasks[name] = len(rows)
-    (tmp / "lm_eval" / "utils.py").write_text(_UTILS)
-    manifest = {"config": cfg.model_dump(mode="json"), "tasks": summary.tasks}
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    summary = ExportSummary(out=Path(out))
+    final_data = target / "data"
+    with atomic_dir(target, True, command="harness export") as tmp:
+        (tmp / "data").mkdir()
+        (tmp / "lm_eval").mkdir()
+        for (culture, style), rows in sorted(docs.items()):
+            name = task_name(culture, style)
+            with open(tmp / "data" / f"{name}.jsonl", "w", encoding="utf-8") as f:
+                for r in rows:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+            for gen in (False, True):
+                t = task_name(culture, style, gen)
+                text = _yaml(t, final_data / f"{name}.jsonl", gen, max_tokens, rows[0]["samples"], cfg.temperature)
+                (tmp / "lm_eval" / f"{t}.yaml").write_text(text)
+            summary.tasks[name] = len(rows)
+        (tmp / "lm_eval" / "utils.py").write_text(_UTILS)
+        manifest = {"config": cfg.model_dump(mode="json"), "tasks": summary.tasks}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return summary

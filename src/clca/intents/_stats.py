@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .._files import atomic_file
+from .._outputs import check_output
 from ..judge import DiscardRule, discard_reasons
 from ..records import key_head
 from ..roleplay import CONTENT_ACTIONS, Episode, load_episode
@@ -123,10 +124,9 @@ def export_dialogues(
     store: RunStore, out: str | Path, rule: DiscardRule | None = None, *, include_all: bool = False
 ) -> int:
     """Write kept (or, with include_all, all ok) dialogues as JSONL, atomically. Returns the row count."""
+    out = check_output(out, kind="file", inputs=[store.run_dir])  # never over the run database
     reasons = discard_reasons(store, rule)
     keys = [k for k, why in reasons.items() if include_all or why is None]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(out) as f:
         for k in keys:
             rec = store.get("judgement", k)

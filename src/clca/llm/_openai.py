@@ -46,6 +46,7 @@ from ._jsonschema import strict_compatible
 from ._openai_scoring import echo_option_logprob, first_token_logprobs, option_logprob
 from ._protocol import ChatResult, GenParams, Message, T
 from ._scoring import normalise
+from ._scrub import scrub_url_credentials
 from ._structured import schema_in_words, structured_by_reasking
 
 __all__ = ["OpenAIConfig", "OpenAIModel", "api_key_for", "first_token_logprobs", "option_logprob"]
@@ -165,7 +166,7 @@ class OpenAIModel:
         return {r.url: r.requests for r in self._replicas}
 
     def __repr__(self) -> str:  # never shows the key
-        return f"OpenAIModel(model={self.config.model!r}, base_urls={self.config.base_urls!r})"
+        return scrub_url_credentials(f"OpenAIModel(model={self.config.model!r}, base_urls={self.config.base_urls!r})")
 
     # -- LLM protocol -----------------------------------------------------------------------------
     async def chat(self, messages: Sequence[Message], params: GenParams = GenParams()) -> ChatResult:
@@ -407,7 +408,7 @@ class OpenAIModel:
         return self._locks[key]
 
     def _where(self) -> str:
-        return ", ".join(self.config.base_urls)
+        return scrub_url_credentials(", ".join(self.config.base_urls))
 
     async def _first_token_top(self, messages: Sequence[Message]) -> list[tuple[str, float]]:
         body = {
@@ -492,7 +493,7 @@ class OpenAIModel:
                     if refused is not None:  # deterministic: the same body would be refused again
                         self._count(f"HTTP {status}")
                         named = f" (field {refused.field}; not retried)" if refused.field else ""
-                        msg = f"{self.model_id} at {rep.url}: {reason}{named}"
+                        msg = f"{self.model_id} at {scrub_url_credentials(rep.url)}: {reason}{named}"
                         raise _HTTPStatusError(msg, status, refused) from None
                     retry_after = _retry_after(e.response.headers.get("retry-after"))
                     last_reason = reason
@@ -564,7 +565,7 @@ class OpenAIModel:
     def _scrub(self, text: str) -> str:
         from ._scrub import scrub_key
 
-        return scrub_key(text, self._key)
+        return scrub_url_credentials(scrub_key(text, self._key))
 
 
 def _why(e: Exception) -> str:

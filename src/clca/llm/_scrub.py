@@ -22,3 +22,14 @@ def scrub_key(text: str, key: str | None) -> str:
     if not key or key == "EMPTY" or len(key) < 8:
         return text.replace(key, "***") if key and key != "EMPTY" else text
     return _pattern(key).sub("***", text)
+
+
+_URL_USERINFO = re.compile(r"(?i)\b(https?://)[^\s/@?#\"'<>]*@")
+
+
+def scrub_url_credentials(text: str) -> str:
+    """text with the user:password part of every http(s) URL replaced by '***'
+    (`openai:m@http://user:PW@host/v1` -> `openai:m@http://***@host/v1`)."""
+    if "://" not in text or "@" not in text:
+        return text
+    return _URL_USERINFO.sub(r"\1***@", text)

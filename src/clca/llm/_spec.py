@@ -88,6 +88,12 @@ class ModelSpec:
     def __str__(self) -> str:
         return self.format()
 
+    def public(self) -> str:
+        """The model string as stored or shown: credentials in its URLs replaced by '***'."""
+        from ._scrub import scrub_url_credentials
+
+        return scrub_url_credentials(self.format())
+
     # -- derived specs ---------------------------------------------------------------------------------
     def with_adapter(self, adapter: str | Path) -> ModelSpec:
         """This model with a LoRA adapter (its options stay at the end of the string)."""

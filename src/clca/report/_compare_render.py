@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,9 +106,14 @@ def write_comparison(
     figures: bool = True,
     reference_arm: str | None = None,
     target: str | None = None,
+    overwrite: bool = False,
 ) -> ComparePaths:
     """Compare the runs and write OUT/compare.html, OUT/summary.md, the tidy tables (CSV + Parquet), the
     LaTeX tables and (unless figures=False) the figures (PDF + PNG + CSV)."""
+    from .._files import atomic_dir
+    from .._outputs import check_output
+
+    dest = check_output(out, kind="dir", inputs=run_dirs, overwrite=overwrite, own=("compare.html",))
     comp = build_comparison(
         run_dirs,
         allow_different=allow_different,
@@ -124,9 +126,7 @@ def write_comparison(
     if culture is not None:
         culture = _culture(culture, comp.cultures)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(dest, True) as tmp:  # compare.html marks it as clca's
         files = write_tables(comp, tmp) + write_latex(comp, tmp)
         figs = write_figures(comp, tmp, culture) if figures else []
         files += [p for f in figs for p in f.files]
@@ -135,13 +135,7 @@ def write_comparison(
         md.write_text(render_compare_markdown(comp, figs), encoding="utf-8")
         (tmp / "comparison.json").write_text(comp.model_dump_json(indent=1), encoding="utf-8")
         files += [html, md, tmp / "comparison.json"]
-        out.mkdir(exist_ok=True)
-        final = []
-        for p in files:
-            os.replace(p, out / p.name)
-            final.append(out / p.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    final = [out / p.name for p in files]
     return ComparePaths(out=out, html=out / "compare.html", markdown=out / "summary.md", files=final, comp=comp)
 
 

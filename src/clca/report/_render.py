@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -17,7 +14,8 @@ import jinja2
 import yaml
 from markupsafe import Markup
 
-from .._files import atomic_file
+from .._files import atomic_dir
+from .._outputs import check_output
 from ..errors import ConfigError, DataError
 from ..store import DB_NAME, RunStore
 from . import _svg
@@ -214,11 +212,6 @@ def render_markdown(data: ReportData, figures: Sequence[Any] = (), figures_note:
     return _env().get_template("summary.md.j2").render(**_context(data, figures, figures_note)).strip() + "\n"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    with atomic_file(path) as f:
-        f.write(text)
-
-
 def write_report(
     run: RunStore | str | Path,
     out_dir: str | Path | None = None,
@@ -226,18 +219,25 @@ def write_report(
     samples: int = 30,
     base_model: str | None = None,
     figures: bool = True,
+    overwrite: bool = False,
 ) -> ReportPaths:
     """Write report.html and summary.md of a run (an open RunStore or a run directory) into OUT_DIR
     (default RUN_DIR/report), with the figures' files (SVG, and their data as CSV) beside them unless
-    figures=False.
-    Everything is rendered first (figures into a temporary folder), then each file is moved into place."""
+    figures=False. The output policy (clca._outputs) is applied first; everything is rendered into a
+    temporary sibling folder that then replaces OUT_DIR."""
     if isinstance(run, RunStore):
-        return _write(run, Path(run.run_dir), out_dir, samples, base_model, figures)
+        return _write(run, Path(run.run_dir), out_dir, samples, base_model, figures, overwrite)
     run_path = Path(run)
     if not (run_path / DB_NAME).is_file():
         raise DataError(f"{run_path}: not a run directory (no {DB_NAME} in it)")
+    _out(run_path, out_dir, overwrite)  # before opening anything
     with RunStore(run_path, lock=False) as store:
-        return _write(store, run_path, out_dir, samples, base_model, figures)
+        return _write(store, run_path, out_dir, samples, base_model, figures, overwrite)
+
+
+def _out(run_path: Path, out_dir: str | Path | None, overwrite: bool) -> Path:
+    out = Path(out_dir) if out_dir is not None else run_path / "report"
+    return check_output(out, kind="dir", inputs=[run_path], overwrite=overwrite, own=("report.html", "summary.md"))
 
 
 def _write(
@@ -247,25 +247,16 @@ def _write(
     samples: int,
     base_model: str | None,
     figures: bool,
+    overwrite: bool = False,
 ) -> ReportPaths:
+    out = _out(run_path, out_dir, overwrite)
     data = build_summary(store, samples=samples, base_model=base_model)
-    out = Path(out_dir) if out_dir is not None else run_path / "report"
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out}: is a file; --out must be a folder for report.html and summary.md")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        with atomic_dir(out, True) as tmp:  # report.html marks it as clca's
+            figs, note = report_figures(store, data, tmp) if figures else ([], None)
+            (tmp / "report.html").write_text(render_html(data, figs, note), encoding="utf-8")
+            (tmp / "summary.md").write_text(render_markdown(data, figs, note), encoding="utf-8")
     except OSError as e:
-        raise DataError(f"{out}: cannot create the report folder ({e.strerror or e})") from None
-    tmp = Path(tempfile.mkdtemp(prefix=".figures.", dir=out))
-    try:
-        figs, note = report_figures(store, data, tmp) if figures else ([], None)
-        html, md = render_html(data, figs, note), render_markdown(data, figs, note)
-        for f in figs:
-            for p in f.files:
-                os.replace(p, out / p.name)
-        paths = ReportPaths(html=out / "report.html", markdown=out / "summary.md")
-        _atomic_write(paths.html, html)
-        _atomic_write(paths.markdown, md)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return paths
+        raise DataError(f"{out}: cannot write the report folder ({e.strerror or e})") from None
+    given = Path(out_dir) if out_dir is not None else run_path / "report"
+    return ReportPaths(html=given / "report.html", markdown=given / "summary.md")

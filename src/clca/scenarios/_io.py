@@ -50,10 +50,11 @@ def read_scenarios(path: str | Path) -> list[Scenario]:
     return scenarios
 
 
-def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
-    """Write records as JSONL atomically (temp file in the same folder, then rename). Returns the count."""
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]], inputs: Iterable[str | Path | None] = ()) -> int:
+    """Write records as JSONL atomically (temp file in the same folder, then rename). Returns the count.
+    The output policy (clca._outputs) refuses a run database, an input or a folder first."""
     p = Path(path)
-    check_output_file(p)
+    check_output_file(p, inputs)
     n = 0
     with atomic_file(p) as f:
         for r in records:
@@ -62,8 +63,8 @@ def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     return n
 
 
-def write_scenarios(path: str | Path, scenarios: Iterable[Scenario]) -> int:
-    return write_jsonl(path, (s.model_dump(mode="json") for s in scenarios))
+def write_scenarios(path: str | Path, scenarios: Iterable[Scenario], inputs: Iterable[str | Path | None] = ()) -> int:
+    return write_jsonl(path, (s.model_dump(mode="json") for s in scenarios), inputs)
 
 
 def load_seeds(path: str | Path | None = None, ids: Iterable[str] | None = None) -> list[Scenario]:

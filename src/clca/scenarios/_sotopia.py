@@ -232,11 +232,17 @@ def _merge_character(agent: dict[str, Any], c: Character) -> None:
 
 
 def export_sotopia(
-    scenarios: Iterable[Scenario], out_dir: str | Path, unreferenced: dict[str, list[dict[str, Any]]] | None = None
+    scenarios: Iterable[Scenario],
+    out_dir: str | Path,
+    unreferenced: dict[str, list[dict[str, Any]]] | None = None,
+    *,
+    overwrite: bool = False,
 ) -> dict[str, int]:
     """Write the four Sotopia JSONL files into out_dir (atomically, each). Returns counts per file."""
+    from .._outputs import check_output
+
+    d = check_output(out_dir, kind="dir", overwrite=overwrite, own=FILES.values())
     recs = to_sotopia_records(scenarios, unreferenced)
-    d = Path(out_dir)
     return {FILES[k]: write_jsonl(d / FILES[k], recs[k]) for k in FILES}
 
 

@@ -42,7 +42,7 @@ PACKING_ATTN = ("flash_attention_2", "flash_attention_3", "flex_attention", "ker
 class TrainConfig(BaseModel):
     """Settings of `train_lora` / `clca train run`. Unset LoRA/optimiser fields come from the preset."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str = Field("embedded", description="base model: 'embedded' or 'hf:PATH' (a local directory)")
     preset: Literal["paper", "default"] = Field("default", description="starting values: paper or default")

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 from .._files import atomic_dir
+from .._outputs import check_output
 from ..errors import ConfigError
 from ._model import ADAPTER_RECORD, adapter_base_model, resolve_model_dir
 
@@ -18,6 +19,7 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, overwrite: bo
 
     adapter = Path(adapter_dir)
     out = Path(out_dir)
+    check_output(out, kind="dir", inputs=[adapter], overwrite=overwrite, own=("clca_merged_from.json",))
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
     base_dir = resolve_model_dir(adapter_base_model(adapter))
@@ -27,7 +29,7 @@ def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, overwrite: bo
     merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     tok_src = adapter if (adapter / "tokenizer_config.json").is_file() else Path(base_dir)
     tok = AutoTokenizer.from_pretrained(str(tok_src))
-    with atomic_dir(out, overwrite) as tmp:
+    with atomic_dir(out, overwrite, command="train merge") as tmp:
         merged.save_pretrained(str(tmp), safe_serialization=True)
         tok.save_pretrained(str(tmp))
         if (adapter / ADAPTER_RECORD).is_file():

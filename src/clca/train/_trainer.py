@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 from pathlib import Path
@@ -76,7 +77,47 @@ def load_splits(dataset_dir: str | Path) -> tuple[Any, Any | None]:
         val = val.select_columns(["messages"]) if len(val) else None
     if len(train) == 0:
         raise DataError(f"{d}: the train split is empty")
+    for name, split in (("train", train), ("validation", val)):
+        for n, row in enumerate(split or [], 1):
+            _check_row(row["messages"], f"{d}: {name} row {n}")
     return train, val
+
+
+def _check_row(messages: Any, where: str) -> None:
+    """A training row needs at least one assistant message with text (the loss is on those tokens)."""
+    if not isinstance(messages, list) or not any(
+        isinstance(m, dict) and m.get("role") == "assistant" and isinstance(m.get("content"), str) and m["content"]
+        for m in messages
+    ):
+        raise DataError(f"{where}: no assistant message with text; every training row needs one")
+
+
+def _finite_guard() -> Any:
+    """A TrainerCallback that stops training at the first logged non-finite loss or gradient norm."""
+    from transformers import TrainerCallback
+
+    class Guard(TrainerCallback):  # type: ignore[misc]
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            for k in ("loss", "grad_norm"):
+                v = (logs or {}).get(k)
+                if isinstance(v, int | float) and not math.isfinite(v):
+                    raise DataError(
+                        f"training stopped at step {state.global_step}: the {k.replace('_', ' ')} became "
+                        f"{v}; nothing was saved - lower the learning rate (or check the data)"
+                    )
+
+    return Guard()
+
+
+def _check_finite_weights(model: Any) -> None:
+    import torch
+
+    for name, p in model.named_parameters():
+        if p.requires_grad and not bool(torch.isfinite(p).all()):
+            raise DataError(
+                f"training stopped: the trained weight {name} holds non-finite values; nothing was saved - "
+                "lower the learning rate (or check the data)"
+            )
 
 
 def _precision(cfg: TrainConfig) -> dict[str, bool]:
@@ -238,11 +279,15 @@ def train_lora(
     at step 0); a path resumes from that checkpoint. Without resume, existing checkpoints are an error.
     """
     cfg = cfg or TrainConfig()
+    from .._outputs import check_output
+
     out = Path(out_dir)
+    own = (CHECKPOINTS, "adapter_config.json", "train_config.yaml")
+    check_output(out, kind="dir", inputs=[dataset_dir, cfg.chat_template], overwrite=False, own=own)
     load_splits(dataset_dir)  # fail on bad data before creating anything
     out.mkdir(parents=True, exist_ok=True)
     ckpt = _checkpoint(out, resume)
-    trainer, tok, original_template = build_trainer(dataset_dir, cfg, out, callbacks)
+    trainer, tok, original_template = build_trainer(dataset_dir, cfg, out, [*(callbacks or []), _finite_guard()])
     if ckpt is not None and _finished(Path(ckpt), cfg):
         # the run was stopped after its last checkpoint (while evaluating or saving the adapter): the
         # Trainer would take one more step from it, so the adapter is taken from that checkpoint as it is
@@ -251,6 +296,10 @@ def train_lora(
         metrics = dict(trainer.train(resume_from_checkpoint=ckpt).metrics)
         if ckpt is not None:  # the Trainer averages over the resumed steps only; the log has every step
             metrics["train_loss"] = _logged_train_loss(trainer.state.log_history)
+    loss = metrics.get("train_loss")
+    if isinstance(loss, float) and not math.isfinite(loss):
+        raise DataError(f"training stopped: the train loss is {loss}; nothing was saved - lower the learning rate")
+    _check_finite_weights(trainer.model)
     eval_loss = None
     if trainer.eval_dataset is not None:
         eval_loss = float(trainer.evaluate()["eval_loss"])
