@@ -198,3 +198,18 @@ def expand_study(path: str | Path) -> list[StudyRun]:
             data["reuse_from"] = str(reuse)
         runs.append(StudyRun(name=name, run_dir=run_dir, reuse_from=reuse, config=data))
     return runs
+
+
+def check_study(path: str | Path) -> list[StudyRun]:
+    """`expand_study` plus, for every run, the checks `clca config check` makes of a run config (every file
+    and local model the run reads; a reusing run only what it makes itself), so a study whose runs would
+    fail is refused before any runs. Errors name the study file and the run."""
+    from .pipeline import STAGES, RunConfig
+    from .preflight import check_run
+
+    runs = expand_study(path)
+    for r in runs:
+        cfg = parse_model(RunConfig, r.config, f"{path}: run {r.name}")
+        stages = STAGES if r.reuse_from is None else [s for s in STAGES if s not in SHARED_STAGES]
+        check_run(cfg, stages, source=f"{path}: run {r.name}")
+    return runs

@@ -110,3 +110,12 @@ def region_of(iso3: str | None) -> str | None:
         return "arab-countries-region"
     sub = next((c.un_region for c in countries() if c.iso3 == iso3), None)
     return next((rid for rid, un in _UN_SUBREGION.items() if un == sub), None)
+
+
+def match_country_whole(name: str) -> str | None:
+    """Like `match_country`, but the pattern must match the whole name ("Egyptt" matches none)."""
+    text = name.strip()
+    if not text or len(text) > 200:  # no country name is that long
+        return None
+    hits = {iso3 for pat, iso3 in _patterns() if pat.fullmatch(text)}
+    return hits.pop() if len(hits) == 1 else None
