@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import ClcaError, ConfigError
 from ..failures import failure_reason
 from ..llm import LLM
+from ..records import EVAL_SEEDS_META
 from ..runner import run_items
 from ..store import RunStore
 from ._answer import DEFAULT_MAX_TOKENS, PERSONA_STYLES, Answer, ask
@@ -247,6 +248,8 @@ async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig)
         store.put(ANSWER, u.key, a.model_dump())
         return True
 
+    seeds = store.get_meta(EVAL_SEEDS_META)  # shown by `clca compare` for a run without a run config
+    store.set_meta(EVAL_SEEDS_META, {**(seeds if isinstance(seeds, dict) else {}), model_alias: cfg.seed})
     summary = await run_items(
         units, one, is_done=lambda u: store.done(ANSWER, u.key), concurrency=cfg.concurrency,
         desc="survey answers", progress=cfg.progress,

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import ConfigError
+from ..records import key_head, metric_key_culture, split_answer_key
 from ..store import RunStore
 from ._countries import resolve_country
 
@@ -168,7 +169,7 @@ def _check_pair(store: RunStore, base: str, adapted: str, target: str) -> None:
     """Refuse a comparison that would print nothing or compare unlike setups: an alias the run has no
     evaluation of, a target culture neither evaluated, or different answer modes / persona counts /
     items for the target (as `clca compare` refuses them)."""
-    aliases = sorted({r.key.split("/", 1)[0] for r in store.iter("metric")})
+    aliases = sorted({key_head(r.key) for r in store.iter("metric")})
     have = ", ".join(aliases) or "none (run `clca eval` first)"
     for role, alias in (("--base", base), ("--adapted", adapted)):
         if alias not in aliases:
@@ -177,8 +178,7 @@ def _check_pair(store: RunStore, base: str, adapted: str, target: str) -> None:
         raise ConfigError(f"--base and --adapted are the same alias {base!r}; aliases in {store.run_dir}: {have}")
     setups = {alias: _setup(store, alias, target) for alias in (base, adapted)}
     if not setups[base]["items"] and not setups[adapted]["items"]:
-        metrics = store.iter("metric", prefix=f"{base}/")
-        cultures = sorted({r.key.split("/")[2] for r in metrics if r.key.count("/") >= 3})
+        cultures = sorted({c for r in store.iter("metric", prefix=f"{base}/") if (c := metric_key_culture(r.key))})
         raise ConfigError(
             f"--culture {target}: not evaluated for {base!r} or {adapted!r} in {store.run_dir}; "
             f"cultures of {base!r}: {', '.join(cultures) or 'none'}"
@@ -204,12 +204,13 @@ def _setup(store: RunStore, alias: str, target: str) -> dict[str, Any]:
     personas: dict[str, set[str]] = {}
     items: set[str] = set()
     for rec in store.iter("survey_answer", prefix=f"{alias}/"):
-        parts = rec.key.split("/")
-        if len(parts) < 5 or parts[2] != target or not isinstance(rec.data, dict):
+        parts = split_answer_key(rec.key)
+        if parts is None or parts[2] != target or not isinstance(rec.data, dict):
             continue
+        _alias, style, _country, persona, item = parts
         modes.add(str(rec.data.get("mode")))
-        personas.setdefault(parts[1], set()).add(parts[3])
-        items.add(parts[4])
+        personas.setdefault(style, set()).add(persona)
+        items.add(item)
     return {"mode": modes, "personas": personas, "items": items}
 
 
