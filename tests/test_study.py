@@ -125,8 +125,17 @@ def test_study_plan_cli(tmp_path: Path) -> None:
     study = str(ROOT / "configs" / "paper_study.yaml")
     r = subprocess.run([sys.executable, "-m", "clca.cli.main", "study", "plan", study],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
+    # the paper's students are local model folders the checkout does not hold: plan checks each run as
+    # strictly as `clca config check` and names the study, the run and the key
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "run llama-3.1-8b-full: models.student: model directory" in r.stderr
+    demo = ROOT / "src" / "clca" / "data" / "configs" / "demo.yaml"
+    ok = _write(tmp_path / "ok.yaml", f"study: x\nbase: {demo}\nrun_root: runs\n"
+                "grid: {variant: {full: {dataset: {variant: full}}, no_filter: {dataset: {variant: no_filter}}}}\n")  # fmt: skip
+    r = subprocess.run([sys.executable, "-m", "clca.cli.main", "study", "plan", str(ok)],
+                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines()[0].endswith("generates") and r.stdout.count("reuses") == 10
+    assert r.stdout.splitlines()[0].endswith("generates") and r.stdout.count("reuses") == 1
     bad = _write(tmp_path / "s.yaml", "study: x\nbase: nowhere.yaml\nrun_root: runs\ngrid: {a: {b: {}}}\n")
     r = subprocess.run([sys.executable, "-m", "clca.cli.main", "study", "plan", str(bad)],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip

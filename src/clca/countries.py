@@ -154,6 +154,19 @@ def match_country(name: str) -> str | None:
     return hits.pop() if len(hits) == 1 else None
 
 
+def match_country_whole(name: str) -> str | None:
+    """Like `match_country`, but a pattern must match the whole name ("Egyptt" matches none): for configs,
+    which must not guess."""
+    text = name.strip()
+    if not text or len(text) > MAX_NAME:
+        return None
+    exact = _exact().get(text.lower())
+    if exact is not None:
+        return exact
+    hits = {iso3 for pat, iso3 in _patterns() if pat.fullmatch(text)}
+    return hits.pop() if len(hits) == 1 else None
+
+
 def resolve_country(text: str, known: set[str] | None = None) -> str:
     """ISO alpha-3 for a country name, spelling variant or code ("Egypt", "egy", "S. Korea" -> "EGY", "KOR");
     codes in `known` (e.g. a table's own keys) are taken as they are. One-line ConfigError when none matches."""

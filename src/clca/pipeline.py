@@ -143,6 +143,7 @@ async def run_pipeline(
     until: str | None = None,
     on_stage: Callable[[StageResult], None] | None = None,
     retry_failed: bool = False,
+    source: str | None = None,
 ) -> list[StageResult]:
     """Run every stage (up to and including `until`) into cfg.run_dir; returns per-stage results.
 
@@ -156,7 +157,7 @@ async def run_pipeline(
     from .preflight import check_run
 
     # every file the stages will read, before the run directory or any model
-    check_run(cfg, [s.name for s in stages], sc)
+    check_run(cfg, [s.name for s in stages], sc, source=source)  # source: the config file, named in errors
     if cfg.reuse_from is not None:  # refused before the run directory exists
         check_reuse(cfg)
     if cfg.continue_from is not None and "train" in [s.name for s in stages]:
@@ -312,7 +313,7 @@ async def _eval(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Mo
 
     base_cfg = sc["eval"]
     base = await evaluate(store, models.get(cfg.models.student), "base", base_cfg)
-    lines = [f"base: {len(base.rows)} metric rows", *base.summary.splitlines()[1:]]  # + input notes (skipped entries)
+    lines = [f"base: {len(base.rows)} metric rows", *base.summary.splitlines()[1:], *base.warnings]  # + input notes
     if (adapter_dir(cfg) / "train_result.json").is_file():
         await models.release()  # one student in memory at a time
         adapted_cfg = base_cfg.model_copy(update={"styles": cfg.adapted_styles})

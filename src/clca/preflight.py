@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DataError
+from .errors import ClcaError, ConfigError, DataError
 
 EVAL_STYLES = ("persona", "cultural", "anthropological", "none")
 _PROFILE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -36,11 +36,14 @@ def eval_culture(spec: str) -> str:
 
 def check_cultures(cultures: Sequence[str], key: str) -> None:
     """No culture twice (Egypt, EGY, eg are one culture); a profile's code must not be a shipped culture's."""
-    from .culture import UnknownCultureError, get_culture, resolve_culture
+    from .culture import UnknownCultureError, get_culture, get_culture_exact, resolve_culture
 
     seen: dict[str, str] = {}
     for spec in cultures:
-        c = resolve_culture(spec)
+        try:  # a config names a culture exactly: "Egyptt" is refused with the did-you-mean, never read as Egypt
+            c = resolve_culture(spec) if is_profile_file(spec) else get_culture_exact(spec)
+        except UnknownCultureError as e:
+            raise ConfigError(f"{key}: {e.one_line()}") from None
         if is_profile_file(spec):
             try:
                 shipped = get_culture(c.code)
@@ -82,9 +85,46 @@ def _need(path: Any, key: str, what: str) -> Path:
     return p
 
 
-def check_run(cfg: Any, stages: Sequence[str], sc: dict[str, Any] | None = None) -> None:
-    """Every file the given stages will read exists and parses; raises a one-line ClcaError."""
-    sc = sc if sc is not None else cfg.stage_configs()
+#: the model roles each stage loads (a local `hf:PATH` model of these must be a folder before the run starts)
+STAGE_MODELS = {
+    "scenarios": ("teacher",),
+    "roleplay": ("teacher", "partner"),
+    "judge": ("judge",),
+    "intents": ("annotator",),
+    "train": ("student",),
+    "eval": ("student",),
+}
+
+
+def check_run(cfg: Any, stages: Sequence[str], sc: dict[str, Any] | None = None, source: str | None = None) -> None:
+    """Every file the given stages will read exists and parses, and every local model they load is a folder;
+    raises a one-line ClcaError (prefixed with the config file `source` when given: the file and key to edit)."""
+    try:
+        _check_run(cfg, stages, sc if sc is not None else cfg.stage_configs())
+    except ClcaError as e:
+        if source is None or e.one_line().startswith(f"{source}:"):
+            raise
+        raise ConfigError(f"{source}: {e.one_line()}") from None
+
+
+def check_model_dirs(cfg: Any, stages: Sequence[str]) -> None:
+    """A `hf:PATH` model of a role the stages load must name an existing folder (`models.ROLE: ...`)."""
+    from .llm import ModelSpec
+
+    roles = sorted({r for s in stages for r in STAGE_MODELS.get(s, ())})
+    for role in roles:
+        spec = getattr(cfg.models, role, None)
+        if not spec:
+            continue
+        parsed = ModelSpec.parse(spec)
+        if parsed.kind == "hf":
+            path = Path(parsed.base).expanduser()
+            if not path.is_dir():
+                raise ConfigError(f"models.{role}: model directory {path} not found (model string {spec!r})")
+
+
+def _check_run(cfg: Any, stages: Sequence[str], sc: dict[str, Any]) -> None:
+    check_model_dirs(cfg, stages)
     if "scenarios" in stages and cfg.norms is not None:
         from .scenarios import load_norms_config
 

@@ -59,7 +59,17 @@ async def run_items(
     total = len(items) if isinstance(items, Sized) else None
     summary = RunSummary(total=total or 0)
     it: Iterator[I] = iter(items)
-    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
+    # until the first result the bar says so and shows no rate: that wait is mostly loading the model (or
+    # reaching the server), and counting it into the rate made the first ETA hours for a minutes-long job
+    bar = tqdm(total=total, desc=f"{desc} (starting: loading the model)", disable=not progress, leave=False)
+    first = True
+
+    def done_one() -> None:
+        nonlocal first
+        if first:
+            first = False
+            start_clock(bar, desc)
+        bar.update(1)
 
     async def worker() -> None:
         for item in it:  # shared iterator: each item goes to exactly one worker
@@ -80,7 +90,7 @@ async def run_items(
                 summary.ok += 1
             else:
                 summary.failed += 1
-            bar.update(1)
+            done_one()
 
     try:
         async with _Group() as group:
@@ -91,6 +101,16 @@ async def run_items(
     if total is None:
         summary.total = summary.ok + summary.failed + summary.skipped
     return summary
+
+
+def start_clock(bar: tqdm, desc: str) -> None:  # type: ignore[type-arg]
+    """Restart the bar's clock and rate at its current count (items skipped as already done and the wait for
+    the first result are not in the rate), with its plain description."""
+    n = bar.n
+    bar.set_description_str(desc, refresh=False)
+    bar.reset(total=bar.total)
+    bar.n = bar.last_print_n = n
+    bar.refresh()
 
 
 class _Group:

@@ -127,9 +127,13 @@ class RunStore:
         """Record the run config; refuse a run directory made by a different config."""
         old = self.get_meta("config_hash")
         if old is not None and old != config_hash:
+            keys = differing_keys(self.get_meta("config"), config)
+            more = f" (and {len(keys) - 6} more)" if len(keys) > 6 else ""
+            what = f"these keys differ: {', '.join(keys[:6])}{more}"
             raise RunMismatchError(
-                f"{self.run_dir} was created by a different configuration (hash {old[:12]} != "
-                f"{config_hash[:12]}); use a new run directory, or delete this one to start over"
+                f"{self.run_dir} was created by a different configuration ("
+                + (what if keys else f"hash {old[:12]} != {config_hash[:12]}")
+                + "); use a new run directory, or delete this one to start over"
             )
         self.set_meta("config", config)
         self.set_meta("config_hash", config_hash)
@@ -336,3 +340,13 @@ def _kill_after_hook() -> tuple[str, int] | None:
 def _record(row: tuple) -> Record:
     kind, key, status, data, error, parent, created = row
     return Record(kind, key, status, None if data is None else json.loads(data), error, parent, created)
+
+
+def differing_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two stored configs (nested mappings compared key by key)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for k in [*old, *(k for k in new if k not in old)]:
+            out += differing_keys(old.get(k), new.get(k), f"{prefix}{k}.")
+        return out
+    return [] if old == new else [prefix.rstrip(".") or "(whole config)"]

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .config import _deep_merge, parse_model, read_config_tree, read_yaml
 from .errors import ConfigError
+from .reuse import SHARED_STAGES
 from .run_config import RunConfig
 
 
@@ -134,4 +135,19 @@ def expand_study(path: str | Path) -> list[StudyRun]:
         if reuse is not None:
             data["reuse_from"] = str(reuse)
         runs.append(StudyRun(name=name, run_dir=run_dir, reuse_from=reuse, config=data))
+    return runs
+
+
+def check_study(path: str | Path) -> list[StudyRun]:
+    """`expand_study` plus, for every run, the checks `clca config check` makes of a run config (every file
+    and local model the run reads; a reusing run only what it makes itself), so a study whose runs would
+    fail is refused before any runs. Errors name the study file and the run."""
+    from .preflight import check_run
+    from .run_config import STAGES
+
+    runs = expand_study(path)
+    for r in runs:
+        cfg = parse_model(RunConfig, r.config, f"{path}: run {r.name}")
+        stages = STAGES if r.reuse_from is None else [s for s in STAGES if s not in SHARED_STAGES]
+        check_run(cfg, stages, source=f"{path}: run {r.name}")
     return runs

@@ -131,6 +131,7 @@ class OneLineErrorsGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        hide_flag_metavars(self)
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -151,3 +152,23 @@ class OneLineErrorsGroup(TyperGroup):
             sys.exit(1)
         # non-standalone mode returns the exit code of typer.Exit, or the command's return value (None)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def hide_flag_metavars(cmd: Any) -> None:
+    """Flags take no value, so their help shows no type (typer would print `<bool>` beside `--quiet`)."""
+    for param in getattr(cmd, "params", []):
+        if getattr(param, "is_flag", False) and not getattr(param, "count", False) and param.metavar is None:
+            param.metavar = ""
+    if hasattr(cmd, "get_help_option") and not getattr(cmd, "_flag_help", False):
+        plain = cmd.get_help_option  # --help is made per call, so its type is hidden where it is made
+
+        def get_help_option(ctx: Any, _plain: Any = plain) -> Any:
+            opt = _plain(ctx)
+            if opt is not None and opt.metavar is None:
+                opt.metavar = ""
+            return opt
+
+        cmd.get_help_option = get_help_option
+        cmd._flag_help = True
+    for sub in getattr(cmd, "commands", {}).values():
+        hide_flag_metavars(sub)

@@ -87,9 +87,9 @@ def stats_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Rows per split and task, and token-length statistics with the given tokenizer."""
-    from rich.console import Console
     from rich.table import Table
 
+    from .._tables import print_table
     from ..dataset import dataset_stats, load_info
 
     info = load_info(dataset_dir)
@@ -106,7 +106,7 @@ def stats_cmd(
     for split in ("train", "validation"):
         for task, s in stats.get(split, {}).items():
             table.add_row(split, task, *(str(s.get(c, "")) for c in cols))
-    Console().print(table)
+    print_table(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -34,7 +34,7 @@ def run_config(
             f"peak {res.peak_rss_mb:.0f} MB: {res.detail}"
         )
 
-    asyncio.run(run_pipeline(cfg, until=until, on_stage=on_stage, retry_failed=retry_failed))
+    asyncio.run(run_pipeline(cfg, until=until, on_stage=on_stage, retry_failed=retry_failed, source=str(config)))
     from ..report import render_terminal_summary
     from ..store import RunStore
 
@@ -107,6 +107,16 @@ def config_reference() -> str:
     return "\n".join(lines)
 
 
+def check_config_file(config: Path) -> Any:
+    """The validated run config, after every check a full run makes before it starts (errors name the file)."""
+    from ..preflight import check_run
+    from ..run_config import STAGES, load_run_config
+
+    cfg = load_run_config(config)
+    check_run(cfg, STAGES, source=str(config))  # every file a full run reads
+    return cfg
+
+
 def register_config(app: typer.Typer) -> None:
     group = typer.Typer(help="Run configs: check one, or print the reference of every key.", no_args_is_help=True)
 
@@ -116,22 +126,16 @@ def register_config(app: typer.Typer) -> None:
         typer.echo(config_reference())
 
     @group.command("check")
-    def check(
-        config: Path = typer.Argument(..., help="run config (YAML), or a study config: each of its runs"),
-    ) -> None:
-        """Validate a config (model strings, cultures, sizes) without loading any model."""
-        from ..preflight import check_run
-        from ..run_config import STAGES, RunConfig, load_run_config
-        from ..study import expand_study, is_study_config
+    def check(config: Path = typer.Argument(..., help="run config or study config (YAML)")) -> None:
+        """Validate a config (model strings, cultures, sizes, every file and local model it reads) without
+        loading any model; a study file has each of its runs checked."""
+        from ..study import check_study, is_study_config
 
         if is_study_config(config):
-            for run in expand_study(config):
-                cfg = RunConfig.model_validate({k: v for k, v in run.config.items() if k != "reuse_from"})
-                check_run(cfg, STAGES)  # every file a full run reads (reuse_from is checked when the run starts)
-                typer.echo(f"{config}: run {run.name}: ok ({len(cfg.cultures)} culture(s), run_dir {cfg.run_dir})")
+            runs = check_study(config)
+            typer.echo(f"{config}: ok (a study of {len(runs)} runs, each checked; list them with `clca study plan`)")
             return
-        cfg = load_run_config(config)
-        check_run(cfg, STAGES)  # every file a full run reads
+        cfg = check_config_file(config)
         typer.echo(f"{config}: ok ({len(cfg.cultures)} culture(s), run_dir {cfg.run_dir})")
 
     app.add_typer(group, name="config")

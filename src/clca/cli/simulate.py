@@ -195,8 +195,9 @@ def stats_cmd(
     if as_json:
         typer.echo(json.dumps(stats, indent=2))
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from .._tables import print_table
 
     def fmt(x: Any, pct: bool = False) -> str:
         if x is None:
@@ -228,8 +229,8 @@ def stats_cmd(
             fmt(s["names_share"], pct=True),
             fmt(s["keep_rate"], pct=True),
         )
-    Console().print(table)
-    Console().print(quality)
+    print_table(table)
+    print_table(quality)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,9 +16,9 @@ def register(app: typer.Typer) -> None:
     @group.command("plan")
     def plan(study: Path = typer.Argument(..., help="study config (YAML), e.g. configs/paper_study.yaml")) -> None:
         """Validate every run of a study and list them in order (name, run directory, what it reuses)."""
-        from ..study import expand_study
+        from ..study import check_study
 
-        for r in expand_study(study):
+        for r in check_study(study):
             typer.echo(f"{r.name}\t{r.run_dir}\t" + (f"reuses {r.reuse_from}" if r.reuse_from else "generates"))
 
     @group.command("run")
@@ -31,10 +31,10 @@ def register(app: typer.Typer) -> None:
         """Run every run of a study in order: the first generates, the others reuse its shared stages."""
         import yaml
 
-        from ..study import expand_study
+        from ..study import check_study
         from .pipeline import run_config
 
-        runs = expand_study(study)
+        runs = check_study(study)  # every run valid (files, models) before any runs
         names = {r.name for r in runs}
         unknown = [n for n in only if n not in names]
         if unknown:

@@ -95,6 +95,8 @@ def eval_cmd(
                 raise
         finally:
             await llm.aclose()
+        for w in result.warnings:
+            typer.echo(w, err=True)
         text = format_table(result)
         if theme:
             for t in sorted({r.theme for r in result.rows if r.theme != "all"}):

@@ -11,7 +11,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..countries import SURVEY_ONLY, check_name_length, countries, country_name, match_country
+from ..countries import (
+    SURVEY_ONLY,
+    check_name_length,
+    countries,
+    country_name,
+    match_country,
+    match_country_whole,
+)
 from ..errors import ClcaError
 from ._countries import region_of
 from ._model import Culture, HofstedeScores, RegionScores
@@ -148,3 +155,21 @@ def culture_in_run(store: Any, code: str) -> Culture:
     if data is not None:
         return Culture.model_validate(data)
     return get_culture(code)
+
+
+def get_culture_exact(name_or_code: str) -> Culture:
+    """`get_culture` for configs, which must not guess: the name, code or alias must be one of the culture's
+    own (case and spacing aside), or a country spelling that one of country_converter's patterns matches
+    whole ("S. Korea"); a name that only contains one ("Egyptt") is an UnknownCultureError with the
+    did-you-mean."""
+    index = _index()[0]
+    key = _norm(name_or_code)
+    if key in index:
+        return index[key]
+    c = get_culture(name_or_code)  # unknown names raise here, with the did-you-mean
+    if c.iso3 and match_country_whole(name_or_code) == c.iso3:
+        return c
+    raise UnknownCultureError(
+        f"unknown culture {name_or_code!r}; did you mean {c.name}? (a config names a culture exactly; "
+        "see `clca culture list`)"
+    )

@@ -46,7 +46,9 @@ def collect_rows(
     rows: list[Row] = []
     used = 0
     dialogues = iter_dialogues(store, judge_rule=cfg.judge_rule, report=report)
+    seen: set[str] = set()
     for d in tqdm(dialogues, desc="dialogues", disable=not progress, leave=False):
+        seen.add(d.scenario.culture_code.upper())
         if cfg.culture and d.scenario.culture_code.upper() != cfg.culture.upper():
             continue
         if not d.kept and cfg.variant != "no_filter":
@@ -61,6 +63,11 @@ def collect_rows(
             r, s = intent_rows(d, cfg)
             rows += r
             _add(report.skipped, s)
+    if cfg.culture and seen and cfg.culture.upper() not in seen:  # a selection that leaves nothing
+        raise DataError(
+            f"dataset.culture {cfg.culture!r}: no dialogues of that culture in the run; "
+            f"cultures: {', '.join(sorted(seen))}"
+        )
     return rows, report, used
 
 

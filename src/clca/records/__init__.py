@@ -3,6 +3,7 @@ over stored rows that every stage and the report use (`_views`)."""
 
 from ._keys import (
     EPISODE,
+    EVAL_SEEDS_META,
     INTENTION,
     JUDGEMENT,
     KINDS,
@@ -13,8 +14,10 @@ from ._keys import (
     TURN,
     episode_key,
     key_head,
+    metric_key_culture,
     relationship_text,
     scenario_key,
+    split_answer_key,
     split_episode_key,
     split_turn_key,
     turn_key,
@@ -33,6 +36,7 @@ from ._views import (
 
 __all__ = [
     "EPISODE",
+    "EVAL_SEEDS_META",
     "INTENTION",
     "JUDGEMENT",
     "KINDS",
@@ -50,9 +54,11 @@ __all__ = [
     "dialogue_turns",
     "episode_key",
     "key_head",
+    "metric_key_culture",
     "relationship_text",
     "scenario_key",
     "scenario_view",
+    "split_answer_key",
     "split_episode_key",
     "split_turn_key",
     "turn_key",

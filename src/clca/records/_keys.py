@@ -26,6 +26,8 @@ INTENTION = "intention"
 SURVEY_ANSWER = "survey_answer"
 METRIC = "metric"
 KINDS = (SCENARIO, EPISODE, TURN, JUDGEMENT, INTENTION, SURVEY_ANSWER, METRIC)
+#: meta entry (not an artifact): model alias -> the seed its WVS evaluation used
+EVAL_SEEDS_META = "eval_seeds"
 
 
 def scenario_key(culture_code: str, source_id: str) -> str:
@@ -77,3 +79,17 @@ RELATIONSHIP_WORDS = {
 def relationship_text(value: str) -> str:
     """A stored relationship value ('know_by_name') -> the words prompts show."""
     return RELATIONSHIP_WORDS.get(value, value.replace("_", " "))
+
+
+def split_answer_key(key: str) -> tuple[str, str, str, str, str] | None:
+    """'base/persona/EGY/p3/Q27[/perm1]' -> ('base', 'persona', 'EGY', 'p3', 'Q27'); None for another shape."""
+    parts = key.split("/")
+    if len(parts) not in (5, 6):
+        return None
+    return parts[0], parts[1], parts[2], parts[3], parts[4]
+
+
+def metric_key_culture(key: str) -> str | None:
+    """The country of a metric key ('base/persona/EGY/base/kl' -> 'EGY'); None for another shape."""
+    parts = key.split("/")
+    return parts[2] if len(parts) >= 4 else None

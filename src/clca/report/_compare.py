@@ -264,6 +264,13 @@ def _load_store(store: RunStore, path: Path, label: str, *, accuracy: bool = Tru
             except ConfigError:
                 continue
     loaded.ranks = {(r.model, r.target): (r.rank, r.cultures) for r in wvs.ranks}
+    if loaded.info.seed is None:  # a `clca eval` run has no run config: the seed its evaluations recorded
+        from ..records import EVAL_SEEDS_META
+
+        seeds = store.get_meta(EVAL_SEEDS_META)
+        values = set(seeds.values()) if isinstance(seeds, dict) else set()
+        if len(values) == 1 and isinstance(next(iter(values)), int):
+            loaded.info.seed = next(iter(values))
     for sh in wvs.answer_shares:
         loaded.specificity_models[(sh.model, sh.style, sh.culture)] = sh.items
     if accuracy and ev is not None and any("accuracy" in s.values for s in wvs.scores):

@@ -68,8 +68,13 @@ def _est(row: Any, name: str) -> tuple[float, float | None, float | None] | None
     return None if e is None else (e.value, e.ci_low, e.ci_high)
 
 
-def charts(data: ReportData) -> dict[str, list[Markup]]:
-    """All SVG charts of the report, by section."""
+#: the matplotlib figure (by name) that already shows a metric's per-culture chart
+FIGURE_OF_METRIC = {"kl": "kl_per_culture"}
+
+
+def charts(data: ReportData, skip: Sequence[str] = ()) -> dict[str, list[Markup]]:
+    """All SVG charts of the report, by section; `skip`: metrics whose per-culture chart a figure already
+    shows (each figure once in the report)."""
     out: dict[str, list[Markup]] = {"pipeline": [], "metrics": [], "shift": [], "similarity": [], "training": []}
     cultures = data.cultures
     if data.judge.by_culture:
@@ -105,6 +110,8 @@ def charts(data: ReportData) -> dict[str, list[Markup]]:
     scores = data.wvs.scores
     labels = list(dict.fromkeys(r.label for r in scores))
     for name in ("kl", "jsd"):
+        if name in skip:
+            continue
         vals = {(r.culture, r.label): t for r in scores if (t := _est(r, name)) is not None}
         if vals:
             title = f"{METRICS[name][0]} to the survey per culture (lower is better; whiskers: 95% CI)"
@@ -185,7 +192,7 @@ def _context(data: ReportData, figures: Sequence[Any] = (), figures_note: str | 
         "d": data,
         "config_text": config,
         "config_json": json.dumps(data.config, ensure_ascii=False) if data.config else "",
-        "charts": charts(data),
+        "charts": charts(data, skip=[m for m, fig in FIGURE_OF_METRIC.items() if fig in {f.name for f in figures}]),
         "figures": [(f, Markup(f.svg or "")) for f in figures],
         "figures_note": figures_note,
         "metric_cols": metric_cols,

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .._tables import print_table
 from ..store import RunStore
 from ._data import ReportData, build_summary
 
@@ -52,5 +53,5 @@ def terminal_table(data: ReportData) -> Table:
 def render_terminal_summary(store: RunStore | ReportData, console: Console | None = None) -> ReportData:
     """Print the per-stage count table; returns the summary it printed."""
     data = store if isinstance(store, ReportData) else build_summary(store, samples=0)
-    (console or Console()).print(terminal_table(data))
+    print_table(terminal_table(data), console)
     return data

@@ -9,7 +9,7 @@ from itertools import combinations
 from pydantic import ValidationError
 
 from ..culture import UnknownCultureError, get_culture
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..records import key_head
 from ..store import RunStore
 from ._io import load_seeds
@@ -41,6 +41,12 @@ def iter_scenarios(store: RunStore, culture: str | None = None) -> list[tuple[st
             err = e.errors()[0]
             loc = ".".join(str(x) for x in err["loc"])
             raise DataError(f"{store.path}: scenario {rec.key}: field '{loc}': {err['msg']}") from None
+    if culture and not out:  # a selection that leaves nothing is an error, never an empty file with exit 0
+        have = sorted({key_head(rec.key) for rec in store.iter(KIND)})
+        raise ConfigError(
+            f"--culture {culture}: no finished scenarios of that culture in {store.run_dir}; "
+            f"cultures with scenarios: {', '.join(have) or 'none'}"
+        )
     return out
 
 

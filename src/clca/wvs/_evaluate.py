@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -13,6 +14,7 @@ from ..countries import resolve_country
 from ..errors import ClcaError, ConfigError
 from ..failures import failure_reason
 from ..llm import LLM
+from ..records import EVAL_SEEDS_META
 from ..runner import run_items
 from ..store import RunStore
 from ._answer import DEFAULT_MAX_TOKENS, PERSONA_STYLES, Answer, ask
@@ -146,6 +148,7 @@ class EvalPlan:
     personas: dict[str, list[Persona]]
     units: list[_Unit]
     note: str = ""  # what the inputs want the user to know (skipped entries, unlabelled regions)
+    dropped: list[str] = field(default_factory=list)  # warning lines: items asked for that a culture lacks
 
 
 def plan(cfg: EvalConfig, model_alias: str) -> EvalPlan:
@@ -162,11 +165,12 @@ def plan(cfg: EvalConfig, model_alias: str) -> EvalPlan:
             have = ", ".join(sorted(ref.countries)) or "none"
             hint = "" if cfg.opinions else " (use --survey FILE or --reference FILE for others)"
             raise ConfigError(f"no survey answers for {c}; available: {have}{hint}")
+    chosen, dropped = _items_per_culture(cfg, q, ref, cultures + others)
     personas: dict[str, list[Persona]] = {}
     units: list[_Unit] = []
     for c in cultures + others:
         personas[c] = eval_personas(cfg, ref, survey, c)
-        items = [i for i in q if i.id in ref.countries[c].items]
+        items = chosen[c]
         for style in cfg.styles:
             who = personas[c] if style in PERSONA_STYLES else [Persona(id=SHARED_PERSONA, country=c)]
             for p in who:  # persona by persona: the shared system prompt stays in the prefix cache
@@ -176,8 +180,45 @@ def plan(cfg: EvalConfig, model_alias: str) -> EvalPlan:
                                            persona=p, item=it, variant=v,
                                            samples=samples_per_prompt(cfg, style, len(personas[c]))))  # fmt: skip
     return EvalPlan(
-        questionnaire=q, reference=ref, cultures=cultures, others=others, personas=personas, units=units, note=note
-    )
+        questionnaire=q, reference=ref, cultures=cultures, others=others, personas=personas, units=units, note=note,
+        dropped=dropped,
+    )  # fmt: skip
+
+
+def _items_per_culture(
+    cfg: EvalConfig, q: Questionnaire, ref: ReferenceTable, countries: list[str]
+) -> tuple[dict[str, list[Item]], list[str]]:
+    """Each culture's items (the questionnaire's items its reference has answers for) and one warning line per
+    culture that lacks some of the items asked for by name; a culture left with none is a ConfigError naming
+    what was asked and what exists (never an empty table with exit 0)."""
+    chosen: dict[str, list[Item]] = {}
+    dropped: list[str] = []
+    source = "GlobalOpinionQA file" if cfg.opinions else "reference"
+    for c in countries:
+        have = ref.countries[c].items
+        chosen[c] = [i for i in q if i.id in have]
+        if not chosen[c]:
+            asked = ", ".join(_short(cfg.items)) if cfg.items else f"all {len(q.items)} items of the questionnaire"
+            exists = ", ".join(_short(sorted(have, key=_item_order))) or "none"
+            raise ConfigError(f"no survey answers for {c} on the items asked ({asked}); the {source} has {c}: {exists}")
+        if cfg.items:
+            missing = [i for i in cfg.items if i not in have]
+            if missing:
+                dropped.append(
+                    f"warning: {c}: {len(missing)} of the {len(cfg.items)} items asked have no survey answers in "
+                    f"the {source} and are left out: {', '.join(_short(missing))}"
+                )
+    return chosen, dropped
+
+
+def _item_order(item_id: str) -> tuple[str, int, str]:
+    m = re.match(r"([^0-9]*)([0-9]+)(.*)", item_id)
+    return (m.group(1), int(m.group(2)), m.group(3)) if m else (item_id, 0, "")
+
+
+def _short(ids: list[str], n: int = 12) -> list[str]:
+    """At most n ids, then how many more (an error line stays one readable line)."""
+    return ids if len(ids) <= n else [*ids[:n], f"... ({len(ids) - n} more)"]
 
 
 async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig) -> EvalResult:
@@ -207,12 +248,15 @@ async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig)
         store.put(ANSWER, u.key, a.model_dump())
         return True
 
+    seeds = store.get_meta(EVAL_SEEDS_META)  # shown by `clca compare` for a run without a run config
+    store.set_meta(EVAL_SEEDS_META, {**(seeds if isinstance(seeds, dict) else {}), model_alias: cfg.seed})
     summary = await run_items(
         units, one, is_done=lambda u: store.done(ANSWER, u.key), concurrency=cfg.concurrency,
         desc="survey answers", progress=cfg.progress,
     )  # fmt: skip
     result = compute_metrics(store, model_alias, cfg, q, ref, personas, cultures, others)
     result.summary = summary.line("survey answers") + ("\n" + note.rstrip("\n") if note else "")
+    result.warnings = pl.dropped
     return result
 
 

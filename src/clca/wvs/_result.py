@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from typing import Any
 
 from pydantic import BaseModel, Field
 from rich.console import Console
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from ..countries import resolve_country
 from ..errors import ConfigError
+from ..records import key_head, metric_key_culture, split_answer_key
 from ..store import RunStore
 
 # metric -> (column title, lower is better): the one list of the WVS metrics and their directions
@@ -47,6 +49,7 @@ class EvalResult(BaseModel):
         default_factory=dict, description="style -> prompted culture -> survey culture -> mean 1-JSD"
     )
     summary: str = ""
+    warnings: list[str] = Field(default_factory=list, description="lines for stderr (items left out of a selection)")
 
     def value(self, culture: str, style: str, metric: str, variant: str = "base", theme: str = "all") -> MetricRow:
         for r in self.rows:
@@ -122,6 +125,7 @@ def compare_models(
     from the metrics both evaluations stored in the run."""
     tgt = resolve_country(target)
     ref = resolve_country(reference)
+    _check_pair(store, base_alias, adapted_alias, tgt)
     out: list[ModelShift] = []
     found_styles = styles or sorted(
         {r.key.split("/")[1] for r in store.iter("metric", prefix=f"{base_alias}/") if r.key.endswith("/specificity")}
@@ -159,6 +163,55 @@ def compare_models(
             )  # fmt: skip
         )
     return out
+
+
+def _check_pair(store: RunStore, base: str, adapted: str, target: str) -> None:
+    """Refuse a comparison that would print nothing or compare unlike setups: an alias the run has no
+    evaluation of, a target culture neither evaluated, or different answer modes / persona counts /
+    items for the target (as `clca compare` refuses them)."""
+    aliases = sorted({key_head(r.key) for r in store.iter("metric")})
+    have = ", ".join(aliases) or "none (run `clca eval` first)"
+    for role, alias in (("--base", base), ("--adapted", adapted)):
+        if alias not in aliases:
+            raise ConfigError(f"{role} {alias!r}: no evaluation of that alias in {store.run_dir}; aliases: {have}")
+    if base == adapted:
+        raise ConfigError(f"--base and --adapted are the same alias {base!r}; aliases in {store.run_dir}: {have}")
+    setups = {alias: _setup(store, alias, target) for alias in (base, adapted)}
+    if not setups[base]["items"] and not setups[adapted]["items"]:
+        cultures = sorted({c for r in store.iter("metric", prefix=f"{base}/") if (c := metric_key_culture(r.key))})
+        raise ConfigError(
+            f"--culture {target}: not evaluated for {base!r} or {adapted!r} in {store.run_dir}; "
+            f"cultures of {base!r}: {', '.join(cultures) or 'none'}"
+        )
+    sb, sa = setups[base], setups[adapted]
+    common = sorted(set(sb["personas"]) & set(sa["personas"]))  # the adapted model may be asked in fewer styles
+    for key in ("mode", "personas", "items"):
+        a, b = sorted(sb[key]), sorted(sa[key])
+        if key == "personas":
+            a = [f"{st}: {len(sb[key][st])} personas" for st in common]
+            b = [f"{st}: {len(sa[key][st])} personas" for st in common]
+        if a and b and a != b:
+            shown = (f"{len(a)} items", f"{len(b)} items") if key == "items" else ("; ".join(a), "; ".join(b))
+            raise ConfigError(
+                f"{base!r} and {adapted!r} were evaluated with different {key} for {target} ({shown[0]} vs "
+                f"{shown[1]}); re-evaluate one with the other's setup (as `clca compare` requires)"
+            )
+
+
+def _setup(store: RunStore, alias: str, target: str) -> dict[str, Any]:
+    """What the stored answers of alias for target show: answer modes, persona counts per style, items."""
+    modes: set[str] = set()
+    personas: dict[str, set[str]] = {}
+    items: set[str] = set()
+    for rec in store.iter("survey_answer", prefix=f"{alias}/"):
+        parts = split_answer_key(rec.key)
+        if parts is None or parts[2] != target or not isinstance(rec.data, dict):
+            continue
+        _alias, style, _country, persona, item = parts
+        modes.add(str(rec.data.get("mode")))
+        personas.setdefault(style, set()).add(persona)
+        items.add(item)
+    return {"mode": modes, "personas": personas, "items": items}
 
 
 def format_shifts(shifts: list[ModelShift], base: str, adapted: str) -> str:
