@@ -23,9 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .config import _deep_merge, parse_model, read_config_tree, read_yaml
 from .errors import ConfigError
-from .reuse import SHARED_STAGES
+from .reuse import _VOLATILE, SHARED_STAGES, first_difference
 from .run_config import RunConfig
-
 
 #: train settings that may differ between a run and the run it continues from (how long, how often saved)
 _CONTINUE_FREE = {"max_steps", "save_steps", "save_total_limit", "progress", "logging_steps", "eval_steps"}
