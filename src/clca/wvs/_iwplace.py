@@ -51,6 +51,7 @@ class CulturalMap:
             "source": self.source, "method": self.projection.method, "countries": self.projection.countries,
             "loo_error": self.projection.loo_error, "weights": self.projection.weights.tolist(),
             "intercept": self.projection.intercept.tolist(), "note": self.projection.note,
+            "positions": {c: list(m.position) for c, m in self.countries.items()} if self.source == "survey" else None,
         }  # fmt: skip
 
 
