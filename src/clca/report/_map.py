@@ -76,9 +76,11 @@ def read_map(store: RunStore, run: str = "", base_model: str | None = None) -> M
         if not countries:
             countries = _background(m)
             loo = m.get("loo_error")
-            note = (f"{m.get('method', '?')} projection ({m.get('source', '?')} positions, "
-                    f"{len(m.get('countries') or [])} calibration countries"
-                    + (f", leave-one-country-out error {loo:.2f}" if isinstance(loo, (int, float)) else "") + ")")  # fmt: skip
+            loo_text = f", leave-one-country-out error {loo:.2f}" if isinstance(loo, (int, float)) else ""
+            note = (
+                f"{m.get('method', '?')} projection ({m.get('source', '?')} positions, "
+                f"{len(m.get('countries') or [])} calibration countries{loo_text})"
+            )
         points.append(
             MapPoint(
                 run=run,
@@ -159,7 +161,8 @@ def map_svg(data: MapData, labelled: Sequence[str] = (), targets: Sequence[str] 
         f'<rect x="{pad}" y="{pad}" width="{size}" height="{size}" fill="#fff" stroke="#999"/>',
         f'<line x1="{px(0):.1f}" y1="{pad}" x2="{px(0):.1f}" y2="{pad + size}" stroke="#ccc"/>',
         f'<line x1="{pad}" y1="{py(0):.1f}" x2="{pad + size}" y2="{py(0):.1f}" stroke="#ccc"/>',
-        f'<text x="{pad + size / 2:.1f}" y="{pad + size + 28}" text-anchor="middle">{escape(AXIS_TITLES["secular"])}</text>',
+        f'<text x="{pad + size / 2:.1f}" y="{pad + size + 28}" text-anchor="middle">'
+        f"{escape(AXIS_TITLES['secular'])}</text>",
         f'<text x="14" y="{pad + size / 2:.1f}" text-anchor="middle" transform="rotate(-90 14 {pad + size / 2:.1f})">'
         f"{escape(AXIS_TITLES['selfexpr'])}</text>",
     ]
@@ -242,9 +245,11 @@ def map_frame(data: MapData) -> pd.DataFrame:
         for c in data.countries.values()
     ]  # fmt: skip
     for p in data.points:
-        rows.append({"kind": "model", "name": p.label, "culture": p.culture, "run": p.run, "model": p.model,
-                     "style": p.style, "role": p.role, "secular": p.x, "selfexpr": p.y, "distance": p.distance,
-                     "nearest": p.nearest, "cov_xx": p.cov[0][0], "cov_xy": p.cov[0][1], "cov_yy": p.cov[1][1]})  # fmt: skip
+        rows.append({
+            "kind": "model", "name": p.label, "culture": p.culture, "run": p.run, "model": p.model,
+            "style": p.style, "role": p.role, "secular": p.x, "selfexpr": p.y, "distance": p.distance,
+            "nearest": p.nearest, "cov_xx": p.cov[0][0], "cov_xy": p.cov[0][1], "cov_yy": p.cov[1][1],
+        })  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -316,7 +321,8 @@ def map_paired(data: MapData, resamples: int = 2000, seed: int = 0) -> list[dict
         diff = np.linalg.norm(pa[idx].mean(axis=1) - t, axis=1) - np.linalg.norm(pb[idx].mean(axis=1) - t, axis=1)
         point = float(np.linalg.norm(pa.mean(axis=0) - t) - np.linalg.norm(pb.mean(axis=0) - t))
         out.append({
-            "culture": ad.culture, "row": f"{ad.run}:{ad.model}:{ad.style}", "baseline": f"{base.run}:{base.model}:{base.style}",
+            "culture": ad.culture, "row": f"{ad.run}:{ad.model}:{ad.style}",
+            "baseline": f"{base.run}:{base.model}:{base.style}",
             "n": len(common), "diff": point, "ci_low": float(np.percentile(diff, 2.5)),
             "ci_high": float(np.percentile(diff, 97.5)),
         })  # fmt: skip
