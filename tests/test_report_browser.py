@@ -45,3 +45,52 @@ def test_report_renders_in_chromium(run_dir: Path) -> None:
     kl = next(r for r in data.wvs.scores if r.culture == "DEU" and r.role == "adapted").values["kl"].value
     assert f"{kl:.4f}" in text
     assert f"{data.judge.kept} kept" in text
+
+
+def test_cultural_map_renders_in_chromium(tmp_path: Path) -> None:
+    """The demo's report path with the map items (configs/demo.yaml evaluates iw10): a base and an adapted
+    model evaluated for Egypt and the United States through the real evaluate + store (a scripted backend
+    stands in for the embedded model), the report rendered in Chromium: the map figure is in the DOM with
+    every country, the four model points with their CI ellipses and the two base -> adapted arrows; and a
+    screenshot of the figure shows the model colours."""
+    import asyncio
+    import subprocess
+    import tempfile
+
+    from PIL import Image
+    from test_iwmap import _leaning
+
+    from clca.llm._mock import MockLLM
+    from clca.wvs import EvalConfig, evaluate
+    from clca.wvs._iwmap import published_positions
+
+    browser = browser_or_skip()
+    run = tmp_path / "run"
+    cfg = EvalConfig(cultures=["Egypt"], compare=["United States"], items=["iw10"], personas=4, bootstrap=100,
+                     progress=False)  # fmt: skip
+    with RunStore(run) as store:
+        for alias, shift in (("base", 1.5), ("adapted", -1.5)):
+            asyncio.run(evaluate(store, MockLLM(option_probs=_leaning(shift)), alias, cfg))
+    paths = write_report(run)
+    dom = Dom()
+    dom.feed(dump_dom(browser, paths.html))
+    figures = [a[2] for a in dom.attrs if a[0] == "figure" and a[1] == "data-figure"]
+    assert "cultural_map" in figures
+    classes = [a[2] for a in dom.attrs if a[1] == "class"]
+    assert classes.count("country") == len(published_positions())
+    assert classes.count("model-point") == 4 and classes.count("ci-ellipse") == 4
+    assert classes.count("shift-arrow") == 2 and classes.count("culture-label") == 2
+    assert dom.tags.get("script", 0) == 0
+    # a screenshot of the figure alone: the base model's grey and the adapted model's colour are drawn
+    shot = tmp_path / "map.png"
+    with tempfile.TemporaryDirectory() as profile:
+        res = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={profile}",
+             "--hide-scrollbars", "--window-size=760,560", f"--screenshot={shot}",
+             (paths.html.parent / "cultural_map.svg").as_uri()],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert res.returncode == 0 and shot.is_file(), res.stderr[-2000:]
+    pixels = set(Image.open(shot).convert("RGB").getdata())
+    assert (0x55, 0x55, 0x55) in pixels  # base model markers
+    assert (0x4C, 0x72, 0xB0) in pixels  # the adapted model's markers (first palette colour)

@@ -10,6 +10,7 @@ Kinds (the `kind` column of the run database's `artifacts` table) and their keys
   intention      TURN_KEY                       "JPN/seed-007/s1/t003"   parent: the episode key
   survey_answer  ALIAS/STYLE/COUNTRY/PERSONA/ITEM[/VARIANT]
   metric         ALIAS/STYLE/COUNTRY/VARIANT/METRIC or ALIAS/STYLE/COUNTRY/specificity
+                 or ALIAS/STYLE/COUNTRY/iwmap (the model's place on the cultural map: map_key)
 
 So the first segment of a key is the culture for scenario .. intention and the model alias for
 survey_answer and metric (`key_head`). Build and split keys with the functions below; nothing else
@@ -56,6 +57,22 @@ def split_turn_key(key: str) -> tuple[str, int]:
     if not ep_key or not t.startswith("t") or not t[1:].isdigit():
         raise ValueError(f"not a turn key: {key!r}")
     return ep_key, int(t[1:])
+
+
+MAP_SUFFIX = "iwmap"
+
+
+def map_key(alias: str, style: str, culture: str) -> str:
+    """The metric row of one (model alias, prompt style, prompted culture) on the Inglehart-Welzel map."""
+    return f"{alias}/{style}/{culture}/{MAP_SUFFIX}"
+
+
+def split_map_key(key: str) -> tuple[str, str, str] | None:
+    """'base/persona/EGY/iwmap' -> ('base', 'persona', 'EGY'); None for any other metric key."""
+    parts = key.split("/")
+    if len(parts) != 4 or parts[3] != MAP_SUFFIX:
+        return None
+    return parts[0], parts[1], parts[2]
 
 
 def key_head(key: str) -> str:

@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ._compare import UNIT_ITEMS, UNIT_PERSONAS, Comparison, build_comparison
 from ._export import write_latex, write_tables
 from ._figures import Figure, write_figures
+from ._map import comparison_map, map_figure
 from ._metrics import METRICS
 from ._power import ASSUMED_TEST
 from ._render import _env
@@ -125,10 +126,13 @@ def write_comparison(
     )
     if culture is not None:
         culture = _culture(culture, comp.cultures)
+    map_data = comparison_map(comp, resamples=resamples, seed=seed)  # adds the map's paired distances
     out = Path(out)
     with atomic_dir(dest, True) as tmp:  # compare.html marks it as clca's
         files = write_tables(comp, tmp) + write_latex(comp, tmp)
         figs = write_figures(comp, tmp, culture) if figures else []
+        cmap = map_figure(map_data, tmp, comp.cultures, comp.runs[0].targets, svg=False) if figures else None
+        figs += [cmap] if cmap is not None else []
         files += [p for f in figs for p in f.files]
         html, md = tmp / "compare.html", tmp / "summary.md"
         html.write_text(render_compare_html(comp, figs), encoding="utf-8")

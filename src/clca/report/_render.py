@@ -173,9 +173,14 @@ def report_figures(store: RunStore, data: ReportData, out: Path) -> tuple[list[A
 
     try:
         comp = run_comparison(store, Path(store.run_dir).name)
-        return write_figures(comp, out, ablation=False, svg=True), None
+        figs = write_figures(comp, out, ablation=False, svg=True)
     except (ConfigError, DataError) as e:
         return [], f"figures not drawn: {e}"
+    from ._map import map_figure, read_map
+
+    targets = [c for c in comp.runs[0].targets if c in comp.cultures] if comp.runs else []
+    cmap = map_figure(read_map(store, "", data.wvs.base_model), out, comp.cultures, targets, svg=True)
+    return figs + ([cmap] if cmap is not None else []), None
 
 
 def _context(data: ReportData, figures: Sequence[Any] = (), figures_note: str | None = None) -> dict[str, Any]:

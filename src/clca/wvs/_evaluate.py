@@ -18,10 +18,12 @@ from ..records import EVAL_SEEDS_META
 from ..runner import run_items
 from ..store import RunStore
 from ._answer import DEFAULT_MAX_TOKENS, PERSONA_STYLES, Answer, ask
+from ._iwmap import QUESTIONS as MAP_QUESTIONS
+from ._iwplace import build_map, map_metrics
 from ._metrics import bootstrap_ci, js_distance, kl_divergence, majority_match, wasserstein_ordinal
 from ._opinionqa import load_opinion_survey
 from ._personas import Persona, personas_from_marginals, personas_from_survey
-from ._questionnaire import Item, Questionnaire, default_questionnaire, load_questionnaire
+from ._questionnaire import Item, Questionnaire, bundled_with_sets, load_questionnaire
 from ._reference import Distribution, ReferenceTable, load_reference, survey_reference
 from ._result import EvalResult, MetricRow
 from ._survey import Survey
@@ -54,7 +56,11 @@ class EvalConfig(BaseModel):
     bootstrap: int = Field(1000, ge=0, description="bootstrap resamples over questions")
     seed: int = 0
     variants: list[str] = Field(default_factory=lambda: ["base"], description="base | perm<k> | para")
-    items: list[str] | None = Field(None, description="item ids (default: all of the questionnaire)")
+    items: list[str] | None = Field(
+        None,
+        description="item ids or sets: wvs44 (the 44 bundled items), iw10 (the cultural map's questions); "
+        "default: all of the questionnaire",
+    )
     survey: list[str] = Field(
         default_factory=list, description="WVS respondent files (.csv, .sav, .dta, .rds); default: bundled reference"
     )
@@ -112,8 +118,11 @@ def _inputs(cfg: EvalConfig) -> tuple[Questionnaire, ReferenceTable, Survey | No
             raise ConfigError(f"eval: opinions (GlobalOpinionQA) cannot be combined with {', '.join(clash)}")
         ops = load_opinion_survey(cfg.opinions, cfg.opinion_unsure)
         return ops.questionnaire.select(cfg.items), ops.reference, None, ops.summary()
-    q = load_questionnaire(cfg.questionnaire) if cfg.questionnaire else default_questionnaire()
-    q = q.select(cfg.items)
+    if cfg.questionnaire:
+        q = load_questionnaire(cfg.questionnaire).select(cfg.items)
+    else:
+        full, ids = bundled_with_sets(cfg.items)
+        q = full.select(ids)
     survey = None
     note = ""
     ref = load_reference(cfg.reference)
@@ -257,6 +266,13 @@ async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig)
     result = compute_metrics(store, model_alias, cfg, q, ref, personas, cultures, others)
     result.summary = summary.line("survey answers") + ("\n" + note.rstrip("\n") if note else "")
     result.warnings = pl.dropped
+    if not cfg.opinions and set(MAP_QUESTIONS) <= set(q.ids):  # the cultural map (docs/cultural-map.md)
+        cmap = build_map(ref, cfg.survey, q, cfg.survey_labels)
+        rows, lines = map_metrics(
+            store, model_alias, cfg.styles, cultures + others, cmap, resamples=cfg.bootstrap, seed=cfg.seed
+        )
+        result.rows += rows
+        result.summary += "\n" + "\n".join([f"cultural map: {cmap.projection.describe()}", *lines])
     return result
 
 

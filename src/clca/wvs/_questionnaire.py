@@ -28,6 +28,16 @@ class Item(BaseModel):
     kind: Kind = "ordinal"
     paraphrase: str | None = None
     export_labels: dict[int, list[str]] = Field(default_factory=dict)
+    not_answers: dict[int, list[str]] = Field(
+        default_factory=dict, description="survey codes/labels that mean no answer for this item (read as missing)"
+    )
+
+    def is_not_answer(self, code: int | None = None, label: str | None = None) -> bool:
+        """A survey file's code or label that this item reads as missing (e.g. WVS-7 Q254 code 5)."""
+        if code is not None and code in self.not_answers:
+            return True
+        want = _norm(label) if label is not None else None
+        return want is not None and any(_norm(x) == want for xs in self.not_answers.values() for x in xs)
 
     @property
     def codes(self) -> list[int]:
@@ -109,6 +119,39 @@ def default_questionnaire(language: str = "en") -> Questionnaire:
     return _bundled(language)
 
 
+#: item sets `items` may name: the 44 bundled items; the questions behind the Inglehart-Welzel map's ten
+#: variables (docs/cultural-map.md): five of them among the 44, nine in data/wvs/iw10.<language>.yaml
+ITEM_SETS: dict[str, tuple[str, ...]] = {
+    "iw10": ("Q8", "Q14", "Q15", "Q17", "Q45", "Q46", "Q57", "Q154", "Q155", "Q164", "Q182", "Q184", "Q209", "Q254"),
+}
+ALL_44 = "wvs44"
+
+
+@lru_cache(maxsize=8)
+def iw10_extra(language: str = "en") -> Questionnaire:
+    """The nine map questions that are not among the 44 bundled items."""
+    path = Path(str(resources.files("clca") / "data" / "wvs" / f"iw10.{language}.yaml"))
+    if not path.exists():
+        raise DataError(f"no bundled map items for language {language!r} (expected {path.name})")
+    return load_questionnaire(path)
+
+
+def bundled_with_sets(ids: list[str] | None, language: str = "en") -> tuple[Questionnaire, list[str] | None]:
+    """The bundled questionnaire for an `items` list that may name item sets ('wvs44', 'iw10'): the 44 items,
+    extended by the map questions when any of theirs is asked for, and the ids with the sets expanded."""
+    q = default_questionnaire(language)
+    if not ids:
+        return q, None
+    extra = iw10_extra(language)
+    out: list[str] = []
+    for i in ids:
+        names = q.ids if i == ALL_44 else list(ITEM_SETS.get(i, (i,)))
+        out += [n for n in names if n not in out]
+    if any(n in extra.ids for n in out):
+        q = q.merged(extra)
+    return q, out
+
+
 def load_questionnaire(path: str | Path) -> Questionnaire:
     """Read and strictly validate a questionnaire file (YAML or JSON). Errors name the file and the item."""
     from .._files import read_text
@@ -181,6 +224,11 @@ def _parse_item(p: Path, n: int, entry: Any, scales: dict[str, Any]) -> Item:
         if int(code) not in opts:
             raise DataError(f"{where}: export label for unknown code {code}")
         exp[int(code)] = [labels] if isinstance(labels, str) else [str(x) for x in labels]
+    nots: dict[int, list[str]] = {}
+    for code, labels in (entry.get("not_answers") or {}).items():
+        if int(code) in opts:
+            raise DataError(f"{where}: not_answers code {code} is also an option")
+        nots[int(code)] = [labels] if isinstance(labels, str) else [str(x) for x in labels]
     para = entry.get("paraphrase")
     return Item(
         id=iid,
@@ -190,4 +238,5 @@ def _parse_item(p: Path, n: int, entry: Any, scales: dict[str, Any]) -> Item:
         kind=kind,
         paraphrase=para.strip() if isinstance(para, str) and para.strip() else None,
         export_labels=exp,
+        not_answers=nots,
     )

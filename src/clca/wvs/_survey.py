@@ -269,7 +269,7 @@ class RespondentStream:
             if _NUMBER.fullmatch(v):
                 code = int(float(v))
             elif self.release.labelled:
-                if _MISSING_LABEL.match(v):
+                if _MISSING_LABEL.match(v) or item.is_not_answer(label=v):
                     return None
                 found = item.label_to_code(v)
                 if found is None:
@@ -284,7 +284,7 @@ class RespondentStream:
             if not f.is_integer():
                 raise DataError(f"{p}: {place}: column {colname}: code {f} is not a whole number")
             code = int(f)
-        if code < 0:
+        if code < 0 or item.is_not_answer(code=code):
             return None
         if code not in item.options:
             raise DataError(f"{p}: {place}: column {colname}: code {code} is not an option of {item.id} ({item.codes})")
