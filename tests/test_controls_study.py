@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from clca.dataset import survey_rows
 from clca.errors import ConfigError
 from clca.pipeline import RunConfig, load_run_config
 from clca.store import RunStore
@@ -43,6 +44,12 @@ def test_controls_study_has_every_arm_and_the_dose_chain() -> None:
         assert by_steps[shorter].train.max_steps % by_steps[shorter].train.save_steps == 0  # its last step is saved
     assert by_steps[12].continue_from is None
     assert {c.train.lr_scheduler_type for c in cfgs.values()} == {"constant"}  # the chain equals fresh runs
+    for name, c in cfgs.items():  # every control arm's rows can be built from the run's own eval settings
+        if c.dataset.variant.startswith("survey_"):
+            rows, _ = survey_rows(c.dataset, c.eval)
+            assert len(rows) == c.dataset.control_rows, name
+            if c.dataset.variant == "survey_transfer":
+                assert not {r["item"] for r in rows} & set(c.eval.items or [])
     order = [r.name for r in runs]
     for c in dose.values():  # a run continues only from one that runs before it
         if c.continue_from is not None:
