@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from clca.dataset import survey_rows
 from clca.errors import ConfigError
 from clca.pipeline import RunConfig, load_run_config
 from clca.store import RunStore
@@ -43,6 +44,12 @@ def test_controls_study_has_every_arm_and_the_dose_chain() -> None:
         assert by_steps[shorter].train.max_steps % by_steps[shorter].train.save_steps == 0  # its last step is saved
     assert by_steps[12].continue_from is None
     assert {c.train.lr_scheduler_type for c in cfgs.values()} == {"constant"}  # the chain equals fresh runs
+    for name, c in cfgs.items():  # every control arm's rows can be built from the run's own eval settings
+        if c.dataset.variant.startswith("survey_"):
+            rows, _ = survey_rows(c.dataset, c.eval)
+            assert len(rows) == c.dataset.control_rows, name
+            if c.dataset.variant == "survey_transfer":
+                assert not {r["item"] for r in rows} & set(c.eval.items or [])
     order = [r.name for r in runs]
     for c in dose.values():  # a run continues only from one that runs before it
         if c.continue_from is not None:
@@ -123,3 +130,35 @@ def test_continue_from_refuses_unfinished_longer_or_unsaved_sources(tmp_path: Pa
     with pytest.raises(ConfigError, match="kept no checkpoint at its last step 12") as e:
         continue_checkpoint(_run(tmp_path, "e24", 24, source=unsaved))
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_a_continued_run_equals_a_fresh_run_of_its_length(tmp_path: Path) -> None:
+    """The dose chain's promise, through the pipeline's own dataset and train stages on the embedded model:
+    2 steps, then a run continuing them to 4 steps, gives the adapter of a fresh 4-step run."""
+    import asyncio
+
+    from safetensors.torch import load_file
+
+    from clca.pipeline import STAGE_DEFS, _Models
+
+    stages = {s.name: s.run for s in STAGE_DEFS}
+    small = {"dataset__control_rows": 16, "train__save_steps": 2, "train__max_length": 256, "eval__items": ["Q1"]}
+
+    def run(cfg: RunConfig) -> Path:
+        sc = cfg.stage_configs()
+        with RunStore(cfg.run_dir) as st:
+            st.set_meta("config", cfg.model_dump(mode="json"))
+            for name in ("dataset", "train"):
+                asyncio.run(stages[name](cfg, sc, st, _Models(False)))
+        return Path(cfg.run_dir) / "adapter" / "adapter_model.safetensors"
+
+    short = run(_run(tmp_path, "d2", 2, **small))
+    continued = run(_run(tmp_path, "d4", 4, source=tmp_path / "d2", **small))
+    fresh = run(_run(tmp_path, "f4", 4, **small))
+    a, b, c = (load_file(str(p)) for p in (short, continued, fresh))
+    assert json.loads((tmp_path / "d4" / "adapter" / "train_result.json").read_text())["resumed_from"].endswith(
+        "checkpoint-2"
+    )
+    assert set(b) == set(c) and any(not (a[k] == b[k]).all() for k in a)  # trained on past the shorter run
+    assert all((b[k] - c[k]).abs().max().item() < 1e-5 for k in b), "the continued run differs from a fresh one"

@@ -163,3 +163,32 @@ def test_build_dataset_counts_rows_per_variant_from_the_stored_eval_config(tmp_p
 
     summary = read_datasets(tmp_path)
     assert summary[0].variant == "survey_uniform" and summary[0].rows_by_task["train"] == {"survey": info.rows["train"]}
+
+
+def test_dataset_build_cli_survey_variants_and_the_transfer_refusal(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root / "src")}
+    for name, ev in (("some", EV), ("all", EV.model_copy(update={"items": None}))):
+        with RunStore(tmp_path / name) as st:
+            st.set_meta("config", {"eval": json.loads(ev.model_dump_json())})
+
+    def build(run: str, *args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "clca.cli.main", "dataset", "build", "--run-dir", str(tmp_path / run),
+               "--tokenizer", "none", "--quiet", *args]  # fmt: skip
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+
+    r = build("some", "--out", str(tmp_path / "ds"), "--variant", "survey_other", "--control-culture", "United States",
+              "--control-rows", "20")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "dataset survey_other:" in r.stdout and "{'survey': " in r.stdout
+    rows = [json.loads(x) for x in (tmp_path / "ds" / "train.jsonl").read_text().splitlines()]
+    assert {x["culture"] for x in rows} == {"USA"} and len(rows) + len(
+        (tmp_path / "ds" / "validation.jsonl").read_text().splitlines()
+    ) == 20
+    r = build("all", "--out", str(tmp_path / "ds2"), "--variant", "survey_transfer")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "survey_transfer" in r.stderr
+    assert not (tmp_path / "ds2").exists()  # nothing half-written

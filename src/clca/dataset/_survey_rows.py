@@ -84,12 +84,13 @@ def _training_personas(ev: Any, ref: Any, survey: Any, culture: str, n: int, see
         ]
         return _Source(culture, personas, True)
     drawn = personas_from_marginals(ref.countries[culture].marginals, culture, n * 2, seed=-(seed + 1))
-    item = next(iter(ref.countries[culture].items), None)
-    seen = {_system(build_messages, p) for p in evaluated} if item else set()
+    # a persona with details whose prompt equals an evaluation persona's is not disjoint (without marginals
+    # every persona is the country alone: then only the ids differ)
+    seen = {_system(build_messages, p) for p in evaluated if p.details()}
     personas = []
     for k, p in enumerate(drawn):
         p = p.model_copy(update={"id": f"t{k:04d}"})
-        if _system(build_messages, p) in seen:  # same prompt as an evaluation persona: not disjoint
+        if p.details() and _system(build_messages, p) in seen:
             continue
         personas.append(p)
         if len(personas) == n:
