@@ -201,12 +201,13 @@ def _leaning(shift: float):
 
 
 def _evaluate(run: Path, alias: str, shift: float) -> Any:
-    cfg = EvalConfig(cultures=["Egypt"], compare=["United States"], items=["iw10"], personas=5, bootstrap=200,
+    cfg = EvalConfig(cultures=["Egypt"], compare=["United States"], items=["iw10"], personas=5, bootstrap=50,
                      progress=False)  # fmt: skip
     with RunStore(run) as store:
         return asyncio.run(evaluate(store, MockLLM(option_probs=_leaning(shift)), alias, cfg))
 
 
+@pytest.mark.slow  # evaluate x2, report and compare (the compare's exact Wilcoxon tests take most of it)
 def test_models_placed_on_the_map_reported_and_compared(tmp_path: Path) -> None:
     run = tmp_path / "run"
     base = _evaluate(run, "base", 1.5)

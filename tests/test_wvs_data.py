@@ -307,7 +307,8 @@ def test_bundled_reference_table() -> None:
     for iso, c in ref.countries.items():
         for iid, d in c.items.items():
             assert d.n > 0 and d.source and sum(d.shares) == pytest.approx(1.0), (iso, iid)
-    assert len(ref.countries["USA"].items) == 44  # one source per country (tests/test_wvs_reference_sources.py)
+    # 44 items + the 9 cultural-map questions; one source per country (tests/test_wvs_reference_sources.py)
+    assert len(ref.countries["USA"].items) == 53
     assert "Q36" not in ref.countries["EGY"].items  # not asked in Egypt
     assert ref.countries["EGY"].marginals["sex"].n == 303
 

@@ -207,6 +207,9 @@ def map_svg(data: MapData, labelled: Sequence[str] = (), targets: Sequence[str] 
         d = "" if p.distance is None else f", distance to {p.culture} {p.distance:.2f}"
         title = f"{p.label}: ({p.x:+.2f}, {p.y:+.2f}){d}, nearest {p.nearest}"
         body.append(_marker(MARKERS.get(p.style, "circle"), px(p.x), py(p.y), colours[(p.run, p.model)], title))
+        body.append(  # which culture the model was prompted as
+            f'<text x="{px(p.x) + 8:.1f}" y="{py(p.y) + 12:.1f}" font-size="9" fill="#333">{escape(p.culture)}</text>'
+        )
     lx, ly = pad + size + 16, pad + 6
     zones = [z for z in ZONES if any(c.zone == z for c in data.countries.values())]
     for i, z in enumerate(zones):
