@@ -25,6 +25,7 @@ from .config import config_hash
 from .errors import ConfigError, DataError
 from .llm import LLM, ChatResult, GenParams, Message, load_model
 from .llm._protocol import T
+from .records import EPISODE, MODEL_SERVERS, SCENARIO, stage_meta
 from .reuse import check_reuse, reuse_shared
 from .run_config import STAGE_CONFIGS, STAGES, ModelsConfig, RunConfig, load_run_config, section_models
 from .store import RunStore
@@ -177,7 +178,7 @@ async def run_pipeline(
                 detail=detail,
                 peak_rss_mb=_peak_rss_mb(),
             )
-            store.set_meta(f"stage:{stage.name}", res.model_dump())
+            store.set_meta(stage_meta(stage.name), res.model_dump())
             _record_servers(store, models)
             results.append(res)
             if on_stage:
@@ -201,12 +202,12 @@ async def _scenarios(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models
         norms = expand_norms(load_norms_config(cfg.norms), cfg.cultures)
         s = await generate_from_norms(store, models.get(cfg.models.teacher), norms, sc["scenarios"])
         lines.append(s.line("from norms"))
-    if store.count("scenario") == 0:
+    if store.count(SCENARIO) == 0:
         from .failures import first_failure
 
         raise DataError(
-            f"scenarios: no valid scenario was produced; failures: {store.failure_reasons('scenario')}; "
-            f"first: {first_failure(store, 'scenario')}"
+            f"scenarios: no valid scenario was produced; failures: {store.failure_reasons(SCENARIO)}; "
+            f"first: {first_failure(store, SCENARIO)}"
         )
     return "; ".join(lines)
 
@@ -217,8 +218,8 @@ async def _roleplay(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models:
     teacher = models.get(cfg.models.teacher)
     partner = models.get(cfg.models.partner) if cfg.models.partner else teacher
     s = await simulate(store, [teacher, partner], sc["roleplay"])
-    if store.count("episode") == 0:
-        raise DataError(f"roleplay: no episode finished; failures: {store.failure_reasons('episode')}")
+    if store.count(EPISODE) == 0:
+        raise DataError(f"roleplay: no episode finished; failures: {store.failure_reasons(EPISODE)}")
     from .intents import dialogue_quality, quality_line
 
     return s.line("episodes") + "; " + quality_line(dialogue_quality(store)["total"])
@@ -233,7 +234,7 @@ async def _judge(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
     rule = sc["intents"].rule  # the run's one discard rule (clca.stage_links)
     kept = kept_episodes(store, rule)
     quality = quality_line(dialogue_quality(store, rule)["total"])
-    return s.line("judged") + f"; kept {len(kept)} of {store.count('episode')}; {quality}"
+    return s.line("judged") + f"; kept {len(kept)} of {store.count(EPISODE)}; {quality}"
 
 
 async def _intents(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
@@ -285,7 +286,6 @@ async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=2))
     tmp.replace(done)
-    store.set_meta("train_result", payload)
 
     def loss(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.4f}"
@@ -294,7 +294,7 @@ async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
 
 
 async def _eval(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
-    from .wvs import compare_models, evaluate
+    from .wvs import evaluate
 
     base_cfg = sc["eval"]
     base = await evaluate(store, models.get(cfg.models.student), "base", base_cfg)
@@ -303,9 +303,6 @@ async def _eval(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Mo
         await models.release()  # one student in memory at a time
         adapted_cfg = base_cfg.model_copy(update={"styles": cfg.adapted_styles})
         await evaluate(store, models.get(adapted_model_string(cfg)), "adapted", adapted_cfg)
-        for culture in cfg.cultures:
-            shifts = compare_models(store, "base", "adapted", culture, styles=cfg.adapted_styles)
-            store.set_meta(f"shift:{culture}", [s.model_dump(mode="json") for s in shifts])
         lines.append("adapted: done")
     return "; ".join(lines)
 
@@ -318,14 +315,14 @@ async def _report(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _
 
 
 def _record_servers(store: RunStore, models: _Models) -> None:
-    """Keep the servers' capabilities in the run database (meta "model_servers", shown by the report)."""
+    """Keep the servers' capabilities in the run database (meta MODEL_SERVERS, shown by the report)."""
     found = models.capabilities()
     if not found:
         return
-    servers = dict(store.get_meta("model_servers") or {})
+    servers = dict(store.get_meta(MODEL_SERVERS) or {})
     for rec in found:
         servers[f"{rec['model']}@{','.join(rec['base_urls'])}"] = rec
-    store.set_meta("model_servers", servers)
+    store.set_meta(MODEL_SERVERS, servers)
 
 
 def _peak_rss_mb() -> float:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DataError
+from .hf_ref import is_hf_ref
 
 EVAL_STYLES = ("persona", "cultural", "anthropological", "none")
 _PROFILE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -89,7 +90,7 @@ def check_run(cfg: Any, stages: Sequence[str], sc: dict[str, Any] | None = None)
         from .scenarios import load_norms_config
 
         file = getattr(cfg.norms, "file", cfg.norms)
-        if not str(file).startswith("hf:"):  # a Hugging Face dataset file is fetched when the stage runs
+        if not is_hf_ref(file):  # a Hugging Face dataset file is fetched when the stage runs
             _need(file, "norms", "norms file")
             try:
                 norms = load_norms_config(cfg.norms)

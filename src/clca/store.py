@@ -32,6 +32,7 @@ from typing import Any
 
 from . import __version__, runlock
 from .errors import DataError, RunMismatchError
+from .records import CLCA_VERSION, CONFIG, CONFIG_HASH, CREATED_AT
 
 DB_NAME = "run.sqlite"
 
@@ -88,9 +89,9 @@ class RunStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
-            if self.get_meta("clca_version") is None:
-                self.set_meta("clca_version", __version__)
-                self.set_meta("created_at", time.time())
+            if self.get_meta(CLCA_VERSION) is None:
+                self.set_meta(CLCA_VERSION, __version__)
+                self.set_meta(CREATED_AT, time.time())
         except sqlite3.DatabaseError as e:
             self._db.close()
             self._unlock()
@@ -118,14 +119,14 @@ class RunStore:
 
     def bind_config(self, config: dict[str, Any], config_hash: str) -> None:
         """Record the run config; refuse a run directory made by a different config."""
-        old = self.get_meta("config_hash")
+        old = self.get_meta(CONFIG_HASH)
         if old is not None and old != config_hash:
             raise RunMismatchError(
                 f"{self.run_dir} was created by a different configuration (hash {old[:12]} != "
                 f"{config_hash[:12]}); use a new run directory, or delete this one to start over"
             )
-        self.set_meta("config", config)
-        self.set_meta("config_hash", config_hash)
+        self.set_meta(CONFIG, config)
+        self.set_meta(CONFIG_HASH, config_hash)
 
     # -- artifacts ------------------------------------------------------------------------------
     def put(self, kind: str, key: str, data: Any, *, parent: str | None = None) -> None:

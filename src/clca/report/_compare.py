@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ..config import validation_message
 from ..errors import ConfigError, DataError
+from ..records import CONFIG, METRIC, SURVEY_ANSWER
 from ..store import DB_NAME, RunStore
 from ._metrics import METRICS, Estimate, ModelScores, read_wvs
 from ._stats import holm, paired_bootstrap, paired_differences, wilcoxon_p
@@ -221,9 +222,9 @@ def _load(path: Path, label: str) -> _Loaded:
 
 def _load_store(store: RunStore, path: Path, label: str, *, accuracy: bool = True) -> _Loaded:
     """One run's rows from an open store; `accuracy=False` skips the per-persona hits (paired statistics only)."""
-    config = store.get_meta("config")
-    metrics = list(store.iter("metric", status=None))
-    answers = list(store.iter("survey_answer", status="ok"))
+    config = store.get_meta(CONFIG)
+    metrics = list(store.iter(METRIC, status=None))
+    answers = list(store.iter(SURVEY_ANSWER, status="ok"))
     wvs = read_wvs(metrics, answers, config)
     if not wvs.scores:
         raise DataError(f"{path}: no WVS metrics stored in this run (run its eval stage first)")
@@ -262,7 +263,8 @@ Hits = dict[tuple[str, str, str], dict[str, dict[str, float]]]
 def _persona_accuracy(store: RunStore, ev: Any, scores: list[ModelScores]) -> Hits:
     """(alias, style, culture) -> persona -> item -> hit, recomputed from the stored answers and the
     evaluation's personas (the same function `clca.wvs.evaluate` scores accuracy with)."""
-    from ..wvs import ANSWER, Answer
+    from ..records import key_prefix
+    from ..wvs import Answer
     from ..wvs._evaluate import eval_inputs, eval_personas, persona_hits
 
     _, ref, survey = eval_inputs(ev)
@@ -274,7 +276,7 @@ def _persona_accuracy(store: RunStore, ev: Any, scores: list[ModelScores]) -> Hi
         if s.culture not in personas:
             personas[s.culture] = eval_personas(ev, ref, survey, s.culture)
         answers = {}
-        for rec in store.iter(ANSWER, prefix=f"{s.model}/{s.style}/{s.culture}/"):
+        for rec in store.iter(SURVEY_ANSWER, prefix=key_prefix(s.model, s.style, s.culture)):
             a = Answer.model_validate(rec.data)
             if a.variant == "base":
                 answers[(a.persona, a.item)] = a

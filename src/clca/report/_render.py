@@ -19,6 +19,7 @@ from markupsafe import Markup
 
 from .._files import atomic_file
 from ..errors import ConfigError, DataError
+from ..records import EPISODE, INTENTION, JUDGEMENT, METRIC, SCENARIO, SURVEY_ANSWER, TURN
 from ..store import DB_NAME, RunStore
 from . import _svg
 from ._data import ReportData, build_summary
@@ -195,13 +196,13 @@ def _context(data: ReportData, figures: Sequence[Any] = (), figures_note: str | 
         "metric_titles": {k: v[0] for k, v in METRICS.items()},
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "stage_titles": {
-            "scenario": "Scenarios",
-            "episode": "Episodes (dialogues)",
-            "turn": "Turns",
-            "judgement": "Judgements",
-            "intention": "Intentions",
-            "survey_answer": "Survey answers",
-            "metric": "Metrics",
+            SCENARIO: "Scenarios",
+            EPISODE: "Episodes (dialogues)",
+            TURN: "Turns",
+            JUDGEMENT: "Judgements",
+            INTENTION: "Intentions",
+            SURVEY_ANSWER: "Survey answers",
+            METRIC: "Metrics",
         },
     }
 

@@ -7,7 +7,7 @@ print(format_table(result))
 
 from ..countries import country_name, region_name, resolve_country
 from ._answer import PERSONA_STYLES, STYLES, Answer, ask, build_messages, option_order, parse_answer
-from ._evaluate import ANSWER, METRIC, EvalConfig, answer_key, compute_metrics, evaluate, rank_of
+from ._evaluate import EvalConfig, compute_metrics, evaluate, rank_of
 from ._metrics import (
     bootstrap_ci,
     js_distance,
@@ -43,11 +43,11 @@ from ._result import METRICS, EvalResult, MetricRow, ModelShift, compare_models,
 from ._survey import DEMOGRAPHIC_FIELDS, Respondent, Survey, iter_respondents, load_survey
 
 __all__ = [
-    "ANSWER", "METRIC", "METRICS", "DEMOGRAPHIC_FIELDS", "PERSONA_STYLES", "STYLES",
+    "METRICS", "DEMOGRAPHIC_FIELDS", "PERSONA_STYLES", "STYLES",
     "Answer", "CountryReference", "Distribution", "EvalConfig", "EvalResult", "Item", "Marginal", "MetricRow",
     "ModelShift", "OpinionQuestion", "OpinionSurvey", "Persona", "Questionnaire", "ReferenceTable", "Respondent",
     "SkippedEntry", "Survey",
-    "aggregate", "answer_key", "ask", "bootstrap_ci", "build_messages", "compare_models", "compute_metrics",
+    "aggregate", "ask", "bootstrap_ci", "build_messages", "compare_models", "compute_metrics",
     "country_name", "default_questionnaire", "distributions", "evaluate", "format_shifts", "format_table",
     "iter_respondents", "js_distance", "js_similarity", "kl_divergence", "load_global_opinions",
     "load_opinion_questions", "load_opinion_survey", "load_value_labels", "open_release",
