@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from .config import config_hash
 from .errors import ConfigError, DataError
-from .llm import LLM, ChatResult, GenParams, Message, load_model
+from .llm import LLM, ChatResult, GenParams, Message, ModelSpec, load_model
 from .llm._protocol import T
 from .records import EPISODE, MODEL_SERVERS, SCENARIO, stage_meta
 from .reuse import check_reuse, reuse_shared
@@ -254,8 +254,6 @@ def adapter_dir(cfg: RunConfig) -> Path:
 
 def adapted_model_string(cfg: RunConfig) -> str:
     """The student with the trained adapter, keeping the student's `?options` at the end."""
-    from .llm import ModelSpec
-
     return ModelSpec.parse(cfg.models.student).with_adapter(adapter_dir(cfg)).format()
 
 
@@ -321,7 +319,7 @@ def _record_servers(store: RunStore, models: _Models) -> None:
         return
     servers = dict(store.get_meta(MODEL_SERVERS) or {})
     for rec in found:
-        servers[f"{rec['model']}@{','.join(rec['base_urls'])}"] = rec
+        servers[ModelSpec.remote(rec["model"], rec["base_urls"]).base] = rec
     store.set_meta(MODEL_SERVERS, servers)
 
 

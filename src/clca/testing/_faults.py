@@ -10,7 +10,7 @@ It is a small HTTP/1.1 server on asyncio streams (so it can truncate and drop co
 normal ASGI server cannot), forwarding healthy requests to the `clca serve` app in-process.
 
     with fault_server(MockLLM(["hi"]), Fault(kind="status", status=429, first=2)) as fs:
-        llm = load_model(f"openai:mock@{fs.base_url}?backoff_base=0", cache=False)
+        llm = load_model(fs.model_string(backoff_base=0), cache=False)
         ...
         assert fs.counters.requests == 3
 """
@@ -121,8 +121,9 @@ class FaultServer:
 
     def model_string(self, **options: Any) -> str:
         """An `openai:` model string for this server, e.g. `fs.model_string(max_retries=3, backoff_base=0)`."""
-        query = "&".join(f"{k}={v}" for k, v in options.items())
-        return f"openai:{self.served_name}@{self.base_url}" + (f"?{query}" if query else "")
+        from ..llm import ModelSpec
+
+        return ModelSpec.remote(self.served_name, [self.base_url], **options).format()
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> str:
