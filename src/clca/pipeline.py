@@ -153,11 +153,10 @@ async def run_pipeline(
     if until is not None and until not in STAGES:
         raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
     stages = STAGE_DEFS if until is None else STAGE_DEFS[: STAGES.index(until) + 1]
-    sc = cfg.stage_configs()
     from .preflight import check_run
 
     # every file the stages will read, before the run directory or any model
-    check_run(cfg, [s.name for s in stages], sc)
+    check_run(cfg, [s.name for s in stages])
     if cfg.reuse_from is not None:  # refused before the run directory exists
         check_reuse(cfg)
     run_dir = Path(cfg.run_dir)
@@ -170,7 +169,7 @@ async def run_pipeline(
             reuse_shared(cfg, store)
         for stage in stages:
             t0, c0 = time.perf_counter(), models.calls()
-            detail = await stage.run(cfg, sc, store, models)
+            detail = await stage.run(cfg, store, models)
             res = StageResult(
                 stage=stage.name,
                 seconds=time.perf_counter() - t0,
@@ -189,18 +188,18 @@ async def run_pipeline(
     return results
 
 
-async def _scenarios(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+async def _scenarios(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     from .culture import resolve_culture
     from .scenarios import adapt_scenarios, expand_norms, generate_from_norms, load_norms_config
 
     lines = []
     for spec in cfg.cultures:
         culture = resolve_culture(spec)  # the one culture object; later stages read it from the run record
-        s = await adapt_scenarios(store, models.get(cfg.models.teacher), culture, sc["scenarios"])
+        s = await adapt_scenarios(store, models.get(cfg.models.teacher), culture, cfg.scenarios)
         lines.append(s.line(f"adapted to {culture.name}"))
     if cfg.norms is not None:
         norms = expand_norms(load_norms_config(cfg.norms), cfg.cultures)
-        s = await generate_from_norms(store, models.get(cfg.models.teacher), norms, sc["scenarios"])
+        s = await generate_from_norms(store, models.get(cfg.models.teacher), norms, cfg.scenarios)
         lines.append(s.line("from norms"))
     if store.count(SCENARIO) == 0:
         from .failures import first_failure
@@ -212,12 +211,12 @@ async def _scenarios(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models
     return "; ".join(lines)
 
 
-async def _roleplay(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
-    from .roleplay import simulate
+async def _roleplay(cfg: RunConfig, store: RunStore, models: _Models) -> str:
+    from .roleplay import run_roleplay
 
     teacher = models.get(cfg.models.teacher)
     partner = models.get(cfg.models.partner) if cfg.models.partner else teacher
-    s = await simulate(store, [teacher, partner], sc["roleplay"])
+    s = await run_roleplay(store, [teacher, partner], cfg.roleplay)
     if store.count(EPISODE) == 0:
         raise DataError(f"roleplay: no episode finished; failures: {store.failure_reasons(EPISODE)}")
     from .intents import dialogue_quality, quality_line
@@ -225,22 +224,22 @@ async def _roleplay(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models:
     return s.line("episodes") + "; " + quality_line(dialogue_quality(store)["total"])
 
 
-async def _judge(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+async def _judge(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     from .judge import judge_episodes, kept_episodes
 
-    s = await judge_episodes(store, models.get(cfg.models.judge), sc["judge"])
+    s = await judge_episodes(store, models.get(cfg.models.judge), cfg.judge)
     from .intents import dialogue_quality, quality_line
 
-    rule = sc["intents"].rule  # the run's one discard rule (clca.stage_links)
+    rule = cfg.intents.rule  # the run's one discard rule (clca.stage_links)
     kept = kept_episodes(store, rule)
     quality = quality_line(dialogue_quality(store, rule)["total"])
     return s.line("judged") + f"; kept {len(kept)} of {store.count(EPISODE)}; {quality}"
 
 
-async def _intents(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+async def _intents(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     from .intents import annotate_intents
 
-    s = await annotate_intents(store, models.get(cfg.models.annotator), sc["intents"])
+    s = await annotate_intents(store, models.get(cfg.models.annotator), cfg.intents)
     return s.line("turns annotated")
 
 
@@ -257,20 +256,20 @@ def adapted_model_string(cfg: RunConfig) -> str:
     return ModelSpec.parse(cfg.models.student).with_adapter(adapter_dir(cfg)).format()
 
 
-async def _dataset(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+async def _dataset(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     from .dataset import build_dataset, load_info
 
     out = dataset_dir(cfg)
     if (out / "info.json").is_file():
         info = load_info(out)
         return f"dataset already built: {info.rows}"
-    info = await asyncio.to_thread(build_dataset, store, sc["dataset"], out, progress=_progress(sc))
+    info = await asyncio.to_thread(build_dataset, store, cfg.dataset, out, progress=cfg.roleplay.progress)
     if info.rows.get("train", 0) == 0:
         raise DataError(f"dataset: no training rows (skipped: {info.skipped}); see the judge verdicts in the report")
     return f"rows {info.rows}, by task {info.rows_by_task.get('train', {})}"
 
 
-async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+async def _train(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     from .train import train_lora
 
     out = adapter_dir(cfg)
@@ -278,7 +277,7 @@ async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
     if done.is_file():
         return "adapter already trained: " + done.read_text()[:200]
     await models.release()  # the generation models are not needed while training: free their memory
-    res = await asyncio.to_thread(train_lora, dataset_dir(cfg), sc["train"], out, resume=True)
+    res = await asyncio.to_thread(train_lora, dataset_dir(cfg), cfg.train, out, resume=True)
     _return_freed_memory()  # the trainer and its model are gone: give their memory back before the eval loads models
     payload = res.model_dump(mode="json")
     tmp = done.with_suffix(".tmp")
@@ -291,10 +290,10 @@ async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
     return f"steps {res.global_step}, train loss {loss(res.train_loss)}, eval loss {loss(res.eval_loss)}"
 
 
-async def _eval(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+async def _eval(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     from .wvs import evaluate
 
-    base_cfg = sc["eval"]
+    base_cfg = cfg.eval
     base = await evaluate(store, models.get(cfg.models.student), "base", base_cfg)
     lines = [f"base: {len(base.rows)} metric rows", *base.summary.splitlines()[1:]]  # + input notes (skipped entries)
     if (adapter_dir(cfg) / "train_result.json").is_file():
@@ -305,7 +304,7 @@ async def _eval(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Mo
     return "; ".join(lines)
 
 
-async def _report(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+async def _report(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     from .report import write_report
 
     paths = write_report(store)
@@ -331,12 +330,8 @@ def _peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def _progress(sc: dict[str, Any]) -> bool:
-    return bool(getattr(sc["roleplay"], "progress", True))
-
-
 # -- the stage list: declared once ---------------------------------------------------------------------------
-StageRun = Callable[[RunConfig, dict[str, Any], RunStore, _Models], Awaitable[str]]
+StageRun = Callable[[RunConfig, RunStore, _Models], Awaitable[str]]
 
 
 @dataclass(frozen=True)

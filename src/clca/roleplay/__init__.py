@@ -17,7 +17,7 @@ from ._models import (
     turn_key,
 )
 from ._prompts import agent_messages, agent_system_prompt, turn_dicts
-from ._simulate import end_reason, load_episode, load_scenarios, simulate, stored_turns
+from ._roleplay import end_reason, load_episode, load_scenarios, run_roleplay, stored_turns
 from ._view import culture_key, culture_profile, parse_scenario, view
 
 __all__ = [
@@ -37,7 +37,7 @@ __all__ = [
     "load_episode",
     "load_scenarios",
     "parse_scenario",
-    "simulate",
+    "run_roleplay",
     "split_episode_key",
     "stored_turns",
     "turn_dicts",

@@ -24,7 +24,7 @@ from ..failures import failure_reason
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
 from ..records import SCENARIO, culture_meta, scenario_key
-from ..runner import RunSummary, run_items
+from ..runner import RunSummary, attempt_seed, run_items
 from ..store import RunStore
 from ._io import load_seeds
 from ._names import draw_name
@@ -192,7 +192,7 @@ async def _ask_valid(
     repair = False
     drawn_any = False
     for attempt in range(cfg.max_attempts):
-        params = GenParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=base + 7919 * attempt)
+        params = GenParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=attempt_seed(base, attempt))
         try:
             if repair and draft is not None:
                 second = await llm.structured(_second_person_messages(draft, messages, culture.name), DraftCharacter,

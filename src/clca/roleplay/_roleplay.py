@@ -13,7 +13,7 @@ from ..errors import BackendError, DataError, RunMismatchError, StructuredOutput
 from ..failures import failure_reason
 from ..llm import LLM, ChatResult, GenParams
 from ..records import EPISODE, ROLEPLAY_CONFIG, SCENARIO, TURN, ScenarioView, key_prefix
-from ..runner import RunSummary, run_items
+from ..runner import RunSummary, attempt_seed, run_items
 from ..store import RunStore
 from ._deps import run_culture
 from ._freetext import Decoding, decoding_for, in_process, parse_argument, sample_type, stops_for, type_options
@@ -176,7 +176,7 @@ class _Simulator:
         messages = agent_messages(item.sv, side, turns, self.profile(item.sv.culture))
         reasons: list[str] = []
         for k in range(cfg.structured_attempts):
-            p = replace(params, seed=None if params.seed is None else params.seed + 7919 * k)
+            p = replace(params, seed=None if params.seed is None else attempt_seed(params.seed, k))
             action = await llm.structured(messages, AgentAction, p, max_attempts=cfg.structured_attempts)
             if action.action_type not in CONTENT_ACTIONS:
                 return action
@@ -205,7 +205,7 @@ class _Simulator:
         echoed = False
 
         async def attempt(k: int) -> ChatResult:
-            seed = None if params.seed is None else params.seed + 7919 * k
+            seed = None if params.seed is None else attempt_seed(params.seed, k)
             return await llm.chat(messages, replace(params, seed=seed, stop=stops_for(action_type)))
 
         # the first attempt alone; if it fails, the other attempts at once (they differ only by their seeds,
@@ -286,7 +286,7 @@ class _Simulator:
         return True
 
 
-async def simulate(
+async def run_roleplay(
     store: RunStore,
     agents: LLM | Sequence[LLM],
     cfg: RoleplayConfig | None = None,
@@ -302,8 +302,8 @@ async def simulate(
         raise ValueError("agents must be one LLM or a pair of LLMs")
     sim = _Simulator(store, (pair[0], pair[1]), cfg)
     items = [
-        _Item(key, s, view(sc, run_culture(store, sc.culture) if sc.culture else None, key))
-        for key, sc in load_scenarios(store, cfg, scenario_keys)
+        _Item(key, s, view(scenario, run_culture(store, scenario.culture) if scenario.culture else None, key))
+        for key, scenario in load_scenarios(store, cfg, scenario_keys)
         for s in range(cfg.samples)
     ]
     _check_config(store, cfg, [a.model_id for a in sim.agents])
