@@ -23,8 +23,7 @@ from pydantic import BaseModel, Field
 
 from .config import config_hash
 from .errors import ConfigError, DataError
-from .llm import LLM, ChatResult, GenParams, Message, ModelSpec, load_model
-from .llm._protocol import T
+from .llm import LLM, ChatResult, GenParams, Message, ModelSpec, T, load_model
 from .records import EPISODE, MODEL_SERVERS, SCENARIO, stage_meta
 from .reuse import check_reuse, reuse_shared
 from .run_config import STAGE_CONFIGS, STAGES, ModelsConfig, RunConfig, load_run_config, section_models
@@ -97,7 +96,7 @@ class _Models:
 
     def capabilities(self) -> list[dict[str, Any]]:
         """What each `openai:` server was found to accept (structured-output form, scoring path)."""
-        from .llm._capabilities import capability_records
+        from .llm import capability_records
 
         return [r for m in self._by_spec.values() for r in capability_records(m)]
 

@@ -105,7 +105,7 @@ def check_run(cfg: Any, stages: Sequence[str], sc: dict[str, Any] | None = None)
     if "dataset" in stages and ds is not None and getattr(ds, "variant", None) == "control":
         _need(ds.control_path, "dataset.control_path", "control conversations file")
         from ._files import read_text
-        from .dataset._rows import load_control
+        from .dataset import load_control
 
         try:
             read_text(ds.control_path, "control conversations file")
@@ -120,8 +120,7 @@ def check_run(cfg: Any, stages: Sequence[str], sc: dict[str, Any] | None = None)
 
 def _check_eval(cfg: Any, ev: Any) -> None:
     from .countries import resolve_country
-    from .wvs import default_questionnaire, load_questionnaire
-    from .wvs._reference import load_reference
+    from .wvs import default_questionnaire, load_questionnaire, load_reference
 
     if ev.questionnaire:
         _need(ev.questionnaire, "eval.questionnaire", "questionnaire")

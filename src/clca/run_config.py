@@ -18,8 +18,7 @@ from .errors import ConfigError
 from .intents import IntentConfig
 from .judge import JudgeConfig
 from .roleplay import RoleplayConfig
-from .scenarios import AdaptConfig
-from .scenarios._norms import NormsConfig
+from .scenarios import AdaptConfig, NormsConfig
 from .train import TrainConfig, with_preset
 from .wvs import EvalConfig
 

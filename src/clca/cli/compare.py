@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compare runs evaluated alike: per-culture tables with CIs, paired statistics (bootstrap, Wilcoxon,
         Holm), CSV/Parquet, LaTeX tables and figures; print the HTML path."""
-        from ..report._compare_render import write_comparison
+        from ..report import write_comparison
 
         paths = write_comparison(
             [str(p) for p in run_dirs],

@@ -24,9 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..wvs import PERSONA_STYLES, EvalConfig, build_messages, option_order
-from ..wvs._answer import answer_seed
-from ..wvs._evaluate import SHARED_PERSONA, plan
+from ..wvs import PERSONA_STYLES, SHARED_PERSONA, EvalConfig, answer_seed, build_messages, option_order, plan
 
 _METRICS_HIGHER = {
     "kl": False, "jsd": False, "similarity": True, "w1": False, "majority": True, "accuracy": True,

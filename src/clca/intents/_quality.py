@@ -29,8 +29,7 @@ from ..roleplay import (
     split_episode_key,
     view,
 )
-from ..scenarios import Scenario
-from ..scenarios._names import culture_locales, name_problem
+from ..scenarios import Scenario, culture_locales, name_problem
 from ..store import RunStore
 
 _FIELDS = ("turns", "echo_turns", "words", "bigrams", "distinct", "characters", "plausible", "judged", "kept")

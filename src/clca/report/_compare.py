@@ -264,8 +264,7 @@ def _persona_accuracy(store: RunStore, ev: Any, scores: list[ModelScores]) -> Hi
     """(alias, style, culture) -> persona -> item -> hit, recomputed from the stored answers and the
     evaluation's personas (the same function `clca.wvs.evaluate` scores accuracy with)."""
     from ..records import key_prefix
-    from ..wvs import Answer
-    from ..wvs._evaluate import eval_inputs, eval_personas, persona_hits
+    from ..wvs import Answer, eval_inputs, eval_personas, persona_hits
 
     _, ref, survey = eval_inputs(ev)
     personas = {}
@@ -299,7 +298,7 @@ def _distributions(loaded: _Loaded) -> list[DistributionRow]:
     """Per item and option: the model's share (stored with the run's specificity row) and the survey's."""
     if loaded.ev is None or not loaded.specificity_models:
         return []
-    from ..wvs._evaluate import eval_inputs
+    from ..wvs import eval_inputs
 
     q, ref, _ = eval_inputs(loaded.ev)
     out = []

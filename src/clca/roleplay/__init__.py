@@ -13,6 +13,7 @@ from ._models import (
     RoleplayConfig,
     Turn,
     episode_key,
+    no_description,
     split_episode_key,
     turn_key,
 )
@@ -43,4 +44,5 @@ __all__ = [
     "turn_dicts",
     "turn_key",
     "view",
+    "no_description",
 ]

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..llm._protocol import LLM
+from ..llm import LLM
 from ._profiles import ServerProfile, body_key, completions, get_profile
 
 FaultKind = Literal["status", "delay", "timeout", "truncate", "invalid_json", "bad_schema", "drop"]
@@ -101,7 +101,7 @@ class FaultServer:
         keep_bodies: bool = False,
         profile: str | None = None,
     ) -> None:
-        from ..llm._server import create_app
+        from ..llm import create_app
 
         self.inner = inner
         self.profile: ServerProfile | None = None if profile is None else get_profile(profile)
@@ -142,7 +142,7 @@ class FaultServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     def stop(self) -> None:
-        from ..llm._capabilities import forget_server
+        from ..llm import forget_server
 
         forget_server(self.base_url)  # a later server may reuse the port: its capabilities are its own
         if not self._thread.is_alive():

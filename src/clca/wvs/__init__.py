@@ -6,8 +6,19 @@ print(format_table(result))
 """
 
 from ..countries import country_name, region_name, resolve_country
-from ._answer import PERSONA_STYLES, STYLES, Answer, ask, build_messages, option_order, parse_answer
-from ._evaluate import EvalConfig, compute_metrics, evaluate, rank_of
+from ._answer import PERSONA_STYLES, STYLES, Answer, answer_seed, ask, build_messages, option_order, parse_answer
+from ._evaluate import (
+    SHARED_PERSONA,
+    EvalConfig,
+    compute_metrics,
+    eval_inputs,
+    eval_personas,
+    evaluate,
+    item_metric_values,
+    persona_hits,
+    plan,
+    rank_of,
+)
 from ._metrics import (
     bootstrap_ci,
     js_distance,
@@ -54,4 +65,5 @@ __all__ = [
     "load_questionnaire", "load_reference", "load_survey", "majority_match", "marginals", "option_order",
     "parse_answer", "personas_from_marginals", "personas_from_survey", "rank_of", "reference_from_survey",
     "region_name", "resolve_country", "survey_reference", "wasserstein_ordinal",
+    "SHARED_PERSONA", "answer_seed", "eval_inputs", "eval_personas", "item_metric_values", "persona_hits", "plan",
 ]  # fmt: skip
