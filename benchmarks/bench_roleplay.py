@@ -28,7 +28,7 @@ from typing import Any
 from _profile import Recorder, plain_decode_rate, plain_forward_rate, report, report_same_work
 
 from clca.llm import GenParams, load_model
-from clca.roleplay import RoleplayConfig, simulate
+from clca.roleplay import RoleplayConfig, run_roleplay
 from clca.scenarios import load_seeds
 from clca.store import RunStore
 
@@ -53,9 +53,9 @@ async def phase(
         t0, tok0 = time.perf_counter(), rec.generated
         if sequential:
             for key in keys:
-                await simulate(store, llm, cfg.model_copy(update={"concurrency": 1}), scenario_keys=[key])
+                await run_roleplay(store, llm, cfg.model_copy(update={"concurrency": 1}), scenario_keys=[key])
         else:
-            await simulate(store, llm, cfg, scenario_keys=keys)
+            await run_roleplay(store, llm, cfg, scenario_keys=keys)
         secs = time.perf_counter() - t0
         turns = store.count("turn")
         ok = store.count("episode")

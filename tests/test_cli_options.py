@@ -25,7 +25,7 @@ from clca.wvs import EvalConfig
 COMMAND_MODELS: dict[str, set[type[BaseModel]]] = {
     "scenarios adapt": {AdaptConfig},
     "scenarios from-norms": {AdaptConfig, NormsConfig},
-    "simulate": {RoleplayConfig},
+    "roleplay": {RoleplayConfig},
     "judge": {JudgeConfig},
     "intents": {IntentConfig},
     "dataset build": {DatasetConfig},

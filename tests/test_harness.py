@@ -15,8 +15,9 @@ import pytest
 from clca.harness import DocResult, culture_metrics, export_tasks
 from clca.harness._scoring import distribution_from_logliks, distribution_from_replies, doc_result, per_item
 from clca.llm import MockLLM
+from clca.records import METRIC, SURVEY_ANSWER
 from clca.store import RunStore
-from clca.wvs import ANSWER, METRIC, Answer, EvalConfig, evaluate
+from clca.wvs import Answer, EvalConfig, evaluate
 
 ITEMS = ["Q1", "Q8", "Q27"]  # ordinal 4-point, categorical (child quality), ordinal agree scale
 
@@ -37,7 +38,7 @@ def _docs(out: Path, task: str) -> list[dict]:
 
 def _stored(run: Path, alias: str, style: str = "persona", culture: str = "EGY") -> tuple[dict, dict]:
     with RunStore(run) as store:
-        answers = {r.key: Answer.model_validate(r.data) for r in store.iter(ANSWER, prefix=f"{alias}/{style}/")}
+        answers = {r.key: Answer.model_validate(r.data) for r in store.iter(SURVEY_ANSWER, prefix=f"{alias}/{style}/")}
         metrics = {
             r.key.rsplit("/", 1)[1]: r.data for r in store.iter(METRIC, prefix=f"{alias}/{style}/{culture}/base/")
         }

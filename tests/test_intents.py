@@ -24,7 +24,7 @@ from clca.intents import (
 )
 from clca.judge import JudgeConfig, judge_episodes
 from clca.llm import MockLLM
-from clca.roleplay import RoleplayConfig, load_episode, simulate
+from clca.roleplay import RoleplayConfig, load_episode, run_roleplay
 from clca.store import RunStore
 
 
@@ -78,7 +78,7 @@ def judged(run_dir):
     with RunStore(run_dir) as store:
         seed_store(store)
         plan = {1: action("non-verbal communication", "nods"), 4: action("none"), 5: action("leave")}
-        run(simulate(store, MockLLM(speaker_script(plan)), RoleplayConfig(max_turns=6, samples=1, progress=False)))
+        run(run_roleplay(store, MockLLM(speaker_script(plan)), RoleplayConfig(max_turns=6, samples=1, progress=False)))
         run(judge_episodes(store, MockLLM(scripted_judge(TABLE)), JudgeConfig(progress=False)))
         yield store
 

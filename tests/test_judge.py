@@ -19,7 +19,7 @@ from clca.judge import (
     kept_episodes,
 )
 from clca.llm import MockLLM
-from clca.roleplay import RoleplayConfig, simulate
+from clca.roleplay import RoleplayConfig, run_roleplay
 from clca.store import RunStore
 
 
@@ -97,7 +97,7 @@ def scripted_judge(verdicts: dict[str, dict[str, tuple[str, str]]]):
 def played(run_dir):
     with RunStore(run_dir) as store:
         seed_store(store)
-        run(simulate(store, MockLLM(speaker_script()), RoleplayConfig(max_turns=4, samples=1, progress=False)))
+        run(run_roleplay(store, MockLLM(speaker_script()), RoleplayConfig(max_turns=4, samples=1, progress=False)))
         yield store
 
 

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 
 from clca.errors import BackendError, ModelStringError, StructuredOutputError, UnsupportedError
 from clca.llm import GenParams, MockLLM, load_model
-from clca.llm._openai import OpenAIModel, first_token_logprobs, option_logprob
-from clca.llm._registry import parse_openai_spec
+from clca.llm._openai import OpenAIConfig, OpenAIModel, first_token_logprobs, option_logprob
+from clca.llm._spec import openai_config
 from clca.testing import Fault, fault_server
 
 HI = [{"role": "user", "content": "hi"}]
@@ -44,14 +44,14 @@ def free_port() -> int:
 
 # -- model strings -------------------------------------------------------------------------------
 def test_model_string_parsing_and_options() -> None:
-    cfg = parse_openai_spec(
-        "openai:meta/llama3:8b@http://10.0.0.1:8000/v1,http://10.0.0.2:8000?concurrency=4&timeout=5"
+    cfg = openai_config(
+        "openai:meta/llama3:8b@http://10.0.0.1:8000/v1,http://10.0.0.2:8000?concurrency=4&timeout=5", OpenAIConfig
     )
     assert cfg.model == "meta/llama3:8b"
     assert cfg.base_urls == ["http://10.0.0.1:8000/v1", "http://10.0.0.2:8000/v1"]  # /v1 added when no path
     assert (cfg.concurrency, cfg.timeout, cfg.api_key_env) == (4, 5.0, "OPENAI_API_KEY")
     # keyword options override the string's
-    assert parse_openai_spec("openai:m@http://h/v1?max_retries=2", max_retries=7).max_retries == 7
+    assert openai_config("openai:m@http://h/v1?max_retries=2", OpenAIConfig, max_retries=7).max_retries == 7
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,10 @@ def test_bad_model_strings_are_one_line_errors(spec: str, fragment: str) -> None
 def test_api_key_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CLCA_TEST_KEY", raising=False)
     # loopback servers get a dummy key when the variable is unset
-    assert OpenAIModel(parse_openai_spec("openai:m@http://127.0.0.1:1/v1?api_key_env=CLCA_TEST_KEY"))._key == "EMPTY"
+    assert (
+        OpenAIModel(openai_config("openai:m@http://127.0.0.1:1/v1?api_key_env=CLCA_TEST_KEY", OpenAIConfig))._key
+        == "EMPTY"
+    )
     with pytest.raises(BackendError) as ei:
         load_model("openai:m@https://api.example.com/v1?api_key_env=CLCA_TEST_KEY", cache=False)
     assert "CLCA_TEST_KEY" in str(ei.value)

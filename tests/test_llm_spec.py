@@ -144,3 +144,46 @@ def test_llm_package_has_no_import_cycle() -> None:
 
     for module in sorted(graph):
         visit(module, (module,))
+
+
+def test_a_backend_is_one_entry_of_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registering a kind in `BACKENDS` is all parse, format, is_local, with_adapter and load_model need."""
+    from clca.llm import _spec, load_model
+
+    monkeypatch.setitem(_spec.BACKENDS, "toy", _spec.Backend("clca.llm._mock", "path", adapter=True))
+    spec = ModelSpec.parse("toy:/models/t+lora:/a?x=1")
+    assert spec == ModelSpec("toy", "/models/t", "/a", {"x": "1"}) and ModelSpec.parse(spec.format()) == spec
+    assert not spec.is_local and spec.with_adapter("/b").adapter == "/b"
+    assert load_model("toy:/m", cache=False).model_id == load_model("mock", cache=False).model_id
+    monkeypatch.delitem(_spec.BACKENDS, "toy")
+    with pytest.raises(ModelStringError, match="unknown model string"):
+        ModelSpec.parse("toy:/models/t")
+
+
+def test_derived_model_strings_come_from_modelspec() -> None:
+    spec = ModelSpec.remote("mock", ["http://127.0.0.1:8000/v1"], max_retries=3, backoff_base=0)
+    assert spec.format() == "openai:mock@http://127.0.0.1:8000/v1?max_retries=3&backoff_base=0"
+    assert ModelSpec.remote("m", ["http://a/v1", "http://b/v1"]).base == "m@http://a/v1,http://b/v1"
+    hand = []
+    for path in sorted(LLM_DIR.parent.rglob("*.py")):
+        if path.is_relative_to(LLM_DIR):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.JoinedStr) and node.values:
+                first = node.values[0]
+                if isinstance(first, ast.Constant) and str(first.value).startswith(("openai:", "hf:", "embedded+")):
+                    hand.append(f"{path.name}:{node.lineno}")
+    assert hand == [], hand
+
+
+def test_hf_dataset_references_are_parsed_once() -> None:
+    from clca.hf_ref import HfRef, is_hf_ref, parse_hf_ref
+
+    assert parse_hf_ref("hf:cmu-lti/sotopia-pi/used_prompt.csv") == HfRef("cmu-lti/sotopia-pi", "used_prompt.csv")
+    assert parse_hf_ref("hf:cmu-lti/sotopia") == HfRef("cmu-lti/sotopia", None)
+    assert parse_hf_ref("hf") == HfRef(None, None) and parse_hf_ref(" hf: ") == HfRef(None, None)
+    assert parse_hf_ref("hf:a//b") == HfRef(None, "a//b") and parse_hf_ref("data/norms.csv") is None
+    assert is_hf_ref("hf:x/y/z") and not is_hf_ref("hfdata.csv")
+    src = LLM_DIR.parent
+    users = sorted(p.name for p in src.rglob("*.py") if '"hf:"' in p.read_text(encoding="utf-8"))
+    assert users == ["hf_ref.py"], users

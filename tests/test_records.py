@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from stored_names import KINDS as KINDS_SEEN_BY_CHECK
+from stored_names import stored_name_violations
 from test_roleplay_fixtures import SCENARIOS
 
 from clca import records
@@ -35,9 +37,57 @@ def test_keys_round_trip() -> None:
         records.split_turn_key(ep)
 
 
-def test_nothing_else_parses_keys_by_hand() -> None:
-    hand = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if 'split("/", 1)[0]' in p.read_text(encoding="utf-8")]
-    assert hand == ["records/_keys.py"], hand
+def test_records_owns_every_stored_name() -> None:
+    """No kind string, hand-built or hand-split key, or meta name spelled out anywhere outside records/."""
+    assert stored_name_violations(SRC) == []
+    assert set(KINDS_SEEN_BY_CHECK) == set(records.KINDS)
+
+
+def test_the_stored_name_check_finds_planted_violations(tmp_path: Path) -> None:
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "_keys.py").write_text('EPISODE = "episode"\nk = "a/b".split("/")\n')  # the owner
+    (tmp_path / "stage.py").write_text(
+        "from .records import EPISODE, key_prefix\n"
+        "def ok(store, culture, row):\n"
+        "    store.iter(EPISODE, prefix=key_prefix(culture))\n"
+        '    return row["scenario"], {"scenario": 1, "seed": 2}, ("env_id", "scenario")\n'
+        "def bad(store, culture, key, kind):\n"
+        '    store.iter("episode", prefix=f"{culture}/")\n'
+        '    store.get(EPISODE, culture + "/s0")\n'
+        '    if kind == "turn" or kind in ("metric", "x"):\n'
+        '        return key.split("/")[1], key.rpartition("/")\n'
+        '    KIND = "judgement"\n'
+        '    titles = {"scenario": "Scenarios", "episode": "Dialogues"}\n'
+        '    store.set_meta(f"stage:{kind}", 1), store.get_meta("config")\n'
+        '    return key.split("/")  # not a record key\n'
+    )
+    found = stored_name_violations(tmp_path)
+    assert found == [
+        "stage.py:6: key built by hand",
+        "stage.py:6: kind 'episode' spelled out",
+        "stage.py:7: key built by hand",
+        "stage.py:8: kind compared by its string",
+        "stage.py:8: kinds compared by their strings",
+        "stage.py:9: key split by hand (.rpartition('/'))",
+        "stage.py:9: key split by hand (.split('/'))",
+        "stage.py:10: kind assigned as a string",
+        "stage.py:11: kinds as dict keys",
+        "stage.py:12: meta name spelled out",
+        "stage.py:12: meta name spelled out",
+    ], found
+
+
+def test_key_builders_and_parsers_round_trip() -> None:
+    assert records.answer_key("base", "persona", "EGY", "p3", "Q27", "base") == "base/persona/EGY/p3/Q27"
+    assert records.answer_key("base", "persona", "EGY", "p3", "Q27", "perm1") == "base/persona/EGY/p3/Q27/perm1"
+    key = records.metric_key("adapted", "cultural", "TUR", "base", "kl")
+    assert records.split_metric_key(key) == ("adapted", "cultural", "TUR", "base", "kl")
+    spec = records.split_metric_key(records.specificity_key("base", "persona", "EGY"))
+    assert spec == records.MetricKey("base", "persona", "EGY", None, records.SPECIFICITY)
+    assert records.split_metric_key("base/persona") is None
+    assert records.key_head(key) == "adapted" and key.startswith(records.key_prefix("adapted", "cultural", "TUR"))
+    assert records.stage_meta("roleplay") == "stage:roleplay" and records.culture_meta("EGY") == "culture/EGY"
+    assert records.culture_meta("EGY").startswith(records.CULTURE_META_PREFIX)
 
 
 def test_dataset_does_not_reach_into_train() -> None:

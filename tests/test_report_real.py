@@ -20,7 +20,7 @@ from clca.intents import IntentConfig, annotate_intents
 from clca.judge import JudgeConfig, judge_episodes, kept_episodes
 from clca.llm import GenParams, Message, MockLLM
 from clca.report import build_summary, write_report
-from clca.roleplay import RoleplayConfig, simulate
+from clca.roleplay import RoleplayConfig, run_roleplay
 from clca.scenarios import import_sotopia
 from clca.store import RunStore
 from clca.wvs import EvalConfig, evaluate
@@ -63,7 +63,7 @@ def real_run(tmp_path_factory: pytest.TempPathFactory, shared_data: Path, embedd
         store.put("scenario", "DEU/sotopia-000", tagged.model_copy(update={"culture": "DEU"}).model_dump(mode="json"))
 
         async def go() -> None:
-            await simulate(store, scripted, RoleplayConfig(samples=2, max_turns=3, progress=False))
+            await run_roleplay(store, scripted, RoleplayConfig(samples=2, max_turns=3, progress=False))
             await judge_episodes(store, scripted, JudgeConfig(progress=False))
             await annotate_intents(store, scripted, IntentConfig(episodes="all", progress=False))
             for alias in ("base", "clca"):  # the same real model under two aliases: mechanics, not quality

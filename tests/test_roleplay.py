@@ -19,7 +19,7 @@ from clca.roleplay import (
     culture_profile,
     load_episode,
     parse_scenario,
-    simulate,
+    run_roleplay,
     stored_turns,
     turn_key,
     view,
@@ -81,7 +81,7 @@ def test_action_validation_rejects_empty_content():
 def test_turn_limit_alternating_speakers_and_stored_turns(store):
     keys = seed_store(store)
     llm = MockLLM(speaker_script())
-    s = run(simulate(store, llm, RoleplayConfig(max_turns=5, **FAST)))
+    s = run(run_roleplay(store, llm, RoleplayConfig(max_turns=5, **FAST)))
     assert (s.ok, s.failed) == (3, 0)
     for k in keys:
         ep = load_episode(store, f"{k}/s0")
@@ -99,7 +99,7 @@ def test_turn_limit_alternating_speakers_and_stored_turns(store):
 def test_leave_ends_the_episode(store):
     seed_store(store, ["JPN/t-001"])
     llm = MockLLM(speaker_script({3: action("leave")}))
-    run(simulate(store, llm, RoleplayConfig(max_turns=20, **FAST)))
+    run(run_roleplay(store, llm, RoleplayConfig(max_turns=20, **FAST)))
     ep = load_episode(store, "JPN/t-001/s0")
     assert ep.end_reason == "leave" and len(ep.turns) == 4 and ep.turns[-1].action_type == "leave"
     assert len(llm.calls) == 4
@@ -108,7 +108,7 @@ def test_leave_ends_the_episode(store):
 def test_repeated_none_ends_the_episode(store):
     seed_store(store, ["JPN/t-001"])
     llm = MockLLM(speaker_script({2: action("none"), 3: action("none")}))
-    run(simulate(store, llm, RoleplayConfig(max_turns=20, max_consecutive_none=2, **FAST)))
+    run(run_roleplay(store, llm, RoleplayConfig(max_turns=20, max_consecutive_none=2, **FAST)))
     ep = load_episode(store, "JPN/t-001/s0")
     assert ep.end_reason == "none_repeated" and len(ep.turns) == 4
 
@@ -117,7 +117,7 @@ def test_episode_without_speech_is_failed_not_ok(store):
     seed_store(store, ["JPN/t-001"])
     gestures = {i: action("non-verbal communication", g) for i, g in enumerate(["bows slightly", "nods", "smiles"])}
     llm = MockLLM(speaker_script(gestures))
-    s = run(simulate(store, llm, RoleplayConfig(max_turns=3, **FAST)))
+    s = run(run_roleplay(store, llm, RoleplayConfig(max_turns=3, **FAST)))
     assert (s.ok, s.failed) == (0, 1) and s.reasons["no speech"] == 1
     rec = store.get("episode", "JPN/t-001/s0")
     assert rec.status == "failed" and rec.error.startswith("no speech")
@@ -136,7 +136,7 @@ def test_persistent_model_failure_marks_episode_failed_with_reason_and_keeps_par
 
     llm = MockLLM(respond)
     cfg = RoleplayConfig(max_turns=6, structured_attempts=2, model_retries=1, **FAST)
-    s = run(simulate(store, llm, cfg))
+    s = run(run_roleplay(store, llm, cfg))
     assert (s.ok, s.failed) == (0, 2) and s.reasons["StructuredOutputError"] == 2
     for k in ("JPN/t-001/s0", "MEX/t-002/s0"):
         rec = store.get("episode", k)
@@ -176,11 +176,11 @@ class _Flaky:
 
 def test_backend_error_is_retried_within_bounds(store):
     seed_store(store, ["JPN/t-001"])
-    s = run(simulate(store, _Flaky(fail=1), RoleplayConfig(max_turns=3, model_retries=1, **FAST)))
+    s = run(run_roleplay(store, _Flaky(fail=1), RoleplayConfig(max_turns=3, model_retries=1, **FAST)))
     assert s.ok == 1
     with RunStore(store.run_dir / "b") as other:
         seed_store(other, ["JPN/t-001"])
-        s = run(simulate(other, _Flaky(fail=2), RoleplayConfig(max_turns=3, model_retries=1, **FAST)))
+        s = run(run_roleplay(other, _Flaky(fail=2), RoleplayConfig(max_turns=3, model_retries=1, **FAST)))
         assert s.failed == 1 and s.reasons["BackendError"] == 1
         assert other.get("episode", "JPN/t-001/s0").error.startswith("BackendError: turn 0:")
 
@@ -197,12 +197,12 @@ def test_resume_continues_from_stored_turns_without_regenerating(store):
         idx, who = turn_of(messages)
         return action("speak", f"first run {who} {idx}") if idx < 3 else "garbage"
 
-    run(simulate(store, MockLLM(dying), cfg.model_copy(update={"model_retries": 0, "structured_attempts": 1})))
+    run(run_roleplay(store, MockLLM(dying), cfg.model_copy(update={"model_retries": 0, "structured_attempts": 1})))
     before = [store.get("turn", turn_key("JPN/t-001/s0", i)) for i in range(3)]
     assert all(r is not None for r in before) and store.get("turn", turn_key("JPN/t-001/s0", 3)) is None
 
     llm = MockLLM(speaker_script())
-    s = run(simulate(store, llm, cfg))
+    s = run(run_roleplay(store, llm, cfg))
     assert s.ok == 1
     assert [turn_of(m)[0] for m in llm.calls] == [3, 4, 5]  # only the missing turns were generated
     assert "first run" in llm.calls[0][-1]["content"]  # the stored history is what the agent sees
@@ -211,7 +211,7 @@ def test_resume_continues_from_stored_turns_without_regenerating(store):
     for i, r in enumerate(before):
         assert store.get("turn", turn_key(ep.key, i)).data == r.data
     # an ok episode is skipped on a re-run
-    s = run(simulate(store, llm, cfg))
+    s = run(run_roleplay(store, llm, cfg))
     assert (s.skipped, s.ok) == (1, 0)
 
 
@@ -224,7 +224,7 @@ def test_turn_seeds_are_deterministic_per_episode_and_turn(store):
         return speaker_script()(messages, params)
 
     cfg = RoleplayConfig(max_turns=3, seed=7, samples=2, progress=False)
-    run(simulate(store, MockLLM(respond), cfg))
+    run(run_roleplay(store, MockLLM(respond), cfg))
     stored = [t.seed for k in ("JPN/t-001/s0", "JPN/t-001/s1") for t in stored_turns(store, k)]
     assert sorted(stored) == sorted(seen) and len(set(stored)) == 6
     assert stored[:3] == [cfg.turn_seed("JPN/t-001/s0", i) for i in range(3)]
@@ -234,7 +234,7 @@ def test_turn_seeds_are_deterministic_per_episode_and_turn(store):
 def test_two_models_one_per_side(store):
     seed_store(store, ["DEU/t-003"])
     a, b = MockLLM(speaker_script(), model_id="A"), MockLLM(speaker_script(), model_id="B")
-    run(simulate(store, [a, b], RoleplayConfig(max_turns=4, **FAST)))
+    run(run_roleplay(store, [a, b], RoleplayConfig(max_turns=4, **FAST)))
     ep = load_episode(store, "DEU/t-003/s0")
     assert [t.model for t in ep.turns] == ["A", "B", "A", "B"] and ep.models == ["A", "B"]
     assert len(a.calls) == len(b.calls) == 2
@@ -246,7 +246,7 @@ def test_two_models_one_per_side(store):
 def test_culture_limit_and_samples_select_episodes(store):
     seed_store(store)
     run(
-        simulate(
+        run_roleplay(
             store, MockLLM(speaker_script()), RoleplayConfig(max_turns=2, samples=2, culture="Japan", progress=False)
         )
     )
@@ -255,14 +255,14 @@ def test_culture_limit_and_samples_select_episodes(store):
 
 def test_empty_run_and_changed_settings_are_user_errors(store, run_dir):
     with pytest.raises(DataError, match="no scenarios"):
-        run(simulate(store, MockLLM(speaker_script()), RoleplayConfig(**FAST)))
+        run(run_roleplay(store, MockLLM(speaker_script()), RoleplayConfig(**FAST)))
     seed_store(store, ["JPN/t-001"])
-    run(simulate(store, MockLLM(speaker_script()), RoleplayConfig(max_turns=2, **FAST)))
+    run(run_roleplay(store, MockLLM(speaker_script()), RoleplayConfig(max_turns=2, **FAST)))
     with pytest.raises(RunMismatchError, match="temperature"):
-        run(simulate(store, MockLLM(speaker_script()), RoleplayConfig(max_turns=2, temperature=0.1, **FAST)))
+        run(run_roleplay(store, MockLLM(speaker_script()), RoleplayConfig(max_turns=2, temperature=0.1, **FAST)))
     store.put("scenario", "JPN/bad", {"setting": "x"})
     with pytest.raises(DataError, match="JPN/bad"):
-        run(simulate(store, MockLLM(speaker_script()), RoleplayConfig(max_turns=2, **FAST)))
+        run(run_roleplay(store, MockLLM(speaker_script()), RoleplayConfig(max_turns=2, **FAST)))
 
 
 # -- CLI -----------------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def test_cli_stages_report_failures_of_a_model_that_never_answers_validly(run_di
         seed_store(store, ["JPN/t-001", "MEX/t-002"])
     runner = CliRunner()
     args = ["--run-dir", str(run_dir), "--model", "mock", "--quiet"]
-    res = runner.invoke(app, ["simulate", *args, "--samples", "1", "--max-turns", "2"])
+    res = runner.invoke(app, ["roleplay", *args, "--samples", "1", "--max-turns", "2"])
     assert res.exit_code == 1, res.output
     assert "episodes: 0 done, 0 already done, 2 failed (StructuredOutputError: 2)" in res.output
     with RunStore(run_dir) as store:
@@ -286,7 +286,7 @@ def test_cli_stages_report_failures_of_a_model_that_never_answers_validly(run_di
         assert store.failure_reasons("episode") == {"StructuredOutputError": 2}
     res = runner.invoke(app, ["judge", *args])  # nothing to judge: no ok episode
     assert res.exit_code == 0 and "judgements: 0 done" in res.output
-    res = runner.invoke(app, ["simulate", *args, "--culture", "Atlantis"])
+    res = runner.invoke(app, ["simulate", *args, "--culture", "Atlantis"])  # the old name still works
     assert res.exit_code != 0 and "unknown culture" in str(res.exception)
 
 

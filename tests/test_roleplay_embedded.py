@@ -1,4 +1,4 @@
-"""End to end on the real embedded model: simulate -> judge -> intents -> stats/export (mechanics, validity)."""
+"""End to end on the real embedded model: roleplay -> judge -> intents -> stats/export (mechanics, validity)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from test_roleplay_fixtures import seed_store
 
 from clca.intents import IntentConfig, annotate_intents, dialogue_stats, export_dialogues
 from clca.judge import CultureVerdict, JudgeConfig, MetaVerdict, QualityVerdict, judge_episodes
-from clca.roleplay import CONTENT_ACTIONS, AgentAction, RoleplayConfig, load_episode, simulate
+from clca.roleplay import CONTENT_ACTIONS, AgentAction, RoleplayConfig, load_episode, run_roleplay
 from clca.store import RunStore
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ def test_pipeline_on_embedded_model(embedded_llm, run_dir, tmp_path):
     with RunStore(run_dir) as store:
         seed_store(store, ["JPN/t-001", "DEU/t-003"])
         cfg = RoleplayConfig(samples=1, max_turns=3, max_tokens=40, progress=False)
-        s = asyncio.run(simulate(store, llm, cfg))
+        s = asyncio.run(run_roleplay(store, llm, cfg))
         assert s.total == 2 and s.ok + s.failed == 2
         for rec in store.iter("episode", status=None):
             ep = load_episode(store, rec.key)
@@ -72,7 +72,7 @@ def test_played_turns_pass_the_echo_checks_and_reach_the_word_target(embedded_ll
     with RunStore(run_dir) as store:
         seed_store(store, ["JPN/t-001"])
         cfg = RoleplayConfig(samples=1, max_turns=4, max_tokens=48, seed=0, progress=False)
-        s = asyncio.run(simulate(store, embedded_llm, cfg))
+        s = asyncio.run(run_roleplay(store, embedded_llm, cfg))
         assert s.ok == 1, store.failure_reasons("episode")
         ep = load_episode(store, "JPN/t-001/s0")
         assert ep.speak_turns and all(t.decoding == "freetext" for t in ep.turns)

@@ -13,9 +13,17 @@ from test_roleplay_fixtures import SCENARIOS, seed_store
 from clca.echo import echo_problem
 from clca.intents import dialogue_quality
 from clca.llm import MockLLM
-from clca.roleplay import ActionType, RoleplayConfig, agent_messages, culture_profile, parse_scenario, simulate, view
+from clca.roleplay import (
+    ActionType,
+    RoleplayConfig,
+    agent_messages,
+    culture_profile,
+    parse_scenario,
+    run_roleplay,
+    view,
+)
 from clca.roleplay._freetext import decoding_for, parse_argument, sample_type
-from clca.roleplay._simulate import stored_turns
+from clca.roleplay._roleplay import stored_turns
 from clca.roleplay._tidy import tidy_argument
 from clca.store import RunStore
 
@@ -91,7 +99,7 @@ def _speak_only(_m: Sequence[Any], options: Sequence[str]) -> list[float]:
 def test_planted_echo_of_the_action_type_help_is_rejected_and_counted(store):
     seed_store(store, ["JPN/t-001"])
     structured = MockLLM([json.dumps({"action_type": "speak", "argument": HELP})])
-    s = asyncio.run(simulate(store, structured, RoleplayConfig(samples=1, max_turns=2, progress=False)))
+    s = asyncio.run(run_roleplay(store, structured, RoleplayConfig(samples=1, max_turns=2, progress=False)))
     assert s.failed == 1 and s.reasons["EchoError"] == 1
     rec = store.get("episode", "JPN/t-001/s0")
     assert rec.status == "failed" and rec.error.startswith("EchoError: turn 0:") and "echo_prompt" in rec.error
@@ -114,7 +122,7 @@ def test_planted_echo_on_the_free_text_path_is_rejected_and_a_good_answer_kept(r
     llm = MockLLM(reply, option_probs=_speak_only)
     with RunStore(run_dir) as store:
         seed_store(store, ["JPN/t-001"])
-        s = asyncio.run(simulate(store, llm, cfg))
+        s = asyncio.run(run_roleplay(store, llm, cfg))
         turns = stored_turns(store, "JPN/t-001/s0")
         rec = store.get("episode", "JPN/t-001/s0")
         assert s.ok == 1 and len(turns) == 2 and all(t.decoding == "freetext" for t in turns)
@@ -185,7 +193,7 @@ def test_tidied_arguments_are_stored_and_counted_per_episode(run_dir):
     with RunStore(run_dir) as store:
         seed_store(store, ["JPN/t-001"])
         cfg = RoleplayConfig(samples=1, max_turns=2, progress=False, turn_format="freetext")
-        assert asyncio.run(simulate(store, llm, cfg)).ok == 1
+        assert asyncio.run(run_roleplay(store, llm, cfg)).ok == 1
         turns = stored_turns(store, "JPN/t-001/s0")
         assert [t.argument for t in turns] == [
             "Good evening! Could we talk about the noise for a moment?",

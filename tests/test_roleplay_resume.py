@@ -1,4 +1,4 @@
-"""A real `clca simulate` process killed with SIGKILL mid-run resumes without lost or duplicate turns."""
+"""A real `clca roleplay` process killed with SIGKILL mid-run resumes without lost or duplicate turns."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ ARGS = ["--model", "embedded", "--samples", "1", "--max-turns", "3", "--max-toke
 
 
 def _clca(run_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "clca.cli.main", "simulate", "--run-dir", str(run_dir), *ARGS]
+    return [sys.executable, "-m", "clca.cli.main", "roleplay", "--run-dir", str(run_dir), *ARGS]
 
 
 def _turns(store: RunStore) -> dict[str, dict]:

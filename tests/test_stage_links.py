@@ -62,7 +62,7 @@ def test_judge_stage_kept_count_follows_the_configured_rule(tmp_path: Path) -> N
                                          "quality": _verdict(quality, "not_sure"),
                                          "meta": _verdict("aligned", "confident")})  # fmt: skip
         models = _Models(False)
-        detail = asyncio.run(_judge(cfg, cfg.stage_configs(), store, models))
+        detail = asyncio.run(_judge(cfg, store, models))
         assert models.calls() == 0  # everything judged already
     assert "kept 1 of 2" in detail  # the default rule (the old count) keeps both
 

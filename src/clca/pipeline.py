@@ -23,8 +23,8 @@ from pydantic import BaseModel, Field
 
 from .config import config_hash
 from .errors import ConfigError, DataError
-from .llm import LLM, ChatResult, GenParams, Message, load_model
-from .llm._protocol import T
+from .llm import LLM, ChatResult, GenParams, Message, ModelSpec, T, load_model
+from .records import EPISODE, MODEL_SERVERS, SCENARIO, stage_meta
 from .reuse import check_reuse, reuse_shared
 from .run_config import STAGE_CONFIGS, STAGES, ModelsConfig, RunConfig, load_run_config, section_models
 from .store import RunStore
@@ -96,7 +96,7 @@ class _Models:
 
     def capabilities(self) -> list[dict[str, Any]]:
         """What each `openai:` server was found to accept (structured-output form, scoring path)."""
-        from .llm._capabilities import capability_records
+        from .llm import capability_records
 
         return [r for m in self._by_spec.values() for r in capability_records(m)]
 
@@ -153,11 +153,10 @@ async def run_pipeline(
     if until is not None and until not in STAGES:
         raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
     stages = STAGE_DEFS if until is None else STAGE_DEFS[: STAGES.index(until) + 1]
-    sc = cfg.stage_configs()
     from .preflight import check_run
 
     # every file the stages will read, before the run directory or any model
-    check_run(cfg, [s.name for s in stages], sc, source=source)  # source: the config file, named in errors
+    check_run(cfg, [s.name for s in stages], source=source)  # source: the config file, named in errors
     if cfg.reuse_from is not None:  # refused before the run directory exists
         check_reuse(cfg)
     if cfg.continue_from is not None and "train" in [s.name for s in stages]:
@@ -177,7 +176,7 @@ async def run_pipeline(
             reuse_shared(cfg, store)
         for stage in stages:
             t0, c0 = time.perf_counter(), models.calls()
-            detail = await stage.run(cfg, sc, store, models)
+            detail = await stage.run(cfg, store, models)
             res = StageResult(
                 stage=stage.name,
                 seconds=time.perf_counter() - t0,
@@ -185,7 +184,7 @@ async def run_pipeline(
                 detail=detail,
                 peak_rss_mb=_peak_rss_mb(),
             )
-            store.set_meta(f"stage:{stage.name}", res.model_dump())
+            store.set_meta(stage_meta(stage.name), res.model_dump())
             _record_servers(store, models)
             results.append(res)
             if on_stage:
@@ -196,58 +195,58 @@ async def run_pipeline(
     return results
 
 
-async def _scenarios(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+async def _scenarios(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     from .culture import resolve_culture
     from .scenarios import adapt_scenarios, expand_norms, generate_from_norms, load_norms_config
 
     lines = []
     for spec in cfg.cultures:
         culture = resolve_culture(spec)  # the one culture object; later stages read it from the run record
-        s = await adapt_scenarios(store, models.get(cfg.models.teacher), culture, sc["scenarios"])
+        s = await adapt_scenarios(store, models.get(cfg.models.teacher), culture, cfg.scenarios)
         lines.append(s.line(f"adapted to {culture.name}"))
     if cfg.norms is not None:
         norms = expand_norms(load_norms_config(cfg.norms), cfg.cultures)
-        s = await generate_from_norms(store, models.get(cfg.models.teacher), norms, sc["scenarios"])
+        s = await generate_from_norms(store, models.get(cfg.models.teacher), norms, cfg.scenarios)
         lines.append(s.line("from norms"))
-    if store.count("scenario") == 0:
+    if store.count(SCENARIO) == 0:
         from .failures import first_failure
 
         raise DataError(
-            f"scenarios: no valid scenario was produced; failures: {store.failure_reasons('scenario')}; "
-            f"first: {first_failure(store, 'scenario')}"
+            f"scenarios: no valid scenario was produced; failures: {store.failure_reasons(SCENARIO)}; "
+            f"first: {first_failure(store, SCENARIO)}"
         )
     return "; ".join(lines)
 
 
-async def _roleplay(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
-    from .roleplay import simulate
+async def _roleplay(cfg: RunConfig, store: RunStore, models: _Models) -> str:
+    from .roleplay import run_roleplay
 
     teacher = models.get(cfg.models.teacher)
     partner = models.get(cfg.models.partner) if cfg.models.partner else teacher
-    s = await simulate(store, [teacher, partner], sc["roleplay"])
-    if store.count("episode") == 0:
-        raise DataError(f"roleplay: no episode finished; failures: {store.failure_reasons('episode')}")
+    s = await run_roleplay(store, [teacher, partner], cfg.roleplay)
+    if store.count(EPISODE) == 0:
+        raise DataError(f"roleplay: no episode finished; failures: {store.failure_reasons(EPISODE)}")
     from .intents import dialogue_quality, quality_line
 
     return s.line("episodes") + "; " + quality_line(dialogue_quality(store)["total"])
 
 
-async def _judge(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+async def _judge(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     from .judge import judge_episodes, kept_episodes
 
-    s = await judge_episodes(store, models.get(cfg.models.judge), sc["judge"])
+    s = await judge_episodes(store, models.get(cfg.models.judge), cfg.judge)
     from .intents import dialogue_quality, quality_line
 
-    rule = sc["intents"].rule  # the run's one discard rule (clca.stage_links)
+    rule = cfg.intents.rule  # the run's one discard rule (clca.stage_links)
     kept = kept_episodes(store, rule)
     quality = quality_line(dialogue_quality(store, rule)["total"])
-    return s.line("judged") + f"; kept {len(kept)} of {store.count('episode')}; {quality}"
+    return s.line("judged") + f"; kept {len(kept)} of {store.count(EPISODE)}; {quality}"
 
 
-async def _intents(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+async def _intents(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     from .intents import annotate_intents
 
-    s = await annotate_intents(store, models.get(cfg.models.annotator), sc["intents"])
+    s = await annotate_intents(store, models.get(cfg.models.annotator), cfg.intents)
     return s.line("turns annotated")
 
 
@@ -261,12 +260,10 @@ def adapter_dir(cfg: RunConfig) -> Path:
 
 def adapted_model_string(cfg: RunConfig) -> str:
     """The student with the trained adapter, keeping the student's `?options` at the end."""
-    from .llm import ModelSpec
-
     return ModelSpec.parse(cfg.models.student).with_adapter(adapter_dir(cfg)).format()
 
 
-async def _dataset(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+async def _dataset(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     from .dataset import build_dataset, load_info
 
     out = dataset_dir(cfg)
@@ -274,14 +271,14 @@ async def _dataset(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: 
         info = load_info(out)
         return f"dataset already built: {info.rows}"
     info = await asyncio.to_thread(
-        build_dataset, store, sc["dataset"], out, progress=_progress(sc), eval_cfg=sc["eval"]
+        build_dataset, store, cfg.dataset, out, progress=cfg.roleplay.progress, eval_cfg=cfg.eval
     )
     if info.rows.get("train", 0) == 0:
         raise DataError(f"dataset: no training rows (skipped: {info.skipped}); see the judge verdicts in the report")
     return f"rows {info.rows}, by task {info.rows_by_task.get('train', {})}"
 
 
-async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+async def _train(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     from .train import train_lora
 
     out = adapter_dir(cfg)
@@ -294,13 +291,12 @@ async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
 
     own = any((out / CHECKPOINTS).glob("checkpoint-*"))  # this run's own checkpoints win (a re-run after a crash)
     resume = True if own or cfg.continue_from is None else continue_checkpoint(cfg)
-    res = await asyncio.to_thread(train_lora, dataset_dir(cfg), sc["train"], out, resume=resume)
+    res = await asyncio.to_thread(train_lora, dataset_dir(cfg), cfg.train, out, resume=resume)
     _return_freed_memory()  # the trainer and its model are gone: give their memory back before the eval loads models
     payload = res.model_dump(mode="json")
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=2))
     tmp.replace(done)
-    store.set_meta("train_result", payload)
 
     def loss(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.4f}"
@@ -308,24 +304,21 @@ async def _train(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _M
     return f"steps {res.global_step}, train loss {loss(res.train_loss)}, eval loss {loss(res.eval_loss)}"
 
 
-async def _eval(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
-    from .wvs import compare_models, evaluate
+async def _eval(cfg: RunConfig, store: RunStore, models: _Models) -> str:
+    from .wvs import evaluate
 
-    base_cfg = sc["eval"]
+    base_cfg = cfg.eval
     base = await evaluate(store, models.get(cfg.models.student), "base", base_cfg)
     lines = [f"base: {len(base.rows)} metric rows", *base.summary.splitlines()[1:], *base.warnings]  # + input notes
     if (adapter_dir(cfg) / "train_result.json").is_file():
         await models.release()  # one student in memory at a time
         adapted_cfg = base_cfg.model_copy(update={"styles": cfg.adapted_styles})
         await evaluate(store, models.get(adapted_model_string(cfg)), "adapted", adapted_cfg)
-        for culture in cfg.cultures:
-            shifts = compare_models(store, "base", "adapted", culture, styles=cfg.adapted_styles)
-            store.set_meta(f"shift:{culture}", [s.model_dump(mode="json") for s in shifts])
         lines.append("adapted: done")
     return "; ".join(lines)
 
 
-async def _report(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _Models) -> str:
+async def _report(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     from .report import write_report
 
     paths = write_report(store)
@@ -333,14 +326,14 @@ async def _report(cfg: RunConfig, sc: dict[str, Any], store: RunStore, models: _
 
 
 def _record_servers(store: RunStore, models: _Models) -> None:
-    """Keep the servers' capabilities in the run database (meta "model_servers", shown by the report)."""
+    """Keep the servers' capabilities in the run database (meta MODEL_SERVERS, shown by the report)."""
     found = models.capabilities()
     if not found:
         return
-    servers = dict(store.get_meta("model_servers") or {})
+    servers = dict(store.get_meta(MODEL_SERVERS) or {})
     for rec in found:
-        servers[f"{rec['model']}@{','.join(rec['base_urls'])}"] = rec
-    store.set_meta("model_servers", servers)
+        servers[ModelSpec.remote(rec["model"], rec["base_urls"]).base] = rec
+    store.set_meta(MODEL_SERVERS, servers)
 
 
 def _peak_rss_mb() -> float:
@@ -351,12 +344,8 @@ def _peak_rss_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def _progress(sc: dict[str, Any]) -> bool:
-    return bool(getattr(sc["roleplay"], "progress", True))
-
-
 # -- the stage list: declared once ---------------------------------------------------------------------------
-StageRun = Callable[[RunConfig, dict[str, Any], RunStore, _Models], Awaitable[str]]
+StageRun = Callable[[RunConfig, RunStore, _Models], Awaitable[str]]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ClcaError, ConfigError, DataError
+from .hf_ref import is_hf_ref
 
 EVAL_STYLES = ("persona", "cultural", "anthropological", "none")
 _PROFILE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -129,7 +130,7 @@ def _check_run(cfg: Any, stages: Sequence[str], sc: dict[str, Any]) -> None:
         from .scenarios import load_norms_config
 
         file = getattr(cfg.norms, "file", cfg.norms)
-        if not str(file).startswith("hf:"):  # a Hugging Face dataset file is fetched when the stage runs
+        if not is_hf_ref(file):  # a Hugging Face dataset file is fetched when the stage runs
             _need(file, "norms", "norms file")
             try:
                 norms = load_norms_config(cfg.norms)
@@ -144,7 +145,7 @@ def _check_run(cfg: Any, stages: Sequence[str], sc: dict[str, Any]) -> None:
     if "dataset" in stages and ds is not None and getattr(ds, "variant", None) == "control":
         _need(ds.control_path, "dataset.control_path", "control conversations file")
         from ._files import read_text
-        from .dataset._rows import load_control
+        from .dataset import load_control
 
         try:
             read_text(ds.control_path, "control conversations file")
@@ -159,8 +160,7 @@ def _check_run(cfg: Any, stages: Sequence[str], sc: dict[str, Any]) -> None:
 
 def _check_eval(cfg: Any, ev: Any) -> None:
     from .countries import resolve_country
-    from .wvs import default_questionnaire, load_questionnaire
-    from .wvs._reference import load_reference
+    from .wvs import default_questionnaire, load_questionnaire, load_reference
 
     if ev.questionnaire:
         _need(ev.questionnaire, "eval.questionnaire", "questionnaire")

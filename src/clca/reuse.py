@@ -16,16 +16,26 @@ from typing import Any
 
 from .config import parse_model
 from .errors import ConfigError
+from .records import (
+    CONFIG,
+    CULTURE_META_PREFIX,
+    METRIC,
+    REUSED_FROM,
+    ROLEPLAY_CONFIG,
+    SURVEY_ANSWER,
+    key_prefix,
+    stage_meta,
+)
 from .run_config import RunConfig
 from .store import DB_NAME, RunStore
 
 SHARED_STAGES = ("scenarios", "roleplay", "judge", "intents")
 #: records made after the shared stages (not copied; the base student's answers may be, see `reuse_shared`)
-LATER_KINDS = ("survey_answer", "metric")
+LATER_KINDS = (SURVEY_ANSWER, METRIC)
 #: settings that change how work is scheduled, not what is made
 _VOLATILE = {"progress", "concurrency"}
 #: meta entries the shared stages write (and check on a re-run)
-_SHARED_META_PREFIXES = ("culture/", "roleplay_config")
+_SHARED_META_PREFIXES = (CULTURE_META_PREFIX, ROLEPLAY_CONFIG)
 
 
 def shared_settings(cfg: RunConfig) -> dict[str, Any]:
@@ -66,9 +76,9 @@ def _source_config(source: Path) -> tuple[RunConfig, bool]:
     if not (source / DB_NAME).is_file():
         raise ConfigError(f"reuse_from: {source} is not a run directory (no {DB_NAME}); run that config first")
     with RunStore(source) as src:
-        raw = src.get_meta("config")
-        done = [s for s in SHARED_STAGES if src.get_meta(f"stage:{s}") is None]
-        eval_done = src.get_meta("stage:eval") is not None
+        raw = src.get_meta(CONFIG)
+        done = [s for s in SHARED_STAGES if src.get_meta(stage_meta(s)) is None]
+        eval_done = src.get_meta(stage_meta("eval")) is not None
     if raw is None:
         raise ConfigError(f"reuse_from: {source} holds no run config (not made by `clca run`)")
     if done:
@@ -111,9 +121,9 @@ def reuse_shared(cfg: RunConfig, store: RunStore) -> dict[str, int]:
     """Copy the shared stages' records (and, where the student and eval settings match, the base student's
     answers) from cfg.reuse_from into `store`. Records already there are kept. Returns copies per kind."""
     source, same_eval = check_reuse(cfg)
-    include = (("survey_answer", "base/"),) if same_eval else ()
+    include = ((SURVEY_ANSWER, key_prefix("base")),) if same_eval else ()
     copied = store.import_from(
         source / DB_NAME, exclude_kinds=LATER_KINDS, include=include, meta_prefixes=_SHARED_META_PREFIXES
     )
-    store.set_meta("reused_from", {"run_dir": str(source), "copied": copied, "base_answers": same_eval})
+    store.set_meta(REUSED_FROM, {"run_dir": str(source), "copied": copied, "base_answers": same_eval})
     return copied

@@ -18,8 +18,7 @@ from .errors import ConfigError
 from .intents import IntentConfig
 from .judge import JudgeConfig
 from .roleplay import RoleplayConfig
-from .scenarios import AdaptConfig
-from .scenarios._norms import NormsConfig
+from .scenarios import AdaptConfig, NormsConfig
 from .train import TrainConfig, with_preset
 from .wvs import EvalConfig
 
@@ -52,6 +51,7 @@ class ModelsConfig(BaseModel):
     @classmethod
     def _model_string(cls, v: str | None) -> str | None:
         from .errors import ClcaError
+        from .llm import check_model_string  # syntax, options and the API key's presence; loads nothing
 
         if v is not None:
             try:
@@ -200,13 +200,6 @@ def _check_sizes(adapt: Any) -> None:
     available = len(load_seeds(adapt.seeds_file, adapt.seeds))
     if adapt.n is not None and adapt.n > available:
         raise ConfigError(f"scenarios.n: {adapt.n} is more than the {available} available seed scenarios")
-
-
-def check_model_string(spec: str) -> None:
-    """Check a model string without loading anything: syntax, options, and the API key's presence."""
-    from .llm import check_model_string as check
-
-    check(spec)
 
 
 def load_run_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:

@@ -20,6 +20,16 @@ from .failures import failure_group, failure_reason
 
 I = TypeVar("I")  # noqa: E741
 
+#: the stride between the seeds of successive attempts at one item: attempt k of an item seeded s uses
+#: s + RETRY_SEED_STRIDE * k. A retry must draw a new sample; a large prime keeps the attempts of one item
+#: clear of the seeds of the items next to it (items are seeded s, s+1, ... or by hashes).
+RETRY_SEED_STRIDE = 7919
+
+
+def attempt_seed(seed: int, attempt: int) -> int:
+    """The seed of an item's attempt number `attempt` (0: the item's own seed)."""
+    return seed + RETRY_SEED_STRIDE * attempt
+
 
 @dataclass
 class RunSummary:

@@ -32,6 +32,7 @@ from typing import Any
 
 from . import __version__, runlock
 from .errors import DataError, RunMismatchError
+from .records import CLCA_VERSION, CONFIG, CONFIG_HASH, CREATED_AT
 
 DB_NAME = "run.sqlite"
 
@@ -95,9 +96,9 @@ class RunStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
-            if self.get_meta("clca_version") is None:
-                self.set_meta("clca_version", __version__)
-                self.set_meta("created_at", time.time())
+            if self.get_meta(CLCA_VERSION) is None:
+                self.set_meta(CLCA_VERSION, __version__)
+                self.set_meta(CREATED_AT, time.time())
         except sqlite3.DatabaseError as e:
             self._db.close()
             self._unlock()
@@ -125,7 +126,7 @@ class RunStore:
 
     def bind_config(self, config: dict[str, Any], config_hash: str) -> None:
         """Record the run config; refuse a run directory made by a different config."""
-        old = self.get_meta("config_hash")
+        old = self.get_meta(CONFIG_HASH)
         if old is not None and old != config_hash:
             keys = differing_keys(self.get_meta("config"), config)
             more = f" (and {len(keys) - 6} more)" if len(keys) > 6 else ""
@@ -135,8 +136,8 @@ class RunStore:
                 + (what if keys else f"hash {old[:12]} != {config_hash[:12]}")
                 + "); use a new run directory, or delete this one to start over"
             )
-        self.set_meta("config", config)
-        self.set_meta("config_hash", config_hash)
+        self.set_meta(CONFIG, config)
+        self.set_meta(CONFIG_HASH, config_hash)
 
     def bind_inputs(self, hashes: dict[str, str]) -> None:
         """Record the content hashes of the run's input files; refuse when a recorded one changed."""

@@ -9,7 +9,7 @@ import typer
 
 from .. import __version__
 from ..errors import ClcaError
-from . import compare, culture, data, harness, pipeline, report, scenarios, serve, simulate, study, train, wvs
+from . import compare, culture, data, harness, pipeline, report, roleplay, scenarios, serve, study, train, wvs
 from ._usage import OneLineErrorsGroup
 
 app = typer.Typer(
@@ -35,7 +35,7 @@ def _root(
     """Cultural learning-based culture adaptation of language models."""
 
 
-for module in (serve, culture, scenarios, simulate, data, train, wvs, harness, pipeline, report, study, compare):
+for module in (serve, culture, scenarios, roleplay, data, train, wvs, harness, pipeline, report, study, compare):
     module.register(app)
 
 

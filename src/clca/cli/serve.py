@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from pydantic import BaseModel, Field
 
-from ..llm._serve_guard import ServeLimits
+from ..llm import ServeLimits
 
 SERVE_DEFAULTS = ServeLimits()  # the limits' defaults live in ServeLimits, not here
 MODEL_HELP = "Model string: embedded, embedded+lora:DIR, hf:PATH[+lora:DIR], openai:MODEL@URL[,URL...], mock."
@@ -60,7 +60,7 @@ async def _chat(
 
 
 def _print_server(llm: Any) -> None:
-    from ..llm._capabilities import capability_records
+    from ..llm import capability_records
 
     for rec in capability_records(llm):
         refused = "; ".join(f"{k}: {v}" for k, v in rec["refused"].items()) or "nothing"
@@ -152,9 +152,7 @@ def register(app: typer.Typer) -> None:
         import os
 
         from ..errors import ConfigError
-        from ..llm import load_model
-        from ..llm._registry import is_loopback
-        from ..llm._server import ServeLimits, run_server
+        from ..llm import ServeLimits, is_loopback, load_model, run_server
 
         env = api_key_env or "CLCA_SERVE_API_KEY"
         key = os.environ.get(env) or None

@@ -20,6 +20,7 @@ from ..countries import (
     match_country_whole,
 )
 from ..errors import ClcaError
+from ..records import culture_meta
 from ._countries import region_of
 from ._model import Culture, HofstedeScores, RegionScores
 
@@ -151,7 +152,7 @@ def resolve_culture(spec: str | Path | Culture) -> Culture:
 def culture_in_run(store: Any, code: str) -> Culture:
     """The culture a run used under `code`: the profile recorded in the run database (custom profiles
     included, under meta name "culture/<code>"), else the shipped culture of that name or code."""
-    data = store.get_meta(f"culture/{code}")
+    data = store.get_meta(culture_meta(code))
     if data is not None:
         return Culture.model_validate(data)
     return get_culture(code)

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 from .._files import atomic_dir
 from .._outputs import check_output
 from ..errors import DataError
+from ..records import SCENARIO, culture_meta
 from ..store import RunStore
 from ._config import SURVEY_VARIANTS, DatasetConfig, DatasetInfo
 from ._export import SPLITS, write_hf, write_jsonl, write_sharegpt
@@ -90,8 +91,8 @@ def stored_eval_config(store: RunStore) -> Any:
 def _with_run_culture_names(store: RunStore, cfg: DatasetConfig) -> DatasetConfig:
     """Culture names of the run's own culture records (custom profiles too) under the configured ones."""
     names: dict[str, str] = {}
-    for code in {str(r.data.get("culture")) for r in store.iter("scenario") if r.data and r.data.get("culture")}:
-        rec = store.get_meta(f"culture/{code}")
+    for code in {str(r.data.get("culture")) for r in store.iter(SCENARIO) if r.data and r.data.get("culture")}:
+        rec = store.get_meta(culture_meta(code))
         if isinstance(rec, dict) and rec.get("name"):
             names[code] = str(rec["name"])
     return cfg.model_copy(update={"culture_names": {**names, **cfg.culture_names}}) if names else cfg

@@ -8,7 +8,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import DataError
-from ..records import DialogueView, ScenarioView, dialogue_turns, scenario_view, split_episode_key
+from ..records import (
+    EPISODE,
+    INTENTION,
+    SCENARIO,
+    TURN,
+    DialogueView,
+    ScenarioView,
+    dialogue_turns,
+    scenario_view,
+    split_episode_key,
+)
 from ..store import RunStore
 
 
@@ -44,18 +54,18 @@ def iter_dialogues(
     report = report if report is not None else SourceReport()
     kept = kept_episode_keys(store, judge_rule)
     scenarios: dict[str, ScenarioView] = {}
-    for ep in store.iter("episode"):
+    for ep in store.iter(EPISODE):
         report.episodes += 1
         data = ep.data if isinstance(ep.data, dict) else {}
         sc_key = str(data.get("scenario_key") or split_episode_key(ep.key)[0])
         if sc_key not in scenarios:
-            rec = store.get("scenario", sc_key)
+            rec = store.get(SCENARIO, sc_key)
             if rec is None or rec.status != "ok":
                 report.skip("scenario missing")
                 continue
             scenarios[sc_key] = scenario_view(sc_key, rec.data)
-        intents = {r.key: r for r in store.iter("intention", parent=ep.key)}
-        turns = dialogue_turns(store.iter("turn", parent=ep.key), intents)
+        intents = {r.key: r for r in store.iter(INTENTION, parent=ep.key)}
+        turns = dialogue_turns(store.iter(TURN, parent=ep.key), intents)
         if not turns:
             report.skip("episode without turns")
             continue

@@ -25,9 +25,7 @@ from typing import Any
 from .._files import atomic_dir
 from .._outputs import check_output
 from ..errors import DataError
-from ..wvs import PERSONA_STYLES, EvalConfig, build_messages, option_order
-from ..wvs._answer import answer_seed
-from ..wvs._evaluate import SHARED_PERSONA, plan
+from ..wvs import PERSONA_STYLES, SHARED_PERSONA, EvalConfig, answer_seed, build_messages, option_order, plan
 
 _METRICS_HIGHER = {
     "kl": False, "jsd": False, "similarity": True, "w1": False, "majority": True, "accuracy": True,

@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from ..llm._scoring import normalise
-from ..wvs import Item, parse_answer
-from ..wvs._evaluate import item_metric_values
+from ..llm import normalise
+from ..wvs import Item, item_metric_values, parse_answer
 
 METRICS = ("kl", "jsd", "similarity", "w1", "majority", "accuracy", "safeguarded")
 

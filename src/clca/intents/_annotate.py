@@ -14,6 +14,7 @@ from ..failures import failure_reason
 from ..judge import NEUTRAL_CULTURE, DiscardRule, kept_episodes
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
+from ..records import EPISODE, INTENTION, key_prefix
 from ..roleplay import CONTENT_ACTIONS, Episode, culture_key, culture_profile, load_episode, turn_dicts, turn_key, view
 from ..runner import RunSummary, run_items
 from ..store import RunStore
@@ -76,8 +77,8 @@ def selected_episodes(store: RunStore, cfg: IntentConfig) -> list[str]:
     if cfg.episodes == "kept":
         keys = kept_episodes(store, cfg.rule, cfg.culture)
     else:
-        prefix = f"{culture_key(cfg.culture)}/" if cfg.culture else None
-        keys = [r.key for r in store.iter("episode", prefix=prefix)]
+        prefix = key_prefix(culture_key(cfg.culture)) if cfg.culture else None
+        keys = [r.key for r in store.iter(EPISODE, prefix=prefix)]
     return keys[: cfg.limit] if cfg.limit is not None else keys
 
 
@@ -105,11 +106,11 @@ class _Annotator:
             rec = Intention.from_annotation(
                 a, episode_key=ep.key, idx=item.idx, speaker=turn.speaker, culture=ep.culture, model=self.llm.model_id
             )
-            self.store.put("intention", item.key, rec.model_dump(mode="json"), parent=ep.key)
+            self.store.put(INTENTION, item.key, rec.model_dump(mode="json"), parent=ep.key)
             return True
         assert last is not None
         reason = failure_reason(last, f"turn {item.idx}")
-        self.store.fail("intention", item.key, reason, parent=ep.key)
+        self.store.fail(INTENTION, item.key, reason, parent=ep.key)
         self.reasons[reason.split(":")[0]] += 1
         return False
 
@@ -125,7 +126,7 @@ async def annotate_intents(store: RunStore, llm: LLM, cfg: IntentConfig | None =
     summary = await run_items(
         items,
         ann.annotate,
-        is_done=lambda it: store.done("intention", it.key),
+        is_done=lambda it: store.done(INTENTION, it.key),
         concurrency=cfg.concurrency,
         desc="intentions",
         progress=cfg.progress,
@@ -136,4 +137,4 @@ async def annotate_intents(store: RunStore, llm: LLM, cfg: IntentConfig | None =
 
 def episode_intentions(store: RunStore, ep_key: str) -> dict[int, dict[str, Any]]:
     """Stored ok intentions of an episode by turn index."""
-    return {r.data["idx"]: r.data for r in store.iter("intention", parent=ep_key)}
+    return {r.data["idx"]: r.data for r in store.iter(INTENTION, parent=ep_key)}

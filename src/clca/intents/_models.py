@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..roleplay._models import no_description
+from ..roleplay import no_description
 
 
 class IntentAnnotation(BaseModel):

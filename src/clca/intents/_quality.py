@@ -19,7 +19,7 @@ from ..culture import Culture, culture_in_run
 from ..echo import echo_problem, prompt_grams, tokens
 from ..errors import DataError
 from ..judge import DiscardRule, discard_reasons
-from ..records import key_head
+from ..records import EPISODE, JUDGEMENT, SCENARIO, TURN, key_head
 from ..roleplay import (
     CONTENT_ACTIONS,
     Turn,
@@ -29,8 +29,7 @@ from ..roleplay import (
     split_episode_key,
     view,
 )
-from ..scenarios import Scenario
-from ..scenarios._names import culture_locales, name_problem
+from ..scenarios import Scenario, culture_locales, name_problem
 from ..store import RunStore
 
 _FIELDS = ("turns", "echo_turns", "words", "bigrams", "distinct", "characters", "plausible", "judged", "kept")
@@ -102,7 +101,7 @@ def echo_turns(
 def _turns_by_episode(store: RunStore) -> dict[str, list[Turn]]:
     """The contiguous stored turns 0..n-1 of every episode, read in one pass."""
     by: dict[str, list[Turn]] = {}
-    for rec in store.iter("turn"):
+    for rec in store.iter(TURN):
         if rec.parent is not None:
             by.setdefault(rec.parent, []).append(Turn.model_validate(rec.data))
     out: dict[str, list[Turn]] = {}
@@ -123,10 +122,10 @@ def dialogue_quality(store: RunStore, rule: DiscardRule | None = None) -> dict[s
 
     reasons = discard_reasons(store, rule)
     profiles: dict[str | None, str] = {}
-    judged = {r.key for r in store.iter("judgement", status=None) if r.data and "meta" in r.data}
-    scenarios = {r.key: r.data for r in store.iter("scenario")}
+    judged = {r.key for r in store.iter(JUDGEMENT, status=None) if r.data and "meta" in r.data}
+    scenarios = {r.key: r.data for r in store.iter(SCENARIO)}
     all_turns = _turns_by_episode(store)
-    for r in store.iter("episode"):
+    for r in store.iter(EPISODE):
         culture = (r.data or {}).get("culture") or key_head(r.key)
         per.setdefault(culture, _empty())
         turns = all_turns.get(r.key, [])

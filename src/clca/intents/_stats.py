@@ -9,7 +9,7 @@ from typing import Any
 from .._files import atomic_file
 from .._outputs import check_output
 from ..judge import DiscardRule, discard_reasons
-from ..records import key_head
+from ..records import EPISODE, JUDGEMENT, key_head
 from ..roleplay import CONTENT_ACTIONS, Episode, load_episode
 from ..store import RunStore
 from ._annotate import episode_intentions
@@ -35,7 +35,7 @@ def dialogue_stats(store: RunStore, rule: DiscardRule | None = None) -> dict[str
     A content turn is a speak, non-verbal communication or action turn (leave / none carry no text).
     """
     reasons = discard_reasons(store, rule)
-    judged = {r.key for r in store.iter("judgement", status=None) if r.data and "meta" in r.data}
+    judged = {r.key for r in store.iter(JUDGEMENT, status=None) if r.data and "meta" in r.data}
     per: dict[str, dict[str, Any]] = {}
 
     def empty() -> dict[str, Any]:
@@ -44,9 +44,9 @@ def dialogue_stats(store: RunStore, rule: DiscardRule | None = None) -> dict[str
     def bucket(c: str) -> dict[str, Any]:
         return per.setdefault(c, empty())
 
-    for r in store.iter("episode", status="failed"):
+    for r in store.iter(EPISODE, status="failed"):
         bucket(_episode_culture(store, r.key, r.data))["failed"] += 1
-    for r in store.iter("episode"):
+    for r in store.iter(EPISODE):
         b = bucket(_episode_culture(store, r.key, r.data))
         b["generated"] += 1
         b["judged"] += r.key in judged
@@ -129,7 +129,7 @@ def export_dialogues(
     keys = [k for k, why in reasons.items() if include_all or why is None]
     with atomic_file(out) as f:
         for k in keys:
-            rec = store.get("judgement", k)
+            rec = store.get(JUDGEMENT, k)
             row = dialogue_record(store, load_episode(store, k), reasons[k], None if rec is None else rec.data)
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return len(keys)

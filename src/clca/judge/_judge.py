@@ -14,6 +14,7 @@ from ..errors import BackendError, StructuredOutputError
 from ..failures import failure_reason
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
+from ..records import EPISODE, JUDGEMENT, key_prefix
 from ..roleplay import Episode, culture_key, culture_profile, load_episode, turn_dicts, view
 from ..runner import RunSummary, run_items
 from ..store import RunStore
@@ -127,14 +128,14 @@ class _Judge:
         return {"sotopia": {"agents": agents, "overall": overall, "judge_model": self.llm.model_id}}
 
     def is_done(self, key: str) -> bool:
-        rec = self.store.get("judgement", key)
+        rec = self.store.get(JUDGEMENT, key)
         if rec is not None and rec.status == "failed" and not self.store.retry_failed:
             return True
         return rec is not None and rec.data is not None and all(s in rec.data for s in _SECTIONS[self.cfg.mode])
 
     async def judge_one(self, key: str) -> bool:
         ep = load_episode(self.store, key)
-        old = self.store.get("judgement", key)
+        old = self.store.get(JUDGEMENT, key)
         data: dict[str, Any] = dict(old.data or {}) if old is not None else {}
         failures: dict[str, str] = dict(data.pop("failures", {}))
         mode = self.cfg.mode
@@ -143,22 +144,22 @@ class _Judge:
         except (StructuredOutputError, BackendError) as e:
             reason = failure_reason(e, f"{mode} judge")
             failures[mode] = reason
-            self.store.fail("judgement", key, reason, data={**data, "failures": failures})
+            self.store.fail(JUDGEMENT, key, reason, data={**data, "failures": failures})
             self.reasons[reason.split(":")[0]] += 1
             return False
         failures.pop(mode, None)
         data.update(new)
         if failures:  # the other mode failed earlier and has not been redone: the row stays failed
             data["failures"] = failures
-            self.store.fail("judgement", key, next(iter(failures.values())), data=data)
+            self.store.fail(JUDGEMENT, key, next(iter(failures.values())), data=data)
         else:
-            self.store.put("judgement", key, data)
+            self.store.put(JUDGEMENT, key, data)
         return True
 
 
 def judged_episode_keys(store: RunStore, culture: str | None = None) -> list[str]:
-    prefix = f"{culture_key(culture)}/" if culture else None
-    return [r.key for r in store.iter("episode", prefix=prefix)]
+    prefix = key_prefix(culture_key(culture)) if culture else None
+    return [r.key for r in store.iter(EPISODE, prefix=prefix)]
 
 
 async def judge_episodes(store: RunStore, llm: LLM, cfg: JudgeConfig | None = None) -> RunSummary:
@@ -186,16 +187,16 @@ def discard_reasons(
 ) -> dict[str, str | None]:
     """For every ok episode: why the rule drops it (None = kept). Unjudged episodes show 'not judged'."""
     rule = rule or DiscardRule()
-    prefix = f"{culture_key(culture)}/" if culture else None
-    verdicts = {r.key: r.data or {} for r in store.iter("judgement", status=None, prefix=prefix)}
-    return {r.key: rule.discard_reason(verdicts.get(r.key, {})) for r in store.iter("episode", prefix=prefix)}
+    prefix = key_prefix(culture_key(culture)) if culture else None
+    verdicts = {r.key: r.data or {} for r in store.iter(JUDGEMENT, status=None, prefix=prefix)}
+    return {r.key: rule.discard_reason(verdicts.get(r.key, {})) for r in store.iter(EPISODE, prefix=prefix)}
 
 
 def verdicts(store: RunStore, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Stored judgement data of the given episodes (missing ones are left out)."""
     out: dict[str, dict[str, Any]] = {}
     for k in keys:
-        rec = store.get("judgement", k)
+        rec = store.get(JUDGEMENT, k)
         if rec is not None and rec.data is not None:
             out[k] = rec.data
     return out

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from ..roleplay._models import no_description
+from ..roleplay import no_description
 
 
 class Confidence(str, Enum):

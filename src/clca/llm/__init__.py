@@ -26,9 +26,9 @@ from typing import Any
 
 from ._embedded import cache_dir, embedded_model_dir
 from ._mock import MockLLM
-from ._protocol import LLM, ChatResult, GenParams, LogprobLLM, Message, TokenLogprob
+from ._protocol import LLM, ChatResult, GenParams, LogprobLLM, Message, T, TokenLogprob
 from ._registry import load_model
-from ._spec import KINDS, ModelSpec, check_model_string
+from ._spec import KINDS, ModelSpec, check_model_string, is_loopback
 from ._structured import extract_json, parse_as
 
 _LAZY = {  # heavy imports (openai, fastapi) only when used
@@ -38,6 +38,11 @@ _LAZY = {  # heavy imports (openai, fastapi) only when used
     "OpenAIModel": "._openai",
     "create_app": "._server",
     "serve_in_thread": "._server",
+    "run_server": "._server",
+    "ServeLimits": "._serve_guard",
+    "capability_records": "._capabilities",
+    "forget_server": "._capabilities",
+    "normalise": "._scoring",
 }
 
 
@@ -71,4 +76,11 @@ __all__ = [
     "OpenAIModel",
     "create_app",
     "serve_in_thread",
+    "T",
+    "is_loopback",
+    "run_server",
+    "ServeLimits",
+    "capability_records",
+    "forget_server",
+    "normalise",
 ]

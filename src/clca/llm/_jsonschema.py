@@ -25,7 +25,7 @@ def deref(node: dict[str, Any], root: dict[str, Any], *, max_hops: int = 50) -> 
         if not ref.startswith("#/"):
             raise SchemaRefError(f"reference {ref}")
         target: Any = root
-        for part in ref[2:].split("/"):
+        for part in ref[2:].split("/"):  # not a record key: a JSON pointer
             if not isinstance(target, dict) or part not in target:
                 raise SchemaRefError(f"reference {ref}")
             target = target[part]

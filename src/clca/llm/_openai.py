@@ -32,7 +32,7 @@ from typing import Any, Literal
 import openai
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import BackendError, ModelStringError, UnsupportedError
+from ..errors import BackendError, UnsupportedError
 from ._capabilities import (
     SCORING_ORDER,
     STRUCTURED_ORDER,
@@ -147,14 +147,6 @@ class OpenAIModel:
         """The scoring path in use (None until the first `score_options` found one)."""
         path = self._forced_scoring or self.capabilities.scoring
         return None if path == "none" else path
-
-    @classmethod
-    def from_spec(cls, spec: str, **options: Any) -> OpenAIModel:
-        from ._spec import openai_config
-
-        if not spec.startswith("openai:"):
-            raise ModelStringError(f"not an openai model string: {spec!r}")
-        return cls(openai_config(spec, OpenAIConfig, **options))
 
     @property
     def model_id(self) -> str:

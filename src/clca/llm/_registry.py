@@ -13,7 +13,7 @@ Options (in the string after `?`, or as keyword arguments of `load_model`; keywo
   embedded / hf: device, dtype, max_batch, max_batch_tokens, prefix_cache_mb, torch_threads, ignore_eos
           (see `HFOptions`).
 
-Each backend is built by the factory `_spec.BACKENDS` names for its kind, imported on first use.
+Each backend is built by the module `_spec.BACKENDS` registers for its kind, imported on first use.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from ._protocol import LLM
 from ._spec import ModelSpec, backend, is_loopback, parse_query, validation_message
 
-__all__ = ["is_loopback", "load_model", "parse_openai_spec", "parse_query", "validation_message"]
+__all__ = ["is_loopback", "load_model", "parse_query", "validation_message"]
 
 
 def load_model(spec: str | ModelSpec = "embedded", *, cache: bool | str | Path = True, **options: Any) -> LLM:
@@ -40,10 +40,3 @@ def load_model(spec: str | ModelSpec = "embedded", *, cache: bool | str | Path =
     from ._cache import CachedLLM
 
     return CachedLLM(llm, path=None if cache is True else Path(cache))
-
-
-def parse_openai_spec(spec: str | ModelSpec, **options: Any) -> Any:
-    """Parse `openai:MODEL@URL[,URL...][?k=v&...]` into an `OpenAIConfig` (keyword options win)."""
-    from ._openai_backend import parse_openai_spec as parse
-
-    return parse(spec, **options)

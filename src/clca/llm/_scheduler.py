@@ -37,6 +37,25 @@ class _Live:
     finish: str = ""
 
 
+class _Clock:
+    """Where one `decode` call's time goes that is not decoding: joining rows (prompt forwards, the prefix
+    cache) and the caller's `admit` (scoring jobs run between steps count their own time)."""
+
+    def __init__(self, admit: Callable[[int], list[tuple[Any, GenRow]]] | None) -> None:
+        self.admit = admit
+        self.joining = 0.0
+        self.outside = 0.0
+
+    def take(self, n_live: int) -> list[tuple[Any, GenRow]]:
+        """New rows from `admit` (none without one), its time counted as outside."""
+        if self.admit is None:
+            return []
+        t = time.perf_counter()
+        got = self.admit(n_live)
+        self.outside += time.perf_counter() - t
+        return got
+
+
 class DecodeLoop:
     """Generation for `Engine` (a mixin: the engine provides the model, the prompt states and the counters)."""
 
@@ -79,69 +98,70 @@ class DecodeLoop:
         and no output delivered.
         """
         t_start = time.perf_counter()
-        st_ = self.stats
-        st_.gen_calls += 1
-        dev = self.device
-        eos = torch.tensor(self.eos_ids, dtype=torch.long, device=dev) if self.eos_ids else None
+        self.stats.gen_calls += 1
+        eos = torch.tensor(self.eos_ids, dtype=torch.long, device=self.device) if self.eos_ids else None
+        clock = _Clock(admit)
         live: list[_Live] = []
         batch: Any = None  # SlotBatch | PlainBatch
         next_pos = logits = None
         pending = first
-        in_loop = 0.0  # time in _join (prompt forwards, prefix cache, joining): not decoding
-        outside = 0.0  # time in admit (scoring jobs run between steps count their own time)
-
-        def take(n_live: int) -> list[tuple[Any, GenRow]]:
-            nonlocal outside
-            if admit is None:
-                return []
-            t = time.perf_counter()
-            got = admit(n_live)
-            outside += time.perf_counter() - t
-            return got
-
         while True:
             if pending:
-                t_join, pre = time.perf_counter(), st_.prefill_s + st_.cache_s
-                joined, batch, next_pos, logits = self._join(pending, live, batch, next_pos, logits)
-                spent = time.perf_counter() - t_join
-                in_loop += spent
-                st_.join_s += spent - (st_.prefill_s + st_.cache_s - pre)
-                live += joined
+                live, batch, next_pos, logits = self._timed_join(pending, live, batch, next_pos, logits, clock)
                 pending = []
-            if cancelled is not None:
-                for lv in live:
-                    if not lv.finish and cancelled(lv.key):
-                        lv.finish = "cancelled"
-                        st_.cancelled_rows += 1
+            self._cancel(live, cancelled)
             if any(lv.finish for lv in live):
                 live, next_pos, logits, _ = self._retire(live, batch, next_pos, logits, done)
-            if not live:
-                pending = take(0)
+            if not live:  # the batch is empty: new rows start a new one, or decoding ends
+                pending = clock.take(0)
                 if not pending:
                     break
                 batch = None
                 continue
-            chosen = choose(live, logits, eos)
-            self._take_tokens(live, chosen, logits)
-            st_.decode_steps += 1
-            st_.decode_row_steps += len(live)
-            st_.generated_tokens += len(live)
+            chosen = self._step(live, logits, eos)
             if any(lv.finish for lv in live):
                 live, next_pos, logits, order = self._retire(live, batch, next_pos, logits, done)
-                chosen = chosen[torch.tensor(order, dtype=torch.long, device=dev)] if live else chosen[:0]
-            if admit is not None and (not live or batch.joinable):  # else new rows wait for an empty batch
-                pending = take(len(live))
-            if not live:
-                if not pending:
-                    break
-                batch = None
-                continue
-            attn = batch.mask(next_pos + 1, 1)
-            logits = self._forward(chosen[:, None], attn, next_pos[:, None], batch.cache, 1)[:, -1, :]
-            next_pos = next_pos + 1
+                chosen = chosen[torch.tensor(order, dtype=torch.long, device=self.device)] if live else chosen[:0]
+            if live and batch.joinable:  # else new rows wait for an empty batch
+                pending = clock.take(len(live))
+            if live:
+                attn = batch.mask(next_pos + 1, 1)
+                logits = self._forward(chosen[:, None], attn, next_pos[:, None], batch.cache, 1)[:, -1, :]
+                next_pos = next_pos + 1
         now = time.perf_counter()
-        st_.decode_s += now - t_start - in_loop - outside
-        st_.busy_s += now - t_start - outside
+        self.stats.decode_s += now - t_start - clock.joining - clock.outside
+        self.stats.busy_s += now - t_start - clock.outside
+
+    def _timed_join(
+        self, rows: list[tuple[Any, GenRow]], live: list[_Live], batch: Any, next_pos: Any, logits: Any, clock: _Clock
+    ) -> tuple[list[_Live], Any, torch.Tensor, torch.Tensor]:
+        """`_join`, its time counted as joining (not decoding) and, less its prompt work, as `join_s`."""
+        st = self.stats
+        t_join, pre = time.perf_counter(), st.prefill_s + st.cache_s
+        joined, batch, next_pos, logits = self._join(rows, live, batch, next_pos, logits)
+        spent = time.perf_counter() - t_join
+        clock.joining += spent
+        st.join_s += spent - (st.prefill_s + st.cache_s - pre)
+        return live + joined, batch, next_pos, logits
+
+    def _cancel(self, live: list[_Live], cancelled: Callable[[Any], bool] | None) -> None:
+        """Mark the rows whose callers are gone; they leave the batch with the finished ones."""
+        if cancelled is None:
+            return
+        for lv in live:
+            if not lv.finish and cancelled(lv.key):
+                lv.finish = "cancelled"
+                self.stats.cancelled_rows += 1
+
+    def _step(self, live: list[_Live], logits: torch.Tensor, eos: torch.Tensor | None) -> torch.Tensor:
+        """Choose and take one token for every live row; returns the chosen tokens."""
+        chosen = choose(live, logits, eos)
+        self._take_tokens(live, chosen, logits)
+        st = self.stats
+        st.decode_steps += 1
+        st.decode_row_steps += len(live)
+        st.generated_tokens += len(live)
+        return chosen
 
     def _join(
         self, rows: list[tuple[Any, GenRow]], live: list[_Live], batch: Any, next_pos: Any, logits: Any

@@ -8,6 +8,10 @@
 
 `ModelSpec.parse` checks the syntax only; `validate()` also checks the options (each backend's options
 model) and, for `openai:`, that the API key is available; neither loads a model nor touches the network.
+
+Every backend is registered once, in `BACKENDS` below: its kind, the module with its factory and check
+(imported on first use), the syntax of its strings and what it takes. `parse`, `format`, `with_adapter`,
+`is_local`, `load_model` and `validate` all read that table; adding a backend is one line there.
 """
 
 from __future__ import annotations
@@ -23,8 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import ModelStringError
 
-Kind = Literal["embedded", "hf", "openai", "mock"]
-KINDS: tuple[Kind, ...] = ("embedded", "hf", "openai", "mock")
+Kind = str  # a key of BACKENDS
 LORA = "+lora:"
 EXPECTED = "expected 'embedded', 'embedded+lora:DIR', 'hf:PATH[+lora:DIR]', 'openai:MODEL@BASE_URL' or 'mock'"
 OPENAI_SYNTAX = "expected 'openai:MODEL@http(s)://HOST[:PORT]/v1[,http(s)://HOST2...][?option=value&...]'"
@@ -54,33 +57,32 @@ class ModelSpec:
         s = text.strip()
         if not s:
             raise ModelStringError(f"empty model string; {EXPECTED}")
-        if s == "mock":
-            return cls("mock")
         body, _, query = s.partition("?")
-        options = parse_query(query, s) if query else {}
-        if body.startswith("openai:"):
-            base = body[len("openai:") :]
+        name, colon, _ = body.partition(":")
+        b = BACKENDS.get(name)
+        if b is not None and b.syntax == "target" and colon:  # KIND:MODEL@URL[,URL...] ('+' may be in MODEL)
+            base = body[len(name) + 1 :]
             openai_target(base, s)  # syntax of MODEL@URL[,URL...]
-            return cls("openai", base, None, options)
+            return cls(name, base, None, parse_query(query, s) if query else {})
         head, sep, rest = body.partition("+")
-        if head != "embedded" and not head.startswith("hf:"):
+        name, colon, path = head.partition(":")
+        b = BACKENDS.get(name)
+        if b is None or b.syntax == "target" or (b.syntax == "path") != bool(colon) or (query and not b.options):
             raise UnknownModelKind(f"unknown model string {s!r}; {EXPECTED}")
-        if head.startswith("hf:") and not head[3:].strip():
-            raise ModelStringError(f"model string {s!r} names no path; expected 'hf:PATH[+lora:DIR]'")
+        if b.syntax == "path" and not path.strip():
+            raise ModelStringError(f"model string {s!r} names no path; expected '{name}:PATH[+lora:DIR]'")
         adapter = None
         if sep:
+            if not b.adapter:
+                raise UnknownModelKind(f"unknown model string {s!r}; {EXPECTED}")
             if not rest.startswith("lora:") or not rest[5:].strip():
                 raise ModelStringError(f"model string {s!r}: expected '+lora:ADAPTER_DIR' after the model")
             adapter = rest[5:].strip()
-        if head == "embedded":
-            return cls("embedded", "", adapter, options)
-        return cls("hf", head[3:].strip(), adapter, options)
+        return cls(name, path.strip(), adapter, parse_query(query, s) if query else {})
 
     def format(self) -> str:
         """The model string; `ModelSpec.parse(spec.format()) == spec`."""
-        if self.kind == "mock":
-            return "mock"
-        head = "embedded" if self.kind == "embedded" else f"{self.kind}:{self.base}"
+        head = self.kind if BACKENDS[self.kind].syntax == "name" else f"{self.kind}:{self.base}"
         lora = f"{LORA}{self.adapter}" if self.adapter is not None else ""
         query = "&".join(f"{quote(str(k), safe=_SAFE)}={quote(str(v), safe=_SAFE)}" for k, v in self.options.items())
         return head + lora + (f"?{query}" if query else "")
@@ -94,11 +96,18 @@ class ModelSpec:
 
         return scrub_url_credentials(self.format())
 
+    @classmethod
+    def remote(cls, model: str, base_urls: list[str], **options: Any) -> ModelSpec:
+        """The `openai:` string of a served model (`openai:MODEL@URL[,URL...]?k=v`), checked by `parse`."""
+        spec = cls("openai", f"{model}@{','.join(base_urls)}", None, {k: str(v) for k, v in options.items()})
+        return cls.parse(spec.format())
+
     # -- derived specs ---------------------------------------------------------------------------------
     def with_adapter(self, adapter: str | Path) -> ModelSpec:
         """This model with a LoRA adapter (its options stay at the end of the string)."""
-        if self.kind not in ("embedded", "hf"):
-            raise ModelStringError(f"model string {self.format()!r}: only embedded and hf: models take an adapter")
+        if not BACKENDS[self.kind].adapter:
+            takes = " and ".join(k for k, b in BACKENDS.items() if b.adapter)
+            raise ModelStringError(f"model string {self.format()!r}: only {takes} models take an adapter")
         return replace(self, adapter=str(adapter))
 
     def without_options(self) -> ModelSpec:
@@ -107,7 +116,7 @@ class ModelSpec:
     @property
     def is_local(self) -> bool:
         """Runs in-process (embedded or hf:)."""
-        return self.kind in ("embedded", "hf")
+        return BACKENDS[self.kind].local
 
     def local_model_dir(self) -> Path:
         """The base model's directory (the embedded model is converted on first call); adapter and options
@@ -136,24 +145,34 @@ class ModelSpec:
             raise ModelStringError(validation_message(self.format(), e, options_model)) from None
 
 
-# -- the backends: kind -> "module:function" of its factory and its check, imported on first use -----------
-# A factory takes (ModelSpec, keyword options) and returns an `LLM`; a check takes the ModelSpec and raises
-# ModelStringError/BackendError for bad options or a missing key. To add a backend: a kind in `Kind`, its
-# syntax in `ModelSpec.parse`/`format`, and a line here.
-BACKENDS: dict[str, dict[str, str]] = {
-    "embedded": {"build": "clca.llm._hf:build", "check": "clca.llm._hf:check"},
-    "hf": {"build": "clca.llm._hf:build", "check": "clca.llm._hf:check"},
-    "openai": {"build": "clca.llm._openai_backend:build", "check": "clca.llm._openai_backend:check"},
-    "mock": {"build": "clca.llm._mock:build", "check": "clca.llm._mock:check"},
+# -- the backends, registered here once -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Backend:
+    """A backend kind. `module` defines `build(spec, options) -> LLM` and `check(spec)` (raises
+    ModelStringError/BackendError for bad options or a missing key); it is imported on first use.
+    syntax: "name" (the kind alone: `embedded`, `mock`), "path" (`KIND:PATH`), "target" (`KIND:MODEL@URL[,URL]`)."""
+
+    module: str
+    syntax: Literal["name", "path", "target"]
+    adapter: bool = False  # takes `+lora:DIR`
+    local: bool = False  # runs in-process (a local model directory)
+    options: bool = True  # takes `?key=value` options
+
+
+BACKENDS: dict[str, Backend] = {
+    "embedded": Backend("clca.llm._hf", "name", adapter=True, local=True),
+    "hf": Backend("clca.llm._hf", "path", adapter=True, local=True),
+    "openai": Backend("clca.llm._openai_backend", "target"),
+    "mock": Backend("clca.llm._mock", "name", options=False),
 }
+KINDS: tuple[Kind, ...] = tuple(BACKENDS)
 
 
 def backend(kind: str, which: Literal["build", "check"]) -> Any:
     """The factory or check of a backend kind, imported now (heavy imports happen only here)."""
     import importlib
 
-    module, _, name = BACKENDS[kind][which].partition(":")
-    return getattr(importlib.import_module(module), name)
+    return getattr(importlib.import_module(BACKENDS[kind].module), which)
 
 
 def check_model_string(text: str) -> ModelSpec:

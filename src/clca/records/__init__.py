@@ -1,5 +1,5 @@
-"""The stored records, owned here: artifact kinds, their key formats (`_keys`) and the read-only views
-over stored rows that every stage and the report use (`_views`)."""
+"""The stored records, owned here: artifact kinds, their key formats (`_keys`), the names of the meta
+entries (`_meta`) and the read-only views over stored rows that every stage and the report use (`_views`)."""
 
 from ._keys import (
     EPISODE,
@@ -10,19 +10,39 @@ from ._keys import (
     METRIC,
     RELATIONSHIP_WORDS,
     SCENARIO,
+    SPECIFICITY,
     SURVEY_ANSWER,
     TURN,
+    MetricKey,
+    answer_key,
     episode_key,
     key_head,
+    key_prefix,
     map_key,
+    metric_key,
     metric_key_culture,
     relationship_text,
     scenario_key,
+    specificity_key,
     split_answer_key,
     split_episode_key,
     split_map_key,
+    split_metric_key,
     split_turn_key,
     turn_key,
+)
+from ._meta import (
+    CLCA_VERSION,
+    CONFIG,
+    CONFIG_HASH,
+    CREATED_AT,
+    CULTURE_META_PREFIX,
+    MODEL_SERVERS,
+    REUSED_FROM,
+    ROLEPLAY_CONFIG,
+    STAGE_META_PREFIX,
+    culture_meta,
+    stage_meta,
 )
 from ._views import (
     SILENT_ACTIONS,
@@ -37,6 +57,24 @@ from ._views import (
 )
 
 __all__ = [
+    "CLCA_VERSION",
+    "CONFIG",
+    "CONFIG_HASH",
+    "CREATED_AT",
+    "CULTURE_META_PREFIX",
+    "MODEL_SERVERS",
+    "REUSED_FROM",
+    "ROLEPLAY_CONFIG",
+    "SPECIFICITY",
+    "STAGE_META_PREFIX",
+    "MetricKey",
+    "answer_key",
+    "culture_meta",
+    "key_prefix",
+    "metric_key",
+    "specificity_key",
+    "split_metric_key",
+    "stage_meta",
     "EPISODE",
     "EVAL_SEEDS_META",
     "INTENTION",

@@ -13,11 +13,14 @@ Kinds (the `kind` column of the run database's `artifacts` table) and their keys
                  or ALIAS/STYLE/COUNTRY/iwmap (the model's place on the cultural map: map_key)
 
 So the first segment of a key is the culture for scenario .. intention and the model alias for
-survey_answer and metric (`key_head`). Build and split keys with the functions below; nothing else
-parses them.
+survey_answer and metric (`key_head`). Build and split keys with the functions below (`key_prefix` for
+the prefix of a group of keys); nothing else builds or parses them (`tests/test_records.py` walks the
+source for kind strings, hand-made keys and key splits).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 SCENARIO = "scenario"
 EPISODE = "episode"
@@ -73,6 +76,49 @@ def split_map_key(key: str) -> tuple[str, str, str] | None:
     if len(parts) != 4 or parts[3] != MAP_SUFFIX:
         return None
     return parts[0], parts[1], parts[2]
+
+
+def key_prefix(*parts: str) -> str:
+    """The prefix every key under these leading segments starts with: ('JPN',) -> 'JPN/'."""
+    return "".join(f"{p}/" for p in parts)
+
+
+def answer_key(alias: str, style: str, country: str, persona: str, item: str, variant: str) -> str:
+    """A survey answer: 'base/persona/EGY/p003/Q27', or '.../Q27/perm1' for a variant other than 'base'."""
+    key = f"{alias}/{style}/{country}/{persona}/{item}"
+    return key if variant == "base" else f"{key}/{variant}"
+
+
+#: the metric of a specificity row: the similarity to every survey culture, stored once per culture
+SPECIFICITY = "specificity"
+
+
+def metric_key(alias: str, style: str, country: str, variant: str, metric: str) -> str:
+    """A metric over one culture's answers: 'base/persona/EGY/base/kl'."""
+    return f"{alias}/{style}/{country}/{variant}/{metric}"
+
+
+def specificity_key(alias: str, style: str, country: str) -> str:
+    """The specificity row of one culture's answers: 'base/persona/EGY/specificity'."""
+    return f"{alias}/{style}/{country}/{SPECIFICITY}"
+
+
+class MetricKey(NamedTuple):
+    alias: str
+    style: str
+    country: str
+    variant: str | None  # None for a specificity row
+    metric: str  # SPECIFICITY for a specificity row
+
+
+def split_metric_key(key: str) -> MetricKey | None:
+    """A metric key's parts, or None when the key is neither form (rows of an unknown layout are skipped)."""
+    parts = key.split("/")
+    if len(parts) == 4 and parts[3] == SPECIFICITY:
+        return MetricKey(parts[0], parts[1], parts[2], None, SPECIFICITY)
+    if len(parts) == 5:
+        return MetricKey(*parts)
+    return None
 
 
 def key_head(key: str) -> str:

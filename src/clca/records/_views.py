@@ -10,13 +10,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..errors import DataError
 from ._keys import key_head, relationship_text, split_turn_key
 
-if TYPE_CHECKING:
-    from ..store import Record
+
+class Record(Protocol):
+    """What the views read of a stored row (`clca.store.Record`; a protocol, so records/ needs no store)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def data(self) -> Any: ...
+    @property
+    def error(self) -> str | None: ...
+
 
 #: turn action types that carry no content and are dropped from conversations
 SILENT_ACTIONS = frozenset({"none", ""})

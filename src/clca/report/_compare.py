@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ..config import validation_message
 from ..errors import ConfigError, DataError
+from ..records import CONFIG, METRIC, SURVEY_ANSWER
 from ..store import DB_NAME, RunStore
 from ._metrics import METRICS, Estimate, ModelScores, read_wvs
 from ._paired import UNIT_ITEMS, UNIT_PERSONAS, PairedStat, adjust, paired_stats
@@ -233,9 +234,9 @@ def _load(path: Path, label: str) -> _Loaded:
 
 def _load_store(store: RunStore, path: Path, label: str, *, accuracy: bool = True) -> _Loaded:
     """One run's rows from an open store; `accuracy=False` skips the per-persona hits (paired statistics only)."""
-    config = store.get_meta("config")
-    metrics = list(store.iter("metric", status=None))
-    answers = list(store.iter("survey_answer", status="ok"))
+    config = store.get_meta(CONFIG)
+    metrics = list(store.iter(METRIC, status=None))
+    answers = list(store.iter(SURVEY_ANSWER, status="ok"))
     wvs = read_wvs(metrics, answers, config)
     if not wvs.scores:
         raise DataError(f"{path}: no WVS metrics stored in this run (run its eval stage first)")
@@ -284,8 +285,8 @@ Hits = dict[tuple[str, str, str], dict[str, dict[str, float]]]
 def _persona_accuracy(store: RunStore, ev: Any, scores: list[ModelScores]) -> Hits:
     """(alias, style, culture) -> persona -> item -> hit, recomputed from the stored answers and the
     evaluation's personas (the same function `clca.wvs.evaluate` scores accuracy with)."""
-    from ..wvs import ANSWER, Answer
-    from ..wvs._evaluate import eval_inputs, eval_personas, persona_hits
+    from ..records import key_prefix
+    from ..wvs import Answer, eval_inputs, eval_personas, persona_hits
 
     _, ref, survey = eval_inputs(ev)
     personas = {}
@@ -296,7 +297,7 @@ def _persona_accuracy(store: RunStore, ev: Any, scores: list[ModelScores]) -> Hi
         if s.culture not in personas:
             personas[s.culture] = eval_personas(ev, ref, survey, s.culture)
         answers = {}
-        for rec in store.iter(ANSWER, prefix=f"{s.model}/{s.style}/{s.culture}/"):
+        for rec in store.iter(SURVEY_ANSWER, prefix=key_prefix(s.model, s.style, s.culture)):
             a = Answer.model_validate(rec.data)
             if a.variant == "base":
                 answers[(a.persona, a.item)] = a
@@ -319,7 +320,7 @@ def _distributions(loaded: _Loaded) -> list[DistributionRow]:
     """Per item and option: the model's share (stored with the run's specificity row) and the survey's."""
     if loaded.ev is None or not loaded.specificity_models:
         return []
-    from ..wvs._evaluate import eval_inputs
+    from ..wvs import eval_inputs
 
     q, ref, _ = eval_inputs(loaded.ev)
     out = []

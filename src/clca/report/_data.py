@@ -19,13 +19,23 @@ from ..config import validation_message
 from ..errors import ConfigError, DataError
 from ..judge import DiscardRule, discard_reasons
 from ..records import (
+    CLCA_VERSION,
+    CONFIG,
+    CONFIG_HASH,
+    EPISODE,
+    INTENTION,
+    JUDGEMENT,
     KINDS,
+    METRIC,
+    MODEL_SERVERS,
+    SCENARIO,
     CharacterView,
     TurnView,
     dialogue_turns,
     key_head,
     scenario_view,
     split_episode_key,
+    stage_meta,
     turn_view,
 )
 from ..store import Record, RunStore
@@ -171,7 +181,7 @@ def _stage(store: RunStore, kind: str, records: list[Record]) -> StageCount:
     for r in records:
         if r.status == "ok":
             ok += 1
-            if kind != "metric":  # metric keys start with the model alias
+            if kind != METRIC:  # metric keys start with the model alias
                 by_culture[_culture_of(r)] += 1
     return StageCount(
         kind=kind,
@@ -232,7 +242,7 @@ def _character_name(c: CharacterView) -> str:
 
 def _judge_summary(store: RunStore, records: list[Record], rule: DiscardRule) -> JudgeSummary:
     """Kept/dropped exactly as the judge stage's `discard_reasons` query decides (what the dataset uses)."""
-    js = JudgeSummary(failure_reasons=store.failure_reasons("judgement"))
+    js = JudgeSummary(failure_reasons=store.failure_reasons(JUDGEMENT))
     js.failed = sum(1 for r in records if r.status != "ok")
     drops: Counter[str] = Counter()
     per: dict[str, CultureJudge] = defaultdict(CultureJudge)
@@ -262,7 +272,7 @@ def _judge_summary(store: RunStore, records: list[Record], rule: DiscardRule) ->
 
 
 def _intention_summary(records: list[Record], store: RunStore) -> IntentionSummary:
-    s = IntentionSummary(failure_reasons=store.failure_reasons("intention"))
+    s = IntentionSummary(failure_reasons=store.failure_reasons(INTENTION))
     per: dict[str, CultureIntentions] = defaultdict(CultureIntentions)
     for r in records:
         if r.status != "ok":
@@ -317,15 +327,15 @@ def build_summary(
     rows: dict[str, list[Record]] = {k: list(store.iter(k, status=None)) for k in STAGE_KINDS}
     report = ReportData(
         run_dir=str(store.run_dir),
-        clca_version=store.get_meta("clca_version"),
-        config=store.get_meta("config"),
-        config_hash=store.get_meta("config_hash"),
+        clca_version=store.get_meta(CLCA_VERSION),
+        config=store.get_meta(CONFIG),
+        config_hash=store.get_meta(CONFIG_HASH),
     )
     report.stages = {k: _stage(store, k, rows[k]) for k in STAGE_KINDS}
     from ..run_config import STAGES  # the one stage list
 
     for name in STAGES:
-        m = store.get_meta(f"stage:{name}")
+        m = store.get_meta(stage_meta(name))
         if isinstance(m, dict):
             report.stage_runs.append(
                 StageRun(
@@ -335,10 +345,10 @@ def build_summary(
                     detail=_text(m.get("detail")),
                 )
             )
-    servers = store.get_meta("model_servers")
+    servers = store.get_meta(MODEL_SERVERS)
     if isinstance(servers, dict):
         report.model_servers = [v for _, v in sorted(servers.items()) if isinstance(v, dict)]
-    cultures = {c for st in report.stages.values() for c in st.by_culture if st.kind in ("scenario", "episode")}
+    cultures = {c for st in report.stages.values() for c in st.by_culture if st.kind in (SCENARIO, EPISODE)}
 
     ok_eps = [r for r in rows["episode"] if r.status == "ok"]
     ends = Counter(_text((r.data or {}).get("end_reason")) or "unknown" for r in ok_eps)

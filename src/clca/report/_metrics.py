@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ..errors import ClcaError
-from ..records import key_head
+from ..records import SPECIFICITY, key_head, split_metric_key
 from ..store import Record, RunStore
 from ..wvs import METRICS as WVS_METRICS
 from ..wvs import ModelShift, bootstrap_ci, compare_models
@@ -166,18 +166,21 @@ def read_wvs(
     for r in metrics:
         if r.status != "ok" or not isinstance(r.data, dict):
             continue
-        parts = r.key.split("/")
-        if len(parts) == 4 and parts[3] == "specificity" and isinstance(r.data.get("similarity"), dict):
-            sims = {str(k): v for k, x in r.data["similarity"].items() if (v := _num(x)) is not None}
-            specificity.append((parts[0], parts[1], parts[2], sims))
-            model = r.data.get("model")
-            if isinstance(model, dict) and model:
-                items = {str(i): [float(x) for x in d] for i, d in model.items() if isinstance(d, list)}
-                out.answer_shares.append(AnswerShares(model=parts[0], style=parts[1], culture=parts[2], items=items))
-            continue
-        if len(parts) != 5:
+        parts = split_metric_key(r.key)
+        if parts is None:
             continue
         alias, style, culture, variant, metric = parts
+        if metric == SPECIFICITY:
+            if isinstance(r.data.get("similarity"), dict):
+                sims = {str(k): v for k, x in r.data["similarity"].items() if (v := _num(x)) is not None}
+                specificity.append((alias, style, culture, sims))
+                model = r.data.get("model")
+                if isinstance(model, dict) and model:
+                    items = {str(i): [float(x) for x in d] for i, d in model.items() if isinstance(d, list)}
+                    out.answer_shares.append(AnswerShares(model=alias, style=style, culture=culture, items=items))
+            continue
+        if variant is None:
+            continue
         ident = (alias, style, culture)
         chosen = variants.setdefault(ident, variant)
         if variant != chosen:

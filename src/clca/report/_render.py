@@ -17,6 +17,7 @@ from markupsafe import Markup
 from .._files import atomic_dir
 from .._outputs import check_output
 from ..errors import ConfigError, DataError
+from ..records import EPISODE, INTENTION, JUDGEMENT, METRIC, SCENARIO, SURVEY_ANSWER, TURN
 from ..store import DB_NAME, RunStore
 from . import _svg
 from ._data import ReportData, build_summary
@@ -73,81 +74,92 @@ FIGURE_OF_METRIC = {"kl": "kl_per_culture"}
 
 
 def charts(data: ReportData, skip: Sequence[str] = ()) -> dict[str, list[Markup]]:
-    """All SVG charts of the report, by section; `skip`: metrics whose per-culture chart a figure already
-    shows (each figure once in the report)."""
-    out: dict[str, list[Markup]] = {"pipeline": [], "metrics": [], "shift": [], "similarity": [], "training": []}
-    cultures = data.cultures
+    """All SVG charts of the report, by section (each section's charts come from its own builder); `skip`:
+    metrics whose per-culture chart a figure already shows (each figure once in the report)."""
+    return {
+        "pipeline": _pipeline_charts(data),
+        "metrics": _metric_charts(data, skip),
+        "shift": _shift_charts(data),
+        "similarity": _similarity_charts(data),
+        "training": _training_charts(data),
+    }
+
+
+def _pipeline_charts(data: ReportData) -> list[Markup]:
+    """Judged dialogues kept/dropped per culture; the share of cultural intentions per culture."""
+    out: list[Markup] = []
     if data.judge.by_culture:
         cs = list(data.judge.by_culture)
         vals = {
             (c, s): (float(getattr(data.judge.by_culture[c], s)), None, None) for c in cs for s in ("kept", "dropped")
         }
-        out["pipeline"].append(
+        out.append(
             _svg.bar_chart(
-                cs,
-                ["kept", "dropped"],
-                vals,
-                title="Judged dialogues per culture",
-                y_label="dialogues",
-                width=540,
-                height=260,
+                cs, ["kept", "dropped"], vals, title="Judged dialogues per culture", y_label="dialogues",
+                width=540, height=260,
             )
-        )
+        )  # fmt: skip
     if data.intentions.by_culture:
         cs = list(data.intentions.by_culture)
         vals = {(c, "cultural share"): (data.intentions.by_culture[c].share or 0.0, None, None) for c in cs}
-        out["pipeline"].append(
+        out.append(
             _svg.bar_chart(
-                cs,
-                ["cultural share"],
-                vals,
-                title="Share of cultural intentions",
-                y_label="share",
-                width=540,
-                height=260,
+                cs, ["cultural share"], vals, title="Share of cultural intentions", y_label="share",
+                width=540, height=260,
             )
-        )
+        )  # fmt: skip
+    return out
+
+
+def _metric_charts(data: ReportData, skip: Sequence[str] = ()) -> list[Markup]:
+    """KL and JSD to the survey per culture and model (with their confidence intervals), less `skip`."""
+    out: list[Markup] = []
     scores = data.wvs.scores
     labels = list(dict.fromkeys(r.label for r in scores))
     for name in ("kl", "jsd"):
         if name in skip:
             continue
+        if name in skip:
+            continue
         vals = {(r.culture, r.label): t for r in scores if (t := _est(r, name)) is not None}
         if vals:
             title = f"{METRICS[name][0]} to the survey per culture (lower is better; whiskers: 95% CI)"
-            out["metrics"].append(
-                _svg.bar_chart(
-                    [c for c in cultures if any(k[0] == c for k in vals)],
-                    labels,
-                    vals,
-                    title=title,
-                    y_label=METRICS[name][0],
-                    width=760,
-                )
-            )
+            cultures = [c for c in data.cultures if any(k[0] == c for k in vals)]
+            out.append(_svg.bar_chart(cultures, labels, vals, title=title, y_label=METRICS[name][0], width=760))
+    return out
+
+
+def _shift_charts(data: ReportData) -> list[Markup]:
+    """Per-question shifts (adapted minus base), one chart per culture and model pair (at most MAX_SHIFT_CHARTS)."""
     pairs: dict[tuple[str, str, str], list[Any]] = {}
     for s in data.wvs.shifts:
         pairs.setdefault((s.culture, s.base, s.adapted), []).append(s)
-    for (culture, base, adapted), items in list(pairs.items())[:MAX_SHIFT_CHARTS]:
-        out["shift"].append(
-            _svg.diverging_bars(
-                [s.question for s in items],
-                [s.delta for s in items],
-                title=f"{culture}: per-question {items[0].metric.upper()} shift, {adapted} minus {base}",
-                x_label="negative = closer to the survey after adaptation",
-            )
+    return [
+        _svg.diverging_bars(
+            [s.question for s in items],
+            [s.delta for s in items],
+            title=f"{culture}: per-question {items[0].metric.upper()} shift, {adapted} minus {base}",
+            x_label="negative = closer to the survey after adaptation",
         )
+        for (culture, base, adapted), items in list(pairs.items())[:MAX_SHIFT_CHARTS]
+    ]
+
+
+def _similarity_charts(data: ReportData) -> list[Markup]:
+    """The 1-JSD similarity of each model to each culture's survey (the target outlined)."""
     sim = data.wvs.similarity
-    if sim:
-        rows = list(dict.fromkeys(c.model for c in sim))
-        cols = list(dict.fromkeys(c.culture for c in sim))
-        vals = {(c.model, c.culture): c.similarity for c in sim}
-        hl = {c.model: c.target for c in sim}
-        out["similarity"].append(
-            _svg.heatmap(
-                rows, cols, vals, highlight=hl, title="1-JSD similarity to each culture's survey (outlined: target)"
-            )
-        )
+    if not sim:
+        return []
+    rows = list(dict.fromkeys(c.model for c in sim))
+    cols = list(dict.fromkeys(c.culture for c in sim))
+    vals = {(c.model, c.culture): c.similarity for c in sim}
+    hl = {c.model: c.target for c in sim}
+    title = "1-JSD similarity to each culture's survey (outlined: target)"
+    return [_svg.heatmap(rows, cols, vals, highlight=hl, title=title)]
+
+
+def _training_charts(data: ReportData) -> list[Markup]:
+    """Training (and eval) loss per step of each training run."""
     series: dict[str, list[tuple[float, float]]] = {}
     for t in data.trainings:
         name = t.path if len(data.trainings) > 1 else "train"
@@ -155,9 +167,9 @@ def charts(data: ReportData, skip: Sequence[str] = ()) -> dict[str, list[Markup]
             series[f"{name} loss"] = t.loss
         if t.eval_loss:
             series[f"{name} eval loss"] = t.eval_loss
-    if series:
-        out["training"].append(_svg.line_chart(series, title="Training loss", x_label="step", y_label="loss"))
-    return out
+    if not series:
+        return []
+    return [_svg.line_chart(series, title="Training loss", x_label="step", y_label="loss")]
 
 
 def report_figures(store: RunStore, data: ReportData, out: Path) -> tuple[list[Any], str | None]:
@@ -205,13 +217,13 @@ def _context(data: ReportData, figures: Sequence[Any] = (), figures_note: str | 
         "metric_titles": {k: v[0] for k, v in METRICS.items()},
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "stage_titles": {
-            "scenario": "Scenarios",
-            "episode": "Episodes (dialogues)",
-            "turn": "Turns",
-            "judgement": "Judgements",
-            "intention": "Intentions",
-            "survey_answer": "Survey answers",
-            "metric": "Metrics",
+            SCENARIO: "Scenarios",
+            EPISODE: "Episodes (dialogues)",
+            TURN: "Turns",
+            JUDGEMENT: "Judgements",
+            INTENTION: "Intentions",
+            SURVEY_ANSWER: "Survey answers",
+            METRIC: "Metrics",
         },
     }
 

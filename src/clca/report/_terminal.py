@@ -7,17 +7,18 @@ from rich.table import Table
 from rich.text import Text
 
 from .._tables import print_table
+from ..records import EPISODE, INTENTION, JUDGEMENT, METRIC, SCENARIO, SURVEY_ANSWER, TURN
 from ..store import RunStore
 from ._data import ReportData, build_summary
 
 _TITLES = {
-    "scenario": "scenarios",
-    "episode": "dialogues",
-    "turn": "turns",
-    "judgement": "judgements",
-    "intention": "intentions",
-    "survey_answer": "survey answers",
-    "metric": "metrics",
+    SCENARIO: "scenarios",
+    EPISODE: "dialogues",
+    TURN: "turns",
+    JUDGEMENT: "judgements",
+    INTENTION: "intentions",
+    SURVEY_ANSWER: "survey answers",
+    METRIC: "metrics",
 }
 
 
@@ -37,13 +38,13 @@ def terminal_table(data: ReportData) -> Table:
         if st.total == 0:
             continue
         note = _reasons(st.reasons)
-        if kind == "judgement":
+        if kind == JUDGEMENT:
             note = f"kept {data.judge.kept}, dropped {data.judge.dropped}" + (f"; {note}" if note else "")
-        elif kind == "episode" and data.quality:
+        elif kind == EPISODE and data.quality:
             from ..intents import quality_line
 
             note = quality_line(data.quality["total"]) + (f"; {note}" if note else "")
-        elif kind == "intention" and data.intentions.cultural_share is not None:
+        elif kind == INTENTION and data.intentions.cultural_share is not None:
             note = f"cultural {100 * data.intentions.cultural_share:.1f}%" + (f"; {note}" if note else "")
         # Text() keeps model-written reasons from being read as rich markup
         table.add_row(_TITLES.get(kind, kind), str(st.ok), str(st.failed), Text(note))

@@ -13,11 +13,12 @@ from ._models import (
     RoleplayConfig,
     Turn,
     episode_key,
+    no_description,
     split_episode_key,
     turn_key,
 )
 from ._prompts import agent_messages, agent_system_prompt, turn_dicts
-from ._simulate import end_reason, load_episode, load_scenarios, simulate, stored_turns
+from ._roleplay import end_reason, load_episode, load_scenarios, run_roleplay, stored_turns
 from ._view import culture_key, culture_profile, parse_scenario, view
 
 __all__ = [
@@ -37,10 +38,11 @@ __all__ = [
     "load_episode",
     "load_scenarios",
     "parse_scenario",
-    "simulate",
+    "run_roleplay",
     "split_episode_key",
     "stored_turns",
     "turn_dicts",
     "turn_key",
     "view",
+    "no_description",
 ]

@@ -85,7 +85,7 @@ class Turn(BaseModel):
 
 
 class RoleplayConfig(BaseModel):
-    """Settings of `simulate` (and `clca simulate`)."""
+    """Settings of the role-play stage (`run_roleplay`, `clca roleplay`)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -7,6 +7,7 @@ norm-based generation through the run database, Sotopia import/export, statistic
 
 from ._generate import AdaptConfig, adapt_scenarios, generate_from_norms, load_seed_pool
 from ._io import load_seeds, read_scenarios, write_scenarios
+from ._names import culture_locales, name_problem
 from ._norms import Norm, NormsConfig, expand_norms, load_norms, load_norms_config, select_norms, source_counts
 from ._schema import AdaptedDraft, Character, DraftCharacter, Provenance, Relationship, Scenario, ScenarioDraft
 from ._sotopia import (
@@ -57,4 +58,6 @@ __all__ = [
     "source_counts",
     "to_sotopia_records",
     "write_scenarios",
+    "culture_locales",
+    "name_problem",
 ]

@@ -23,8 +23,8 @@ from ..errors import ConfigError, DataError, StructuredOutputError
 from ..failures import failure_reason
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
-from ..records import scenario_key
-from ..runner import RunSummary, run_items
+from ..records import SCENARIO, culture_meta, scenario_key
+from ..runner import RunSummary, attempt_seed, run_items
 from ..store import RunStore
 from ._io import load_seeds
 from ._names import draw_name
@@ -32,7 +32,7 @@ from ._norms import Norm
 from ._schema import AdaptedDraft, DraftCharacter, Provenance, Scenario, ScenarioDraft
 from ._validate import check_scenario
 
-KIND = "scenario"
+KIND = SCENARIO
 D = TypeVar("D", AdaptedDraft, ScenarioDraft)
 
 
@@ -119,7 +119,7 @@ def _draft_json(d: BaseModel, *, hide_names: bool = False) -> str:
 
 def _record_culture(store: RunStore, culture: Culture) -> None:
     """Keep the profile of every culture used, so later stages can describe custom cultures too."""
-    store.set_meta(f"culture/{culture.code}", culture.model_dump(mode="json"))
+    store.set_meta(culture_meta(culture.code), culture.model_dump(mode="json"))
 
 
 def _record_error(store: RunStore, key: str, e: Exception, llm: LLM) -> None:
@@ -192,7 +192,7 @@ async def _ask_valid(
     repair = False
     drawn_any = False
     for attempt in range(cfg.max_attempts):
-        params = GenParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=base + 7919 * attempt)
+        params = GenParams(temperature=cfg.temperature, max_tokens=cfg.max_tokens, seed=attempt_seed(base, attempt))
         try:
             if repair and draft is not None:
                 second = await llm.structured(_second_person_messages(draft, messages, culture.name), DraftCharacter,
@@ -310,11 +310,11 @@ async def adapt_scenarios(
     return await run_items(
         seeds,
         one,
-        is_done=lambda s: store.done(KIND, f"{cult.code}/{s.provenance.id}"),
+        is_done=lambda s: store.done(KIND, scenario_key(cult.code, s.provenance.id)),
         concurrency=cfg.concurrency,
         desc=f"adapt -> {cult.code}",
         progress=cfg.progress,
-        on_error=lambda s, e: _record_error(store, f"{cult.code}/{s.provenance.id}", e, llm),
+        on_error=lambda s, e: _record_error(store, scenario_key(cult.code, s.provenance.id), e, llm),
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import DataError
+from ..hf_ref import is_hf_ref, parse_hf_ref
 from ._io import _first_error
 
 TEXT_COLUMNS = ("norm", "prompt", "text")
@@ -61,10 +62,10 @@ class NormsConfig(BaseModel):
 def hf_dataset_file(spec: str) -> Path:
     """`hf:OWNER/DATASET/FILE` (e.g. hf:cmu-lti/sotopia-pi/used_prompt.csv, Sotopia-pi's published
     inspirational prompts): the file of a Hugging Face dataset, downloaded once into the HF cache."""
-    parts = spec[3:].strip().strip("/").split("/")
-    if len(parts) < 3 or not all(parts):
+    ref = parse_hf_ref(spec)
+    if ref is None or ref.repo is None or not ref.file or "//" in ref.file:
         raise DataError(f"{spec}: expected hf:OWNER/DATASET/FILE, e.g. hf:cmu-lti/sotopia-pi/used_prompt.csv")
-    repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    repo, filename = ref.repo, ref.file
     from huggingface_hub import hf_hub_download
 
     try:
@@ -142,7 +143,7 @@ def load_norms(
     """
     if isinstance(path, NormsConfig):
         return load_norms_config(path)
-    p = hf_dataset_file(str(path)) if str(path).startswith("hf:") else Path(path)
+    p = hf_dataset_file(str(path)) if is_hf_ref(path) else Path(path)
     if not p.is_file():
         raise DataError(f"{p}: norms file not found")
     rows, header = _read_rows(p)

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import DataError
+from ..hf_ref import parse_hf_ref
 from ._io import iter_json_records, write_jsonl
 from ._schema import Character, Provenance, Relationship, Scenario
 
@@ -276,11 +277,10 @@ def fetch_sotopia_hf(repo: str = HF_REPO, *, repo_type: str = HF_REPO_TYPE, revi
 
 def sotopia_dir(spec: str | Path) -> Path:
     """The local directory of a `sotopia:` setting: a path, or `hf` / `hf:OWNER/NAME` (downloaded)."""
-    s = str(spec).strip()
-    if s == "hf" or s.startswith("hf:"):
-        repo = s[3:].strip() or HF_REPO
-        return fetch_sotopia_hf(repo)
-    d = Path(s).expanduser()
+    ref = parse_hf_ref(spec)
+    if ref is not None:
+        return fetch_sotopia_hf(ref.repo or ref.file or HF_REPO)
+    d = Path(str(spec).strip()).expanduser()
     if not d.is_dir():
         raise DataError(f"{d}: Sotopia profile directory not found (expected {', '.join(FILES.values())})")
     return d

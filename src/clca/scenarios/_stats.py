@@ -10,13 +10,13 @@ from pydantic import ValidationError
 
 from ..culture import UnknownCultureError, get_culture
 from ..errors import ConfigError, DataError
-from ..records import key_head
+from ..records import SCENARIO, key_head, key_prefix
 from ..store import RunStore
 from ._io import load_seeds
 from ._names import culture_locales, name_problem
 from ._schema import Scenario
 
-KIND = "scenario"
+KIND = SCENARIO
 #: token Jaccard similarity of two settings above which they count as near-duplicates
 NEAR_DUPLICATE_JACCARD = 0.8
 _TOKEN = re.compile(r"[a-z0-9']+")
@@ -25,9 +25,9 @@ _TOKEN = re.compile(r"[a-z0-9']+")
 def culture_prefix(culture: str) -> str:
     """A culture name/code -> the key prefix of its scenarios ("JPN/"); unknown names are used as given."""
     try:
-        return f"{get_culture(culture).code}/"
+        return key_prefix(get_culture(culture).code)
     except UnknownCultureError:
-        return f"{culture}/"
+        return key_prefix(culture)
 
 
 def iter_scenarios(store: RunStore, culture: str | None = None) -> list[tuple[str, Scenario]]:

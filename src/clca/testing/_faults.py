@@ -10,7 +10,7 @@ It is a small HTTP/1.1 server on asyncio streams (so it can truncate and drop co
 normal ASGI server cannot), forwarding healthy requests to the `clca serve` app in-process.
 
     with fault_server(MockLLM(["hi"]), Fault(kind="status", status=429, first=2)) as fs:
-        llm = load_model(f"openai:mock@{fs.base_url}?backoff_base=0", cache=False)
+        llm = load_model(fs.model_string(backoff_base=0), cache=False)
         ...
         assert fs.counters.requests == 3
 """
@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..llm._protocol import LLM
+from ..llm import LLM
 from ._profiles import ServerProfile, body_key, completions, get_profile
 
 FaultKind = Literal["status", "delay", "timeout", "truncate", "invalid_json", "bad_schema", "drop"]
@@ -101,7 +101,7 @@ class FaultServer:
         keep_bodies: bool = False,
         profile: str | None = None,
     ) -> None:
-        from ..llm._server import create_app
+        from ..llm import create_app
 
         self.inner = inner
         self.profile: ServerProfile | None = None if profile is None else get_profile(profile)
@@ -121,8 +121,9 @@ class FaultServer:
 
     def model_string(self, **options: Any) -> str:
         """An `openai:` model string for this server, e.g. `fs.model_string(max_retries=3, backoff_base=0)`."""
-        query = "&".join(f"{k}={v}" for k, v in options.items())
-        return f"openai:{self.served_name}@{self.base_url}" + (f"?{query}" if query else "")
+        from ..llm import ModelSpec
+
+        return ModelSpec.remote(self.served_name, [self.base_url], **options).format()
 
     # -- lifecycle --------------------------------------------------------------------------------
     def start(self) -> str:
@@ -141,7 +142,7 @@ class FaultServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     def stop(self) -> None:
-        from ..llm._capabilities import forget_server
+        from ..llm import forget_server
 
         forget_server(self.base_url)  # a later server may reuse the port: its capabilities are its own
         if not self._thread.is_alive():

@@ -6,8 +6,19 @@ print(format_table(result))
 """
 
 from ..countries import country_name, region_name, resolve_country
-from ._answer import PERSONA_STYLES, STYLES, Answer, ask, build_messages, option_order, parse_answer
-from ._evaluate import ANSWER, METRIC, EvalConfig, answer_key, compute_metrics, evaluate, rank_of
+from ._answer import PERSONA_STYLES, STYLES, Answer, answer_seed, ask, build_messages, option_order, parse_answer
+from ._evaluate import (
+    SHARED_PERSONA,
+    EvalConfig,
+    compute_metrics,
+    eval_inputs,
+    eval_personas,
+    evaluate,
+    item_metric_values,
+    persona_hits,
+    plan,
+    rank_of,
+)
 from ._metrics import (
     bootstrap_ci,
     js_distance,
@@ -43,15 +54,16 @@ from ._result import METRICS, EvalResult, MetricRow, ModelShift, compare_models,
 from ._survey import DEMOGRAPHIC_FIELDS, Respondent, Survey, iter_respondents, load_survey
 
 __all__ = [
-    "ANSWER", "METRIC", "METRICS", "DEMOGRAPHIC_FIELDS", "PERSONA_STYLES", "STYLES",
+    "METRICS", "DEMOGRAPHIC_FIELDS", "PERSONA_STYLES", "STYLES",
     "Answer", "CountryReference", "Distribution", "EvalConfig", "EvalResult", "Item", "Marginal", "MetricRow",
     "ModelShift", "OpinionQuestion", "OpinionSurvey", "Persona", "Questionnaire", "ReferenceTable", "Respondent",
     "SkippedEntry", "Survey",
-    "aggregate", "answer_key", "ask", "bootstrap_ci", "build_messages", "compare_models", "compute_metrics",
+    "aggregate", "ask", "bootstrap_ci", "build_messages", "compare_models", "compute_metrics",
     "country_name", "default_questionnaire", "distributions", "evaluate", "format_shifts", "format_table",
     "iter_respondents", "js_distance", "js_similarity", "kl_divergence", "load_global_opinions",
     "load_opinion_questions", "load_opinion_survey", "load_value_labels", "open_release",
     "load_questionnaire", "load_reference", "load_survey", "majority_match", "marginals", "option_order",
     "parse_answer", "personas_from_marginals", "personas_from_survey", "rank_of", "reference_from_survey",
     "region_name", "resolve_country", "survey_reference", "wasserstein_ordinal",
+    "SHARED_PERSONA", "answer_seed", "eval_inputs", "eval_personas", "item_metric_values", "persona_hits", "plan",
 ]  # fmt: skip

@@ -14,7 +14,15 @@ from ..countries import resolve_country
 from ..errors import ClcaError, ConfigError
 from ..failures import failure_reason
 from ..llm import LLM
-from ..records import EVAL_SEEDS_META
+from ..records import (
+    EVAL_SEEDS_META,
+    METRIC,
+    SURVEY_ANSWER,
+    answer_key,
+    key_prefix,
+    metric_key,
+    specificity_key,
+)
 from ..runner import run_items
 from ..store import RunStore
 from ._answer import DEFAULT_MAX_TOKENS, PERSONA_STYLES, Answer, ask
@@ -28,8 +36,6 @@ from ._reference import Distribution, ReferenceTable, load_reference, survey_ref
 from ._result import EvalResult, MetricRow
 from ._survey import Survey
 
-ANSWER = "survey_answer"
-METRIC = "metric"
 SHARED_PERSONA = "all"  # persona id used by styles whose prompt has no persona details
 
 
@@ -88,11 +94,6 @@ def samples_per_prompt(cfg: EvalConfig, style: str, n_personas: int) -> int:
     if style in PERSONA_STYLES:
         return cfg.samples
     return cfg.shared_samples if cfg.shared_samples is not None else cfg.samples * max(1, n_personas)
-
-
-def answer_key(alias: str, style: str, country: str, persona: str, item: str, variant: str) -> str:
-    key = f"{alias}/{style}/{country}/{persona}/{item}"
-    return key if variant == "base" else f"{key}/{variant}"
 
 
 class _Unit(BaseModel):
@@ -236,7 +237,7 @@ async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig)
     q, ref, cultures, others, personas, units, note = (
         pl.questionnaire, pl.reference, pl.cultures, pl.others, pl.personas, pl.units, pl.note,
     )  # fmt: skip
-    for rec in store.iter(ANSWER, prefix=f"{model_alias}/"):
+    for rec in store.iter(SURVEY_ANSWER, prefix=key_prefix(model_alias)):
         if rec.data.get("mode") != cfg.mode:
             raise ConfigError(
                 f"{store.run_dir} holds {rec.data.get('mode')}-mode answers of {model_alias!r}; "
@@ -252,15 +253,15 @@ async def evaluate(store: RunStore, llm: LLM, model_alias: str, cfg: EvalConfig)
                 max_tokens=cfg.max_tokens,
             )  # fmt: skip
         except (ClcaError, ValueError) as e:
-            store.fail(ANSWER, u.key, failure_reason(e))
+            store.fail(SURVEY_ANSWER, u.key, failure_reason(e))
             return False
-        store.put(ANSWER, u.key, a.model_dump())
+        store.put(SURVEY_ANSWER, u.key, a.model_dump())
         return True
 
     seeds = store.get_meta(EVAL_SEEDS_META)  # shown by `clca compare` for a run without a run config
     store.set_meta(EVAL_SEEDS_META, {**(seeds if isinstance(seeds, dict) else {}), model_alias: cfg.seed})
     summary = await run_items(
-        units, one, is_done=lambda u: store.done(ANSWER, u.key), concurrency=cfg.concurrency,
+        units, one, is_done=lambda u: store.done(SURVEY_ANSWER, u.key), concurrency=cfg.concurrency,
         desc="survey answers", progress=cfg.progress,
     )  # fmt: skip
     result = compute_metrics(store, model_alias, cfg, q, ref, personas, cultures, others)
@@ -298,11 +299,11 @@ def compute_metrics(
         for style in cfg.styles:
             variant_means: dict[str, dict[str, float]] = {}
             for v in cfg.variants:
-                prefix = f"{alias}/{style}/{c}/"
+                prefix = key_prefix(alias, style, c)
                 by_item: dict[str, list[Answer]] = defaultdict(list)
                 by_persona_item: dict[tuple[str, str], Answer] = {}
                 wanted = {p.id for p in personas[c]} if style in PERSONA_STYLES else {SHARED_PERSONA}
-                for rec in store.iter(ANSWER, prefix=prefix):
+                for rec in store.iter(SURVEY_ANSWER, prefix=prefix):
                     a = Answer.model_validate(rec.data)
                     if a.variant != v or a.item not in cref.items or a.persona not in wanted:
                         continue
@@ -324,14 +325,14 @@ def compute_metrics(
                         tm, tl, th = bootstrap_ci(tvals, resamples=cfg.bootstrap, seed=cfg.seed)
                         rows.append(MetricRow(model=alias, style=style, culture=c, variant=v, theme=theme,
                                               metric=metric, mean=tm, lo=tl, hi=th, n=len(tvals)))  # fmt: skip
-                    store.put(METRIC, f"{alias}/{style}/{c}/{v}/{metric}",
+                    store.put(METRIC, metric_key(alias, style, c, v, metric),
                               {"mean": mean, "lo": lo, "hi": hi, "per_item": vals})  # fmt: skip
                 variant_means[v] = means
                 if v == cfg.variants[0]:
                     model = {i: _model_dist(ans) for i, ans in by_item.items()}
                     spec = _specificity(model, ref)
                     specificity.setdefault(style, {})[c] = spec
-                    store.put(METRIC, f"{alias}/{style}/{c}/specificity", {"similarity": spec, "model": model})
+                    store.put(METRIC, specificity_key(alias, style, c), {"similarity": spec, "model": model})
             if len(variant_means) > 1:
                 for metric in next(iter(variant_means.values())):
                     ms = [m[metric] for m in variant_means.values() if metric in m]

@@ -180,14 +180,14 @@ def map_metrics(
 ) -> tuple[list[MetricRow], list[str]]:
     """Place every (style, culture) of a model from its stored answers; store one map row each; return the
     metric rows (iw_secular, iw_selfexpr, iw_distance) and one line per placement for the terminal."""
-    from ._evaluate import ANSWER, METRIC
+    from ..records import METRIC, SURVEY_ANSWER, key_prefix
 
     rows: list[MetricRow] = []
     lines: list[str] = []
     for style in styles:
         for c in cultures:
             answers = [
-                a for rec in store.iter(ANSWER, prefix=f"{alias}/{style}/{c}/")
+                a for rec in store.iter(SURVEY_ANSWER, prefix=key_prefix(alias, style, c))
                 if (a := Answer.model_validate(rec.data)).variant == variant
             ]  # fmt: skip
             vals = {p: v for p, v in persona_values(answers).items() if len(v) >= 8}

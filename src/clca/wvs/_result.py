@@ -12,7 +12,17 @@ from rich.table import Table
 
 from ..countries import resolve_country
 from ..errors import ConfigError
-from ..records import key_head, metric_key_culture, split_answer_key
+from ..records import (
+    METRIC,
+    SPECIFICITY,
+    key_head,
+    key_prefix,
+    metric_key,
+    metric_key_culture,
+    specificity_key,
+    split_answer_key,
+    split_metric_key,
+)
 from ..store import RunStore
 
 # metric -> (column title, lower is better): the one list of the WVS metrics and their directions
@@ -128,19 +138,23 @@ def compare_models(
     _check_pair(store, base_alias, adapted_alias, tgt)
     out: list[ModelShift] = []
     found_styles = styles or sorted(
-        {r.key.split("/")[1] for r in store.iter("metric", prefix=f"{base_alias}/") if r.key.endswith("/specificity")}
+        {
+            k.style
+            for r in store.iter(METRIC, prefix=key_prefix(base_alias))
+            if (k := split_metric_key(r.key)) is not None and k.metric == SPECIFICITY
+        }
     )
     for style in found_styles:
-        b = store.get("metric", f"{base_alias}/{style}/{tgt}/specificity")
-        a = store.get("metric", f"{adapted_alias}/{style}/{tgt}/specificity")
+        b = store.get(METRIC, specificity_key(base_alias, style, tgt))
+        a = store.get(METRIC, specificity_key(adapted_alias, style, tgt))
         if b is None or a is None:
             missing = base_alias if b is None else adapted_alias
             raise ConfigError(
                 f"no {style!r} evaluation of {missing} for {tgt} in {store.run_dir}; run `clca eval` first"
             )
         bs, as_ = b.data["similarity"], a.data["similarity"]
-        kb = store.get("metric", f"{base_alias}/{style}/{tgt}/base/kl")
-        ka = store.get("metric", f"{adapted_alias}/{style}/{tgt}/base/kl")
+        kb = store.get(METRIC, metric_key(base_alias, style, tgt, "base", "kl"))
+        ka = store.get(METRIC, metric_key(adapted_alias, style, tgt, "base", "kl"))
 
         def rank(sims: dict[str, float]) -> int | None:
             order = sorted(sims, key=lambda k: -sims[k])

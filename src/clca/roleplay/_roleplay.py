@@ -12,8 +12,8 @@ from ..echo import EchoError, echo_problem
 from ..errors import BackendError, DataError, RunMismatchError, StructuredOutputError
 from ..failures import failure_reason
 from ..llm import LLM, ChatResult, GenParams
-from ..records import ScenarioView
-from ..runner import RunSummary, run_items
+from ..records import EPISODE, ROLEPLAY_CONFIG, SCENARIO, TURN, ScenarioView, key_prefix
+from ..runner import RunSummary, attempt_seed, run_items
 from ..store import RunStore
 from ._deps import run_culture
 from ._freetext import Decoding, decoding_for, in_process, parse_argument, sample_type, stops_for, type_options
@@ -66,7 +66,7 @@ def end_reason(turns: Sequence[Turn], cfg: RoleplayConfig) -> EndReason | None:
 def stored_turns(store: RunStore, ep_key: str) -> list[Turn]:
     """The contiguous turns 0..n-1 stored for an episode (a later stray turn is ignored and overwritten)."""
     turns: list[Turn] = []
-    for rec in store.iter("turn", parent=ep_key):
+    for rec in store.iter(TURN, parent=ep_key):
         t = Turn.model_validate(rec.data)
         if t.idx != len(turns):
             break
@@ -76,10 +76,10 @@ def stored_turns(store: RunStore, ep_key: str) -> list[Turn]:
 
 def load_scenarios(store: RunStore, cfg: RoleplayConfig, scenario_keys: Sequence[str] | None = None) -> list[Any]:
     """(key, Scenario) pairs to play, filtered by culture / keys / limit. Bad rows are a DataError."""
-    prefix = f"{culture_key(cfg.culture)}/" if cfg.culture else None
+    prefix = key_prefix(culture_key(cfg.culture)) if cfg.culture else None
     wanted = set(scenario_keys) if scenario_keys is not None else None
     out: list[Any] = []
-    for rec in store.iter("scenario", prefix=prefix):
+    for rec in store.iter(SCENARIO, prefix=prefix):
         if wanted is not None and rec.key not in wanted:
             continue
         try:
@@ -101,14 +101,14 @@ def load_scenarios(store: RunStore, cfg: RoleplayConfig, scenario_keys: Sequence
 
 def _check_config(store: RunStore, cfg: RoleplayConfig, models: list[str]) -> None:
     pinned = {k: getattr(cfg, k) for k in _PINNED} | {"models": models}
-    old = store.get_meta("roleplay_config")
+    old = store.get_meta(ROLEPLAY_CONFIG)
     if old is not None and old != pinned:
         diff = sorted(k for k in pinned if old.get(k) != pinned[k])
         raise RunMismatchError(
             f"{store.run_dir} holds episodes made with other role-play settings ({', '.join(diff)}); "
             "use a new run directory or the same settings"
         )
-    store.set_meta("roleplay_config", pinned)
+    store.set_meta(ROLEPLAY_CONFIG, pinned)
 
 
 class _Simulator:
@@ -176,7 +176,7 @@ class _Simulator:
         messages = agent_messages(item.sv, side, turns, self.profile(item.sv.culture))
         reasons: list[str] = []
         for k in range(cfg.structured_attempts):
-            p = replace(params, seed=None if params.seed is None else params.seed + 7919 * k)
+            p = replace(params, seed=None if params.seed is None else attempt_seed(params.seed, k))
             action = await llm.structured(messages, AgentAction, p, max_attempts=cfg.structured_attempts)
             if action.action_type not in CONTENT_ACTIONS:
                 return action
@@ -205,7 +205,7 @@ class _Simulator:
         echoed = False
 
         async def attempt(k: int) -> ChatResult:
-            seed = None if params.seed is None else params.seed + 7919 * k
+            seed = None if params.seed is None else attempt_seed(params.seed, k)
             return await llm.chat(messages, replace(params, seed=seed, stop=stops_for(action_type)))
 
         # the first attempt alone; if it fails, the other attempts at once (they differ only by their seeds,
@@ -234,7 +234,7 @@ class _Simulator:
         raise (EchoError if echoed else StructuredOutputError)("free-text argument", cfg.structured_attempts, reasons)
 
     def _fail(self, item: _Item, reason: str, turns: list[Turn]) -> bool:
-        self.store.fail("episode", item.key, reason, data=self._episode_data(item, turns, None))
+        self.store.fail(EPISODE, item.key, reason, data=self._episode_data(item, turns, None))
         self.reasons[reason.split(":")[0]] += 1
         return False
 
@@ -277,16 +277,16 @@ class _Simulator:
                 seed=seed,
                 decoding=decoding,
             )
-            self.store.put("turn", turn_key(item.key, turn.idx), turn.model_dump(mode="json"), parent=item.key)
+            self.store.put(TURN, turn_key(item.key, turn.idx), turn.model_dump(mode="json"), parent=item.key)
             turns.append(turn)
         if not any(t.action_type is ActionType.speak for t in turns):
             reason = f"no speech: episode ended ({end.value}) after {len(turns)} turns without a speak turn"
             return self._fail(item, reason, turns)
-        self.store.put("episode", item.key, self._episode_data(item, turns, end))
+        self.store.put(EPISODE, item.key, self._episode_data(item, turns, end))
         return True
 
 
-async def simulate(
+async def run_roleplay(
     store: RunStore,
     agents: LLM | Sequence[LLM],
     cfg: RoleplayConfig | None = None,
@@ -302,15 +302,15 @@ async def simulate(
         raise ValueError("agents must be one LLM or a pair of LLMs")
     sim = _Simulator(store, (pair[0], pair[1]), cfg)
     items = [
-        _Item(key, s, view(sc, run_culture(store, sc.culture) if sc.culture else None, key))
-        for key, sc in load_scenarios(store, cfg, scenario_keys)
+        _Item(key, s, view(scenario, run_culture(store, scenario.culture) if scenario.culture else None, key))
+        for key, scenario in load_scenarios(store, cfg, scenario_keys)
         for s in range(cfg.samples)
     ]
     _check_config(store, cfg, [a.model_id for a in sim.agents])
     summary = await run_items(
         items,
         sim.run_episode,
-        is_done=lambda it: store.done("episode", it.key),
+        is_done=lambda it: store.done(EPISODE, it.key),
         concurrency=cfg.concurrency,
         desc="episodes",
         progress=cfg.progress,
@@ -324,11 +324,11 @@ def load_episode(store: RunStore, key: str) -> Episode:
     from ._models import split_episode_key
 
     scenario_key, sample = split_episode_key(key)
-    sc_rec = store.get("scenario", scenario_key)
+    sc_rec = store.get(SCENARIO, scenario_key)
     if sc_rec is None:
         raise DataError(f"{store.path}: episode {key!r} refers to missing scenario {scenario_key!r}")
     scenario = parse_scenario(sc_rec.data)
-    rec = store.get("episode", key)
+    rec = store.get(EPISODE, key)
     turns = stored_turns(store, key)
     if rec is None and not turns:
         raise DataError(f"{store.path}: no episode {key!r}")

@@ -1,4 +1,4 @@
-"""CLI: `clca simulate`, `clca judge`, `clca intents`, `clca dialogues export|stats`."""
+"""CLI: `clca roleplay` (old name: `clca simulate`), `clca judge`, `clca intents`, `clca dialogues export|stats`."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def _rule(drop: str) -> Any:
     return DiscardRule(meta_not_aligned=conf, quality_bad=conf)
 
 
-def simulate_cmd(
+def roleplay_cmd(
     run_dir: Path = _RUN_DIR,
     model: str = typer.Option("embedded", "--model", help="Model string of both agents (or of the first)."),
     model_b: str = typer.Option(None, "--model-b", help="Model string of the second agent (default: --model)."),
@@ -90,7 +90,7 @@ def simulate_cmd(
     quiet: bool = _QUIET,
 ) -> None:
     """Role-play every scenario of the run SAMPLES times; resumes interrupted episodes from their stored turns."""
-    from ..roleplay import simulate
+    from ..roleplay import run_roleplay
 
     cfg = RoleplayConfig(
         samples=samples,
@@ -108,7 +108,7 @@ def simulate_cmd(
 
     async def work(store: Any, llms: list[Any]) -> RunSummary:
         agents = llms[0] if len(llms) == 1 else llms
-        return await simulate(store, agents, cfg, scenario_keys=scenario or None)
+        return await run_roleplay(store, agents, cfg, scenario_keys=scenario or None)
 
     _run(run_dir, specs, work, "episodes")
 
@@ -235,7 +235,8 @@ def stats_cmd(
 
 def register(app: typer.Typer) -> None:
     """Attach this module's commands to the root app."""
-    app.command("simulate")(simulate_cmd)
+    app.command("roleplay")(roleplay_cmd)
+    app.command("simulate", hidden=True, help="The old name of `clca roleplay`.")(roleplay_cmd)
     app.command("judge")(judge_cmd)
     app.command("intents")(intents_cmd)
     dialogues = typer.Typer(help="Inspect and export role-play dialogues.", no_args_is_help=True)

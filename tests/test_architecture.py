@@ -1,0 +1,105 @@
+"""docs/architecture.md matches the code: its package picture names every package and top-level module once,
+in layers that every import respects; its module tables name every file; no module imports another
+package's private module. Each check also runs on a planted violation."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from import_graph import import_graph, imports_of, module_files
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "clca"
+DOC = ROOT / "docs" / "architecture.md"
+
+
+def unit_of(module: str, package: str = "clca") -> str:
+    """The picture's unit of a module: its top-level package ('llm/') or top-level module ('pipeline.py')."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "__init__.py"
+    return f"{parts[0]}/" if (SRC / parts[0]).is_dir() else f"{parts[0]}.py"
+
+
+def picture_layers(text: str) -> dict[str, int]:
+    """Unit -> layer, from the picture's code block (rows `N  unit unit ...  job`)."""
+    block = text.split("## Packages and the direction of dependencies", 1)[1].split("```", 2)[1]
+    layers: dict[str, int] = {}
+    for line in block.splitlines():
+        m = re.match(r"^(\d+)\s+(.*)$", line)
+        if m:
+            for tok in m.group(2).split():
+                if re.fullmatch(r"[\w]+/|[\w]+\.py", tok):
+                    assert tok not in layers, f"{tok} is in the picture twice"
+                    layers[tok] = int(m.group(1))
+    return layers
+
+
+def tree_units(root: Path) -> set[str]:
+    return {f"{p.name}/" for p in root.iterdir() if (p / "__init__.py").is_file()} | {p.name for p in root.glob("*.py")}
+
+
+def layer_violations(graph: Mapping[str, set[str]], layers: Mapping[str, int]) -> list[str]:
+    """Imports from a unit to a unit of a higher layer (a layer with a smaller number)."""
+    out = []
+    for m, targets in graph.items():
+        for t in targets:
+            a, b = unit_of(m), unit_of(t)
+            if a != b and layers[b] < layers[a]:
+                out.append(f"{m} (layer {layers[a]}) imports {t} (layer {layers[b]})")
+    return sorted(out)
+
+
+def private_imports(root: Path, package: str) -> list[str]:
+    """Imports of a private module (`_name`) from outside the package that holds it."""
+    files = module_files(root, package)
+    out = set()
+    for m, p in files.items():
+        for t, line in imports_of(m, p, files):
+            owner, _, last = t.rpartition(".")
+            if last.startswith("_") and not (m == owner or m.startswith(owner + ".")):
+                out.add(f"{m}:{line} imports {t}")
+    return sorted(out)
+
+
+def test_the_picture_names_every_package_and_module_once() -> None:
+    layers = picture_layers(DOC.read_text(encoding="utf-8"))
+    assert set(layers) == tree_units(SRC)
+    assert layers["cli/"] == 1 and layers["records/"] == max(layers.values())
+
+
+def test_every_import_respects_the_layers() -> None:
+    layers = picture_layers(DOC.read_text(encoding="utf-8"))
+    graph = import_graph(SRC, "clca")
+    assert layer_violations(graph, layers) == []
+    planted = {**graph, "clca.records._keys": {"clca.pipeline"}}  # the database layer importing the pipeline
+    assert layer_violations(planted, layers) == ["clca.records._keys (layer 6) imports clca.pipeline (layer 2)"]
+
+
+def test_the_module_tables_name_every_file() -> None:
+    text = DOC.read_text(encoding="utf-8").split("## Every module", 1)[1]
+    listed = re.findall(r"^\| `([\w/]+\.py)` \|", text, re.M)
+    assert len(listed) == len(set(listed))
+    files = {p.relative_to(SRC).as_posix() for p in SRC.rglob("*.py")}
+    wanted = {f for f in files if not (f.endswith("/__init__.py"))}
+    assert set(listed) == wanted, (sorted(wanted - set(listed)), sorted(set(listed) - wanted))
+
+
+def test_no_module_imports_another_packages_private_module(tmp_path: Path) -> None:
+    assert private_imports(SRC, "clca") == []
+    pkg = tmp_path / "pkg"
+    for sub in ("llm", "judge"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "_files.py").write_text("")
+    (pkg / "llm" / "_spec.py").write_text("from .. import _files\n")  # a parent's private module: allowed
+    (pkg / "llm" / "_registry.py").write_text("from ._spec import X\n")  # its own package's: allowed
+    (pkg / "judge" / "_models.py").write_text("def f():\n    from ..llm._spec import X\n")
+    (pkg / "pipeline.py").write_text("from .llm import _registry\n")
+    assert private_imports(pkg, "pkg") == [
+        "pkg.judge._models:2 imports pkg.llm._spec",
+        "pkg.pipeline:1 imports pkg.llm._registry",
+    ]
