@@ -95,6 +95,7 @@ def _compare(*args: str) -> Any:
     [(8, 0.01, 0.05), (42, -0.246, 0.4), (300, 0.0, 1.3)],  # three planted cases
 )
 def test_detectable_effect_equals_statsmodels(n: int, loc: float, scale: float) -> None:
+    pytest.importorskip("statsmodels", reason="statsmodels is in the dev extra: pip install -e '.[dev]'")
     from statsmodels.stats.power import TTestPower
 
     diffs = np.random.default_rng(n).normal(loc, scale, size=n)
@@ -245,8 +246,8 @@ def test_dose_response_figure_over_max_steps(tmp_path: Path) -> None:
     runs = []
     for steps, shift in ((12, 0.05), (24, 0.15), (48, 0.3)):
         adapted = {c: list(v - shift * (1 if c == "EGY" else 0.5)) for c, v in base.items()}
-        runs.append(plant_run(tmp_path / f"direct{steps}", _config("survey_direct", steps),
-                              {"base": base_kl, "adapted": adapted}))  # fmt: skip
+        cfg = {**_config("survey_direct", steps), "continue_from": f"runs/direct{steps // 2}"}  # a dose chain
+        runs.append(plant_run(tmp_path / f"direct{steps}", cfg, {"base": base_kl, "adapted": adapted}))
     # another learning rate: not in the series; a lone uniform control: a series of one, not drawn
     runs.append(
         plant_run(tmp_path / "lr", _config("survey_direct", 24, lr=1e-4), {"base": base_kl, "adapted": base_kl})

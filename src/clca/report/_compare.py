@@ -31,7 +31,7 @@ EVAL_ONLY_GROUP = "evaluated models (no run config)"
 #: dataset variants of the format-only controls: the default reference arm (the first one found, in this order)
 REFERENCE_VARIANTS = ("survey_uniform", "survey_shuffled")
 #: run config keys that do not change what a run's student learns (a dose series differs only in train.max_steps)
-_DOSE_IGNORED = ("name", "run_dir", "reuse_from", "cache")
+_DOSE_IGNORED = ("name", "run_dir", "reuse_from", "continue_from", "cache")
 __all__ = ["UNIT_ITEMS", "UNIT_PERSONAS", "PairedStat", "SpecificityStat"]
 
 
