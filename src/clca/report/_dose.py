@@ -10,21 +10,37 @@ culture) against steps with its bootstrap interval, 0 at 0 steps; below zero the
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 from ._paired import KIND_BASE
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ._compare import Comparison
     from ._figures import Figure
 
 METRIC = "kl"
 DID = "kl_did"
+#: run config keys that do not change what a run's student learns (a dose series differs only in train.max_steps)
+DOSE_IGNORED = ("name", "run_dir", "reuse_from", "continue_from", "cache")
 COLUMNS = ["series", "run", "steps", "model", "style", "culture", "role", "metric", "value", "ci_low", "ci_high"]
+
+
+def dose_config(cfg: dict[str, Any]) -> tuple[int | None, str | None]:
+    """(train.max_steps when > 0, hash of the config without it and without names and paths)."""
+    train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
+    steps = train.get("max_steps")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
+        return None, None
+    rest = {k: v for k, v in cfg.items() if k not in DOSE_IGNORED}
+    rest["train"] = {k: v for k, v in train.items() if k not in ("max_steps", "progress")}
+    text = json.dumps(rest, sort_keys=True, default=str)
+    return steps, hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def dose_series(comp: Comparison) -> dict[str, list[tuple[int, str]]]:
@@ -48,6 +64,8 @@ def dose_series(comp: Comparison) -> dict[str, list[tuple[int, str]]]:
 
 def dose_frame(comp: Comparison) -> pd.DataFrame:
     """The figure's data: one row per series, step count, adapted alias, style and culture (0 = base model)."""
+    import pandas as pd
+
     recs: list[dict[str, Any]] = []
     for name, runs in dose_series(comp).items():
         labels = [lab for _, lab in runs]
