@@ -8,7 +8,7 @@
 
 from typing import Any
 
-from ._compare import CompareRow, Comparison, PairedStat, build_comparison
+from ._compare import CompareRow, Comparison, PairedStat, SpecificityStat, build_comparison
 from ._data import (
     DialogueSample,
     IntentionSummary,
@@ -39,6 +39,7 @@ __all__ = [
     "ReportPaths",
     "SimilarityCell",
     "SimilarityRank",
+    "SpecificityStat",
     "StageCount",
     "StageRun",
     "TrainSummary",

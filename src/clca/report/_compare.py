@@ -11,7 +11,6 @@ culture), and every row with a chosen baseline row.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from ..config import validation_message
 from ..errors import ConfigError, DataError
 from ..records import CONFIG, METRIC, SURVEY_ANSWER
 from ..store import DB_NAME, RunStore
+from ._dose import dose_config
 from ._metrics import METRICS, Estimate, ModelScores, read_wvs
 from ._paired import UNIT_ITEMS, UNIT_PERSONAS, PairedStat, adjust, paired_stats
 from ._specificity import SpecificityStat, judge, specificity
@@ -31,8 +31,6 @@ BASE_GROUP = "base model"
 EVAL_ONLY_GROUP = "evaluated models (no run config)"
 #: dataset variants of the format-only controls: the default reference arm (the first one found, in this order)
 REFERENCE_VARIANTS = ("survey_uniform", "survey_shuffled")
-#: run config keys that do not change what a run's student learns (a dose series differs only in train.max_steps)
-_DOSE_IGNORED = ("name", "run_dir", "reuse_from", "cache")
 __all__ = ["UNIT_ITEMS", "UNIT_PERSONAS", "PairedStat", "SpecificityStat"]
 
 
@@ -102,18 +100,6 @@ class Comparison(BaseModel):
 
     def rows_of(self, culture: str) -> list[CompareRow]:
         return [r for r in self.rows if r.culture == culture]
-
-
-def _dose(cfg: dict[str, Any]) -> tuple[int | None, str | None]:
-    """(train.max_steps when > 0, hash of the config without it and without names and paths)."""
-    train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
-    steps = train.get("max_steps")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
-        return None, None
-    rest = {k: v for k, v in cfg.items() if k not in _DOSE_IGNORED}
-    rest["train"] = {k: v for k, v in train.items() if k not in ("max_steps", "progress")}
-    text = json.dumps(rest, sort_keys=True, default=str)
-    return steps, hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _file_id(path: str | None) -> str | None:
@@ -253,7 +239,7 @@ def _load_store(store: RunStore, path: Path, label: str, *, accuracy: bool = Tru
     if cfg:
         ds = cfg.get("dataset") if isinstance(cfg.get("dataset"), dict) else {}
         loaded.info.dataset_variant = str(ds.get("variant") or "full")
-        loaded.info.max_steps, loaded.info.dose_key = _dose(cfg)
+        loaded.info.max_steps, loaded.info.dose_key = dose_config(cfg)
     loaded.info.seed = cfg.get("seed") if isinstance(cfg.get("seed"), int) else None
     if ev is not None:
         from ..wvs import resolve_country
@@ -428,7 +414,10 @@ def _targets(comp: Comparison, target: str | None) -> dict[str, list[str]]:
         return {r.label: [c for c in r.targets if c in comp.cultures] for r in comp.runs}
     from ..wvs import resolve_country
 
-    code = resolve_country(target, set(comp.cultures))
+    try:
+        code = resolve_country(target, set(comp.cultures))
+    except ConfigError as e:
+        raise ConfigError(f"--target {target!r}: {e.one_line()}") from None
     if code not in comp.cultures:
         raise ConfigError(f"--target {target!r}: not evaluated in these runs; cultures: {', '.join(comp.cultures)}")
     return {r.label: [code] for r in comp.runs}

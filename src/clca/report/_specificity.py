@@ -147,13 +147,19 @@ def judge(stats: list[SpecificityStat], paired: list[PairedStat]) -> None:
             s.reading = f"specific to {s.target}: it moved {abs(s.did):.3g} more than {s.comparison}{rank}"
         elif improved and significant(t.p_holm, t.p):
             s.verdict = GENERIC
-            toward = f"significantly more toward {s.comparison}" if did_sig else "not significantly more"
-            s.reading = (
-                f"generic: {s.target} improved, {toward} than {s.comparison} (detectable DiD: {fmt_mde(s.mde)}){rank}"
-            )
+            if did_sig:
+                s.reading = f"generic: {s.target} improved, but {s.comparison} moved significantly more{rank}"
+            else:
+                s.reading = (
+                    f"generic: {s.target} improved, but not significantly more than {s.comparison} "
+                    f"(detectable DiD: {fmt_mde(s.mde)}){rank}"
+                )
         else:
             s.verdict = ABSENT
-            s.reading = f"absent: no significant improvement of {s.target}; detectable: {fmt_mde(t.mde)}"
+            if significant(t.p_holm, t.p):
+                s.reading = f"absent: {s.target} got significantly worse"
+            else:
+                s.reading = f"absent: no significant change of {s.target}; detectable: {fmt_mde(t.mde)}"
             if did_sig and not favours_target:
                 s.reading += f"; the effect points toward {s.comparison}"
             s.reading += rank
