@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .config import config_hash, load_config
 from .dataset import DatasetConfig
+from .environment import record_environment
 from .errors import ConfigError, DataError
 from .intents import IntentConfig
 from .judge import JudgeConfig
@@ -257,6 +258,10 @@ class _Models:
             self._by_spec[spec] = CountingLLM(load_model(spec, cache=self._cache))
         return self._by_spec[spec]
 
+    def loaded(self) -> dict[str, CountingLLM]:
+        """model string -> the model loaded for it (what the run's environment record lists)."""
+        return dict(self._by_spec)
+
     def calls(self) -> int:
         return self._released_calls + sum(m.calls for m in self._by_spec.values())
 
@@ -330,6 +335,7 @@ async def run_pipeline(
     run_dir = Path(cfg.run_dir)
     store = RunStore(run_dir, retry_failed=retry_failed)
     store.bind_config(cfg.model_dump(mode="json"), config_hash(cfg, exclude={"run_dir", "cache", "name"}))
+    record_environment(store)
     models = _Models(cfg.cache)
     results: list[StageResult] = []
     try:
@@ -349,6 +355,7 @@ async def run_pipeline(
             )
             store.set_meta(f"stage:{stage.name}", res.model_dump())
             _record_servers(store, models)
+            record_environment(store, models.loaded())
             results.append(res)
             if on_stage:
                 on_stage(res)

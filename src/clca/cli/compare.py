@@ -40,4 +40,6 @@ def register(app: typer.Typer) -> None:
             resamples=resamples,
             seed=seed,
         )
+        for line in paths.environment_notes:
+            typer.echo(line, err=True)
         typer.echo(str(paths.html))

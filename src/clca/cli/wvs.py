@@ -64,6 +64,7 @@ def eval_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Ask a model the WVS items as personas of each culture; print KL, JSD, W1, accuracy with 95% intervals."""
+    from ..environment import record_environment
     from ..errors import ClcaError
     from ..llm import load_model
     from ..store import DB_NAME, RunStore
@@ -89,6 +90,7 @@ def eval_cmd(
             try:
                 with RunStore(run_dir) as store:
                     result = await evaluate(store, llm, name, cfg)
+                    record_environment(store, {model: llm})
             except ClcaError:
                 if fresh:  # bad input found before any answer: leave no empty run behind
                     _remove_if_empty(run_dir)

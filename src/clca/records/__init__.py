@@ -2,6 +2,7 @@
 over stored rows that every stage and the report use (`_views`)."""
 
 from ._keys import (
+    ENVIRONMENT_META,
     EPISODE,
     INTENTION,
     JUDGEMENT,
@@ -32,6 +33,7 @@ from ._views import (
 )
 
 __all__ = [
+    "ENVIRONMENT_META",
     "EPISODE",
     "INTENTION",
     "JUDGEMENT",

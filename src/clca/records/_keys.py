@@ -27,6 +27,11 @@ SURVEY_ANSWER = "survey_answer"
 METRIC = "metric"
 KINDS = (SCENARIO, EPISODE, TURN, JUDGEMENT, INTENTION, SURVEY_ANSWER, METRIC)
 
+# Meta names (the run database's `meta` table) owned here:
+# the environment the run computed in (clca.environment: Python, platform, CPU/GPU, package versions,
+# clca commit, each model's dtype and threads)
+ENVIRONMENT_META = "environment"
+
 
 def scenario_key(culture_code: str, source_id: str) -> str:
     return f"{culture_code}/{source_id}"

@@ -39,6 +39,7 @@ class ComparePaths:
     html: Path
     markdown: Path
     files: list[Path] = field(default_factory=list)
+    environment_notes: list[str] = field(default_factory=list)
 
 
 def _context(comp: Comparison, figures: list[Figure]) -> dict[str, Any]:
@@ -118,4 +119,11 @@ def write_comparison(
             final.append(out / p.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return ComparePaths(out=out, html=out / "compare.html", markdown=out / "summary.md", files=final)
+    notes = [f"environment of {r.label} differs: {'; '.join(r.environment_differs)}" for r in comp.runs]
+    return ComparePaths(
+        out=out,
+        html=out / "compare.html",
+        markdown=out / "summary.md",
+        files=final,
+        environment_notes=[n for n, r in zip(notes, comp.runs, strict=True) if r.environment_differs],
+    )
