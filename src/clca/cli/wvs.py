@@ -41,6 +41,7 @@ def eval_cmd(
     reference: Path = _ev("reference", "--reference", extra="Default: the bundled one."),
     opinions: Path = _ev("opinions", "--opinions", extra="JSONL/JSON/CSV/Parquet."),
     unsure: Unsure = _ev("opinion_unsure", "--unsure"),
+    strict: bool = _ev("strict", "--strict"),
     questionnaire: Path = _ev("questionnaire", "--questionnaire"),
     personas: int = _ev("personas", "--personas"),
     style: list[str] = _ev("styles", "--style", help="prompt style", extra="Repeatable."),
@@ -82,7 +83,7 @@ def eval_cmd(
                 items=item or None, survey=[str(s) for s in survey],
                 survey_labels=str(labels) if labels else None, persona_sampling=persona_sampling,
                 reference=str(reference) if reference else None,
-                opinions=str(opinions) if opinions else None, opinion_unsure=unsure,
+                opinions=str(opinions) if opinions else None, opinion_unsure=unsure, strict=strict,
                 questionnaire=str(questionnaire) if questionnaire else None, concurrency=concurrency,
                 progress=not quiet,
             )  # fmt: skip
@@ -151,6 +152,9 @@ def aggregate_cmd(
         None, "--labels", help="Value labels for a numeric CSV (.sav/.dta of the release, JSON)."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Refuse a file at its first bad row (default: leave bad rows out and report them)."
+    ),
 ) -> None:
     """Answer shares (and demographic marginals) of every country in the files, with source and n: figures only.
 
@@ -162,7 +166,7 @@ def aggregate_cmd(
 
     check_output_file(out)  # before reading a large file, not after
     q = load_questionnaire(questionnaire) if questionnaire else default_questionnaire()
-    table = aggregate(files, q, labels=labels, progress=not quiet)
+    table = aggregate(files, q, labels=labels, progress=not quiet, strict=strict)
     table.save(out)
     for iso, c in table.countries.items():
         n = max((d.n for d in c.items.values()), default=0)
@@ -173,6 +177,10 @@ def aggregate_cmd(
             f"note: {table.unlabelled_regions} region codes have no value label, so regions are left out; "
             "give --labels (a .sav/.dta of the same release, or JSON variable -> {code: label})"
         )
+    if table.problem_count:
+        from ..wvs._survey import problem_note
+
+        typer.echo(f"note: {problem_note(table.problem_count, table.problems)}; --strict refuses such files")
     typer.echo(f"wrote {out}")
 
 
