@@ -54,6 +54,19 @@ def test_a_stored_run_reads_its_environment_back(tmp_path: Path) -> None:
     assert [e["packages"]["torch"] for e in again["earlier"]] == ["0.0.1"]
 
 
+def test_clca_eval_records_the_environment_of_its_run(tmp_path: Path) -> None:
+    from clca.cli.main import main
+
+    run = tmp_path / "ev"
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--model", "mock", "--culture", "Egypt", "--item", "Q1", "--personas", "1",
+              "--bootstrap", "0", "--run-dir", str(run), "--quiet"])  # fmt: skip
+    assert e.value.code in (0, None)
+    with RunStore(run, lock=False) as store:
+        env = store.get_meta(ENVIRONMENT_META)
+    assert env["packages"]["torch"] == version("torch") and env["models"]["mock"]["backend"] == "MockLLM"
+
+
 @pytest.mark.slow  # loads the embedded model (a few seconds alone, longer on a busy machine)
 def test_an_in_process_model_records_its_dtype_and_threads() -> None:
     import torch
