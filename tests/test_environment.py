@@ -124,7 +124,30 @@ def test_a_run_without_a_recorded_environment_reads_as_not_recorded() -> None:
     a = {"python": "3.11", "models": {"x+lora:/r1": {"dtype": "float32", "threads": 2}}, "recorded_at": 1}
     b = {"python": "3.11", "models": {"x+lora:/r2": {"dtype": "float32", "threads": 2}}, "recorded_at": 2}
     assert differences(a, b) == []  # the adapter's path and the time are not the environment
+    assert differences({**a, "gpu": "not checked (torch not loaded)"}, {**b, "gpu": []}) == []  # unknown
     b["models"]["x+lora:/r2"]["threads"] = 4
     assert differences(a, b) == [("models.threads", "2", "4")]
     with pytest.raises(TypeError):
         differences(a)  # type: ignore[call-arg]
+
+
+def test_a_pipeline_run_records_the_environment_and_its_models(tmp_path: Path) -> None:
+    """`clca run` (scenarios only) with the teacher on a real HTTP server on loopback (the scripted schema model)."""
+    import asyncio
+
+    from test_reliability_support import schema_mock
+
+    from clca.pipeline import load_run_config, run_pipeline
+    from clca.testing import fault_server
+
+    with fault_server(schema_mock(model_id="teacher"), profile="vllm", served_name="m") as fs:
+        spec = fs.model_string(backoff_base=0.01, max_retries=2)
+        overrides = {"run_dir": str(tmp_path / "run"), "cache": False, "scenarios.n": 1,
+                     "scenarios.progress": False, "models.teacher": spec}  # fmt: skip
+        cfg = load_run_config(ROOT / "configs" / "demo.yaml", overrides)
+        asyncio.run(run_pipeline(cfg, until="scenarios"))
+    with RunStore(tmp_path / "run", lock=False) as store:
+        env = store.get_meta(ENVIRONMENT_META)
+    assert env["packages"]["transformers"] == version("transformers")
+    assert env["models"][spec] == {"backend": "OpenAIModel", "dtype": "decided by the server",
+                                   "threads": "decided by the server"}  # fmt: skip

@@ -23,6 +23,7 @@ from .records import ENVIRONMENT_META
 # the packages whose versions can change a run's numbers
 PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate", "datasets", "safetensors", "numpy", "openai")
 NOT_GIT = "not a git checkout"
+GPU_NOT_CHECKED = "not checked (torch not loaded)"  # unknown, not a difference (see flatten)
 # entries that differ between any two sessions and say nothing about the numbers
 _VOLATILE = {"recorded_at"}
 
@@ -56,7 +57,7 @@ def _gpus() -> list[str] | str:
     did used no GPU)."""
     torch = sys.modules.get("torch")
     if torch is None:
-        return "not checked (torch not loaded)"
+        return GPU_NOT_CHECKED
     try:
         if not torch.cuda.is_available():
             return []
@@ -128,6 +129,8 @@ def record_environment(store: Any, models: dict[str, Any] | None = None) -> dict
     old = store.get_meta(ENVIRONMENT_META)
     if isinstance(old, dict):
         env["models"] = {**(old.get("models") or {}), **env["models"]}
+        if env["gpu"] == GPU_NOT_CHECKED and old.get("gpu") not in (None, GPU_NOT_CHECKED):
+            env["gpu"] = old["gpu"]  # a later session that never loaded torch does not forget what was seen
         earlier = list(old.get("earlier") or [])
         prev = {k: v for k, v in old.items() if k != "earlier"}
         if differences(prev, env, models=False):
@@ -152,7 +155,7 @@ def flatten(env: dict[str, Any], *, models: bool = True) -> dict[str, str]:
             out[prefix] = str(value)
 
     for key, value in env.items():
-        if key in _VOLATILE or key == "earlier" or key == "models":
+        if key in _VOLATILE or key == "earlier" or key == "models" or value == GPU_NOT_CHECKED:
             continue
         walk(key, value)
     if models:  # by what they computed with, not by model string (an adapter's path differs per run)
@@ -176,4 +179,6 @@ def differences(
     fa, fb = flatten(a, models=models), flatten(b, models=models)
     missing = "not recorded"
     keys = sorted(fa.keys() | fb.keys())
+    if GPU_NOT_CHECKED in (a.get("gpu"), b.get("gpu")):  # one run never looked: unknown, not a difference
+        keys = [k for k in keys if k != "gpu"]
     return [(k, fa.get(k, missing), fb.get(k, missing)) for k in keys if fa.get(k) != fb.get(k)]
