@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml Makefile $(LOCK)
 	@rm -f $(VENV)/.clca-installed-* $(LOCKED)
 	@if [ -z "$(LOCK)" ]; then : > $(VENV)/.clca-constraints.txt; echo "setup: unlocked install"; \
 	 elif [ -n "$(TORCH_LOCAL)" ]; then cp "$(LOCK)" $(VENV)/.clca-constraints.txt; \
-	 else grep -vE '^(torch|triton|nvidia-)' "$(LOCK)" > $(VENV)/.clca-constraints.txt; fi
+	 else grep -vE '^((torch|triton)==|nvidia-)' "$(LOCK)" > $(VENV)/.clca-constraints.txt; fi
 	@if [ -n "$(TORCH_LOCAL)" ] && ! $(PY) -c "import torch" 2>/dev/null && \
 	   $(PIP) install -q --no-index --no-deps --dry-run "$(TORCH_LOCAL)" >/dev/null 2>&1; then \
 	   echo "setup: installing the local CPU wheel $(TORCH_LOCAL)"; \

@@ -114,7 +114,7 @@ def test_broken_wvs_file_to_aggregate(shared_data: Path, tmp_path: Path, how: st
     previous = tmp_path / "reference.json"
     previous.write_text('{"previous": "output"}\n', encoding="utf-8")
     before = _digest(previous)
-    r = clca(tmp_path, "wvs", "aggregate", bad.name, "--out", previous.name)
+    r = clca(tmp_path, "wvs", "aggregate", bad.name, "--out", previous.name, "--strict")  # a bad row: refused
     assert_user_error(r, bad.name, *expect)
     assert _digest(previous) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".reference.json")]  # no temp file left
@@ -124,7 +124,7 @@ def test_broken_wvs_file_to_aggregate(shared_data: Path, tmp_path: Path, how: st
 def test_broken_wvs_file_to_eval(shared_data: Path, tmp_path: Path, how: str) -> None:
     bad, expect = _broken_survey(shared_data, tmp_path, how)
     r = clca(tmp_path, "eval", "--model", "mock", "--culture", "Iraq", "--survey", bad.name, "--run-dir", "ev",
-             "--personas", "1", "--bootstrap", "0", "--quiet")  # fmt: skip
+             "--personas", "1", "--bootstrap", "0", "--quiet", "--strict")  # fmt: skip
     assert_user_error(r, bad.name, *expect)
     assert not (tmp_path / "ev").exists()
 

@@ -233,13 +233,13 @@ def test_broken_files_give_one_line_errors(shared_data: Path, tmp_path: Path) ->
     bad[3] = ",".join(cells)
     (tmp_path / "text.csv").write_text("\n".join(bad) + "\n")
     with pytest.raises(DataError, match=r"text\.csv: line 4: column Q1: non-numeric code 'often'") as e:
-        load_survey(tmp_path / "text.csv")
+        load_survey(tmp_path / "text.csv", strict=True)
     assert "\n" not in str(e.value)
     cells[2] = "9"
     bad[3] = ",".join(cells)
     (tmp_path / "range.csv").write_text("\n".join(bad) + "\n")
     with pytest.raises(DataError, match=r"line 4: column Q1: code 9 is not an option of Q1"):
-        load_survey(tmp_path / "range.csv")
+        load_survey(tmp_path / "range.csv", strict=True)
     assert len(load_survey(tmp_path / "ok.csv").respondents) == 4
 
 
@@ -253,7 +253,7 @@ def test_labelled_unknown_label_is_an_error(shared_data: Path, tmp_path: Path) -
     lines[2] = ";".join(cells)
     (tmp_path / "lab.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"lab\.csv: line 3: column 'Q1 .*unknown answer label 'Extremely vital'"):
-        load_survey(tmp_path / "lab.csv")
+        load_survey(tmp_path / "lab.csv", strict=True)
 
 
 # --------------------------------------------------------------------------------------------- GlobalOpinionQA

@@ -135,8 +135,14 @@ def test_bad_shares_reject_the_file_with_the_real_line(shared_data: Path, tmp_pa
     line = _wide_csv(shared_data, path, bad=bad)
     assert line == 6  # the first record spans lines 2-3 (a quoted newline): the bad one is the fourth record
     with pytest.raises(DataError, match=rf"bad\.csv: line {line}: country 'Britain': .*{msg}") as e:
-        load_opinion_survey(path)
+        load_opinion_survey(path, strict=True)
     assert "\n" not in str(e.value)
+    # without --strict: that one entry is left out and reported by its line, the rest of the file loads
+    s = load_opinion_survey(path)
+    assert [(x.line, x.message.split(":")[0]) for x in s.problems] == [(line, "country 'Britain'")]
+    assert msg in s.problems[0].message and f"1 records with problems left out (first: line {line}: " in s.summary()
+    strict_free = {c for c, ref in s.reference.countries.items() if ref.items}
+    assert "GBR" in strict_free and len(s.questionnaire) == 4  # Britain's other answers and every question stay
 
 
 def test_bad_shares_in_jsonl_and_json(tmp_path: Path) -> None:
@@ -147,10 +153,12 @@ def test_bad_shares_in_jsonl_and_json(tmp_path: Path) -> None:
         text = text.replace(f"[0.5, {value}]", "[0.5, 0.5]", 1)  # only the second record is bad
         (tmp_path / "b.jsonl").write_text(text + "\n")
         with pytest.raises(DataError, match=rf"b\.jsonl: line 2: country 'Japan': .*{msg}"):
-            load_opinion_survey(tmp_path / "b.jsonl")
+            load_opinion_survey(tmp_path / "b.jsonl", strict=True)
+        s = load_opinion_survey(tmp_path / "b.jsonl")
+        assert list(s.reference.countries) == ["EGY"] and [x.line for x in s.problems] == [2]
     (tmp_path / "b.json").write_text(json.dumps(rows, indent=2).replace("0.5\n", "NaN\n"))
     with pytest.raises(DataError, match=r"b\.json: line 2: country 'Egypt': .*not a finite number"):
-        load_global_opinions(tmp_path / "b.json")
+        load_global_opinions(tmp_path / "b.json", strict=True)
 
 
 def test_country_names_resolve_with_the_library(shared_data: Path) -> None:
@@ -192,7 +200,7 @@ def test_cli_errors_name_file_and_line(files: dict[str, Path], shared_data: Path
     line = _wide_csv(shared_data, bad, bad="nan")
     for args, msg in (
         (["--opinions", str(files["wide"]), "--survey", str(files["wide"])], "cannot be combined with survey"),
-        (["--opinions", str(bad)], f"nan.csv: line {line}: country 'Britain'"),
+        (["--opinions", str(bad), "--strict"], f"nan.csv: line {line}: country 'Britain'"),
     ):
         with pytest.raises(SystemExit) as e:
             main(["eval", "--model", "mock", "--culture", "KOR", "--run-dir", str(tmp_path / "r"), "--quiet", *args])
@@ -200,6 +208,13 @@ def test_cli_errors_name_file_and_line(files: dict[str, Path], shared_data: Path
         err = capsys.readouterr().err
         assert msg in err and len(err.strip().splitlines()) == 1, err
         assert not (tmp_path / "r").exists()  # no half-written run
+    # without --strict the same file is evaluated, the bad entry reported by its line
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--model", "mock", "--culture", "KOR", "--run-dir", str(tmp_path / "r"), "--quiet",
+              "--opinions", str(bad), "--bootstrap", "0"])  # fmt: skip
+    assert e.value.code in (0, None)
+    out = capsys.readouterr().out
+    assert f"1 records with problems left out (first: line {line}: country 'Britain': share nan" in out
 
 
 def test_run_config_takes_opinions(files: dict[str, Path], tmp_path: Path) -> None:

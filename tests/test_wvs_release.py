@@ -172,7 +172,10 @@ def test_binary_formats_stream_in_chunks(shared_data: Path, tmp_path: Path, monk
     bad.loc[4, "W_WEIGHT"] = float("inf")
     pyreadstat.write_sav(bad, tmp_path / "bad.sav", variable_value_labels=labels)
     with pytest.raises(DataError, match=r"bad\.sav: row 5: column W_WEIGHT: not a finite number"):
-        load_survey(tmp_path / "bad.sav")
+        load_survey(tmp_path / "bad.sav", strict=True)
+    lenient = load_survey(tmp_path / "bad.sav")  # the row left out and reported, the rest kept
+    assert lenient.problems == ["row 5: column W_WEIGHT: not a finite number: inf"]
+    assert len(lenient.respondents) == len(df) - 1
 
 
 def test_nan_weight_in_csv_is_rejected_with_its_line(shared_data: Path, tmp_path: Path) -> None:
@@ -184,7 +187,8 @@ def test_nan_weight_in_csv_is_rejected_with_its_line(shared_data: Path, tmp_path
     lines[3] = ",".join(cells)
     (tmp_path / "nanw.csv").write_text("\n".join(lines[:6]) + "\n")
     with pytest.raises(DataError, match=r"nanw\.csv: line 4: column W_WEIGHT: not a finite number"):
-        load_survey(tmp_path / "nanw.csv")
+        load_survey(tmp_path / "nanw.csv", strict=True)
+    assert [r.line for r in load_survey(tmp_path / "nanw.csv").respondents] == [2, 3, 5, 6]
 
 
 # --------------------------------------------------------------------------------------------- weighted personas

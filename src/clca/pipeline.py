@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from .config import config_hash
+from .environment import record_environment
 from .errors import ConfigError, DataError
 from .llm import LLM, ChatResult, GenParams, Message, ModelSpec, T, load_model
 from .records import EPISODE, MODEL_SERVERS, SCENARIO, stage_meta
@@ -90,6 +91,10 @@ class _Models:
         if spec not in self._by_spec:
             self._by_spec[spec] = CountingLLM(load_model(spec, cache=self._cache))
         return self._by_spec[spec]
+
+    def loaded(self) -> dict[str, CountingLLM]:
+        """model string -> the model loaded for it (what the run's environment record lists)."""
+        return dict(self._by_spec)
 
     def calls(self) -> int:
         return self._released_calls + sum(m.calls for m in self._by_spec.values())
@@ -169,6 +174,7 @@ async def run_pipeline(
     from ._inputs import input_hashes
 
     store.bind_inputs(input_hashes(cfg.model_dump(mode="json")))
+    record_environment(store)
     models = _Models(cfg.cache)
     results: list[StageResult] = []
     try:
@@ -186,6 +192,7 @@ async def run_pipeline(
             )
             store.set_meta(stage_meta(stage.name), res.model_dump())
             _record_servers(store, models)
+            record_environment(store, models.loaded())
             results.append(res)
             if on_stage:
                 on_stage(res)

@@ -61,4 +61,6 @@ def register(app: typer.Typer) -> None:
         if paths.comp is not None:
             for line in terminal_lines(paths.comp):
                 typer.echo(line)
+        for line in paths.environment_notes:
+            typer.echo(line, err=True)
         typer.echo(str(paths.html))

@@ -41,6 +41,7 @@ def eval_cmd(
     reference: Path = _ev("reference", "--reference", extra="Default: the bundled one."),
     opinions: Path = _ev("opinions", "--opinions", extra="JSONL/JSON/CSV/Parquet."),
     unsure: Unsure = _ev("opinion_unsure", "--unsure"),
+    strict: bool = _ev("strict", "--strict"),
     questionnaire: Path = _ev("questionnaire", "--questionnaire"),
     personas: int = _ev("personas", "--personas"),
     style: list[str] = _ev("styles", "--style", help="prompt style", extra="Repeatable."),
@@ -71,6 +72,7 @@ def eval_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Ask a model the WVS items as personas of each culture; print KL, JSD, W1, accuracy with 95% intervals."""
+    from ..environment import record_environment
     from ..errors import ClcaError
     from ..llm import load_model
     from ..store import DB_NAME, RunStore
@@ -88,7 +90,7 @@ def eval_cmd(
                 items=item or None, survey=[str(s) for s in survey],
                 survey_labels=str(labels) if labels else None, persona_sampling=persona_sampling,
                 reference=str(reference) if reference else None,
-                opinions=str(opinions) if opinions else None, opinion_unsure=unsure,
+                opinions=str(opinions) if opinions else None, opinion_unsure=unsure, strict=strict,
                 questionnaire=str(questionnaire) if questionnaire else None, concurrency=concurrency,
                 progress=not quiet,
             )  # fmt: skip
@@ -96,6 +98,7 @@ def eval_cmd(
             try:
                 with RunStore(run_dir) as store:
                     result = await evaluate(store, llm, name, cfg)
+                    record_environment(store, {model: llm})
             except ClcaError:
                 if fresh:  # bad input found before any answer: leave no empty run behind
                     _remove_if_empty(run_dir)
@@ -158,6 +161,9 @@ def aggregate_cmd(
         None, "--labels", help="Value labels for a numeric CSV (.sav/.dta of the release, JSON)."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    strict: bool = typer.Option(
+        False, "--strict", help="Refuse a file at its first bad row (default: leave bad rows out and report them)."
+    ),
 ) -> None:
     """Answer shares (and demographic marginals) of every country in the files, with source and n: figures only.
 
@@ -169,7 +175,7 @@ def aggregate_cmd(
 
     check_output_file(out, [*files, questionnaire, labels])  # before reading a large file, not after
     q = load_questionnaire(questionnaire) if questionnaire else default_questionnaire()
-    table = aggregate(files, q, labels=labels, progress=not quiet)
+    table = aggregate(files, q, labels=labels, progress=not quiet, strict=strict)
     table.save(out)
     for iso, c in table.countries.items():
         n = max((d.n for d in c.items.values()), default=0)
@@ -180,6 +186,10 @@ def aggregate_cmd(
             f"note: {table.unlabelled_regions} region codes have no value label, so regions are left out; "
             "give --labels (a .sav/.dta of the same release, or JSON variable -> {code: label})"
         )
+    if table.problem_count:
+        from ..wvs._survey import problem_note
+
+        typer.echo(f"note: {problem_note(table.problem_count, table.problems)}; --strict refuses such files")
     typer.echo(f"wrote {out}")
 
 

@@ -2,6 +2,7 @@
 entries (`_meta`) and the read-only views over stored rows that every stage and the report use (`_views`)."""
 
 from ._keys import (
+    ENVIRONMENT_META,
     EPISODE,
     EVAL_SEEDS_META,
     INTENTION,
@@ -75,6 +76,7 @@ __all__ = [
     "specificity_key",
     "split_metric_key",
     "stage_meta",
+    "ENVIRONMENT_META",
     "EPISODE",
     "EVAL_SEEDS_META",
     "INTENTION",

@@ -33,6 +33,11 @@ KINDS = (SCENARIO, EPISODE, TURN, JUDGEMENT, INTENTION, SURVEY_ANSWER, METRIC)
 #: meta entry (not an artifact): model alias -> the seed its WVS evaluation used
 EVAL_SEEDS_META = "eval_seeds"
 
+# Meta names (the run database's `meta` table) owned here:
+# the environment the run computed in (clca.environment: Python, platform, CPU/GPU, package versions,
+# clca commit, each model's dtype and threads)
+ENVIRONMENT_META = "environment"
+
 
 def scenario_key(culture_code: str, source_id: str) -> str:
     return f"{culture_code}/{source_id}"

@@ -18,8 +18,9 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from ..config import validation_message
+from ..environment import differences as environment_differences
 from ..errors import ConfigError, DataError
-from ..records import CONFIG, METRIC, SURVEY_ANSWER
+from ..records import CONFIG, ENVIRONMENT_META, METRIC, SURVEY_ANSWER
 from ..store import DB_NAME, RunStore
 from ._dose import dose_config
 from ._metrics import METRICS, Estimate, ModelScores, read_wvs
@@ -48,6 +49,10 @@ class RunInfo(BaseModel):
     targets: list[str] = Field(default_factory=list, description="the run's target cultures (ISO alpha-3)")
     setup: dict[str, Any] = Field(default_factory=dict, description="what must agree for runs to be compared")
     differs: list[str] = Field(default_factory=list, description="setup keys that differ from the first run")
+    environment: dict[str, Any] | None = Field(None, description="the run's recorded environment (clca.environment)")
+    environment_differs: list[str] = Field(
+        default_factory=list, description="'entry: first run's value → this run's' for each environment difference"
+    )
 
 
 class CompareRow(BaseModel):
@@ -63,6 +68,7 @@ class CompareRow(BaseModel):
     rank_of: int | None = Field(None, description="cultures ranked")
     values: dict[str, Estimate] = Field(default_factory=dict)
     marked: bool = Field(False, description="its run's evaluation setup differs from the first run's")
+    env_marked: bool = Field(False, description="its run's environment differs from the first run's")
     per_item: dict[str, dict[str, float]] = Field(default_factory=dict, exclude=True)
     per_persona_accuracy: dict[str, float] = Field(default_factory=dict, exclude=True)
 
@@ -232,6 +238,8 @@ def _load_store(store: RunStore, path: Path, label: str, *, accuracy: bool = Tru
         scores=wvs.scores,
         ev=ev,
     )
+    env = store.get_meta(ENVIRONMENT_META)
+    loaded.info.environment = env if isinstance(env, dict) else None
     cfg = config if isinstance(config, dict) else {}
     loaded.info.name = cfg.get("name") if isinstance(cfg.get("name"), str) else None
     models = cfg.get("models") if isinstance(cfg.get("models"), dict) else {}
@@ -366,6 +374,9 @@ def build_comparison(
     loaded = [_load(p, lab) for p, lab in zip(paths, _labels(paths), strict=True)]
     first = loaded[0].info
     for lo in loaded[1:]:
+        lo.info.environment_differs = [
+            f"{k}: {va} → {vb}" for k, va, vb in environment_differences(first.environment, lo.info.environment)
+        ]
         diff = _difference(first.setup, lo.info.setup)
         if diff is None:
             continue
@@ -460,6 +471,7 @@ def _assemble(
                 rank_of=rank[1],
                 values=dict(s.values),
                 marked=bool(lo.info.differs),
+                env_marked=bool(lo.info.environment_differs),
                 per_item=s.per_item,
             )
             hits = lo.persona_accuracy.get((s.model, s.style, s.culture))

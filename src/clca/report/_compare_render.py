@@ -50,6 +50,7 @@ class ComparePaths:
     markdown: Path
     files: list[Path] = field(default_factory=list)
     comp: Comparison | None = None
+    environment_notes: list[str] = field(default_factory=list)
 
 
 def _context(comp: Comparison, figures: list[Figure]) -> dict[str, Any]:
@@ -140,7 +141,15 @@ def write_comparison(
         (tmp / "comparison.json").write_text(comp.model_dump_json(indent=1), encoding="utf-8")
         files += [html, md, tmp / "comparison.json"]
     final = [out / p.name for p in files]
-    return ComparePaths(out=out, html=out / "compare.html", markdown=out / "summary.md", files=final, comp=comp)
+    notes = [f"environment of {r.label} differs: {'; '.join(r.environment_differs)}" for r in comp.runs]
+    return ComparePaths(
+        out=out,
+        html=out / "compare.html",
+        markdown=out / "summary.md",
+        files=final,
+        comp=comp,
+        environment_notes=[n for n, r in zip(notes, comp.runs, strict=True) if r.environment_differs],
+    )
 
 
 def terminal_lines(comp: Comparison, metric: str = "kl") -> list[str]:

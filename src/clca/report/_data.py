@@ -16,12 +16,14 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from ..config import validation_message
+from ..environment import flatten
 from ..errors import ConfigError, DataError
 from ..judge import DiscardRule, discard_reasons
 from ..records import (
     CLCA_VERSION,
     CONFIG,
     CONFIG_HASH,
+    ENVIRONMENT_META,
     EPISODE,
     INTENTION,
     JUDGEMENT,
@@ -150,6 +152,12 @@ class ReportData(BaseModel):
     config_hash: str | None = None
     stages: dict[str, StageCount] = Field(default_factory=dict)
     stage_runs: list[StageRun] = Field(default_factory=list, description="timings `clca run` recorded")
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="the recorded environment, flattened (clca.environment); empty: none"
+    )
+    environment_models: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="model string -> backend, dtype, threads"
+    )
     model_servers: list[dict[str, Any]] = Field(
         default_factory=list, description="what each openai: server accepted (structured form, scoring path)"
     )
@@ -345,6 +353,10 @@ def build_summary(
                     detail=_text(m.get("detail")),
                 )
             )
+    env = store.get_meta(ENVIRONMENT_META)
+    if isinstance(env, dict):
+        report.environment = flatten(env, models=False)
+        report.environment_models = {k: v for k, v in (env.get("models") or {}).items() if isinstance(v, dict)}
     servers = store.get_meta(MODEL_SERVERS)
     if isinstance(servers, dict):
         report.model_servers = [v for _, v in sorted(servers.items()) if isinstance(v, dict)]

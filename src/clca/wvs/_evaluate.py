@@ -34,7 +34,7 @@ from ._personas import Persona, personas_from_marginals, personas_from_survey
 from ._questionnaire import Item, Questionnaire, bundled_with_sets, load_questionnaire
 from ._reference import Distribution, ReferenceTable, load_reference, survey_reference
 from ._result import EvalResult, MetricRow
-from ._survey import Survey
+from ._survey import Survey, problem_note
 
 SHARED_PERSONA = "all"  # persona id used by styles whose prompt has no persona details
 
@@ -84,6 +84,11 @@ class EvalConfig(BaseModel):
         "keep", description="GlobalOpinionQA 'Don't know'/'Refused' options: keep as in the data, or drop+renormalise"
     )
     questionnaire: str | None = Field(None, description="questionnaire file to use instead of the bundled one")
+    strict: bool = Field(
+        False,
+        description="refuse a survey or GlobalOpinionQA file at its first bad line (default: load what is valid, "
+        "report the rest by line)",
+    )
     concurrency: int = Field(32, ge=1)
     progress: bool = True
 
@@ -117,7 +122,7 @@ def _inputs(cfg: EvalConfig) -> tuple[Questionnaire, ReferenceTable, Survey | No
         clash = [k for k in ("survey", "reference", "questionnaire") if getattr(cfg, k)]
         if clash:
             raise ConfigError(f"eval: opinions (GlobalOpinionQA) cannot be combined with {', '.join(clash)}")
-        ops = load_opinion_survey(cfg.opinions, cfg.opinion_unsure)
+        ops = load_opinion_survey(cfg.opinions, cfg.opinion_unsure, strict=cfg.strict)
         return ops.questionnaire.select(cfg.items), ops.reference, None, ops.summary()
     if cfg.questionnaire:
         q = load_questionnaire(cfg.questionnaire).select(cfg.items)
@@ -135,13 +140,15 @@ def _inputs(cfg: EvalConfig) -> tuple[Questionnaire, ReferenceTable, Survey | No
             except ConfigError:
                 pass  # reported below with the countries available
         # respondents kept for the evaluated cultures only; shares of every country in the files
-        survey, from_files = survey_reference(cfg.survey, q, cfg.survey_labels, keep=wanted)
+        survey, from_files = survey_reference(cfg.survey, q, cfg.survey_labels, keep=wanted, strict=cfg.strict)
         ref.countries.update(from_files.countries)  # the user's file replaces the reference for its countries
         if survey.unlabelled_regions:
             note = (
                 f"survey: {survey.unlabelled_regions} respondents' region codes have no value label "
                 "(region left out of their personas; give survey_labels / --labels)\n"
             )
+        if survey.problem_count:
+            note += f"survey: {problem_note(survey.problem_count, survey.problems)}\n"
     return q, ref, survey, note
 
 

@@ -9,30 +9,37 @@ Two layouts are read (JSONL, JSON list, CSV or Parquet):
                   mapping option -> share), optional id, choice_keys, source
 Questions without an `id` get a stable one from their text ("GO-" + 10 hex digits).
 
-Rules: an entry (one country, one question) whose shares are all zero or missing is skipped and counted, never
-rejecting the file; a NaN, infinite, negative or boolean share rejects the file with its name and the line the
-record starts on (CSV lines are physical lines, so multi-line quoted fields count). "Don't know"/"Refused"
+Questions that recur (the same id, or the same text when ids are derived from it) with different option
+lists, as the released dataset's questions do across survey waves and sources:
+  - aligned: when the lists differ only by non-substantive options ("Don't know", "Refused", "No answer";
+    `UNSURE_OPTION`), the records are one question whose options are the union, first list first; a country
+    whose survey did not offer an option has share 0 for it (`OpinionSurvey.aligned` names them);
+  - variants: otherwise each option list is its own question, keyed by question and options: the first list
+    keeps the id, each other one gets "ID~" + 6 hex digits of its options (`OpinionSurvey.variants`).
+
+Rules: an entry (one country, one question) whose shares are all zero or missing is skipped and counted. A record
+with a problem (not valid JSON, a missing field, a NaN, infinite, negative or boolean share, a wrong number of
+shares, ...) is left out and reported by the line it starts on (CSV lines are physical lines, so multi-line
+quoted fields count): `OpinionSurvey.problems`, their count and the first few in `summary()`; one country's bad
+shares leave out that country's entry only. With `strict=True` the first problem refuses the file instead (a
+one-line DataError naming the file and line). A file with no valid record is refused either way. "Don't know"/"Refused"
 options are kept as in the dataset (`unsure="keep"`, default) or dropped with the shares renormalised
 (`unsure="drop"`). Country names go through `resolve_country` (country_converter plus Pew's spellings).
 """
 
 from __future__ import annotations
 
-import ast
-import csv
 import hashlib
-import json
 import math
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .._files import iter_jsonl
 from ..countries import country_name, resolve_country
 from ..errors import ConfigError, DataError
+from ._opinion_records import _NAN_MARK, _listish, _parse_text, _records
 from ._questionnaire import Item, Questionnaire
 from ._reference import CountryReference, Distribution, ReferenceTable
 
@@ -40,8 +47,6 @@ Unsure = Literal["keep", "drop"]
 UNSURE_OPTION = re.compile(
     r"^\W*(don.?t know|do not know|dk\b|refused|refuse\b|no answer|decline[sd]? to answer|not sure|prefer not)", re.I
 )
-_NAN_TOKEN = re.compile(r"(?<![\w'\"])(-?(?:nan|inf(?:inity)?))(?![\w'\"])", re.I)
-_NAN_MARK = "__clca_nonfinite__:"
 
 
 class OpinionQuestion(BaseModel):
@@ -60,6 +65,16 @@ class SkippedEntry(BaseModel):
     reason: str
 
 
+class LineProblem(BaseModel):
+    """A record left out of a file: where it starts and why (the DataError text `strict` would raise)."""
+
+    line: int
+    message: str
+
+
+SHOWN_PROBLEMS = 3  # problems listed by summary() (all of them stay in `problems`)
+
+
 class OpinionSurvey(BaseModel):
     """A GlobalOpinionQA file read as a survey."""
 
@@ -70,6 +85,13 @@ class OpinionSurvey(BaseModel):
     skipped: list[SkippedEntry] = Field(default_factory=list)
     dropped_options: int = 0
     unresolved_countries: list[str] = Field(default_factory=list)
+    problems: list[LineProblem] = Field(default_factory=list, description="records left out, by line")
+    variants: dict[str, list[str]] = Field(
+        default_factory=dict, description="question id -> the ids of its other option lists (ID~hash)"
+    )
+    aligned: list[str] = Field(
+        default_factory=list, description="questions whose option lists differ only by DK/Refused/No answer"
+    )
 
     def summary(self) -> str:
         reasons: dict[str, int] = {}
@@ -85,106 +107,15 @@ class OpinionSurvey(BaseModel):
             line += f'; {self.dropped_options} "Don\'t know"/"Refused" options dropped and shares renormalised'
         if self.unresolved_countries:
             line += f"; country names kept as written: {', '.join(self.unresolved_countries[:5])}"
+        if self.variants:
+            n = sum(len(v) for v in self.variants.values())
+            line += f"; {n} option-list variants of {len(self.variants)} recurring questions kept apart"
+        if self.aligned:
+            line += f"; {len(self.aligned)} recurring questions aligned (their lists differ only by DK/Refused)"
+        if self.problems:
+            first = "; ".join(f"line {x.line}: {x.message}" for x in self.problems[:SHOWN_PROBLEMS])
+            line += f"\n{len(self.problems)} records with problems left out (first: {first})"
         return line + "\n"
-
-
-# ------------------------------------------------------------------------------------------------ records
-def _records(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line the record starts on, record) for JSONL, a JSON list, CSV or Parquet ("line" = row for Parquet)."""
-    suffix = p.suffix.lower()
-    if suffix == ".parquet":
-        yield from _parquet_records(p)
-        return
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except OSError as e:
-        raise DataError(f"{p}: cannot read ({e.strerror})") from e
-    except UnicodeDecodeError:
-        raise DataError(f"{p}: not a UTF-8 text file") from None
-    if suffix in (".csv", ".tsv"):
-        yield from _csv_records(p, text, "\t" if suffix == ".tsv" else ",")
-        return
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        yield from _json_list_records(p, text)
-        return
-    yield from iter_jsonl(text.splitlines(), str(p), objects=True)
-
-
-def _csv_records(p: Path, text: str, delim: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    import io
-
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
-    try:
-        header = next(reader)
-    except StopIteration:
-        return
-    header = [h.strip() for h in header]
-    last = reader.line_num
-    try:
-        for row in reader:
-            start, last = last + 1, reader.line_num
-            if not any(c.strip() for c in row):
-                continue
-            if len(row) != len(header):
-                raise DataError(f"{p}: line {start}: {len(row)} fields, header has {len(header)}")
-            yield start, dict(zip(header, row, strict=True))
-    except csv.Error as e:
-        raise DataError(f"{p}: line {reader.line_num}: {e}") from e
-
-
-def _json_list_records(p: Path, text: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    dec = json.JSONDecoder()
-    i = text.index("[") + 1
-    while True:
-        while i < len(text) and text[i] in " \t\r\n,":
-            i += 1
-        if i >= len(text):
-            raise DataError(f"{p}: line {text.count(chr(10)) + 1}: unterminated JSON list")
-        if text[i] == "]":
-            return
-        line = text.count("\n", 0, i) + 1
-        try:
-            rec, i = dec.raw_decode(text, i)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{p}: line {e.lineno}: not valid JSON ({e.msg})") from e
-        if not isinstance(rec, dict):
-            raise DataError(f"{p}: line {line}: expected a JSON object")
-        yield line, rec
-
-
-def _parquet_records(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    import pandas as pd
-
-    try:
-        df = pd.read_parquet(p)
-    except (OSError, ValueError, ImportError) as e:
-        raise DataError(f"{p}: cannot read Parquet file ({e})") from e
-    for k, rec in enumerate(df.to_dict(orient="records"), start=1):
-        yield k, {key: (v.tolist() if hasattr(v, "tolist") else v) for key, v in rec.items()}
-
-
-def _parse_text(p: Path, line: int, field: str, v: str) -> Any:
-    """A list/dict written as Python or JSON text; bare nan/inf tokens become markers rejected later."""
-    s = v.strip()
-    s = re.sub(r"^defaultdict\(<class '\w+'>,\s*(.*)\)$", r"\1", s, flags=re.S)
-    for text in (s, _NAN_TOKEN.sub(lambda m: repr(_NAN_MARK + m.group(1)), s)):  # as written, then nan/inf marked
-        try:
-            return ast.literal_eval(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            pass
-    try:
-        return json.loads(s)
-    except json.JSONDecodeError:
-        raise DataError(f"{p}: line {line}: field {field!r}: cannot parse {v[:60]!r}") from None
-
-
-def _listish(p: Path, line: int, field: str, v: Any) -> list[Any]:
-    if isinstance(v, str):
-        v = _parse_text(p, line, field, v)
-    if isinstance(v, (list, tuple)):
-        return list(v)
-    raise DataError(f"{p}: line {line}: field {field!r}: not a list")
 
 
 # ------------------------------------------------------------------------------------------------ questions
@@ -240,6 +171,8 @@ def load_opinion_questions(path: str | Path) -> list[OpinionQuestion]:
     p = Path(path)
     out: dict[str, OpinionQuestion] = {}
     for line, rec in _records(p):
+        if isinstance(rec, DataError):
+            raise rec
         q = _question(p, line, rec)
         out.setdefault(q.id, q)
     if not out:
@@ -296,49 +229,90 @@ def _selections(p: Path, line: int, v: Any) -> dict[str, Any]:
     return v
 
 
+def _substantive(options: list[str]) -> list[str]:
+    return [_match_key(o) for o in options if not UNSURE_OPTION.match(o)]
+
+
+def _variant_id(q: OpinionQuestion) -> str:
+    digest = hashlib.sha1("\x1f".join(f"{k}={o}" for k, o in zip(q.keys, q.options, strict=True)).encode())
+    return f"{q.id}~{digest.hexdigest()[:6]}"
+
+
 class _Builder:
     def __init__(self, p: Path, unsure: Unsure) -> None:
         self.p = p
         self.unsure = unsure
         self.questions: dict[str, OpinionQuestion] = {}
         self.kept: dict[str, list[int]] = {}  # question id -> indexes of the options kept
+        self.variants: dict[str, list[str]] = {}
+        self.aligned: set[str] = set()
         self.table = ReferenceTable(note=f"from {p.name} (GlobalOpinionQA format)")
         self.skipped: list[SkippedEntry] = []
         self.unresolved: set[str] = set()
-        self.dropped_options = 0
 
-    def question(self, line: int, rec: dict[str, Any]) -> OpinionQuestion:
+    def _keep(self, q: OpinionQuestion) -> None:
+        keep = list(range(len(q.options)))
+        if self.unsure == "drop":
+            keep = [k for k, o in enumerate(q.options) if not UNSURE_OPTION.match(o)]
+        self.kept[q.id] = keep
+
+    def _register(self, q: OpinionQuestion) -> OpinionQuestion:
+        self.questions[q.id] = q
+        self._keep(q)
+        return q
+
+    def question(self, line: int, rec: dict[str, Any]) -> tuple[OpinionQuestion, OpinionQuestion]:
+        """(the record's question as written, the question its shares go to: itself, the aligned union or
+        its option-list variant)."""
         q = _question(self.p, line, rec)
         old = self.questions.get(q.id)
         if old is None:
-            self.questions[q.id] = q
-            keep = list(range(len(q.options)))
-            if self.unsure == "drop":
-                keep = [k for k, o in enumerate(q.options) if not UNSURE_OPTION.match(o)]
-                self.dropped_options += len(q.options) - len(keep)
-            self.kept[q.id] = keep
-            return q
-        if old.options != q.options or old.keys != q.keys:
-            raise DataError(f"{self.p}: line {line}: question {q.id}: options differ from line {old.line}")
-        return old
+            return q, self._register(q)
+        if old.options == q.options and old.keys == q.keys:
+            return q, old
+        if _substantive(old.options) == _substantive(q.options):
+            self.aligned.add(old.id)
+            have = {_match_key(o) for o in old.options}
+            extra = [(k, o) for k, o in zip(q.keys, q.options, strict=True) if _match_key(o) not in have]
+            if extra:  # the union: the first list, then the non-substantive options it lacked
+                opts, keys = list(old.options), list(old.keys)
+                for k, o in extra:
+                    opts.append(o)
+                    keys.append(k if k not in keys else max(keys) + 1)
+                old = old.model_copy(update={"options": opts, "keys": keys})
+                self.questions[old.id] = old
+                self._keep(old)
+            return q, old
+        vid = _variant_id(q)
+        found = self.questions.get(vid)
+        if found is None:
+            self.variants.setdefault(old.id, []).append(vid)
+            found = self._register(q.model_copy(update={"id": vid}))
+        return q, found
 
-    def entry(self, line: int, q: OpinionQuestion, cname: Any, raw: Any) -> None:
+    def entry(self, line: int, q: OpinionQuestion, target: OpinionQuestion, cname: Any, raw: Any) -> None:
         cname = str(cname).strip()
         if not cname:
             raise DataError(f"{self.p}: line {line}: question {q.id}: empty country name")
         vals = _shares(self.p, line, f"country {cname!r}", raw, q)
         if vals is None:
-            self.skipped.append(SkippedEntry(line=line, question=q.id, country=cname, reason="missing shares"))
+            self.skipped.append(SkippedEntry(line=line, question=target.id, country=cname, reason="missing shares"))
             return
-        keep = self.kept[q.id]
+        if target.options != q.options:  # an aligned record: its shares into the union's places (0 elsewhere)
+            at = {_match_key(o): k for k, o in enumerate(target.options)}
+            full = [0.0] * len(target.options)
+            for o, v in zip(q.options, vals, strict=True):
+                full[at[_match_key(o)]] = v
+            vals = full
+        keep = self.kept[target.id]
         if len(keep) < 2:
-            self.skipped.append(SkippedEntry(line=line, question=q.id, country=cname,
+            self.skipped.append(SkippedEntry(line=line, question=target.id, country=cname,
                                              reason="fewer than two options left"))  # fmt: skip
             return
         total = sum(vals[k] for k in keep)
         if total <= 0:
             reason = "all-zero shares" if sum(vals) <= 0 else "only 'Don't know'/'Refused' shares"
-            self.skipped.append(SkippedEntry(line=line, question=q.id, country=cname, reason=reason))
+            self.skipped.append(SkippedEntry(line=line, question=target.id, country=cname, reason=reason))
             return
         try:
             iso = resolve_country(cname)
@@ -346,15 +320,16 @@ class _Builder:
             iso = cname
             self.unresolved.add(cname)
         ref = self.table.countries.setdefault(iso, CountryReference(name=country_name(iso)))
-        if q.id in ref.items:
-            self.skipped.append(SkippedEntry(line=line, question=q.id, country=cname,
+        if target.id in ref.items:
+            self.skipped.append(SkippedEntry(line=line, question=target.id, country=cname,
                                              reason=f"duplicate entries for {iso}"))  # fmt: skip
             return
-        order = sorted(keep, key=lambda k: q.keys[k])
-        ref.items[q.id] = Distribution(codes=[q.keys[k] for k in order], shares=[vals[k] / total for k in order],
-                                       n=0, source=self.p.name)  # fmt: skip
+        order = sorted(keep, key=lambda k: target.keys[k])
+        ref.items[target.id] = Distribution(codes=[target.keys[k] for k in order],
+                                            shares=[vals[k] / total for k in order], n=0,
+                                            source=self.p.name)  # fmt: skip
 
-    def result(self) -> OpinionSurvey:
+    def result(self, problems: list[LineProblem]) -> OpinionSurvey:
         items = []
         for q in self.questions.values():
             keep = sorted(self.kept[q.id], key=lambda k: q.keys[k])
@@ -364,39 +339,69 @@ class _Builder:
                               options={q.keys[k]: q.options[k] for k in keep}, kind="categorical"))  # fmt: skip
         if not items:
             raise DataError(f"{self.p}: no question with at least two options")
+        for qid in self.aligned:  # entries stored before the union grew: share 0 for the options added later
+            codes = sorted(self.questions[qid].keys[k] for k in self.kept[qid])
+            for ref in self.table.countries.values():
+                d = ref.items.get(qid)
+                if d is not None and d.codes != codes:
+                    have = dict(zip(d.codes, d.shares, strict=True))
+                    ref.items[qid] = d.model_copy(update={"codes": codes, "shares": [have.get(c, 0.0) for c in codes]})
+        dropped = sum(len(q.options) - len(self.kept[q.id]) for q in self.questions.values())
         quest = Questionnaire(language="en", name=f"GlobalOpinionQA ({self.p.name})", source=str(self.p), items=items)
         self.table.countries = dict(sorted(self.table.countries.items()))
         return OpinionSurvey(source=str(self.p), questionnaire=quest, reference=self.table, unsure=self.unsure,
-                             skipped=self.skipped, dropped_options=self.dropped_options,
-                             unresolved_countries=sorted(self.unresolved))  # fmt: skip
+                             skipped=self.skipped, dropped_options=dropped,
+                             unresolved_countries=sorted(self.unresolved), problems=problems,
+                             variants=self.variants, aligned=sorted(self.aligned))  # fmt: skip
 
 
-def load_opinion_survey(path: str | Path, unsure: Unsure = "keep") -> OpinionSurvey:
-    """A GlobalOpinionQA file (either layout) as questionnaire + per-country reference; see the module doc."""
+def _problem(p: Path, line: int, e: DataError) -> LineProblem:
+    return LineProblem(line=line, message=str(e).removeprefix(f"{p}: ").removeprefix(f"line {line}: "))
+
+
+def load_opinion_survey(path: str | Path, unsure: Unsure = "keep", *, strict: bool = False) -> OpinionSurvey:
+    """A GlobalOpinionQA file (either layout) as questionnaire + per-country reference; see the module doc.
+    `strict`: refuse the file at its first problem instead of leaving the record out and reporting it."""
     if unsure not in ("keep", "drop"):
         raise ConfigError(f"unsure: {unsure!r} is not one of keep, drop")
     p = Path(path)
     b = _Builder(p, unsure)
+    problems: list[LineProblem] = []
     for line, rec in _records(p):
-        if "selections" in rec:
-            q = b.question(line, rec)
-            for cname, raw in _selections(p, line, rec["selections"]).items():
-                b.entry(line, q, cname, raw)
-        elif "distribution" in rec:
-            if "country" not in rec:
-                raise DataError(f"{p}: line {line}: a 'distribution' record needs a 'country' field")
-            q = b.question(line, rec)
-            b.entry(line, q, rec["country"], rec["distribution"])
-        else:
-            raise DataError(
-                f"{p}: line {line}: no 'selections' (country -> shares) or 'distribution' (with 'country'); "
-                "is this a question-only file?"
-            )
+        try:
+            if isinstance(rec, DataError):
+                raise rec
+            if "selections" in rec:
+                q, target = b.question(line, rec)
+                for cname, raw in _selections(p, line, rec["selections"]).items():
+                    try:
+                        b.entry(line, q, target, cname, raw)
+                    except DataError as e:  # one country's bad shares: that entry only
+                        if strict:
+                            raise
+                        problems.append(_problem(p, line, e))
+            elif "distribution" in rec:
+                if "country" not in rec:
+                    raise DataError(f"{p}: line {line}: a 'distribution' record needs a 'country' field")
+                q, target = b.question(line, rec)
+                b.entry(line, q, target, rec["country"], rec["distribution"])
+            else:
+                raise DataError(
+                    f"{p}: line {line}: no 'selections' (country -> shares) or 'distribution' (with 'country'); "
+                    "is this a question-only file?"
+                )
+        except DataError as e:
+            if strict:
+                raise
+            problems.append(_problem(p, line, e))
     if not b.questions:
+        if problems:
+            x = problems[0]
+            raise DataError(f"{p}: no valid records ({len(problems)} with problems; first: line {x.line}: {x.message})")
         raise DataError(f"{p}: no records")
-    return b.result()
+    return b.result(problems)
 
 
-def load_global_opinions(path: str | Path, unsure: Unsure = "keep") -> ReferenceTable:
+def load_global_opinions(path: str | Path, unsure: Unsure = "keep", *, strict: bool = False) -> ReferenceTable:
     """Per-country answer distributions of a GlobalOpinionQA-style file (items keyed by `id`)."""
-    return load_opinion_survey(path, unsure).reference
+    return load_opinion_survey(path, unsure, strict=strict).reference

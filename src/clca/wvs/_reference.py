@@ -56,6 +56,8 @@ class ReferenceTable(BaseModel):
     countries: dict[str, CountryReference] = Field(default_factory=dict)
     dropped_rows: int = Field(0, exclude=True, description="rows without a country (summary rows), not stored")
     unlabelled_regions: int = Field(0, exclude=True, description="region codes without a value label, not stored")
+    problem_count: int = Field(0, exclude=True, description="rows or answers of the files left out, not stored")
+    problems: list[str] = Field(default_factory=list, exclude=True, description="the first of them, not stored")
 
     def distribution(self, country: str, item: str) -> Distribution | None:
         c = self.countries.get(country)
@@ -183,6 +185,8 @@ def aggregate(
     questionnaire: Questionnaire | None = None,
     labels: str | Path | None = None,
     progress: bool = False,
+    *,
+    strict: bool = False,
 ) -> ReferenceTable:
     """Build a reference table from respondent files (any release format), streaming: memory stays bounded by one
     chunk of rows plus the counts, whatever the file size. One source per country: when several files cover a
@@ -201,7 +205,7 @@ def aggregate(
     items_by: dict[str, list[dict[str, Distribution]]] = defaultdict(list)
     margs_by: dict[str, list[dict[str, Marginal]]] = defaultdict(list)
     for f in files:
-        stream = iter_respondents(f, q, labels)
+        stream = iter_respondents(f, q, labels, strict=strict)
         rel = stream.release
         acc = _Accumulator(q)
         acc.weighted = stream.weighted
@@ -215,6 +219,8 @@ def aggregate(
             raise DataError(f"{rel.path}: no respondent rows")
         table.dropped_rows += stream.dropped_rows
         table.unlabelled_regions += stream.unlabelled_regions
+        table.problem_count += stream.problem_count
+        table.problems += [f"{rel.path.name}: {m}" for m in stream.problems]
         for country, items in acc.distributions().items():
             items_by[country].append(items)
         for country, margs in acc.marginals().items():
@@ -326,6 +332,8 @@ def survey_reference(
     questionnaire: Questionnaire | None = None,
     labels: str | Path | None = None,
     keep: set[str] | None = None,
+    *,
+    strict: bool = False,
 ) -> tuple[Survey, ReferenceTable]:
     """Read respondent files once, streaming: the reference of every country in them (pooled over the files, as
     `reference_from_survey`) and the respondents of the `keep` countries only (all when None), so that
@@ -334,7 +342,7 @@ def survey_reference(
     acc = _Accumulator(q)
     survey = Survey()
     for f in files:
-        stream = iter_respondents(f, q, labels)
+        stream = iter_respondents(f, q, labels, strict=strict)
         n = 0
         for r in stream:
             n += 1
@@ -347,6 +355,8 @@ def survey_reference(
         survey.weighted = survey.weighted or stream.weighted
         survey.dropped_rows += stream.dropped_rows
         survey.unlabelled_regions += stream.unlabelled_regions
+        survey.problem_count += stream.problem_count
+        survey.problems += [f"{stream.path.name}: {m}" for m in stream.problems]
     acc.weighted = survey.weighted
     table = ReferenceTable(note="computed from " + ", ".join(survey.sources))
     margs = acc.marginals()

@@ -39,6 +39,9 @@ class Release:
     size: int = 0  # bytes (progress unit for CSV)
     delimiter: str = ","
     _header: list[str] = field(default_factory=list)
+    # a row that cannot be read (a CSV line with the wrong number of fields): given to this callback and left
+    # out; without one it is raised (the file refused)
+    on_problem: Callable[[DataError], None] | None = None
 
     def rows(
         self, wanted: list[str], progress: Callable[[int], None] | None = None
@@ -74,7 +77,11 @@ class Release:
                 if not any(c.strip() for c in row):
                     continue
                 if len(row) != n:
-                    raise DataError(f"{self.path}: line {line}: {len(row)} fields, header has {n}")
+                    err = DataError(f"{self.path}: line {line}: {len(row)} fields, header has {n}")
+                    if self.on_problem is None:
+                        raise err
+                    self.on_problem(err)
+                    continue
                 yield f"line {line}", [None if k is None else row[k] for k in pick]
             if progress is not None:
                 progress(counted[0] - done)

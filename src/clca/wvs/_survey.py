@@ -3,6 +3,13 @@ labelled export.
 
 Every format gives the same `Respondent` rows: country (ISO alpha-3), weight, valid answers (negative WVS
 codes = missing, dropped) and demographics for personas in clca's own wording (the same for every format).
+
+A file with problems loads what is valid: an answer with an unknown code or an unlabelled value is left out
+of its respondent (the rest of the row stays), a row whose country or weight cannot be read, or a CSV line
+with the wrong number of fields, is left out whole; each is reported by its line (`problems`: the count and
+the first few messages). With `strict=True` the first problem refuses the file (a one-line DataError).
+Negative codes are WVS's missing codes (-1 don't know, -2 no answer, -4 not asked, -5 missing): dropped as
+missing, not problems.
 `iter_respondents` streams them (bounded memory); `load_survey` keeps them all.
 """
 
@@ -114,6 +121,8 @@ class Survey:
     weighted: bool = False
     dropped_rows: int = 0
     unlabelled_regions: int = 0  # rows whose region code had no value label (numeric CSV without --labels)
+    problem_count: int = 0  # rows or answers left out (see the module doc)
+    problems: list[str] = field(default_factory=list)  # the first KEPT_PROBLEMS of them
 
     @property
     def countries(self) -> list[str]:
@@ -128,14 +137,35 @@ class Survey:
         self.weighted = self.weighted or other.weighted
         self.dropped_rows += other.dropped_rows
         self.unlabelled_regions += other.unlabelled_regions
+        self.problem_count += other.problem_count
+        self.problems += other.problems[: max(0, KEPT_PROBLEMS - len(self.problems))]
+
+    def problem_note(self) -> str:
+        """'N rows or answers with problems left out (first: ...)' or '' when none."""
+        return problem_note(self.problem_count, self.problems)
+
+
+KEPT_PROBLEMS = 20  # problem messages kept (all are counted)
+SHOWN_PROBLEMS = 3  # listed by the notes
+
+
+def problem_note(count: int, problems: list[str]) -> str:
+    if not count:
+        return ""
+    return f"{count} rows or answers with problems left out (first: {'; '.join(problems[:SHOWN_PROBLEMS])})"
 
 
 class RespondentStream:
     """The respondents of one file, read row by row (memory bounded by one chunk); counters filled as it goes."""
 
     def __init__(self, path: str | Path, questionnaire: Questionnaire | None = None,
-                 labels: str | Path | None = None) -> None:  # fmt: skip
+                 labels: str | Path | None = None, *, strict: bool = False) -> None:  # fmt: skip
         self.release: Release = open_release(path, labels)
+        self.strict = strict
+        self.problem_count = 0
+        self.problems: list[str] = []
+        if not strict:
+            self.release.on_problem = self._problem
         self.questionnaire = questionnaire or default_questionnaire()
         cols = set(self.release.columns)
         if "B_COUNTRY_ALPHA" not in cols and "B_COUNTRY" not in cols:
@@ -158,6 +188,14 @@ class RespondentStream:
     def path(self) -> Path:
         return self.release.path
 
+    def _problem(self, e: DataError) -> None:
+        """Count a problem and keep its message (without the file name); raised instead when strict."""
+        if self.strict:
+            raise e
+        self.problem_count += 1
+        if len(self.problems) < KEPT_PROBLEMS:
+            self.problems.append(str(e).removeprefix(f"{self.path}: "))
+
     def __iter__(self) -> Iterator[Respondent]:
         return self.iter()
 
@@ -175,18 +213,26 @@ class RespondentStream:
         for place, cells in rel.rows(wanted, progress):
             key = (cells[0], cells[1])
             country = countries.get(key, _UNSEEN)
-            if country is _UNSEEN:
-                country = countries[key] = self._country(place, cells[0], cells[1])
-            if country is None:  # summary rows (Avg, Avg_First, ...) carry no country
-                self.dropped_rows += 1
+            try:
+                if country is _UNSEEN:
+                    country = countries[key] = self._country(place, cells[0], cells[1])
+                if country is None:  # summary rows (Avg, Avg_First, ...) carry no country
+                    self.dropped_rows += 1
+                    continue
+                weight = self._weight(place, cells[2]) if self.weighted else 1.0
+            except DataError as e:  # the row left out (raised when strict)
+                self._problem(e)
                 continue
-            weight = self._weight(place, cells[2]) if self.weighted else 1.0
             answers: dict[str, int] = {}
             for j in range(n_items):
                 cell = cells[3 + j]
                 code = item_memo[j].get(cell, _UNSEEN)
                 if code is _UNSEEN:
-                    code = item_memo[j][cell] = self._answer(place, self.items[j], cell)
+                    try:
+                        code = item_memo[j][cell] = self._answer(place, self.items[j], cell)
+                    except DataError as e:  # this answer left out (raised when strict); reported per row
+                        self._problem(e)
+                        code = None
                 if code is not None:
                     answers[self.items[j].id] = code
             demographics: dict[str, str] = {}
@@ -300,21 +346,27 @@ class RespondentStream:
 
 
 def iter_respondents(path: str | Path, questionnaire: Questionnaire | None = None,
-                     labels: str | Path | None = None) -> RespondentStream:  # fmt: skip
+                     labels: str | Path | None = None, *, strict: bool = False) -> RespondentStream:  # fmt: skip
     """Stream the respondents of a file (any release format); see `RespondentStream`."""
-    return RespondentStream(path, questionnaire, labels)
+    return RespondentStream(path, questionnaire, labels, strict=strict)
 
 
 def load_survey(
-    path: str | Path, questionnaire: Questionnaire | None = None, labels: str | Path | None = None
+    path: str | Path,
+    questionnaire: Questionnaire | None = None,
+    labels: str | Path | None = None,
+    *,
+    strict: bool = False,
 ) -> Survey:
     """Read a WVS respondent file: `.csv` (numeric codes or the `;` labelled export, detected from the header),
-    `.sav`, `.dta` or `.rds`. `labels`: value labels for a numeric CSV (a `.sav`/`.dta` of the release or JSON)."""
-    stream = RespondentStream(path, questionnaire, labels)
+    `.sav`, `.dta` or `.rds`. `labels`: value labels for a numeric CSV (a `.sav`/`.dta` of the release or JSON).
+    `strict`: refuse the file at its first problem (see the module doc)."""
+    stream = RespondentStream(path, questionnaire, labels, strict=strict)
     survey = Survey(sources=[str(stream.path)], weighted=stream.weighted)
     survey.respondents = list(stream)
     survey.dropped_rows = stream.dropped_rows
     survey.unlabelled_regions = stream.unlabelled_regions
+    survey.problem_count, survey.problems = stream.problem_count, stream.problems
     if not survey.respondents:
         raise DataError(f"{stream.path}: no respondent rows")
     return survey
