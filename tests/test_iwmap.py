@@ -254,3 +254,42 @@ def test_default_map_is_calibrated_on_the_bundled_reference() -> None:
     for c in ("EGY", "USA"):
         dists = {q: (d.codes, d.shares) for q, d in ref.countries[c].items.items()}
         np.testing.assert_allclose(cmap.projection.project(vector(expected_values(dists))), pub[c].position, atol=1e-9)
+
+
+def test_a_respondent_file_with_ten_countries_gets_its_own_factor_solution(tmp_path: Path) -> None:
+    """--survey with 10+ countries holding the ten variables: positions from the file's own factor analysis
+    (not the published map); the country planted most secular (God unimportant, abortion justifiable) is
+    placed furthest right, and the map row keeps the file's positions for the report's background."""
+    import csv
+
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    countries = ["USA", "EGY", "DEU", "JPN", "BRA", "IND", "NGA", "SWE", "RUS", "CHN", "MEX", "TUR"]
+    secular = dict(zip(countries, np.linspace(-1.5, 1.5, len(countries)), strict=True))
+    q, ids = bundled_with_sets(["iw10"])
+    q = q.select(ids)
+    # direction of each secular-axis question's code as a country is more secular (child qualities: 1 = named)
+    planted = {"Q164": -1, "Q184": 1, "Q254": 1, "Q45": 1, "Q8": -1, "Q14": -1, "Q15": 1, "Q17": 1}
+    path = tmp_path / "wvs.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["B_COUNTRY_ALPHA", "W_WEIGHT", *ids])
+        for c in countries:
+            for _ in range(60):
+                row: list[Any] = [c, 1.0]
+                for it in ids:
+                    codes = q.get(it).codes
+                    if it in planted:  # the secular axis's questions follow the country's planted level
+                        k, mid = len(codes), (len(codes) + 1) / 2
+                        shift = planted[it] * secular[c] * (k - 1) / 3
+                        row.append(int(np.clip(round(mid + shift + 0.7 * rng.normal()), 1, k)))
+                    else:
+                        row.append(int(rng.choice(codes)))
+                w.writerow(row)
+    cmap = build_map(load_reference(), [str(path)], q)
+    assert cmap.source == "survey" and cmap.projection.method == "factor" and len(cmap.countries) == 12
+    xs = [cmap.countries[c].position[0] for c in countries]
+    assert spearmanr(xs, [secular[c] for c in countries]).statistic > 0.9
+    assert max(countries, key=lambda c: cmap.countries[c].position[0]) == "TUR"
+    assert cmap.summary()["positions"]["TUR"] == list(cmap.countries["TUR"].position)

@@ -20,6 +20,7 @@ from ._answer import Answer
 from ._iwmap import (
     AXES,
     QUESTIONS,
+    VARS,
     MapCountry,
     Projection,
     calibrate,
@@ -158,6 +159,14 @@ def place(
     )  # fmt: skip
 
 
+MIN_PER_AXIS = 3  # a persona is placed when it has answers for 3+ of each axis's five variables
+
+
+def placeable(values: Mapping[str, float]) -> bool:
+    """Enough of each axis's variables known to place a persona (the rest filled, see Projection)."""
+    return all(sum(1 for v in VARS if v.axis == axis and v.code in values) >= MIN_PER_AXIS for axis in AXES)
+
+
 def persona_values(answers: Sequence[Answer]) -> dict[str, dict[str, float]]:
     """Persona -> the ten variables' expected values from that persona's answers (one variant)."""
     by: dict[str, dict[str, tuple[list[int], list[float]]]] = defaultdict(dict)
@@ -190,12 +199,19 @@ def map_metrics(
                 a for rec in store.iter(SURVEY_ANSWER, prefix=key_prefix(alias, style, c))
                 if (a := Answer.model_validate(rec.data)).variant == variant
             ]  # fmt: skip
-            vals = {p: v for p, v in persona_values(answers).items() if len(v) >= 8}
+            known = persona_values(answers)
+            vals = {p: v for p, v in known.items() if placeable(v)}
             if not vals:
+                if known:
+                    most = max(len(v) for v in known.values())
+                    lines.append(
+                        f"map {alias}/{style}/{c}: not placed (no persona answered {MIN_PER_AXIS} of each axis's "
+                        f"five variables; at most {most} of 10 variables)"
+                    )
                 continue
             per = {p: cmap.projection.project(vector(v)) for p, v in vals.items()}
             pl = place(per, cmap, c, resamples=resamples, seed=seed)
-            missing = sorted({k for v in vals.values() for k in ("Y002", "Y003", "F118") if k not in v})
+            missing = sorted({v.code for v in VARS if any(v.code not in x for x in vals.values())})
             store.put(METRIC, map_key(alias, style, c), {
                 "x": float(pl.position[0]), "y": float(pl.position[1]),
                 "lo": [float(v) for v in pl.lo], "hi": [float(v) for v in pl.hi], "cov": pl.cov.tolist(),
