@@ -36,6 +36,12 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
+def play(store: RunStore, turns: int) -> None:
+    """Scripted dialogues of the stored scenarios: the last turn leaves."""
+    script = MockLLM(speaker_script({turns - 1: action("leave")}))
+    run(simulate(store, script, RoleplayConfig(max_turns=turns, samples=1, progress=False)))
+
+
 def reflector(messages: Sequence[Any], _p: Any) -> str:
     """A scripted pair of characters: talk turns name the speaker; the draft and the endorsement are JSON."""
     user = messages[-1]["content"]
@@ -52,7 +58,7 @@ def reflector(messages: Sequence[Any], _p: Any) -> str:
 def played(tmp_path: Path):
     with RunStore(tmp_path / "run") as store:
         seed_store(store, ["JPN/t-001", "MEX/t-002"])
-        run(simulate(store, MockLLM(speaker_script({3: action("leave")})), RoleplayConfig(max_turns=4, samples=1, progress=False)))  # fmt: skip
+        play(store, 4)
         yield store
 
 
@@ -145,8 +151,9 @@ def test_resume_after_a_kill_asks_no_step_again(played, tmp_path):
 
 
 def _planted(store: RunStore, norm: str) -> None:
-    from clca.judge import JudgeConfig, judge_episodes
     from test_judge import TABLE, scripted_judge
+
+    from clca.judge import JudgeConfig, judge_episodes
 
     run(judge_episodes(store, MockLLM(scripted_judge(TABLE)), JudgeConfig(progress=False)))
     llm = MockLLM(reflector)
@@ -178,7 +185,7 @@ def test_collaborative_rows_come_from_stored_reflections_only(played):
 def test_collaborative_variants_need_reflections(tmp_path):
     with RunStore(tmp_path / "r") as store:
         seed_store(store, ["JPN/t-001"])
-        run(simulate(store, MockLLM(speaker_script({2: action("leave")})), RoleplayConfig(max_turns=3, samples=1, progress=False)))  # fmt: skip
+        play(store, 3)
         with pytest.raises(DataError, match="reflect.enabled"):
             collect_rows(store, DatasetConfig(variant="collab_only", tokenizer=None), progress=False)
 
@@ -228,7 +235,7 @@ def test_embedded_model_reflects_on_an_episode_and_resumes_without_asking_again(
     def played_store(path: Path) -> RunStore:
         store = RunStore(path)
         seed_store(store, ["JPN/t-001"])
-        run(simulate(store, MockLLM(speaker_script({3: action("leave")})), RoleplayConfig(max_turns=4, samples=1, progress=False)))  # fmt: skip
+        play(store, 4)
         return store
 
     with played_store(tmp_path / "whole") as store:
