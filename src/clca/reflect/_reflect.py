@@ -52,6 +52,7 @@ class ReflectConfig(BaseModel):
     turns: int = Field(4, ge=2, le=12, description="turns of the talk before the agreed statement (alternating)")
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(96, ge=16, description="token budget of one talk turn")
+    statement_max_tokens: int = Field(192, ge=64, description="token budget of the draft and the endorsement")
     seed: int = 0
     model_retries: int = Field(2, ge=0, description="re-asks of a step whose output is empty, echoed or invalid")
     structured_attempts: int = Field(3, ge=1)
@@ -173,14 +174,19 @@ class _Reflector:
         messages = reflection_messages(ctx, side, talk, step, **extra)
         last: Exception | None = None
         for attempt in range(cfg.model_retries + 1):
-            params = GenParams(temperature=0.0, max_tokens=256, seed=cfg.step_seed(ctx.key, idx, attempt))
+            params = GenParams(  # greedy first; a re-ask samples (the same greedy answer would come back)
+                temperature=0.0 if attempt == 0 else max(cfg.temperature, 0.7),
+                max_tokens=cfg.statement_max_tokens,
+                seed=cfg.step_seed(ctx.key, idx, attempt),
+            )
             try:
                 out = await self.llms[side].structured(messages, schema, params, max_attempts=cfg.structured_attempts)
             except (StructuredOutputError, BackendError) as e:
                 last = e
                 continue
             norms = getattr(out, "norms", None) or []
-            problem = next((p for n in norms if (p := echo_problem(n, prompts=[messages[1]["content"]]))), None)
+            instructions = [messages[1]["content"].split("\n\n")[-1]]  # the question, not the talk it may quote
+            problem = next((p for n in norms if (p := echo_problem(n, prompts=instructions))), None)
             if problem is None:
                 return out
             last = EchoError(schema.__name__, attempt + 1, [problem])
