@@ -95,7 +95,7 @@ def test_reuse_refuses_different_shared_settings_before_any_model(tmp_path: Path
 def test_reuse_refuses_unfinished_or_missing_source(tmp_path: Path) -> None:
     src = _fake_source(tmp_path, finished=False)
     cfg = _cfg(tmp_path, "b", f"reuse_from: {src.run_dir}\n")
-    with pytest.raises(ConfigError, match="has not finished its shared stages \\(judge, intents\\)"):
+    with pytest.raises(ConfigError, match="has not finished its shared stages \\(judge, reflect, intents\\)"):
         asyncio.run(run_pipeline(cfg))
     cfg = _cfg(tmp_path, "c", f"reuse_from: {tmp_path / 'nowhere'}\n")
     with pytest.raises(ConfigError, match="is not a run directory"):
@@ -105,12 +105,13 @@ def test_reuse_refuses_unfinished_or_missing_source(tmp_path: Path) -> None:
 def test_paper_study_expands_to_the_papers_grid() -> None:
     runs = expand_study(ROOT / "configs" / "paper_study.yaml")
     names = [r.name for r in runs]
-    assert len(runs) == 7 + 4 and names[0] == "llama-3.1-8b-full" and runs[0].reuse_from is None
+    assert len(runs) == 7 + 6 and names[0] == "llama-3.1-8b-full" and runs[0].reuse_from is None
     assert {n.rsplit("-", 1)[-1] for n in names if n.startswith("llama-3.1-8b")} >= {"full", "no_filter"}
     cfgs = [RunConfig.model_validate(r.config) for r in runs]
     assert {c.stage_configs()["dataset"].variant for c in cfgs} == {
-        "full", "dialogue_only", "intent_only", "no_filter", "control"
+        "full", "dialogue_only", "intent_only", "no_filter", "control", "full_collab", "collab_only"
     }  # fmt: skip
+    assert all(c.reflect.enabled for c in cfgs)  # generated once by the first run, reused by the others
     assert len({c.models.student for c in cfgs}) == 7
     assert all(set(c.stage_configs()["eval"].styles) == {"persona", "cultural", "anthropological"} for c in cfgs)
     generator = shared_settings(cfgs[0])

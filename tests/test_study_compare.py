@@ -35,6 +35,8 @@ from clca.store import RunStore
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ("no_filter", "dialogue_only", "control")
+#: collaborative learning (the reflect stage and task 3): trained and evaluated in the same study, not compared
+COLLAB = ("full_collab", "collab_only")
 ITEMS = ["Q1", "Q2", "Q3", "Q4", "Q5", "Q6"]
 CONTROL_TEXT = [
     ("Can you suggest a quick breakfast?", "Oatmeal with fruit takes five minutes and keeps you full."),
@@ -52,6 +54,7 @@ set:
   roleplay: {{max_turns: 3, max_tokens: 48}}
   judge: {{max_tokens: 64}}
   intents: {{max_tokens: 48}}
+  reflect: {{enabled: true, turns: 2, max_tokens: 32, statement_max_tokens: 96}}
   dataset: {{judge_rule: {{meta_not_aligned: [], quality_bad: []}}}}
   train: {{max_steps: 1, per_device_train_batch_size: 1, gradient_accumulation_steps: 1}}
   eval: {{personas: 2, items: {items}, bootstrap: 50}}
@@ -60,6 +63,8 @@ grid:
     no_filter: {{dataset: {{variant: no_filter}}}}
     dialogue_only: {{dataset: {{variant: dialogue_only}}}}
     control: {{dataset: {{variant: control, control_path: {control}}}}}
+    full_collab: {{dataset: {{variant: full_collab}}}}
+    collab_only: {{dataset: {{variant: collab_only}}}}
 """
 BASELINE = "no_filter:adapted:persona"
 
@@ -90,9 +95,9 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                         control=control)  # fmt: skip
     (root / "study.yaml").write_text(body)
     plan = _ok("study", "plan", "study.yaml", cwd=root).splitlines()
-    assert [line.split("\t")[0] for line in plan] == list(RUNS) and plan[0].endswith("generates")
+    assert [line.split("\t")[0] for line in plan] == [*RUNS, *COLLAB] and plan[0].endswith("generates")
     _ok("study", "run", "study.yaml", cwd=root)
-    runs = {name: root / "runs" / name for name in RUNS}
+    runs = {name: root / "runs" / name for name in (*RUNS, *COLLAB)}
     # the mismatched setup: a run without a config (`clca eval`) of the first run's adapter, fewer questions
     other = root / "other"
     _ok("eval", "--model", f"embedded+lora:{runs['no_filter'] / 'adapter'}", "--alias", "adapted", "--personas",
@@ -136,7 +141,7 @@ def test_shared_stages_are_reused_with_zero_model_calls(study: dict[str, Path]) 
         gen_calls = {s: store.get_meta(f"stage:{s}")["model_calls"] for s in (*SHARED_STAGES, "eval")}
     assert all(gen_calls[s] > 0 for s in SHARED_STAGES), gen_calls  # the first run generated
     kinds_gen = _kinds(gen)
-    for name in RUNS[1:]:
+    for name in (*RUNS[1:], *COLLAB):
         with RunStore(study[name]) as store:
             calls = {s: store.get_meta(f"stage:{s}")["model_calls"] for s in (*SHARED_STAGES, "eval")}
             reused = store.get_meta("reused_from")
@@ -144,14 +149,24 @@ def test_shared_stages_are_reused_with_zero_model_calls(study: dict[str, Path]) 
         assert reused["run_dir"] == str(gen) and reused["base_answers"] is True
         assert 0 < calls["eval"] < gen_calls["eval"]  # only the adapted student was asked; base answers copied
         kinds = _kinds(study[name])
-        for kind in ("scenario", "episode", "turn", "judgement", "intention"):
+        for kind in ("scenario", "episode", "turn", "judgement", "reflection_turn", "reflection", "intention"):
             assert kinds.get(kind) == kinds_gen.get(kind), (name, kind)
         assert reused["copied"]["episode"] == sum(kinds_gen["episode"].values())
-    rows = {n: _rows(study[n]) for n in RUNS}
+    rows = {n: _rows(study[n]) for n in (*RUNS, *COLLAB)}
     assert {r["task"] for r in rows["dialogue_only"]} == {"dialogue"}  # only the dataset variant differs
     assert {r["task"] for r in rows["control"]} == {"control"}
     gen_dialogues = {r["id"] for r in rows["no_filter"] if r["task"] == "dialogue"}
     assert rows["dialogue_only"] and {r["id"] for r in rows["dialogue_only"]} <= gen_dialogues
+    # collaborative learning: task 3 rows from the generator's reflections only; both runs trained and evaluated
+    assert {r["task"] for r in rows["collab_only"]} == {"collaborative"}
+    assert {"dialogue", "collaborative"} <= {r["task"] for r in rows["full_collab"]}
+    with RunStore(gen) as store:
+        norms = [n for rec in store.iter("reflection") for n in rec.data["statement"]["norms"]]
+    statements = [r["messages"][-1]["content"] for r in rows["collab_only"] if r["id"].endswith("/statement")]
+    assert statements and all(any(n in s for n in norms) for s in statements)
+    for name in COLLAB:
+        assert (study[name] / "adapter" / "train_result.json").is_file()
+        assert any(k.startswith("adapted/") for k in _stored(study[name])), name
     # the base student's answers are the generator's, so its metric rows are too
     base = {k: v for k, v in _stored(gen).items() if k.startswith("base/")}
     for name in RUNS[1:]:

@@ -1,6 +1,6 @@
 """The whole study, stage by stage, into one run directory.
 
-    scenarios -> roleplay -> judge -> intents -> dataset -> train -> eval -> report
+    scenarios -> roleplay -> judge -> reflect -> intents -> dataset -> train -> eval -> report
 
 Each stage reads what the previous ones stored in the run database and skips what is already
 done, so re-running a finished run makes no model calls and re-running after a crash continues
@@ -250,6 +250,19 @@ async def _judge(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     return s.line("judged") + f"; kept {len(kept)} of {store.count(EPISODE)}; {quality}"
 
 
+async def _reflect(cfg: RunConfig, store: RunStore, models: _Models) -> str:
+    from .reflect import reflect_episodes, reflection_stats
+
+    if not cfg.reflect.enabled:
+        return "off (reflect.enabled: false)"
+    teacher = models.get(cfg.models.teacher)
+    partner = models.get(cfg.models.partner) if cfg.models.partner else teacher
+    s = await reflect_episodes(store, [teacher, partner], cfg.reflect)
+    st = reflection_stats(store)
+    rate = "n/a" if st["agreement_rate"] is None else f"{st['agreement_rate']:.0%}"
+    return s.line("reflections") + f"; agreement {rate}"
+
+
 async def _intents(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     from .intents import annotate_intents
 
@@ -370,6 +383,7 @@ _RUNS: dict[str, StageRun] = {
     "scenarios": _scenarios,
     "roleplay": _roleplay,
     "judge": _judge,
+    "reflect": _reflect,
     "intents": _intents,
     "dataset": _dataset,
     "train": _train,

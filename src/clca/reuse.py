@@ -29,7 +29,7 @@ from .records import (
 from .run_config import RunConfig
 from .store import DB_NAME, RunStore
 
-SHARED_STAGES = ("scenarios", "roleplay", "judge", "intents")
+SHARED_STAGES = ("scenarios", "roleplay", "judge", "reflect", "intents")
 #: records made after the shared stages (not copied; the base student's answers may be, see `reuse_shared`)
 LATER_KINDS = (SURVEY_ANSWER, METRIC)
 #: settings that change how work is scheduled, not what is made
@@ -52,8 +52,8 @@ def shared_settings(cfg: RunConfig) -> dict[str, Any]:
     }
     for stage in SHARED_STAGES:
         data = sc[stage].model_dump(mode="json")
-        if stage == "intents" and data.get("episodes") == "all":
-            data.pop("rule", None)  # every episode is annotated: the discard rule changes nothing made here
+        if stage in ("intents", "reflect") and data.get("episodes") == "all":
+            data.pop("rule", None)  # every episode is used: the discard rule changes nothing made here
         for k, v in sorted(data.items()):
             if k not in _VOLATILE:
                 flat[f"{stage}.{k}"] = v

@@ -17,6 +17,7 @@ from .dataset import DatasetConfig
 from .errors import ConfigError
 from .intents import IntentConfig
 from .judge import JudgeConfig
+from .reflect import ReflectConfig
 from .roleplay import RoleplayConfig
 from .scenarios import AdaptConfig, NormsConfig
 from .train import TrainConfig, with_preset
@@ -27,6 +28,7 @@ STAGE_CONFIGS: dict[str, type[BaseModel] | None] = {
     "scenarios": AdaptConfig,
     "roleplay": RoleplayConfig,
     "judge": JudgeConfig,
+    "reflect": ReflectConfig,
     "intents": IntentConfig,
     "dataset": DatasetConfig,
     "train": TrainConfig,
@@ -80,6 +82,9 @@ class RunConfig(BaseModel):
     )
     roleplay: RoleplayConfig = Field(default_factory=RoleplayConfig, description="clca.roleplay.RoleplayConfig")
     judge: JudgeConfig = Field(default_factory=JudgeConfig, description="clca.judge.JudgeConfig")
+    reflect: ReflectConfig = Field(
+        default_factory=ReflectConfig, description="clca.reflect.ReflectConfig (collaborative learning; off by default)"
+    )
     intents: IntentConfig = Field(default_factory=IntentConfig, description="clca.intents.IntentConfig")
     dataset: DatasetConfig = Field(default_factory=DatasetConfig, description="clca.dataset.DatasetConfig")
     train: TrainConfig = Field(default_factory=TrainConfig, description="clca.train.TrainConfig")
@@ -158,8 +163,9 @@ class RunConfig(BaseModel):
             check_static(self)  # duplicate cultures, profile codes, styles, cache folder
             from .stage_links import link_sections
 
-            linked = link_sections({"intents": self.intents, "dataset": self.dataset})
+            linked = link_sections({"intents": self.intents, "dataset": self.dataset, "reflect": self.reflect})
             self.intents, self.dataset = linked["intents"], linked["dataset"]  # type: ignore[assignment]
+            self.reflect = linked["reflect"]  # type: ignore[assignment]
         except ClcaError as e:
             raise ValueError(e.one_line()) from None
         return self

@@ -3,6 +3,9 @@
 - One discard rule. The judge stage's "kept" count, the intents stage (`intents.episodes: kept`) and the
   dataset (`dataset.judge_rule`) all use the same `clca.judge.DiscardRule`: `dataset.judge_rule` when it
   is set, else `intents.rule`, else the default rule. Setting both to different rules is refused.
+- Reflections for the collaborative task. A dataset variant with the `collaborative` task (`full_collab`,
+  `collab_only`) needs the reflect stage: without `reflect.enabled` it is refused. The reflect stage
+  selects episodes (`reflect.episodes: kept`) by the same discard rule.
 - Intentions for every dialogue the dataset uses. A dataset variant that trains on unfiltered dialogues
   (`no_filter`) needs intentions of every finished dialogue: `intents.episodes` defaults to `all` there,
   and an explicit `intents.episodes: kept` is refused.
@@ -62,6 +65,13 @@ def link_sections(sections: dict[str, BaseModel]) -> dict[str, BaseModel]:
             )
         episodes = "all"
     out = dict(sections)
+    reflect = sections.get("reflect")
+    if reflect is not None:
+        if "collaborative" in dataset.tasks() and not reflect.enabled:  # type: ignore[attr-defined]
+            raise ConfigError(
+                f"dataset.variant {variant!r} trains on the characters' reflections: set reflect.enabled: true"
+            )
+        out["reflect"] = reflect.model_copy(update={"rule": DiscardRule.model_validate(rule or {})})
     out["intents"] = intents.model_copy(update={"episodes": episodes, "rule": DiscardRule.model_validate(rule or {})})
     out["dataset"] = dataset.model_copy(update={"judge_rule": rule})
     return out

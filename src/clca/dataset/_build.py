@@ -13,6 +13,7 @@ from .._outputs import check_output
 from ..errors import DataError
 from ..records import SCENARIO, culture_meta
 from ..store import RunStore
+from ._collab_rows import collaborative_rows
 from ._config import SURVEY_VARIANTS, DatasetConfig, DatasetInfo
 from ._export import SPLITS, write_hf, write_jsonl, write_sharegpt
 from ._mix import dedup, mix, split_by_scenario
@@ -46,6 +47,7 @@ def collect_rows(
     tasks = cfg.tasks()
     rows: list[Row] = []
     used = 0
+    reflections = _reflections(store) if "collaborative" in tasks else {}
     dialogues = iter_dialogues(store, judge_rule=cfg.judge_rule, report=report)
     seen: set[str] = set()
     for d in tqdm(dialogues, desc="dialogues", disable=not progress, leave=False):
@@ -64,12 +66,28 @@ def collect_rows(
             r, s = intent_rows(d, cfg)
             rows += r
             _add(report.skipped, s)
+        if "collaborative" in tasks:
+            r, s = collaborative_rows(d, reflections.get(d.episode_key), cfg)
+            rows += r
+            _add(report.skipped, s)
     if cfg.culture and seen and cfg.culture.upper() not in seen:  # a selection that leaves nothing
         raise DataError(
             f"dataset.culture {cfg.culture!r}: no dialogues of that culture in the run; "
             f"cultures: {', '.join(sorted(seen))}"
         )
     return rows, report, used
+
+
+def _reflections(store: RunStore) -> dict[str, Any]:
+    from ..reflect import load_reflections
+
+    found = load_reflections(store)
+    if not found:
+        raise DataError(
+            "dataset: the variant's collaborative task needs stored reflections and the run has none; "
+            "run the reflect stage (reflect.enabled: true)"
+        )
+    return found
 
 
 def stored_eval_config(store: RunStore) -> Any:

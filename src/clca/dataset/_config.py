@@ -12,6 +12,8 @@ Variant = Literal[
     "dialogue_only",
     "intent_only",
     "no_filter",
+    "full_collab",
+    "collab_only",
     "control",
     "survey_direct",
     "survey_transfer",
@@ -19,7 +21,7 @@ Variant = Literal[
     "survey_shuffled",
     "survey_uniform",
 ]
-Task = Literal["dialogue", "intent", "control", "survey"]
+Task = Literal["dialogue", "intent", "collaborative", "control", "survey"]
 #: control training sets built from the evaluation's survey data (clca.dataset._survey_rows), no dialogues
 SURVEY_VARIANTS = ("survey_direct", "survey_transfer", "survey_other", "survey_shuffled", "survey_uniform")
 
@@ -28,6 +30,9 @@ VARIANTS: dict[str, str] = {
     "dialogue_only": "task 1 only (dialogue imitation) from judge-kept dialogues",
     "intent_only": "task 2 only (intention understanding) from judge-kept dialogues",
     "no_filter": "both tasks from every finished dialogue, judge-rejected ones included",
+    "full_collab": "both tasks plus task 3 (collaborative learning: the characters' reflections) from "
+    "judge-kept dialogues; needs reflect.enabled",
+    "collab_only": "task 3 only (collaborative learning) from judge-kept dialogues; needs reflect.enabled",
     "control": "only user-supplied generic conversations (--control FILE, messages JSONL)",
     "survey_direct": "the target culture's survey answers to the evaluation items, in the evaluation's "
     "prompt format (positive control)",
@@ -60,6 +65,11 @@ class DatasetConfig(BaseModel):
         "insert_user",
         description="when a side opens the dialogue: insert a short user cue before its first turn "
         "(portable to templates that require user-first), or keep system->assistant",
+    )
+    collab_rows: Literal["statement", "continue", "both"] = Field(
+        "both",
+        description="task 3 rows: statement (transcript + talk -> the agreed norms), continue (the talk from "
+        "each side), or both",
     )
     intent_include_generic: bool = Field(True, description="task 2 rows also for turns labelled generic")
     control_path: Path | None = Field(None, description="messages JSONL of generic conversations (variant control)")
@@ -96,8 +106,10 @@ class DatasetConfig(BaseModel):
         if self.variant == "control" and self.control_path is None:
             raise ConfigError("variant 'control' needs control_path (--control FILE): generic conversations JSONL")
         for k, w in self.weights.items():
-            if k not in ("dialogue", "intent", "control", "survey") or w < 0:
-                raise ConfigError(f"weights: unknown task {k!r} or negative weight {w} (tasks: dialogue, intent)")
+            if k not in ("dialogue", "intent", "collaborative", "control", "survey") or w < 0:
+                raise ConfigError(
+                    f"weights: unknown task {k!r} or negative weight {w} (tasks: dialogue, intent, collaborative)"
+                )
         return self
 
     def tasks(self) -> tuple[str, ...]:
@@ -106,6 +118,8 @@ class DatasetConfig(BaseModel):
             "no_filter": ("dialogue", "intent"),
             "dialogue_only": ("dialogue",),
             "intent_only": ("intent",),
+            "full_collab": ("dialogue", "intent", "collaborative"),
+            "collab_only": ("collaborative",),
             "control": ("control",),
         }.get(self.variant, ("survey",))
 

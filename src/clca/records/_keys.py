@@ -8,6 +8,8 @@ Kinds (the `kind` column of the run database's `artifacts` table) and their keys
   turn           EPISODE_KEY/tIDX (3 digits)    "JPN/seed-007/s1/t003"   parent: the episode key
   judgement      EPISODE_KEY                    "JPN/seed-007/s1"
   intention      TURN_KEY                       "JPN/seed-007/s1/t003"   parent: the episode key
+  reflection_turn EPISODE_KEY/rIDX (3 digits)   "JPN/seed-007/s1/r002"   parent: the episode key
+  reflection     EPISODE_KEY                    "JPN/seed-007/s1"        parent: the episode key
   survey_answer  ALIAS/STYLE/COUNTRY/PERSONA/ITEM[/VARIANT]
   metric         ALIAS/STYLE/COUNTRY/VARIANT/METRIC or ALIAS/STYLE/COUNTRY/specificity
                  or ALIAS/STYLE/COUNTRY/iwmap (the model's place on the cultural map: map_key)
@@ -27,9 +29,11 @@ EPISODE = "episode"
 TURN = "turn"
 JUDGEMENT = "judgement"
 INTENTION = "intention"
+REFLECTION_TURN = "reflection_turn"
+REFLECTION = "reflection"
 SURVEY_ANSWER = "survey_answer"
 METRIC = "metric"
-KINDS = (SCENARIO, EPISODE, TURN, JUDGEMENT, INTENTION, SURVEY_ANSWER, METRIC)
+KINDS = (SCENARIO, EPISODE, TURN, JUDGEMENT, REFLECTION_TURN, REFLECTION, INTENTION, SURVEY_ANSWER, METRIC)
 #: meta entry (not an artifact): model alias -> the seed its WVS evaluation used
 EVAL_SEEDS_META = "eval_seeds"
 
@@ -49,6 +53,10 @@ def episode_key(scenario_key: str, sample: int) -> str:
 
 def turn_key(ep_key: str, idx: int) -> str:
     return f"{ep_key}/t{idx:03d}"
+
+
+def reflection_turn_key(ep_key: str, idx: int) -> str:
+    return f"{ep_key}/r{idx:03d}"
 
 
 def split_episode_key(key: str) -> tuple[str, int]:

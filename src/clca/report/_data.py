@@ -30,6 +30,7 @@ from ..records import (
     KINDS,
     METRIC,
     MODEL_SERVERS,
+    REFLECTION,
     SCENARIO,
     CharacterView,
     TurnView,
@@ -127,6 +128,23 @@ class Verdict(BaseModel):
     text: str
 
 
+class ReflectionSummary(BaseModel):
+    """The reflect stage (collaborative learning): counts, agreement and the most frequent agreed norms."""
+
+    reflections: int = 0
+    failed: int = 0
+    failure_reasons: dict[str, int] = Field(default_factory=dict)
+    agreement_rate: float | None = None
+    by_culture: dict[str, dict[str, Any]] = Field(default_factory=dict, description="culture -> counts, top norms")
+
+
+class ReflectionSample(BaseModel):
+    talk: list[tuple[str, str]] = Field(default_factory=list, description="(speaker, words) of the talk")
+    norms: list[str] = Field(default_factory=list)
+    agreement: bool = False
+    confidence: dict[str, int] = Field(default_factory=dict)
+
+
 class DialogueSample(BaseModel):
     key: str
     culture: str
@@ -141,6 +159,8 @@ class DialogueSample(BaseModel):
     judge_error: str | None = None
     verdicts: list[Verdict] = Field(default_factory=list)
     turns: list[TurnView] = Field(default_factory=list)
+    reflection: ReflectionSample | None = None
+    reflection_error: str | None = None
 
 
 class ReportData(BaseModel):
@@ -168,6 +188,7 @@ class ReportData(BaseModel):
         default_factory=dict, description="clca.intents.dialogue_quality: per culture and total figures"
     )
     intentions: IntentionSummary = Field(default_factory=IntentionSummary)
+    reflections: ReflectionSummary = Field(default_factory=ReflectionSummary)
     wvs: WvsSummary = Field(default_factory=WvsSummary)
     datasets: list[DatasetSummary] = Field(default_factory=list, description="built datasets found in the run")
     trainings: list[TrainSummary] = Field(default_factory=list, description="training logs found in the run")
@@ -380,6 +401,7 @@ def build_summary(
 
         report.quality = dialogue_quality(store, rule)
     report.intentions = _intention_summary(rows["intention"], store)
+    report.reflections = _reflection_summary(store)
     report.wvs = read_wvs(rows["metric"], rows["survey_answer"], report.config, base_model)
     report.wvs.target_shifts = target_shifts(store, report.wvs, set(cultures))
     cultures |= {m.culture for m in report.wvs.scores}
@@ -393,11 +415,43 @@ def build_summary(
     return report
 
 
+def _reflection_summary(store: RunStore) -> ReflectionSummary:
+    from ..reflect import reflection_stats
+
+    try:
+        st = reflection_stats(store)
+    except ValueError:  # a stored reflection the model cannot read: counted, not shown
+        return ReflectionSummary(failed=store.count(REFLECTION, status=None))
+    return ReflectionSummary(
+        reflections=st["reflections"],
+        failed=st["failed"],
+        failure_reasons=st["failure_reasons"],
+        agreement_rate=st["agreement_rate"],
+        by_culture=st["cultures"],
+    )
+
+
+def _reflection_sample(data: dict[str, Any]) -> ReflectionSample | None:
+    from ..reflect import Reflection
+
+    try:
+        r = Reflection.model_validate(data)
+    except ValueError:
+        return None
+    return ReflectionSample(
+        talk=[(t.speaker, t.text) for t in r.turns if t.phase == "talk"],
+        norms=r.statement.norms,
+        agreement=r.statement.agreement,
+        confidence=r.statement.confidence,
+    )
+
+
 def _dialogues(rows: dict[str, list[Record]], keys: list[str], rule: DiscardRule) -> list[DialogueSample]:
     scenarios = {r.key: r for r in rows["scenario"]}
     episodes = {r.key: r for r in rows["episode"]}
     judgements = {r.key: r for r in rows["judgement"]}
     intentions = {r.key: r for r in rows["intention"]}
+    reflections = {r.key: r for r in rows.get(REFLECTION, [])}
     wanted = set(keys)
     turns: dict[str, list[Record]] = defaultdict(list)
     for r in rows["turn"]:
@@ -434,5 +488,10 @@ def _dialogues(rows: dict[str, list[Record]], keys: list[str], rule: DiscardRule
         if j is not None and j.status != "ok":
             sample.judge_error = j.error or "failed"
         sample.turns = list(dialogue_turns(turns[key], intentions))
+        r = reflections.get(key)
+        if r is not None and r.status == "ok" and isinstance(r.data, dict):
+            sample.reflection = _reflection_sample(r.data)
+        elif r is not None:
+            sample.reflection_error = r.error or "failed"
         out.append(sample)
     return out
