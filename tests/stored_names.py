@@ -4,9 +4,10 @@ meta entry by hand.
 
 What counts (each a `path:line: what` string):
 - a record kind's string ("episode") where a kind goes: an argument of a run-database call (`store.iter`,
-  `store.get`, `first_failure`, ...), a comparison, an assignment, a collection or dict whose strings are
-  all kinds; kinds are the `records` constants (`EPISODE`, ...). Kind names used as other things (a
-  dataset column "scenario", a Sotopia field) are not in those places and are not counted;
+  `store.get`, `first_failure`, ...), a comparison, an assignment, the index of a table by kind (`rows`,
+  `stages`, `kinds`), a collection or dict whose strings are all kinds; kinds are the `records` constants
+  (`EPISODE`, ...). Kind names used as other things (a dataset column "scenario", a Sotopia field) are not
+  in those places and are not counted;
 - a key built by hand: an f-string or a `+` as the kind or key argument (or `prefix=`) of a run-database call;
 - a key split by hand: `.split("/")`, `.rsplit("/")`, `.partition("/")`, `.rpartition("/")` (a line that
   splits something else says so with the comment `# not a record key`);
@@ -24,6 +25,8 @@ STORE_CALLS = frozenset(
     {"iter", "get", "put", "fail", "done", "count", "failure_reasons", "first_failure", "import_from", "keys"}
 )
 META_CALLS = frozenset({"get_meta", "set_meta"})
+#: tables indexed by kind (`rows[EPISODE]`, `report.stages[EPISODE]`)
+KIND_TABLES = frozenset({"rows", "stages", "kinds"})
 SPLITS = frozenset({"split", "rsplit", "partition", "rpartition"})
 EXEMPT = "# not a record key"
 
@@ -84,6 +87,8 @@ def violations_in(path: Path, label: str) -> list[str]:
                 and node.args[0].value == "/"
             ):
                 add(node, f"key split by hand (.{name}('/'))")
+        elif isinstance(node, ast.Subscript) and _kind_literal(node.slice) and (_call_name(node.value) in KIND_TABLES):
+            add(node, "kind as a table index")
         elif isinstance(node, ast.Compare):
             for side in [node.left, *node.comparators]:
                 if _kind_literal(side):

@@ -59,7 +59,8 @@ def test_the_stored_name_check_finds_planted_violations(tmp_path: Path) -> None:
         '    KIND = "judgement"\n'
         '    titles = {"scenario": "Scenarios", "episode": "Dialogues"}\n'
         '    store.set_meta(f"stage:{kind}", 1), store.get_meta("config")\n'
-        '    return key.split("/")  # not a record key\n'
+        '    return key.split("/"), rows["turn"], data["turn"]  # not a record key\n'
+        '    return rows["turn"], data["turn"]\n'
     )
     found = stored_name_violations(tmp_path)
     assert found == [
@@ -74,6 +75,7 @@ def test_the_stored_name_check_finds_planted_violations(tmp_path: Path) -> None:
         "stage.py:11: kinds as dict keys",
         "stage.py:12: meta name spelled out",
         "stage.py:12: meta name spelled out",
+        "stage.py:14: kind as a table index",
     ], found
 
 

@@ -17,7 +17,7 @@ from clca.errors import ConfigError, DataError
 from clca.llm import MockLLM
 from clca.records import REFLECTION, REFLECTION_TURN
 from clca.reflect import ReflectConfig, Reflection, load_reflections, reflect_episodes, reflection_stats
-from clca.roleplay import RoleplayConfig, simulate
+from clca.roleplay import RoleplayConfig, run_roleplay
 from clca.store import RunStore
 
 TOPICS = [
@@ -39,7 +39,7 @@ def run(coro: Any) -> Any:
 def play(store: RunStore, turns: int) -> None:
     """Scripted dialogues of the stored scenarios: the last turn leaves."""
     script = MockLLM(speaker_script({turns - 1: action("leave")}))
-    run(simulate(store, script, RoleplayConfig(max_turns=turns, samples=1, progress=False)))
+    run(run_roleplay(store, script, RoleplayConfig(max_turns=turns, samples=1, progress=False)))
 
 
 def reflector(messages: Sequence[Any], _p: Any) -> str:

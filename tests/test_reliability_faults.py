@@ -132,7 +132,7 @@ def test_every_kind_of_fault_was_injected(fault_run: FaultRun) -> None:
 
 
 def test_every_item_is_ok_or_failed_with_a_reason(fault_run: FaultRun) -> None:
-    from clca.wvs._evaluate import ANSWER
+    from clca.records import SURVEY_ANSWER as ANSWER
 
     with RunStore(fault_run.run_dir) as store:
         kinds = store.kinds()

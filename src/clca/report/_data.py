@@ -32,6 +32,8 @@ from ..records import (
     MODEL_SERVERS,
     REFLECTION,
     SCENARIO,
+    SURVEY_ANSWER,
+    TURN,
     CharacterView,
     TurnView,
     dialogue_turns,
@@ -383,10 +385,10 @@ def build_summary(
         report.model_servers = [v for _, v in sorted(servers.items()) if isinstance(v, dict)]
     cultures = {c for st in report.stages.values() for c in st.by_culture if st.kind in (SCENARIO, EPISODE)}
 
-    ok_eps = [r for r in rows["episode"] if r.status == "ok"]
+    ok_eps = [r for r in rows[EPISODE] if r.status == "ok"]
     ends = Counter(_text((r.data or {}).get("end_reason")) or "unknown" for r in ok_eps)
     n_turns = [int(r.data["n_turns"]) for r in ok_eps if isinstance((r.data or {}).get("n_turns"), int)]
-    ok_turns = [r for r in rows["turn"] if r.status == "ok"]
+    ok_turns = [r for r in rows[TURN] if r.status == "ok"]
     words = [len(turn_view(r.key, r.data or {}).argument.split()) for r in ok_turns]
     report.episodes = EpisodeSummary(
         end_reasons=dict(ends.most_common()),
@@ -395,14 +397,14 @@ def build_summary(
         turns=len(ok_turns),
     )
     rule = rule or discard_rule(report.config)
-    report.judge = _judge_summary(store, rows["judgement"], rule)
-    if report.stages["episode"].ok:
+    report.judge = _judge_summary(store, rows[JUDGEMENT], rule)
+    if report.stages[EPISODE].ok:
         from ..intents import dialogue_quality
 
         report.quality = dialogue_quality(store, rule)
-    report.intentions = _intention_summary(rows["intention"], store)
+    report.intentions = _intention_summary(rows[INTENTION], store)
     report.reflections = _reflection_summary(store)
-    report.wvs = read_wvs(rows["metric"], rows["survey_answer"], report.config, base_model)
+    report.wvs = read_wvs(rows[METRIC], rows[SURVEY_ANSWER], report.config, base_model)
     report.wvs.target_shifts = target_shifts(store, report.wvs, set(cultures))
     cultures |= {m.culture for m in report.wvs.scores}
     report.cultures = sorted(c for c in cultures if c)
@@ -447,14 +449,14 @@ def _reflection_sample(data: dict[str, Any]) -> ReflectionSample | None:
 
 
 def _dialogues(rows: dict[str, list[Record]], keys: list[str], rule: DiscardRule) -> list[DialogueSample]:
-    scenarios = {r.key: r for r in rows["scenario"]}
-    episodes = {r.key: r for r in rows["episode"]}
-    judgements = {r.key: r for r in rows["judgement"]}
-    intentions = {r.key: r for r in rows["intention"]}
+    scenarios = {r.key: r for r in rows[SCENARIO]}
+    episodes = {r.key: r for r in rows[EPISODE]}
+    judgements = {r.key: r for r in rows[JUDGEMENT]}
+    intentions = {r.key: r for r in rows[INTENTION]}
     reflections = {r.key: r for r in rows.get(REFLECTION, [])}
     wanted = set(keys)
     turns: dict[str, list[Record]] = defaultdict(list)
-    for r in rows["turn"]:
+    for r in rows[TURN]:
         if r.status == "ok" and r.parent in wanted:
             turns[r.parent].append(r)
     out = []
