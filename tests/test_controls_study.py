@@ -16,7 +16,8 @@ from clca.dataset import survey_rows
 from clca.errors import ConfigError
 from clca.pipeline import RunConfig, load_run_config
 from clca.store import RunStore
-from clca.study import continue_checkpoint, expand_study, shared_settings
+from clca.reuse import continue_checkpoint, shared_settings
+from clca.study import expand_study
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "configs" / "controls_study.yaml"

@@ -165,7 +165,7 @@ async def run_pipeline(
     if cfg.reuse_from is not None:  # refused before the run directory exists
         check_reuse(cfg)
     if cfg.continue_from is not None and "train" in [s.name for s in stages]:
-        from .study import continue_checkpoint
+        from .reuse import continue_checkpoint
 
         continue_checkpoint(cfg)
     run_dir = Path(cfg.run_dir)
@@ -306,8 +306,8 @@ async def _train(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     if done.is_file():
         return "adapter already trained: " + done.read_text()[:200]
     await models.release()  # the generation models are not needed while training: free their memory
-    from .study import continue_checkpoint
-    from .train._trainer import CHECKPOINTS
+    from .reuse import continue_checkpoint
+    from .train import CHECKPOINTS
 
     own = any((out / CHECKPOINTS).glob("checkpoint-*"))  # this run's own checkpoints win (a re-run after a crash)
     resume = True if own or cfg.continue_from is None else continue_checkpoint(cfg)

@@ -127,3 +127,49 @@ def reuse_shared(cfg: RunConfig, store: RunStore) -> dict[str, int]:
     )
     store.set_meta(REUSED_FROM, {"run_dir": str(source), "copied": copied, "base_answers": same_eval})
     return copied
+
+
+#: train settings that may differ between a run and the run it continues from (how long, how often saved)
+_CONTINUE_FREE = {"max_steps", "save_steps", "save_total_limit", "progress", "logging_steps", "eval_steps"}
+
+
+def continue_checkpoint(cfg: Any) -> str:
+    """The checkpoint a run with `continue_from` starts from: the source run's checkpoint at its last step.
+    Refused in one line when the source is not finished, has no checkpoint at that step, trained as many
+    steps or more, or built its data or trained otherwise (the first difference is named). Exact for a
+    constant learning rate: a linear schedule's decay depends on max_steps."""
+    import json
+
+    from .train import CHECKPOINTS
+
+    source = Path(cfg.continue_from)
+    if not (source / DB_NAME).is_file():
+        raise ConfigError(f"continue_from: {source} is not a run directory (no {DB_NAME}); run that config first")
+    with RunStore(source) as src:
+        raw = src.get_meta(CONFIG)
+    done = source / "adapter" / "train_result.json"
+    if not isinstance(raw, dict) or not done.is_file():
+        raise ConfigError(f"continue_from: {source} has not finished training (no adapter/train_result.json)")
+    step = int(json.loads(done.read_text()).get("global_step") or 0)
+    want = cfg.train.max_steps
+    if want <= step:
+        raise ConfigError(f"continue_from: train.max_steps {want} must exceed the {step} steps {source} trained")
+
+    def settings(c: dict[str, Any]) -> dict[str, Any]:
+        flat = {"seed": c.get("seed"), "models.student": (c.get("models") or {}).get("student")}
+        for section in ("dataset", "train", "eval"):
+            for k, v in sorted((c.get(section) or {}).items()):
+                if k not in _VOLATILE and not (section == "train" and k in _CONTINUE_FREE):
+                    flat[f"{section}.{k}"] = v
+        return flat
+
+    diff = first_difference(settings(cfg.model_dump(mode="json")), settings(raw))
+    if diff is not None:
+        raise ConfigError(f"continue_from {source}: the data or training settings differ: {diff}")
+    ckpt = source / "adapter" / CHECKPOINTS / f"checkpoint-{step}"
+    if not (ckpt / "trainer_state.json").is_file():
+        raise ConfigError(
+            f"continue_from: {source} kept no checkpoint at its last step {step} (set train.save_steps to a "
+            "divisor of its max_steps)"
+        )
+    return str(ckpt)

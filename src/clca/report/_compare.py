@@ -22,70 +22,23 @@ from ..environment import differences as environment_differences
 from ..errors import ConfigError, DataError
 from ..records import CONFIG, ENVIRONMENT_META, METRIC, SURVEY_ANSWER
 from ..store import DB_NAME, RunStore
-from ._dose import dose_config
-from ._metrics import METRICS, Estimate, ModelScores, read_wvs
+from ._compare_rows import BASE_GROUP, EVAL_ONLY_GROUP, CompareRow, DistributionRow, RunInfo, dose_config
+from ._metrics import METRICS, ModelScores, read_wvs
 from ._paired import UNIT_ITEMS, UNIT_PERSONAS, PairedStat, adjust, paired_stats
 from ._specificity import SpecificityStat, judge, specificity
 
 SETUP_KEYS = ("items", "questionnaire", "survey", "reference", "personas", "mode", "samples", "epsilon")
-BASE_GROUP = "base model"
-EVAL_ONLY_GROUP = "evaluated models (no run config)"
 #: dataset variants of the format-only controls: the default reference arm (the first one found, in this order)
 REFERENCE_VARIANTS = ("survey_uniform", "survey_shuffled")
-__all__ = ["UNIT_ITEMS", "UNIT_PERSONAS", "PairedStat", "SpecificityStat"]
-
-
-class RunInfo(BaseModel):
-    label: str = Field(description="the run's short name in tables (its directory name, made unique)")
-    path: str
-    name: str | None = Field(None, description="the config's name")
-    student: str | None = Field(None, description="models.student of the run config")
-    dataset_variant: str | None = Field(
-        None, description="dataset.variant of the run config (the ablation); None for a run without one (clca eval)"
-    )
-    max_steps: int | None = Field(None, description="train.max_steps of the run config (when > 0)")
-    dose_key: str | None = Field(None, description="hash of the run config without train.max_steps: a dose series")
-    seed: int | None = None
-    targets: list[str] = Field(default_factory=list, description="the run's target cultures (ISO alpha-3)")
-    setup: dict[str, Any] = Field(default_factory=dict, description="what must agree for runs to be compared")
-    differs: list[str] = Field(default_factory=list, description="setup keys that differ from the first run")
-    environment: dict[str, Any] | None = Field(None, description="the run's recorded environment (clca.environment)")
-    environment_differs: list[str] = Field(
-        default_factory=list, description="'entry: first run's value → this run's' for each environment difference"
-    )
-
-
-class CompareRow(BaseModel):
-    run: str
-    model: str = Field(description="model alias in the run (base, adapted, ...)")
-    model_string: str | None = Field(None, description="the model the alias stands for")
-    style: str
-    culture: str
-    role: str
-    group: str = Field(description=f"'{BASE_GROUP}', 'dataset: <variant>' (the ablation) or '{EVAL_ONLY_GROUP}'")
-    dataset_variant: str | None
-    rank: int | None = Field(None, description="rank of the culture among all survey cultures by 1-JSD (1 = closest)")
-    rank_of: int | None = Field(None, description="cultures ranked")
-    values: dict[str, Estimate] = Field(default_factory=dict)
-    marked: bool = Field(False, description="its run's evaluation setup differs from the first run's")
-    env_marked: bool = Field(False, description="its run's environment differs from the first run's")
-    per_item: dict[str, dict[str, float]] = Field(default_factory=dict, exclude=True)
-    per_persona_accuracy: dict[str, float] = Field(default_factory=dict, exclude=True)
-
-    @property
-    def ident(self) -> str:
-        return f"{self.run}:{self.model}:{self.style}"
-
-
-class DistributionRow(BaseModel):
-    run: str
-    model: str
-    style: str
-    culture: str
-    item: str
-    option: str
-    model_share: float
-    survey_share: float
+__all__ = [
+    "UNIT_ITEMS",
+    "UNIT_PERSONAS",
+    "CompareRow",
+    "DistributionRow",
+    "PairedStat",
+    "RunInfo",
+    "SpecificityStat",
+]
 
 
 class Comparison(BaseModel):

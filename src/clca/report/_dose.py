@@ -10,40 +10,23 @@ culture) against steps with its bootstrap interval, 0 at 0 steps; below zero the
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._compare_rows import ComparisonData
 from ._paired import KIND_BASE
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ._compare import Comparison
-    from ._figures import Figure
-
 METRIC = "kl"
 DID = "kl_did"
-#: run config keys that do not change what a run's student learns (a dose series differs only in train.max_steps)
-DOSE_IGNORED = ("name", "run_dir", "reuse_from", "continue_from", "cache")
+
+
 COLUMNS = ["series", "run", "steps", "model", "style", "culture", "role", "metric", "value", "ci_low", "ci_high"]
 
 
-def dose_config(cfg: dict[str, Any]) -> tuple[int | None, str | None]:
-    """(train.max_steps when > 0, hash of the config without it and without names and paths)."""
-    train = cfg.get("train") if isinstance(cfg.get("train"), dict) else {}
-    steps = train.get("max_steps")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
-        return None, None
-    rest = {k: v for k, v in cfg.items() if k not in DOSE_IGNORED}
-    rest["train"] = {k: v for k, v in train.items() if k not in ("max_steps", "progress")}
-    text = json.dumps(rest, sort_keys=True, default=str)
-    return steps, hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def dose_series(comp: Comparison) -> dict[str, list[tuple[int, str]]]:
+def dose_series(comp: ComparisonData) -> dict[str, list[tuple[int, str]]]:
     """Series name -> [(steps, run label)] in step order, for series with at least two step counts."""
     groups: dict[str, list[tuple[int, str]]] = defaultdict(list)
     variant: dict[str, str | None] = {}
@@ -62,7 +45,7 @@ def dose_series(comp: Comparison) -> dict[str, list[tuple[int, str]]]:
     return out
 
 
-def dose_frame(comp: Comparison) -> pd.DataFrame:
+def dose_frame(comp: ComparisonData) -> pd.DataFrame:
     """The figure's data: one row per series, step count, adapted alias, style and culture (0 = base model)."""
     import pandas as pd
 
@@ -105,43 +88,3 @@ def dose_frame(comp: Comparison) -> pd.DataFrame:
                          "ci_high": sp.ci_high})  # fmt: skip
     frame = pd.DataFrame(recs, columns=COLUMNS).drop_duplicates(["series", "run", "steps", "model", "style", "culture"])
     return frame.sort_values(["series", "culture", "style", "steps"], kind="stable")
-
-
-def dose_response(comp: Comparison, out: Path, svg: bool = False) -> Figure | None:
-    """The dose-response figure (PDF + PNG + CSV, or SVG), or None without a dose series."""
-    from ._figures import _pyplot, _save
-
-    data = dose_frame(comp)
-    if data.empty:
-        return None
-    plt = _pyplot()
-    names = list(dict.fromkeys(data["series"]))
-    has_did = bool((data["role"] == "did").any())
-    rows = 2 if has_did else 1
-    fig, axes = plt.subplots(rows, len(names), figsize=(4.6 * len(names), 3.2 * rows), squeeze=False)
-    for k, name in enumerate(names):
-        sub = data[data["series"] == name]
-        _lines(axes[0][k], sub[sub["role"] != "did"])
-        axes[0][k].set_ylabel("KL(model || survey), nats")
-        title = f"{name}: KL against training steps\n(lower is better; whiskers: 95% CI over questions)"
-        axes[0][k].set_title(title, fontsize=9)
-        if has_did:
-            ax = axes[1][k]
-            _lines(ax, sub[sub["role"] == "did"])
-            ax.axhline(0.0, color="grey", linewidth=0.8)
-            ax.set_ylabel("KL change, target minus comparison")
-            ax.set_title("specificity vs base (below 0: the target moved more)", fontsize=9)
-    fig.tight_layout()
-    return _save(fig, out, "dose_response", "Dose-response: KL against training steps", data, svg)
-
-
-def _lines(ax: Any, data: pd.DataFrame) -> None:
-    """One line per culture (or culture pair), style and role, with CI whiskers."""
-    for (culture, style, role), line in data.groupby(["culture", "style", "role"], sort=True):
-        lo = (line["value"] - line["ci_low"]).fillna(0.0).clip(lower=0.0)
-        hi = (line["ci_high"] - line["value"]).fillna(0.0).clip(lower=0.0)
-        ax.errorbar(line["steps"], line["value"], yerr=[lo, hi], marker="o", capsize=3,
-                    linestyle="--" if role == "comparison" else "-", label=f"{culture} ({role}, {style})")  # fmt: skip
-    ax.set_xlabel("training steps (0 = base model)")
-    if len(data):
-        ax.legend(fontsize=7, frameon=False)

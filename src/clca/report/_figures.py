@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -228,8 +229,6 @@ def write_figures(
     first target culture of the first run, else the first culture). `ablation=False` leaves out the
     ablation bars (one run has one dataset variant); `svg=True` writes SVG instead of PDF + PNG and returns
     each figure's inline SVG markup."""
-    from ._dose import dose_response
-
     figs = [kl_per_culture(comp, out, svg), ablations(comp, out, svg) if ablation else None]
     figs.append(dose_response(comp, out, svg))
     if culture is None:
@@ -238,3 +237,43 @@ def write_figures(
     if culture is not None:
         figs.append(item_distributions(comp, out, culture, svg))
     return [f for f in figs if f is not None]
+
+
+def dose_response(comp: Comparison, out: Path, svg: bool = False) -> Figure | None:
+    """The dose-response figure (PDF + PNG + CSV, or SVG), or None without a dose series."""
+    from ._dose import dose_frame
+
+    data = dose_frame(comp)
+    if data.empty:
+        return None
+    plt = _pyplot()
+    names = list(dict.fromkeys(data["series"]))
+    has_did = bool((data["role"] == "did").any())
+    rows = 2 if has_did else 1
+    fig, axes = plt.subplots(rows, len(names), figsize=(4.6 * len(names), 3.2 * rows), squeeze=False)
+    for k, name in enumerate(names):
+        sub = data[data["series"] == name]
+        _dose_lines(axes[0][k], sub[sub["role"] != "did"])
+        axes[0][k].set_ylabel("KL(model || survey), nats")
+        title = f"{name}: KL against training steps\n(lower is better; whiskers: 95% CI over questions)"
+        axes[0][k].set_title(title, fontsize=9)
+        if has_did:
+            ax = axes[1][k]
+            _dose_lines(ax, sub[sub["role"] == "did"])
+            ax.axhline(0.0, color="grey", linewidth=0.8)
+            ax.set_ylabel("KL change, target minus comparison")
+            ax.set_title("specificity vs base (below 0: the target moved more)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out, "dose_response", "Dose-response: KL against training steps", data, svg)
+
+
+def _dose_lines(ax: Any, data: pd.DataFrame) -> None:
+    """One line per culture (or culture pair), style and role, with CI whiskers."""
+    for (culture, style, role), line in data.groupby(["culture", "style", "role"], sort=True):
+        lo = (line["value"] - line["ci_low"]).fillna(0.0).clip(lower=0.0)
+        hi = (line["ci_high"] - line["value"]).fillna(0.0).clip(lower=0.0)
+        ax.errorbar(line["steps"], line["value"], yerr=[lo, hi], marker="o", capsize=3,
+                    linestyle="--" if role == "comparison" else "-", label=f"{culture} ({role}, {style})")  # fmt: skip
+    ax.set_xlabel("training steps (0 = base model)")
+    if len(data):
+        ax.legend(fontsize=7, frameon=False)

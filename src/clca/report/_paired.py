@@ -9,17 +9,15 @@ metric, see `_specificity`), and the minimum detectable effect of the comparison
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from ..errors import ConfigError
+from ._compare_rows import CompareRow, ComparisonData
 from ._metrics import METRICS
 from ._power import minimum_detectable
 from ._stats import holm, paired_bootstrap, paired_differences, wilcoxon_p
-
-if TYPE_CHECKING:
-    from ._compare import CompareRow, Comparison
 
 UNIT_ITEMS = "questions"
 UNIT_PERSONAS = "personas"
@@ -121,7 +119,7 @@ def reference_partner(rows: Sequence[CompareRow], row: CompareRow, ref_run: str)
     return cand[0] if len({r.model for r in cand}) == 1 else None
 
 
-def paired_stats(comp: Comparison, same_personas: Any, baseline: str | None) -> list[PairedStat]:
+def paired_stats(comp: ComparisonData, same_personas: Any, baseline: str | None) -> list[PairedStat]:
     """Adapted vs base (same run), every row vs `baseline` (RUN:MODEL:STYLE), and every other run's adapted
     rows vs the reference arm (`comp.reference_arm`). Holm is applied later, with the specificity tests."""
     out: list[PairedStat] = []

@@ -20,17 +20,13 @@ The verdict in words:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pydantic import BaseModel, Field
 
+from ._compare_rows import CompareRow, ComparisonData
 from ._metrics import METRICS
 from ._paired import KIND_BASE, KIND_REFERENCE, PairedStat, fmt_mde, significant
 from ._power import minimum_detectable
 from ._stats import paired_bootstrap, wilcoxon_p
-
-if TYPE_CHECKING:
-    from ._compare import CompareRow, Comparison
 
 SPECIFIC, GENERIC, ABSENT = "specific", "generic", "absent"
 #: metrics the specificity is computed for (the refusal share is not an alignment measure)
@@ -79,7 +75,7 @@ def did_values(row_t: dict[str, float], ref_t: dict[str, float], row_c: dict[str
     return out
 
 
-def specificity(comp: Comparison, paired: list[PairedStat], targets: dict[str, list[str]]) -> list[SpecificityStat]:
+def specificity(comp: ComparisonData, paired: list[PairedStat], targets: dict[str, list[str]]) -> list[SpecificityStat]:
     """The DiD of every target-culture paired stat against base or the reference arm (`targets`: run -> cultures)."""
     by = {(r.ident, r.culture): r for r in comp.rows}
     out = []
@@ -100,7 +96,9 @@ def specificity(comp: Comparison, paired: list[PairedStat], targets: dict[str, l
     return out
 
 
-def _did(s: PairedStat, row_t: CompareRow, ref_t: CompareRow, row_c: CompareRow, ref_c: CompareRow, comp: Comparison):
+def _did(
+    s: PairedStat, row_t: CompareRow, ref_t: CompareRow, row_c: CompareRow, ref_c: CompareRow, comp: ComparisonData
+):
     m = s.metric
     vals = did_values(*(r.per_item.get(m, {}) for r in (row_t, ref_t, row_c, ref_c)))
     if not vals:

@@ -9,10 +9,11 @@ from ._chat_template import assistant_mask, has_generation_markers, training_cha
 from ._config import PRESETS, TrainConfig, load_train_config, parse_set, with_preset
 from ._merge import merge_adapter
 from ._model import ADAPTER_RECORD, adapter_base_model, resolve_model_dir
-from ._trainer import TrainResult, build_trainer, load_splits, train_lora
+from ._trainer import CHECKPOINTS, TrainResult, build_trainer, load_splits, train_lora
 
 __all__ = [
     "ADAPTER_RECORD",
+    "CHECKPOINTS",
     "PRESETS",
     "TrainConfig",
     "TrainResult",
