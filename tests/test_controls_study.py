@@ -15,8 +15,8 @@ import yaml
 from clca.dataset import survey_rows
 from clca.errors import ConfigError
 from clca.pipeline import RunConfig, load_run_config
-from clca.store import RunStore
 from clca.reuse import continue_checkpoint, shared_settings
+from clca.store import RunStore
 from clca.study import expand_study
 
 ROOT = Path(__file__).resolve().parents[1]
