@@ -19,7 +19,19 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-KINDS = frozenset({"scenario", "episode", "turn", "judgement", "intention", "survey_answer", "metric"})
+KINDS = frozenset(
+    {
+        "scenario",
+        "episode",
+        "turn",
+        "judgement",
+        "reflection_turn",
+        "reflection",
+        "intention",
+        "survey_answer",
+        "metric",
+    }
+)
 #: calls that take a kind (and a key) of the run database
 STORE_CALLS = frozenset(
     {"iter", "get", "put", "fail", "done", "count", "failure_reasons", "first_failure", "import_from", "keys"}

@@ -128,7 +128,7 @@ class RunStore:
         """Record the run config; refuse a run directory made by a different config."""
         old = self.get_meta(CONFIG_HASH)
         if old is not None and old != config_hash:
-            keys = differing_keys(self.get_meta("config"), config)
+            keys = differing_keys(self.get_meta(CONFIG), config)
             more = f" (and {len(keys) - 6} more)" if len(keys) > 6 else ""
             what = f"these keys differ: {', '.join(keys[:6])}{more}"
             raise RunMismatchError(

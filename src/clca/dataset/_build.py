@@ -94,9 +94,10 @@ def stored_eval_config(store: RunStore) -> Any:
     """The eval section of the run's stored config (what `clca run` evaluates with)."""
     from pydantic import ValidationError
 
+    from ..records import CONFIG
     from ..wvs import EvalConfig
 
-    raw = store.get_meta("config")
+    raw = store.get_meta(CONFIG)
     ev = raw.get("eval") if isinstance(raw, dict) else None
     if not isinstance(ev, dict):
         raise DataError(f"{store.run_dir}: the survey control variants need a run made by `clca run` (no eval config)")

@@ -15,6 +15,7 @@ from ..errors import ConfigError
 from ..records import (
     METRIC,
     SPECIFICITY,
+    SURVEY_ANSWER,
     key_head,
     key_prefix,
     metric_key,
@@ -183,7 +184,7 @@ def _check_pair(store: RunStore, base: str, adapted: str, target: str) -> None:
     """Refuse a comparison that would print nothing or compare unlike setups: an alias the run has no
     evaluation of, a target culture neither evaluated, or different answer modes / persona counts /
     items for the target (as `clca compare` refuses them)."""
-    aliases = sorted({key_head(r.key) for r in store.iter("metric")})
+    aliases = sorted({key_head(r.key) for r in store.iter(METRIC)})
     have = ", ".join(aliases) or "none (run `clca eval` first)"
     for role, alias in (("--base", base), ("--adapted", adapted)):
         if alias not in aliases:
@@ -192,7 +193,7 @@ def _check_pair(store: RunStore, base: str, adapted: str, target: str) -> None:
         raise ConfigError(f"--base and --adapted are the same alias {base!r}; aliases in {store.run_dir}: {have}")
     setups = {alias: _setup(store, alias, target) for alias in (base, adapted)}
     if not setups[base]["items"] and not setups[adapted]["items"]:
-        cultures = sorted({c for r in store.iter("metric", prefix=f"{base}/") if (c := metric_key_culture(r.key))})
+        cultures = sorted({c for r in store.iter(METRIC, prefix=key_prefix(base)) if (c := metric_key_culture(r.key))})
         raise ConfigError(
             f"--culture {target}: not evaluated for {base!r} or {adapted!r} in {store.run_dir}; "
             f"cultures of {base!r}: {', '.join(cultures) or 'none'}"
@@ -217,7 +218,7 @@ def _setup(store: RunStore, alias: str, target: str) -> dict[str, Any]:
     modes: set[str] = set()
     personas: dict[str, set[str]] = {}
     items: set[str] = set()
-    for rec in store.iter("survey_answer", prefix=f"{alias}/"):
+    for rec in store.iter(SURVEY_ANSWER, prefix=key_prefix(alias)):
         parts = split_answer_key(rec.key)
         if parts is None or parts[2] != target or not isinstance(rec.data, dict):
             continue
