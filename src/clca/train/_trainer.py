@@ -45,6 +45,7 @@ def _check_messages_jsonl(path: Path) -> None:
     for n, obj in iter_jsonl(text.splitlines(), str(path)):
         if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
             raise DataError(f"{path}: line {n}: expected an object with a 'messages' list")
+        _check_row(obj["messages"], f"{path}: line {n}")
 
 
 def load_splits(dataset_dir: str | Path) -> tuple[Any, Any | None]:
