@@ -177,3 +177,52 @@ def test_training_stops_on_a_non_finite_loss_and_saves_nothing(tmp_path: Path) -
     guard.on_log(None, SimpleNamespace(global_step=3), None, logs={"loss": 1.5, "grad_norm": 2.0})
     with pytest.raises(DataError, match=r"step 4: the loss became nan; nothing was saved"):
         guard.on_log(None, SimpleNamespace(global_step=4), None, logs={"loss": math.nan})
+
+
+# -- a run binds its input files ----------------------------------------------------------------------------
+def test_a_changed_norms_file_is_refused_on_resume_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("norms.csv").write_text("norm,culture\nGreet elders first when entering a home,Egypt\n")
+    Path("c.yaml").write_text("run_dir: run\ncultures: [Egypt]\nnorms: norms.csv\nscenarios: {n: 1}\n"
+                              "models: {teacher: mock, judge: mock, annotator: mock, student: mock}\n")  # fmt: skip
+    first, _ = _cli(["run", "c.yaml", "--until", "scenarios"], capsys)
+    with RunStore("run", lock=False) as s:
+        recorded = s.get_meta("input_hashes")
+    assert list(recorded) == ["norms.csv"]
+    again, err = _cli(["run", "c.yaml", "--until", "scenarios"], capsys)
+    assert again == first and "changed since" not in err  # unchanged inputs: resumed as before
+    before = _tree(tmp_path / "run")
+    Path("norms.csv").write_text("norm,culture\nTake off your shoes at the door,Egypt\n")
+    code, err = _cli(["run", "c.yaml", "--until", "scenarios"], capsys)
+    assert code == 2
+    assert _one_error_line(err).startswith("error: norms.csv: this input file changed since run was made")
+    assert _tree(tmp_path / "run") == before
+
+
+# -- credentials in model URLs ------------------------------------------------------------------------------
+SECRET_URL = "openai:m@http://alice:S3cretPW@127.0.0.1:9/v1"
+
+
+def test_a_password_in_a_model_url_reaches_neither_the_database_nor_the_report(tmp_path: Path) -> None:
+    from clca.llm import ModelSpec
+    from clca.report import write_report
+
+    assert ModelSpec.parse(SECRET_URL).public() == "openai:m@http://***@127.0.0.1:9/v1"
+    run = tmp_path / "run"
+    with RunStore(run) as s:
+        s.bind_config({"name": "x", "cultures": ["EGY"], "models": {"student": SECRET_URL}}, "h")
+        s.set_meta("servers", [{"model": SECRET_URL}])
+        s.fail("scenario", "EGY/s1", f"BackendError: {SECRET_URL}: gave up", data={"model": SECRET_URL})
+    paths = write_report(run, tmp_path / "rep", figures=False)
+    for f in (run / "run.sqlite", paths.html, paths.markdown):
+        assert b"S3cretPW" not in f.read_bytes(), f
+    assert "http://***@127.0.0.1:9/v1" in paths.markdown.read_text() + paths.html.read_text()
+
+
+def test_an_error_line_never_shows_a_url_password(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _cli(["eval", "--run-dir", str(tmp_path / "ev"), "--culture", "Egypt", "--model",
+                      f"{SECRET_URL}?nosuch=1"], capsys)  # fmt: skip
+    line = _one_error_line(err)
+    assert code == 2 and "S3cretPW" not in err and "http://***@127.0.0.1:9/v1" in line
