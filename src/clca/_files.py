@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -83,6 +84,29 @@ def read_text(path: str | Path, what: str = "file") -> str:
     return text.removeprefix("\ufeff")
 
 
+MAX_DEPTH = 64  # nesting levels of a JSON / YAML input (clca's own files use at most 6)
+_DEEP = re.compile(r"(?:(?:[\[{]|-(?=[ \t]))\s*){" + str(MAX_DEPTH + 1) + "}")
+
+
+def check_nesting(text: str, where: str) -> None:
+    """A one-line DataError when JSON/YAML text opens more than MAX_DEPTH levels in a row."""
+    from .errors import DataError
+
+    if _DEEP.search(text):
+        raise DataError(f"{where}: nested more than {MAX_DEPTH} levels deep; not a clca input")
+
+
+def load_json(text: str, where: str, **kw: Any) -> Any:
+    """json.loads with the nesting bound: too deep is a one-line DataError, never a RecursionError."""
+    from .errors import DataError
+
+    check_nesting(text, where)
+    try:
+        return json.loads(text, **kw)
+    except RecursionError:
+        raise DataError(f"{where}: nested too deeply; not a clca input") from None
+
+
 def check_output_file(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> None:
     """An output file's path must pass the output policy (clca._outputs): not a folder, not a run database,
     not an input; its folder must be creatable and writable."""
@@ -103,7 +127,7 @@ def iter_jsonl(
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = load_json(line, f"{where}: {unit} {n}")
         except json.JSONDecodeError as e:
             raise DataError(f"{where}: {unit} {n}: not valid JSON ({e.msg})") from None
         if objects and not isinstance(rec, dict):

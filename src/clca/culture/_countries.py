@@ -96,7 +96,7 @@ def match_country(name: str) -> str | None:
     """The ISO alpha-3 code a country name matches with country_converter's regular expressions
     ("S. Korea", "Czech Rep.", "Republic of Korea", "Ivory Coast", ...), or None (none or ambiguous)."""
     text = name.strip()
-    if not text:
+    if not text or len(text) > 100:  # no country name is longer (clca.culture._registry.MAX_NAME)
         return None
     hits = {iso3 for pat, iso3 in _patterns() if pat.search(text)}
     return hits.pop() if len(hits) == 1 else None

@@ -19,6 +19,17 @@ class UnknownCultureError(ClcaError):
     """A culture name or code matches no shipped profile."""
 
 
+MAX_NAME = 100  # characters; the longest shipped name or alias has 56
+
+
+def check_name_length(name: str) -> None:
+    """Refuse a culture name longer than MAX_NAME before any matching (the error shows its start only)."""
+    if len(name) > MAX_NAME:
+        raise UnknownCultureError(
+            f"culture name of {len(name)} characters is too long (at most {MAX_NAME}): it starts {name[:24]!r}"
+        )
+
+
 def _norm(s: str) -> str:
     return " ".join(s.strip().lower().replace("_", " ").split())
 
@@ -94,6 +105,7 @@ def get_culture(name_or_code: str) -> Culture:
 
     Raises UnknownCultureError naming the closest matches.
     """
+    check_name_length(name_or_code)
     index = _index()[0]
     key = _norm(name_or_code)
     if key in index:

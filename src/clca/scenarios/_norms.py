@@ -81,7 +81,7 @@ def _missing(v: Any) -> bool:
 
 def _read_rows(p: Path) -> tuple[list[tuple[int, Any]], list[str] | None]:
     """(record number, raw record) per row, and the CSV header (None for JSONL)."""
-    from .._files import read_text
+    from .._files import load_json, read_text
 
     text = read_text(p, "norms file")  # a UTF-8 BOM (Excel's CSV export) is dropped; Latin-1 is a one-line error
     if p.suffix.lower() in (".jsonl", ".json", ".ndjson"):
@@ -90,7 +90,7 @@ def _read_rows(p: Path) -> tuple[list[tuple[int, Any]], list[str] | None]:
             if not line.strip():
                 continue
             try:
-                rows.append((n, json.loads(line)))
+                rows.append((n, load_json(line, f"{p}: record {n}")))
             except json.JSONDecodeError as e:
                 raise DataError(f"{p}: record {n}: not valid JSON ({e.msg})") from None
         return rows, None

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .._files import iter_jsonl
+from .._files import iter_jsonl, load_json
 from ..errors import ConfigError, DataError
 from ._countries import country_name, resolve_country
 from ._questionnaire import Item, Questionnaire
@@ -174,7 +174,7 @@ def _parse_text(p: Path, line: int, field: str, v: str) -> Any:
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             pass
     try:
-        return json.loads(s)
+        return load_json(s, f"{p}: line {line}: field {field!r}")
     except json.JSONDecodeError:
         raise DataError(f"{p}: line {line}: field {field!r}: cannot parse {v[:60]!r}") from None
 

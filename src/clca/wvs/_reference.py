@@ -254,12 +254,12 @@ def _reject_constant(name: str) -> float:
 def load_reference(path: str | Path | None = None) -> ReferenceTable:
     """Read a reference table (the bundled one when path is None). NaN, infinite or negative shares, shares that
     do not match the codes, or an all-zero distribution are refused with the file and line."""
-    from .._files import read_text
+    from .._files import load_json, read_text
 
     p = Path(path) if path is not None else bundled_reference_path()
     text = read_text(p, "reference table")
     try:
-        raw: Any = json.loads(text, parse_constant=_reject_constant)
+        raw: Any = load_json(text, str(p), parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise DataError(f"{p}: line {e.lineno}: not valid JSON ({e.msg})") from e
     except _NonFinite as e:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .._files import load_json, read_text
 from ..errors import DataError
 
 Kind = Literal["csv", "sav", "dta", "rds"]
@@ -208,7 +209,7 @@ def load_value_labels(path: str | Path) -> dict[str, dict[int, str]]:
     if kind in ("sav", "dta"):
         return _open_stat(p, kind).labels
     try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
+        raw = load_json(read_text(p, "labels file"), str(p))
     except OSError as e:
         raise DataError(f"{p}: cannot read labels file ({e.strerror})") from e
     except json.JSONDecodeError as e:
