@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._bounds import seed_field, temperature_field
 from ..echo import EchoError, check_fields
 from ..errors import BackendError, StructuredOutputError
 from ..failures import failure_reason
@@ -29,9 +30,9 @@ class IntentConfig(BaseModel):
         "kept", description="kept: episodes the discard rule keeps; all: every ok episode"
     )
     rule: DiscardRule = Field(default_factory=DiscardRule)
-    temperature: float = Field(0.0, ge=0.0)
+    temperature: float = temperature_field(0.0)
     max_tokens: int = Field(256, ge=32)
-    seed: int = 0
+    seed: int = seed_field()
     structured_attempts: int = Field(3, ge=1)
     model_retries: int = Field(1, ge=0, description="extra tries of a turn after a model error")
     concurrency: int = Field(32, ge=1)

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._bounds import seed_field
 from ..errors import DataError
 from ._io import _first_error
 
@@ -55,7 +56,7 @@ class NormsConfig(BaseModel):
     )
     sources: list[str] | None = Field(None, description="keep only norms from these sources (e.g. [normbank])")
     limit: int | None = Field(None, ge=1, description="use at most this many norms (after the source filter)")
-    seed: int | None = Field(None, description="draw the `limit` norms at random with this seed; None = the first ones")
+    seed: int | None = seed_field(None, "draw the `limit` norms at random with this seed; None = the first ones")
 
 
 def hf_dataset_file(spec: str) -> Path:
