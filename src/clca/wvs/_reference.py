@@ -83,9 +83,16 @@ class _Accumulator:
         self.demo_n: dict[str, dict[str, int]] = {}
         self.sources: dict[str, set[str]] = defaultdict(set)
         self.weighted = False
+        self.scale = 0.0  # weights are divided by the first positive one: shares are ratios, sums stay finite
+
+    def _w(self, weight: float) -> float:
+        if self.scale == 0.0 and weight > 0:
+            self.scale = weight
+        return weight / self.scale if self.scale else weight
 
     def add(self, r: Respondent) -> None:
         c = r.country
+        w = self._w(r.weight)
         if c not in self.mass:
             self.mass[c] = {}
             self.n[c] = defaultdict(int)
@@ -97,7 +104,7 @@ class _Accumulator:
             m = mass.get(iid)
             if m is None:
                 m = mass[iid] = dict.fromkeys(self.codes[iid], 0.0)
-            m[code] += r.weight
+            m[code] += w
             n[iid] += 1
         demo, demo_n = self.demo[c], self.demo_n[c]
         for f, v in r.demographics.items():
@@ -111,7 +118,7 @@ class _Accumulator:
             d = demo.get(f)
             if d is None:
                 d = demo[f] = defaultdict(float)
-            d[v] += r.weight
+            d[v] += w
             demo_n[f] += 1
 
     def distributions(self) -> dict[str, dict[str, Distribution]]:
@@ -123,6 +130,7 @@ class _Accumulator:
                 m = self.mass[country].get(item.id)
                 n = self.n[country].get(item.id, 0)
                 total = sum(m.values()) if m else 0.0
+                _check_total(total, country, item.id, src)
                 if not m or n == 0 or total <= 0:
                     continue
                 per[item.id] = Distribution(codes=item.codes, shares=[m[code] / total for code in item.codes], n=n,
@@ -139,11 +147,20 @@ class _Accumulator:
                 mass = self.demo[country].get(f)
                 n = self.demo_n[country].get(f, 0)
                 total = sum(mass.values()) if mass else 0.0
+                _check_total(total, country, f, src)
                 if mass and n and total > 0:
                     per[f] = Marginal(values={k: mass[k] / total for k in sorted(mass)}, n=n, source=src)
             if per:
                 out[country] = per
         return out
+
+
+def _check_total(total: float, country: str, what: str, src: str) -> None:
+    if not math.isfinite(total):
+        raise DataError(
+            f"{src}: {country} {what}: the W_WEIGHT values differ too much to sum (they overflow even after "
+            "scaling); check the weight column"
+        )
 
 
 def _accumulate(survey: Survey, q: Questionnaire) -> _Accumulator:

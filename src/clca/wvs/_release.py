@@ -165,6 +165,13 @@ def _open_csv(p: Path) -> Release:
         )
     labelled = any(re.match(r"^[A-Z][A-Z0-9_]* \S", h) for h in header)
     codes = [h.strip().split(" ", 1)[0] if labelled else h.strip() for h in header]
+    seen: dict[str, int] = {}
+    for k, c in enumerate(codes, 1):
+        if c and c in seen:
+            raise DataError(
+                f"{p}: line 1: column {c[:60]!r} appears twice (columns {seen[c]} and {k}); remove or rename one"
+            )
+        seen.setdefault(c, k)
     return Release(p, "csv", codes, labelled=labelled, size=p.stat().st_size, delimiter=delim, _header=header)
 
 
