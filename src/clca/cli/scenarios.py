@@ -149,7 +149,7 @@ def export_cmd(
     from .._outputs import check_output
 
     check_output(out, kind="file" if fmt == "jsonl" else "dir", inputs=[run_dir], overwrite=overwrite, own=_SOTOPIA)
-    with RunStore(run_dir, lock=False) as store:
+    with RunStore(run_dir, read_only=True) as store:
         items = iter_scenarios(store, culture)
     scenarios = [s for _, s in items]
     if fmt == "jsonl":
@@ -187,7 +187,7 @@ def stats_cmd(
     from ..store import RunStore
 
     _require_store(run_dir)
-    with RunStore(run_dir, lock=False) as store:
+    with RunStore(run_dir, read_only=True) as store:
         stats = scenario_stats(store)
     rows = [
         {

@@ -202,7 +202,7 @@ def compare_cmd(
 
     if not (run_dir / "run.sqlite").exists():
         raise ConfigError(f"{run_dir}: no run database; run `clca eval --run-dir {run_dir}` for both models first")
-    with RunStore(run_dir, lock=False) as store:
+    with RunStore(run_dir, read_only=True) as store:
         shifts = compare_models(store, base, adapted, culture, reference=reference)
     typer.echo(format_shifts(shifts, base, adapted), nl=False)
 
