@@ -58,6 +58,26 @@ def remove_stale_dirs(parent: Path, prefix: str, older_than_s: float = 3600.0) -
     return n
 
 
+MAX_INPUT_BYTES = 1 << 30  # a file read whole (configs, profiles, norms, seeds, references, questionnaires)
+
+
+def check_input_file(path: Path, what: str = "file", max_bytes: int = MAX_INPUT_BYTES) -> None:
+    """A one-line DataError unless path (after symlinks) is a regular file of at most max_bytes: a device,
+    FIFO or socket (e.g. a link to /dev/zero) would be read forever."""
+    import stat
+
+    from .errors import DataError
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: not a regular file (a device, FIFO or socket); expected a {what}")
+    if st.st_size > max_bytes:
+        raise DataError(f"{path}: {st.st_size} bytes, more than the {max_bytes} a {what} may have")
+
+
 def read_text(path: str | Path, what: str = "file") -> str:
     """A UTF-8 text file (a leading BOM is dropped) or a one-line DataError: missing, a folder, unreadable,
     binary or not UTF-8 (e.g. Latin-1) - naming the file and, for bad bytes, the line."""
@@ -68,6 +88,7 @@ def read_text(path: str | Path, what: str = "file") -> str:
         raise DataError(f"{p}: {what} not found")
     if p.is_dir():
         raise DataError(f"{p}: is a folder; expected a {what}")
+    check_input_file(p, what)
     try:
         raw = p.read_bytes()
     except OSError as e:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .._files import iter_jsonl, load_json
+from .._files import check_input_file, iter_jsonl, load_json
 from ..errors import ConfigError, DataError
 from ._countries import country_name, resolve_country
 from ._questionnaire import Item, Questionnaire
@@ -92,6 +92,7 @@ class OpinionSurvey(BaseModel):
 def _records(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line the record starts on, record) for JSONL, a JSON list, CSV or Parquet ("line" = row for Parquet)."""
     suffix = p.suffix.lower()
+    check_input_file(p, "GlobalOpinionQA file")
     if suffix == ".parquet":
         yield from _parquet_records(p)
         return

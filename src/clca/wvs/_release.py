@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .._files import load_json, read_text
+from .._files import check_input_file, load_json, read_text
 from ..errors import DataError
 
 Kind = Literal["csv", "sav", "dta", "rds"]
@@ -138,8 +138,9 @@ def open_release(path: str | Path, labels: str | Path | None = None) -> Release:
     """Open a respondent file: the format from the suffix (CSV for anything else), columns and value labels."""
     p = Path(path)
     kind = _SUFFIXES.get(p.suffix.lower(), "csv")
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"{p}: no such file")
+    check_input_file(p, "survey file", max_bytes=1 << 40)  # streamed: only devices and FIFOs are refused
     rel = _open_csv(p) if kind == "csv" else _open_stat(p, kind) if kind != "rds" else _open_rds(p)
     if labels is not None:
         for var, table in load_value_labels(labels).items():
