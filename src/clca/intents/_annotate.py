@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .._bounds import seed_field, temperature_field
 from ..echo import EchoError, check_fields
-from ..errors import BackendError, StructuredOutputError
+from ..errors import BackendError, DataError, StructuredOutputError
 from ..failures import failure_reason
 from ..judge import NEUTRAL_CULTURE, DiscardRule, kept_episodes
 from ..llm import LLM, GenParams, Message
@@ -136,5 +136,13 @@ async def annotate_intents(store: RunStore, llm: LLM, cfg: IntentConfig | None =
 
 
 def episode_intentions(store: RunStore, ep_key: str) -> dict[int, dict[str, Any]]:
-    """Stored ok intentions of an episode by turn index."""
-    return {r.data["idx"]: r.data for r in store.iter("intention", parent=ep_key)}
+    """Stored ok intentions of an episode by turn index (a damaged row is a one-line DataError naming it)."""
+    out: dict[int, dict[str, Any]] = {}
+    for r in store.iter("intention", parent=ep_key):
+        if not isinstance(r.data, dict) or not isinstance(r.data.get("idx"), int):
+            raise DataError(
+                f"{store.path}: the intention row {r.key} is damaged (no turn index); re-run `clca intents` after "
+                "deleting that row, or restore the database"
+            )
+        out[r.data["idx"]] = r.data
+    return out
