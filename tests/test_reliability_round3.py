@@ -226,3 +226,176 @@ def test_an_error_line_never_shows_a_url_password(tmp_path: Path, capsys: pytest
                       f"{SECRET_URL}?nosuch=1"], capsys)  # fmt: skip
     line = _one_error_line(err)
     assert code == 2 and "S3cretPW" not in err and "http://***@127.0.0.1:9/v1" in line
+
+
+# == Deliver 2: hostile inputs ==============================================================================
+def test_a_huge_culture_name_is_refused_at_once_without_echoing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    from clca.culture import get_culture
+
+    name = "Egypt" * 40_000  # 200k characters: about an hour of pattern searches before the cap
+    t0 = time.perf_counter()
+    code, err = _cli(["culture", "show", name], capsys)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"run_dir: run\ncultures: [{name}]\nmodels: {{teacher: mock, judge: mock, annotator: mock, "
+                   "student: mock}\n")  # fmt: skip
+    code2, err2 = _cli(["config", "check", str(cfg)], capsys)
+    assert time.perf_counter() - t0 < 5
+    for c, e in ((code, err), (code2, err2)):
+        line = _one_error_line(e)
+        assert c == 2 and "200000 characters is too long (at most 100)" in line and len(line) < 400, line
+    assert get_culture("egypt").iso3 == "EGY"  # ordinary names still resolve
+
+
+def test_extends_of_a_non_config_file_names_it_without_its_content(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$SECRETHASH:19000:0:99999:7:::\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"extends: {secret}\nrun_dir: run\ncultures: [Egypt]\n")
+    code, err = _cli(["config", "check", str(cfg)], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and "SECRETHASH" not in err and "is not a config file" in line and str(cfg) in line
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "fragment"),
+    [
+        ("seed: -5", "seed: Input should be greater than or equal to 0"),
+        ("roleplay: {temperature: .inf}", "roleplay.temperature: Input should be a finite number"),
+        ("judge: {temperature: .nan}", "judge.temperature: Input should be a finite number"),
+        ("eval: {seed: -1}", "eval.seed: Input should be greater than or equal to 0"),
+        ("eval: {epsilon: 1.0e+308}", "eval.epsilon: Input should be less than or equal to 0.1"),
+        ("eval: {personas: 1000000000}", "eval.personas: Input should be less than or equal to 100000"),
+    ],
+)
+def test_config_check_refuses_bad_seeds_temperatures_and_sizes(
+    yaml_text: str, fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"run_dir: run\ncultures: [Egypt]\n{yaml_text}\nmodels: {{teacher: mock, judge: mock, "
+                   "annotator: mock, student: mock}\n")  # fmt: skip
+    code, err = _cli(["config", "check", str(cfg)], capsys)
+    assert code == 2 and fragment in _one_error_line(err)
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "fragment"),
+    [("--seed", "-5", "--seed: must be >= 0"), ("--temperature", "inf", "--temperature: must be <= 2.0"),
+     ("--epsilon", "1e308", "--epsilon: must be <= 0.1"), ("--personas", "1000000000", "--personas: must be <=")],
+)  # fmt: skip
+def test_eval_flags_are_bounded_before_any_work(
+    flag: str, value: str, fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "ev"
+    code, err = _cli(["eval", "--run-dir", str(run), "--culture", "Egypt", "--model", "mock", flag, value], capsys)
+    assert code == 2 and fragment in _one_error_line(err)
+    assert not run.exists()
+
+
+def test_a_duplicated_survey_column_is_refused_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    survey = tmp_path / "s.csv"
+    survey.write_text("B_COUNTRY_ALPHA,Q1,Q2,Q1\nEGY,1,2,3\n")
+    for argv in (["wvs", "aggregate", str(survey), "--out", str(tmp_path / "ref.json")],
+                 ["eval", "--run-dir", str(tmp_path / "ev"), "--culture", "Egypt", "--model", "mock", "--survey",
+                  str(survey)]):  # fmt: skip
+        code, err = _cli(argv, capsys)
+        assert code == 2 and "line 1: column 'Q1' appears twice (columns 2 and 4)" in _one_error_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv"]
+
+
+def test_aggregate_with_huge_weights_gives_finite_shares(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    survey = tmp_path / "s.csv"
+    survey.write_text("B_COUNTRY_ALPHA,W_WEIGHT,Q1\nEGY,1e308,1\nEGY,1e308,2\nEGY,1e308,2\nEGY,1e308,2\n")
+    out = tmp_path / "ref.json"
+    assert _cli(["wvs", "aggregate", str(survey), "--out", str(out), "--quiet"], capsys)[0] == 0
+    text = out.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    shares = json.loads(text)["countries"]["EGY"]["items"]["Q1"]["shares"]
+    assert shares[:2] == [0.25, 0.75]
+
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("name", "argv"),
+    [
+        ("profile.json", lambda p: ["culture", "show", p]),
+        ("profile.yaml", lambda p: ["culture", "show", p]),
+        ("c.yaml", lambda p: ["config", "check", p]),
+        ("ref.json", lambda p: ["eval", "--culture", "Egypt", "--model", "mock", "--run-dir", "ev", "--reference", p]),
+        ("q.yaml", lambda p: ["wvs", "items", "--questionnaire", p]),
+        ("q.json", lambda p: ["wvs", "items", "--questionnaire", p]),
+        ("op.json", lambda p: ["eval", "--culture", "Egypt", "--model", "mock", "--run-dir", "ev", "--opinions", p]),
+        ("norms.jsonl", lambda p: ["scenarios", "from-norms", p, "--run-dir", "r", "--model", "mock"]),
+        ("seeds.jsonl", lambda p: ["scenarios", "adapt", "--run-dir", "r", "--culture", "Egypt", "--model", "mock",
+                                   "--seeds-file", p]),
+    ],
+)  # fmt: skip
+def test_deep_nesting_is_one_line_in_every_reader(
+    name: str, argv: Callable[[str], list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    Path(name).write_text(("a: " if name.endswith(".yaml") else "") + DEEP_JSON + "\n")
+    code, err = _cli(argv(name), capsys)
+    assert code == 2 and "nested more than 64 levels deep" in _one_error_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        lambda p: ["culture", "show", p + ".yaml"],
+        lambda p: ["eval", "--culture", "Egypt", "--model", "mock", "--run-dir", "ev", "--reference", p + ".json"],
+        lambda p: ["eval", "--culture", "Egypt", "--model", "mock", "--run-dir", "ev", "--questionnaire", p + ".yaml"],
+        lambda p: ["eval", "--culture", "Egypt", "--model", "mock", "--run-dir", "ev", "--opinions", p + ".json"],
+        lambda p: ["scenarios", "adapt", "--run-dir", "r", "--culture", "Egypt", "--model", "mock", "--seeds-file",
+                   p + ".jsonl"],
+        lambda p: ["wvs", "aggregate", p + ".csv", "--out", "ref.json"],
+    ],
+    ids=["profile", "reference", "questionnaire", "opinions", "seeds-file", "survey"],
+)  # fmt: skip
+def test_a_link_to_dev_zero_is_refused_by_every_path_option(
+    argv: Callable[[str], list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    for ext in (".yaml", ".json", ".jsonl", ".csv"):
+        Path("zero" + ext).symlink_to("/dev/zero")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, err = _cli(argv("zero"), capsys)
+    assert code == 2 and "not a regular file (a device, FIFO or socket)" in _one_error_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_wvs_aggregate_labels_from_a_fifo_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    survey = tmp_path / "s.csv"
+    survey.write_text("B_COUNTRY_ALPHA,Q1\nEGY,1\n")
+    os.mkfifo(tmp_path / "labels.json")
+    code, err = _cli(["wvs", "aggregate", str(survey), "--labels", str(tmp_path / "labels.json"), "--out",
+                      str(tmp_path / "ref.json")], capsys)  # fmt: skip
+    assert code == 2 and "labels.json: not a regular file" in _one_error_line(err)
+
+
+@pytest.mark.parametrize("bad", ["../..", "/tmp/elsewhere", "a\nb", "x/y", ".."])
+def test_study_run_names_must_be_plain_names(bad: str, tmp_path: Path) -> None:
+    import yaml
+
+    from clca.errors import ConfigError
+    from clca.study import expand_study
+
+    (tmp_path / "base.yaml").write_text("run_dir: x\ncultures: [Egypt]\n")
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump({"study": "s", "base": "base.yaml", "run_root": str(tmp_path / "runs"),
+                                     "grid": {"v": {"a": {}}}, "extra": {bad: {}}}))  # fmt: skip
+    with pytest.raises(ConfigError, match="is not a plain name"):
+        expand_study(study)
+    assert not (tmp_path / "runs").exists()

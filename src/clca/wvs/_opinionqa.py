@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .._files import check_input_file, iter_jsonl, load_json
+from .._files import check_input_file, check_nesting, iter_jsonl, load_json
 from ..errors import ConfigError, DataError
 from ._countries import country_name, resolve_country
 from ._questionnaire import Item, Questionnaire
@@ -105,6 +105,7 @@ def _records(p: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     if suffix in (".csv", ".tsv"):
         yield from _csv_records(p, text, "\t" if suffix == ".tsv" else ",")
         return
+    check_nesting(text, str(p))
     stripped = text.lstrip()
     if stripped.startswith("["):
         yield from _json_list_records(p, text)
