@@ -399,3 +399,133 @@ def test_study_run_names_must_be_plain_names(bad: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not a plain name"):
         expand_study(study)
     assert not (tmp_path / "runs").exists()
+
+
+# -- run databases: created in one transaction, read without writing ---------------------------------------------
+def test_a_run_database_cut_off_while_created_is_completed_not_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    from clca import store as store_mod
+
+    run = tmp_path / "run"
+    calls = {"n": 0}
+    real = RunStore.set_meta
+
+    def disk_full(self: RunStore, name: str, value: object) -> None:
+        calls["n"] += 1
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(RunStore, "set_meta", disk_full)
+    with pytest.raises(Exception, match="disk is full"):
+        RunStore(run)
+    monkeypatch.setattr(RunStore, "set_meta", real)
+    assert calls["n"] == 1
+    with sqlite3.connect(run / "run.sqlite") as db:  # rolled back: no tables without a version row
+        assert db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall() == []
+    with RunStore(run) as s:
+        assert s.get_meta("clca_version") is not None
+    # a database left with clca's empty tables and no version row (an older clca, cut off): completed
+    half = tmp_path / "half"
+    half.mkdir()
+    with sqlite3.connect(half / "run.sqlite") as db:
+        db.executescript(store_mod._SCHEMA)
+    with RunStore(half) as s:
+        s.put("scenario", "k", {"a": 1})
+        assert s.get_meta("clca_version") is not None
+    # anything else is refused, and the line says what to delete
+    other = tmp_path / "other"
+    other.mkdir()
+    with sqlite3.connect(other / "run.sqlite") as db:
+        db.execute("CREATE TABLE t (x)")
+    with pytest.raises(Exception, match=r"delete .*run\.sqlite \(and any run\.sqlite-wal, -shm beside it\)"):
+        RunStore(other)
+
+
+@pytest.fixture()
+def archived_run(tmp_path: Path) -> Path:
+    """A finished run with dialogues, intentions and metrics, on storage clca may not write to."""
+    from report_fixtures import build_run
+
+    run = tmp_path / "archive" / "run"
+    build_run(run).close()
+    (run / ".lock").unlink()
+    return run
+
+
+def test_read_only_commands_read_an_archived_run_without_writing(
+    archived_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on a read-only mount (where the OS says the folder is not writable): SQLite's immutable mode, no
+    journal or lock file created, every byte unchanged; the store refuses any write."""
+    import os
+    import sqlite3
+
+    from clca import store as store_mod
+
+    real_access = os.access
+
+    def read_only_fs(path: object, mode: int, **kw: object) -> bool:
+        if str(path).startswith(str(archived_run)) and mode & os.W_OK:
+            return False
+        return real_access(path, mode, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store_mod.os, "access", read_only_fs)
+    before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in archived_run.iterdir() if p.is_file()}
+    out = tmp_path / "out"
+    for argv in (
+        ["report", str(archived_run), "--out", str(out / "report"), "--no-figures"],
+        ["dialogues", "export", "--run-dir", str(archived_run), "--out", str(out / "d.jsonl")],
+        ["dialogues", "stats", "--run-dir", str(archived_run), "--json"],
+        ["scenarios", "export", "--run-dir", str(archived_run), "--out", str(out / "s.jsonl")],
+        ["scenarios", "stats", "--run-dir", str(archived_run), "--json"],
+    ):
+        code, err = _cli(argv, capsys)
+        assert code == 0, (argv, err)
+    assert (out / "report" / "report.html").is_file() and (out / "d.jsonl").stat().st_size > 0
+    assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in archived_run.iterdir() if p.is_file()} == before
+    with RunStore(archived_run, read_only=True) as s:
+        assert s.count("episode") > 0
+        with pytest.raises(sqlite3.OperationalError, match="readonly|read-only|query_only|attempt to write"):
+            s.put("scenario", "new", {})
+
+
+def test_dialogues_export_reports_a_damaged_intention_row(
+    archived_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    with sqlite3.connect(archived_run / "run.sqlite") as db:
+        key = db.execute("SELECT key FROM artifacts WHERE kind='intention' AND status='ok' LIMIT 1").fetchone()[0]
+        db.execute("UPDATE artifacts SET data=? WHERE kind='intention' AND key=?", (json.dumps({"x": 1}), key))
+    out = tmp_path / "d.jsonl"
+    code, err = _cli(["dialogues", "export", "--run-dir", str(archived_run), "--out", str(out), "--all"], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and f"the intention row {key} is damaged" in line
+    assert not out.exists()
+
+
+# -- clca serve ------------------------------------------------------------------------------------------------
+def test_serve_answers_unknown_routes_and_openapi_with_json_and_logs_no_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import urllib.error
+    import urllib.request
+
+    from clca.llm import MockLLM
+    from clca.llm._server import serve_in_thread
+
+    caplog.set_level(logging.INFO)
+    with serve_in_thread(MockLLM(["ok"])) as url:
+        root = url.removesuffix("/v1")
+        for path, method, status in (("/openapi.json", "GET", 404), ("/docs", "GET", 404), ("/no/such", "GET", 404),
+                                     ("/v1/chat/completions", "GET", 405), ("/v1/models", "DELETE", 405)):  # fmt: skip
+            req = urllib.request.Request(root + path, method=method)
+            with pytest.raises(urllib.error.HTTPError) as e:
+                urllib.request.urlopen(req, timeout=30)
+            assert e.value.code == status, path
+            body = json.loads(e.value.read())
+            assert body["error"]["code"] == status
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
