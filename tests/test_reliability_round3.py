@@ -529,3 +529,19 @@ def test_serve_answers_unknown_routes_and_openapi_with_json_and_logs_no_tracebac
             body = json.loads(e.value.read())
             assert body["error"]["code"] == status
     assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+
+
+def test_non_finite_trained_weights_stop_training() -> None:
+    import torch
+
+    from clca.errors import DataError
+    from clca.train._trainer import _check_finite_weights
+
+    layer = torch.nn.Linear(2, 2)
+    _check_finite_weights(layer)  # finite: passes
+    with torch.no_grad():
+        layer.weight[0, 0] = float("nan")
+    with pytest.raises(DataError, match=r"the trained weight weight holds non-finite values; nothing was saved"):
+        _check_finite_weights(layer)
+    layer.weight.requires_grad_(False)  # frozen base weights are not the adapter's: not checked
+    _check_finite_weights(layer)

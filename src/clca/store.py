@@ -77,9 +77,9 @@ class RunStore:
     ) -> None:
         """lock=True (writers) takes the run directory's exclusive lock (see clca.runlock); readers pass
         lock=False. A file that is not a clca run database is refused, never written into. read_only=True
-        (report, exports, stats, compare) opens an existing database without writing anything, so runs on
-        read-only storage can be read: SQLite's `mode=ro` (safe beside a live writer), or `immutable=1`
-        where the folder or the file is not writable."""
+        (report, exports, stats, compare) opens an existing database under `PRAGMA query_only` (no write
+        can happen), so runs on read-only storage can be read: SQLite's `immutable=1` where the folder or
+        the file is not writable (an archive, a read-only mount)."""
         self.run_dir = Path(run_dir)
         self.retry_failed = retry_failed
         self.path = self.run_dir / DB_NAME
@@ -368,7 +368,9 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
 
     uri = "file:" + quote(str(path.resolve()))
     writable = os.access(path.parent, os.W_OK | os.X_OK) and os.access(path, os.W_OK)
-    modes = ["mode=ro", "immutable=1"] if writable else ["immutable=1"]
+    # writable storage: an ordinary connection under query_only (safe beside a live writer, and its WAL
+    # is cleaned up on close as usual); read-only storage: immutable (no journal, no lock file)
+    modes = ["mode=rw", "immutable=1"] if writable else ["immutable=1"]
     last: Exception | None = None
     for mode in modes:
         try:
