@@ -166,6 +166,7 @@ def test_training_rows_without_an_assistant_message_are_refused_in_one_line(
     assert not (world / "a").exists()
 
 
+@pytest.mark.slow  # imports transformers (about 20 s on the shared 2-core machine when it is the first)
 def test_training_stops_on_a_non_finite_loss_and_saves_nothing(tmp_path: Path) -> None:
     """A callback guard sees the Trainer's logs: a nan loss stops training with the one-line error."""
     from types import SimpleNamespace
