@@ -546,3 +546,29 @@ def test_non_finite_trained_weights_stop_training() -> None:
         _check_finite_weights(layer)
     layer.weight.requires_grad_(False)  # frozen base weights are not the adapter's: not checked
     _check_finite_weights(layer)
+
+
+def test_eval_and_scenario_commands_refuse_a_changed_input_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from clca.wvs._reference import bundled_reference_path
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(bundled_reference_path(), "ref.json")
+    argv = ["eval", "--run-dir", "ev", "--culture", "Egypt", "--model", "mock", "--personas", "1", "--item", "Q27",
+            "--reference", "ref.json", "--quiet"]  # fmt: skip
+    first, err = _cli(argv, capsys)
+    assert "changed since" not in err
+    with RunStore("ev", read_only=True) as s:
+        assert list(s.get_meta("input_hashes")) == ["ref.json"]
+    Path("ref.json").write_text(Path("ref.json").read_text() + "\n")
+    code, err = _cli(argv, capsys)
+    assert code == 2 and _one_error_line(err).startswith("error: ref.json: this input file changed since ev was made")
+    Path("norms.csv").write_text("norm,culture\nGreet elders first,Egypt\n")
+    norms = ["scenarios", "from-norms", "norms.csv", "--run-dir", "sc", "--model", "mock", "--quiet"]
+    _cli(norms, capsys)
+    Path("norms.csv").write_text("norm,culture\nTake off your shoes,Egypt\n")
+    code, err = _cli(norms, capsys)
+    assert code == 2 and "norms.csv: this input file changed since sc was made" in _one_error_line(err)

@@ -88,6 +88,9 @@ def eval_cmd(
             fresh = not (run_dir / DB_NAME).exists()
             try:
                 with RunStore(run_dir) as store:
+                    from .._inputs import input_hashes
+
+                    store.bind_inputs(input_hashes(cfg.model_dump(mode="json")))  # a changed input is refused
                     result = await evaluate(store, llm, name, cfg)
             except ClcaError:
                 if fresh:  # bad input found before any answer: leave no empty run behind
