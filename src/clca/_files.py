@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -57,6 +58,26 @@ def remove_stale_dirs(parent: Path, prefix: str, older_than_s: float = 3600.0) -
     return n
 
 
+MAX_INPUT_BYTES = 1 << 30  # a file read whole (configs, profiles, norms, seeds, references, questionnaires)
+
+
+def check_input_file(path: Path, what: str = "file", max_bytes: int = MAX_INPUT_BYTES) -> None:
+    """A one-line DataError unless path (after symlinks) is a regular file of at most max_bytes: a device,
+    FIFO or socket (e.g. a link to /dev/zero) would be read forever."""
+    import stat
+
+    from .errors import DataError
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the {what} ({e.strerror or e})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(f"{path}: not a regular file (a device, FIFO or socket); expected a {what}")
+    if st.st_size > max_bytes:
+        raise DataError(f"{path}: {st.st_size} bytes, more than the {max_bytes} a {what} may have")
+
+
 def read_text(path: str | Path, what: str = "file") -> str:
     """A UTF-8 text file (a leading BOM is dropped) or a one-line DataError: missing, a folder, unreadable,
     binary or not UTF-8 (e.g. Latin-1) - naming the file and, for bad bytes, the line."""
@@ -67,6 +88,7 @@ def read_text(path: str | Path, what: str = "file") -> str:
         raise DataError(f"{p}: {what} not found")
     if p.is_dir():
         raise DataError(f"{p}: is a folder; expected a {what}")
+    check_input_file(p, what)
     try:
         raw = p.read_bytes()
     except OSError as e:
@@ -81,6 +103,29 @@ def read_text(path: str | Path, what: str = "file") -> str:
             f"{p}: line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x}); save the {what} as UTF-8"
         ) from None
     return text.removeprefix("\ufeff")
+
+
+MAX_DEPTH = 64  # nesting levels of a JSON / YAML input (clca's own files use at most 6)
+_DEEP = re.compile(r"(?:(?:[\[{]|-(?=[ \t]))\s*){" + str(MAX_DEPTH + 1) + "}")
+
+
+def check_nesting(text: str, where: str) -> None:
+    """A one-line DataError when JSON/YAML text opens more than MAX_DEPTH levels in a row."""
+    from .errors import DataError
+
+    if _DEEP.search(text):
+        raise DataError(f"{where}: nested more than {MAX_DEPTH} levels deep; not a clca input")
+
+
+def load_json(text: str, where: str, **kw: Any) -> Any:
+    """json.loads with the nesting bound: too deep is a one-line DataError, never a RecursionError."""
+    from .errors import DataError
+
+    check_nesting(text, where)
+    try:
+        return json.loads(text, **kw)
+    except RecursionError:
+        raise DataError(f"{where}: nested too deeply; not a clca input") from None
 
 
 def check_output_file(path: str | Path, inputs: Iterable[str | Path | None] = ()) -> None:
@@ -103,7 +148,7 @@ def iter_jsonl(
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = load_json(line, f"{where}: {unit} {n}")
         except json.JSONDecodeError as e:
             raise DataError(f"{where}: {unit} {n}: not valid JSON ({e.msg})") from None
         if objects and not isinstance(rec, dict):

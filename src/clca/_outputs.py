@@ -121,7 +121,7 @@ def check_output(
         _check_writable_parent(p, where)
         return p
     if p.exists() and not p.is_dir():
-        raise OutputPathError(f"{where}: exists and is not a directory; expected an output folder")
+        raise OutputPathError(f"{where}: is a file, not a directory; expected an output folder")
     if p.is_dir():
         inner = _run_dir_below(p)
         if inner is not None:

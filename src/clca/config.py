@@ -39,11 +39,18 @@ def _strict_mapping(loader: StrictLoader, node: yaml.MappingNode, deep: bool = F
 StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
 
 
-def strict_yaml(text: str) -> Any:
-    """Parse YAML safely (no Python objects), refusing duplicate keys."""
+def strict_yaml(text: str, where: str = "YAML input") -> Any:
+    """Parse YAML safely (no Python objects), refusing duplicate keys and nesting deeper than
+    clca._files.MAX_DEPTH (a one-line DataError naming `where`)."""
+    from ._files import check_nesting
+    from .errors import DataError
+
+    check_nesting(text, where)
     loader = StrictLoader(text)
     try:
         return loader.get_single_data()
+    except RecursionError:
+        raise DataError(f"{where}: nested too deeply; not a clca input") from None
     finally:
         loader.dispose()
 
@@ -57,7 +64,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: config file not found")
     text = read_text(p, "config file")
     try:
-        data = strict_yaml(text)
+        data = strict_yaml(text, str(p))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
@@ -74,13 +81,18 @@ def validation_message(e: ValidationError, source: str, prefix: tuple[str, ...] 
     """The first validation error as 'source: a.b.c: message' (plus a count of the others)."""
     errs = e.errors()
     first = errs[0]
-    loc = ".".join(str(x) for x in (*prefix, *first["loc"]))
+    loc = ".".join(_short(str(x)) for x in (*prefix, *first["loc"]))
     msg = str(first["msg"]).removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
     extra = f" (and {len(errs) - 1} more problems)" if len(errs) > 1 else ""
     text = f"{loc}: {msg}{extra}" if loc else f"{msg}{extra}"
     return f"{source}: {text}" if source else text
+
+
+def _short(part: str, limit: int = 60) -> str:
+    """A key as shown in an error: long ones cut (a key can be a whole line of a wrong file)."""
+    return part if len(part) <= limit else part[:limit] + "..."
 
 
 def parse_model(model: type[M], data: dict[str, Any], source: str) -> M:
@@ -108,6 +120,8 @@ def read_config_tree(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str
         return data
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: extends: expected a file name")
+    if Path(parent).suffix.lower() not in (".yaml", ".yml", ".json"):
+        raise ConfigError(f"{path}: extends: {parent[:200]!r} is not a config file (expected .yaml, .yml or .json)")
     return _deep_merge(read_config_tree(p.parent / parent, (*_seen, p)), data)
 
 

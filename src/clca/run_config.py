@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ._bounds import seed_field
 from .config import load_config
 from .dataset import DatasetConfig
 from .errors import ConfigError
@@ -70,7 +71,7 @@ class RunConfig(BaseModel):
 
     name: str = "clca-run"
     run_dir: Path = Field(description="where the database, dataset, adapter and report go")
-    seed: int = 0
+    seed: int = seed_field()
     cultures: list[str] = Field(min_length=1, description="target cultures (names or ISO codes)")
     compare: list[str] = Field(default_factory=lambda: ["United States"], description="other cultures in the eval")
     models: ModelsConfig = Field(default_factory=ModelsConfig)

@@ -73,12 +73,23 @@ class Record:
 class RunStore:
     """Open (or create) the database of a run directory."""
 
-    def __init__(self, run_dir: str | Path, *, retry_failed: bool = True, lock: bool = True) -> None:
+    def __init__(
+        self, run_dir: str | Path, *, retry_failed: bool = True, lock: bool = True, read_only: bool = False
+    ) -> None:
         """lock=True (writers) takes the run directory's exclusive lock (see clca.runlock); readers pass
-        lock=False. A file that is not a clca run database is refused, never written into."""
+        lock=False. A file that is not a clca run database is refused, never written into. read_only=True
+        (report, exports, stats, compare) opens an existing database under `PRAGMA query_only` (no write
+        can happen), so runs on read-only storage can be read: SQLite's `immutable=1` where the folder or
+        the file is not writable (an archive, a read-only mount)."""
         self.run_dir = Path(run_dir)
         self.retry_failed = retry_failed
         self.path = self.run_dir / DB_NAME
+        self._kill_after = None
+        self._kill_count = 0
+        self._locked = False
+        if read_only:
+            self._db = _open_read_only(self.path)
+            return
         _make_run_dir(self.run_dir, writable=lock)
         self._locked = False
         if lock:
@@ -95,10 +106,7 @@ class RunStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
-            self._db.executescript(_SCHEMA)
-            if self.get_meta(CLCA_VERSION) is None:
-                self.set_meta(CLCA_VERSION, __version__)
-                self.set_meta(CREATED_AT, time.time())
+            self._create()
         except sqlite3.DatabaseError as e:
             self._db.close()
             self._unlock()
@@ -106,6 +114,27 @@ class RunStore:
         except BaseException:
             self._db.close()
             self._unlock()
+            raise
+
+    def _create(self) -> None:
+        """Tables and version row in one transaction: a database is either complete or has no tables
+        (a half-created one, from a crash or a full disk, is completed here: see _open_db)."""
+        try:
+            if self.get_meta(CLCA_VERSION) is not None:
+                return  # complete already
+        except sqlite3.OperationalError:
+            pass  # no meta table yet
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    self._db.execute(stmt)
+            if self.get_meta(CLCA_VERSION) is None:
+                self.set_meta(CLCA_VERSION, __version__)
+                self.set_meta(CREATED_AT, time.time())
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
             raise
 
     def _unlock(self) -> None:
@@ -317,12 +346,50 @@ def _open_db(path: Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as e:
         db.close()
         raise DataError(f"{path}: cannot be read as a run database ({e})") from None
-    if tables and not ours:
+    if tables and not ours and not _half_created(db, tables):
         db.close()
         raise DataError(
-            f"{path}: not a clca run database (tables: {', '.join(sorted(tables)) or 'none'}); left unchanged"
+            f"{path}: not a clca run database (tables: {', '.join(sorted(tables)) or 'none'}); left unchanged - "
+            f"if it is a clca run cut off while being created, delete {path} (and any {path.name}-wal, -shm beside it)"
         )
     return db
+
+
+def _half_created(db: sqlite3.Connection, tables: set[str]) -> bool:
+    """Only clca's tables, all empty: a creation cut off before its version row (completed, not refused)."""
+    if not tables <= _CLCA_TABLES:
+        return False
+    return all(db.execute(f"SELECT 1 FROM {t} LIMIT 1").fetchone() is None for t in tables)
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """An existing run database opened for reading only (see RunStore read_only); never created."""
+    if not path.is_file():
+        raise DataError(f"{path.parent}: no run database ({DB_NAME}) here")
+    with path.open("rb") as f:
+        if f.read(16) != b"SQLite format 3\x00":
+            raise DataError(f"{path}: not a SQLite database (corrupt or another kind of file)")
+    from urllib.parse import quote
+
+    uri = "file:" + quote(str(path.resolve()))
+    writable = os.access(path.parent, os.W_OK | os.X_OK) and os.access(path, os.W_OK)
+    # writable storage: an ordinary connection under query_only (safe beside a live writer, and its WAL
+    # is cleaned up on close as usual); read-only storage: immutable (no journal, no lock file)
+    modes = ["mode=rw", "immutable=1"] if writable else ["immutable=1"]
+    last: Exception | None = None
+    for mode in modes:
+        try:
+            db = sqlite3.connect(f"{uri}?{mode}", uri=True, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA query_only=1")
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as e:
+            last = e
+            continue
+        if not _CLCA_TABLES <= tables or db.execute("SELECT 1 FROM meta WHERE name='clca_version'").fetchone() is None:
+            db.close()
+            raise DataError(f"{path}: not a clca run database; left unchanged")
+        return db
+    raise DataError(f"{path}: cannot be read as a run database ({last})")
 
 
 def _kill_after_hook() -> tuple[str, int] | None:

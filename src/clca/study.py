@@ -16,6 +16,7 @@ a grid of named axes (e.g. student x dataset variant). The first run generates; 
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,18 @@ def is_study_config(path: str | Path) -> bool:
     return "study" in read_yaml(path)
 
 
+_RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+
+
+def _check_run_name(p: Path, name: str) -> None:
+    """A run's name becomes a folder under run_root: a plain name (letters, digits, . _ + -), never a path."""
+    if not _RUN_NAME.fullmatch(name) or name in (".", ".."):
+        raise ConfigError(
+            f"{p}: run name {name[:60]!r} is not a plain name (letters, digits, '.', '_', '+', '-'; at most 100; "
+            "no '/', '..' or line breaks): it names a folder under run_root"
+        )
+
+
 def expand_study(path: str | Path) -> list[StudyRun]:
     """The runs of a study, generator first: the grid's product in order, then `extra`. Every later run
     reuses the first earlier run with the same student (its base evaluation is then reused too), else the
@@ -77,6 +90,7 @@ def expand_study(path: str | Path) -> list[StudyRun]:
     runs: list[StudyRun] = []
     by_student: dict[str, Path] = {}
     for name, data in planned:
+        _check_run_name(p, name)
         if any(r.name == name for r in runs):
             raise ConfigError(f"{p}: two runs are named {name!r}")
         run_dir = study.run_root / name

@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
             None, "--culture", help="culture of the per-question figure (default: the first run's first target)"
         ),
         resamples: int = typer.Option(2000, "--resamples", min=1, help="bootstrap resamples of the paired statistics"),
-        seed: int = typer.Option(0, "--seed", help="seed of the paired bootstrap"),
+        seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="seed of the paired bootstrap"),
         no_figures: bool = typer.Option(False, "--no-figures", help="skip the matplotlib figures (faster)"),
         reference_arm: str | None = typer.Option(
             None,

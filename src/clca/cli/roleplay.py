@@ -163,7 +163,7 @@ def _open_existing(run_dir: Path) -> Any:
 
     if not (run_dir / DB_NAME).is_file():
         raise ConfigError(f"{run_dir}: no run database ({DB_NAME}) here")
-    return RunStore(run_dir, lock=False)
+    return RunStore(run_dir, read_only=True)
 
 
 def export_cmd(

@@ -25,12 +25,15 @@ _SEEDS_FILE = field_option(AdaptConfig, "seeds_file", "--seeds-file")
 _QUIET = typer.Option(False, "--quiet", help="No progress bar.")
 
 
-def _run(run_dir: Path, model: str, work: Any, what: str) -> None:
+def _run(run_dir: Path, model: str, work: Any, what: str, inputs: tuple[Any, ...] = ()) -> None:
+    """Open the store (binding the content of the input files: a changed one is refused), then the model."""
+    from .._inputs import input_hashes
     from ..llm import load_model
     from ..store import RunStore
 
     async def main() -> Any:
         with RunStore(run_dir) as store:  # the run directory's lock first: a second writer stops before loading
+            store.bind_inputs(input_hashes({"inputs": [str(i) for i in inputs if i is not None]}))
             llm = load_model(model)
             try:
                 return await work(store, llm)
@@ -84,7 +87,8 @@ def adapt_cmd(
     )
     if seeds_file is not None or sotopia is not None:  # a bad seed source fails before the run database exists
         load_seed_pool(cfg)
-    _run(run_dir, model, lambda store, llm: adapt_scenarios(store, llm, cult, cfg), f"scenarios ({cult.code})")
+    work = lambda store, llm: adapt_scenarios(store, llm, cult, cfg)  # noqa: E731
+    _run(run_dir, model, work, f"scenarios ({cult.code})", (seeds_file, culture))
 
 
 @scenarios_app.command("from-norms")
@@ -126,7 +130,8 @@ def from_norms_cmd(
         concurrency=concurrency,
         progress=not quiet,
     )
-    _run(run_dir, model, lambda store, llm: generate_from_norms(store, llm, norms, cfg), "scenarios from norms")
+    work = lambda store, llm: generate_from_norms(store, llm, norms, cfg)  # noqa: E731
+    _run(run_dir, model, work, "scenarios from norms", (norms_file, seeds_file))
 
 
 @scenarios_app.command("export")
@@ -149,7 +154,7 @@ def export_cmd(
     from .._outputs import check_output
 
     check_output(out, kind="file" if fmt == "jsonl" else "dir", inputs=[run_dir], overwrite=overwrite, own=_SOTOPIA)
-    with RunStore(run_dir, lock=False) as store:
+    with RunStore(run_dir, read_only=True) as store:
         items = iter_scenarios(store, culture)
     scenarios = [s for _, s in items]
     if fmt == "jsonl":
@@ -187,7 +192,7 @@ def stats_cmd(
     from ..store import RunStore
 
     _require_store(run_dir)
-    with RunStore(run_dir, lock=False) as store:
+    with RunStore(run_dir, read_only=True) as store:
         stats = scenario_stats(store)
     rows = [
         {

@@ -97,6 +97,9 @@ def eval_cmd(
             fresh = not (run_dir / DB_NAME).exists()
             try:
                 with RunStore(run_dir) as store:
+                    from .._inputs import input_hashes
+
+                    store.bind_inputs(input_hashes(cfg.model_dump(mode="json")))  # a changed input is refused
                     result = await evaluate(store, llm, name, cfg)
                     record_environment(store, {model: llm})
             except ClcaError:
@@ -221,7 +224,7 @@ def compare_cmd(
 
     if not (run_dir / "run.sqlite").exists():
         raise ConfigError(f"{run_dir}: no run database; run `clca eval --run-dir {run_dir}` for both models first")
-    with RunStore(run_dir, lock=False) as store:
+    with RunStore(run_dir, read_only=True) as store:
         shifts = compare_models(store, base, adapted, culture, reference=reference)
     typer.echo(format_shifts(shifts, base, adapted), nl=False)
 

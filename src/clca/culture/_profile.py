@@ -39,7 +39,7 @@ def load_profile(path: str | Path) -> Culture:
     hofstede (optional, any of pdi/idv/mas/uai/lto/ivr, 0-120), iw (optional, traditional_secular /
     survival_self_expression, -5..5, year), description (optional free text added to the prompt text).
     """
-    from .._files import read_text
+    from .._files import load_json, read_text
     from ..config import strict_yaml
 
     p = Path(path)
@@ -47,7 +47,7 @@ def load_profile(path: str | Path) -> Culture:
         raise DataError(f"{p}: culture profile file not found")
     text = read_text(p, "culture profile")
     try:
-        raw: Any = json.loads(text) if p.suffix.lower() == ".json" else strict_yaml(text)
+        raw: Any = load_json(text, str(p)) if p.suffix.lower() == ".json" else strict_yaml(text, str(p))
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         raise DataError(
             f"{p}: not valid {'JSON' if p.suffix.lower() == '.json' else 'YAML'}: {' '.join(str(e).split())[:200]}"

@@ -137,7 +137,7 @@ def build_dataset(
 
         if not (Path(store) / DB_NAME).is_file():  # type: ignore[arg-type]
             raise DataError(f"{store}: not a run directory (no {DB_NAME} in it)")
-    st = RunStore(store, lock=False) if own else store
+    st = RunStore(store, read_only=True) if own else store
     try:
         cfg = _with_run_culture_names(st, cfg)
         rows, report, used = collect_rows(st, cfg, progress, eval_cfg)

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .._bounds import seed_field
+
 Variant = Literal[
     "full",
     "dialogue_only",
@@ -92,7 +94,7 @@ class DatasetConfig(BaseModel):
     )
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of SCENARIOS held out for validation")
     dedup: bool = Field(True, description="drop rows whose messages are identical to an earlier row")
-    seed: int = 0
+    seed: int = seed_field()
     tokenizer: str | None = Field(
         "embedded", description="model string whose tokenizer measures token lengths (None: skip stats)"
     )

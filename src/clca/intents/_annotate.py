@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._bounds import seed_field, temperature_field
 from ..echo import EchoError, check_fields
-from ..errors import BackendError, StructuredOutputError
+from ..errors import BackendError, DataError, StructuredOutputError
 from ..failures import failure_reason
 from ..judge import NEUTRAL_CULTURE, DiscardRule, kept_episodes
 from ..llm import LLM, GenParams, Message
@@ -30,9 +31,9 @@ class IntentConfig(BaseModel):
         "kept", description="kept: episodes the discard rule keeps; all: every ok episode"
     )
     rule: DiscardRule = Field(default_factory=DiscardRule)
-    temperature: float = Field(0.0, ge=0.0)
+    temperature: float = temperature_field(0.0)
     max_tokens: int = Field(256, ge=32)
-    seed: int = 0
+    seed: int = seed_field()
     structured_attempts: int = Field(3, ge=1)
     model_retries: int = Field(1, ge=0, description="extra tries of a turn after a model error")
     concurrency: int = Field(32, ge=1)
@@ -136,5 +137,13 @@ async def annotate_intents(store: RunStore, llm: LLM, cfg: IntentConfig | None =
 
 
 def episode_intentions(store: RunStore, ep_key: str) -> dict[int, dict[str, Any]]:
-    """Stored ok intentions of an episode by turn index."""
-    return {r.data["idx"]: r.data for r in store.iter(INTENTION, parent=ep_key)}
+    """Stored ok intentions of an episode by turn index (a damaged row is a one-line DataError naming it)."""
+    out: dict[int, dict[str, Any]] = {}
+    for r in store.iter(INTENTION, parent=ep_key):
+        if not isinstance(r.data, dict) or not isinstance(r.data.get("idx"), int):
+            raise DataError(
+                f"{store.path}: the intention row {r.key} is damaged (no turn index); re-run `clca intents` after "
+                "deleting that row, or restore the database"
+            )
+        out[r.data["idx"]] = r.data
+    return out

@@ -8,6 +8,7 @@ from typing import Any
 
 from .._files import atomic_file
 from .._outputs import check_output
+from ..errors import DataError
 from ..judge import DiscardRule, discard_reasons
 from ..records import EPISODE, JUDGEMENT, key_head
 from ..roleplay import CONTENT_ACTIONS, Episode, load_episode
@@ -99,9 +100,7 @@ def dialogue_record(
                 "speaker": t.speaker,
                 "action_type": t.action_type.value,
                 "argument": t.argument,
-                "intention": None
-                if i is None
-                else {"intention": i["intention"], "label": i["label"], "cultural_reason": i["cultural_reason"]},
+                "intention": None if i is None else _intention(store, ep.key, t.idx, i),
             }
         )
     return {
@@ -118,6 +117,20 @@ def dialogue_record(
         "turns": turns,
         "judgement": judgement,
     }
+
+
+_INTENTION_FIELDS = ("intention", "label", "cultural_reason")
+
+
+def _intention(store: RunStore, episode: str, idx: int, row: Any) -> dict[str, Any]:
+    """The exported fields of a stored intention; a damaged row is a one-line DataError naming it."""
+    missing = [k for k in _INTENTION_FIELDS if not isinstance(row, dict) or k not in row]
+    if missing:
+        raise DataError(
+            f"{store.path}: the intention row of {episode} turn {idx} is damaged (no {', '.join(missing)}); "
+            "re-run `clca intents` after deleting that row, or restore the database"
+        )
+    return {k: row[k] for k in _INTENTION_FIELDS}
 
 
 def export_dialogues(

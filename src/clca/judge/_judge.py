@@ -9,6 +9,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._bounds import seed_field, temperature_field
 from ..echo import EchoError, check_fields
 from ..errors import BackendError, StructuredOutputError
 from ..failures import failure_reason
@@ -33,9 +34,9 @@ class JudgeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Mode = Field("clca", description="clca: culture + quality + meta verdicts; sotopia: Sotopia-EVAL scores")
-    temperature: float = Field(0.0, ge=0.0)
+    temperature: float = temperature_field(0.0)
     max_tokens: int = Field(384, ge=32, description="token budget of one verdict (sotopia: of one agent's scores)")
-    seed: int = 0
+    seed: int = seed_field()
     structured_attempts: int = Field(3, ge=1)
     model_retries: int = Field(1, ge=0, description="extra tries of a verdict after a model error")
     concurrency: int = Field(32, ge=1)

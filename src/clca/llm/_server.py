@@ -118,7 +118,7 @@ def create_app(llm: LLM, served_name: str | None = None, limits: ServeLimits | N
 
     name = served_name or llm.model_id
     lim = limits or ServeLimits()
-    app = FastAPI(title="clca serve", docs_url=None, redoc_url=None)
+    app = FastAPI(title="clca serve", docs_url=None, redoc_url=None, openapi_url=None)  # no schema route: 404
 
     def error(status: int, message: str, kind: str | None = None) -> JSONResponse:
         kind = kind or _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")

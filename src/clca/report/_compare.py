@@ -173,7 +173,7 @@ class _Loaded(BaseModel):
 def _load(path: Path, label: str) -> _Loaded:
     if not (path / DB_NAME).is_file():
         raise DataError(f"{path}: not a run directory (no {DB_NAME} in it)")
-    with RunStore(path) as store:
+    with RunStore(path, read_only=True) as store:
         return _load_store(store, path, label)
 
 

@@ -255,7 +255,7 @@ def write_report(
     if not (run_path / DB_NAME).is_file():
         raise DataError(f"{run_path}: not a run directory (no {DB_NAME} in it)")
     _out(run_path, out_dir, overwrite)  # before opening anything
-    with RunStore(run_path, lock=False) as store:
+    with RunStore(run_path, read_only=True) as store:
         return _write(store, run_path, out_dir, samples, base_model, figures, overwrite)
 
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import records
+from .._bounds import seed_field, temperature_field
 from ._deps import Culture, Scenario
 
 
@@ -92,10 +93,10 @@ class RoleplayConfig(BaseModel):
     samples: int = Field(2, ge=1, description="episodes per scenario (the paper: 2)")
     max_turns: int = Field(20, ge=1, description="turn limit: actions in one episode (Sotopia: 20)")
     max_consecutive_none: int = Field(2, ge=1, description="end the episode after this many consecutive 'none' actions")
-    temperature: float = Field(0.7, ge=0.0, description="sampling temperature of both agents")
+    temperature: float = temperature_field(0.7, "sampling temperature of both agents")
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(256, ge=16, description="token budget of one action")
-    seed: int = Field(0, description="run seed; per-turn seeds derive from (seed, episode key, turn idx)")
+    seed: int = seed_field(0, "run seed; per-turn seeds derive from (seed, episode key, turn idx)")
     turn_format: Literal["structured", "freetext", "auto"] = Field(
         "auto",
         description="structured: the action as JSON; freetext: the action type by option scoring, then the "

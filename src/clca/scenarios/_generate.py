@@ -18,6 +18,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .._bounds import seed_field, temperature_field
 from ..culture import Culture, UnknownCultureError, resolve_culture
 from ..errors import ConfigError, DataError, StructuredOutputError
 from ..failures import failure_reason
@@ -54,11 +55,11 @@ class AdaptConfig(BaseModel):
     )
     max_attempts: int = Field(3, ge=1, le=10, description="asks per scenario until it passes the checks")
     schema_attempts: int = Field(2, ge=1, le=5, description="re-asks inside one ask for schema-valid JSON")
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    temperature: float = temperature_field(0.7)
     max_tokens: int = Field(
         1536, ge=16, le=8192, description="token budget per answer (guided decoders: per field, capped by its length)"
     )
-    seed: int = Field(0, description="base random seed (seed selection and sampling)")
+    seed: int = seed_field(0, "base random seed (seed selection and sampling)")
     concurrency: int = Field(8, ge=1, le=256)
     progress: bool = Field(True, description="show progress bars")
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._bounds import seed_field
 from ..errors import DataError
 from ..hf_ref import is_hf_ref, parse_hf_ref
 from ._io import _first_error
@@ -56,7 +57,7 @@ class NormsConfig(BaseModel):
     )
     sources: list[str] | None = Field(None, description="keep only norms from these sources (e.g. [normbank])")
     limit: int | None = Field(None, ge=1, description="use at most this many norms (after the source filter)")
-    seed: int | None = Field(None, description="draw the `limit` norms at random with this seed; None = the first ones")
+    seed: int | None = seed_field(None, "draw the `limit` norms at random with this seed; None = the first ones")
 
 
 def hf_dataset_file(spec: str) -> Path:
@@ -82,7 +83,7 @@ def _missing(v: Any) -> bool:
 
 def _read_rows(p: Path) -> tuple[list[tuple[int, Any]], list[str] | None]:
     """(record number, raw record) per row, and the CSV header (None for JSONL)."""
-    from .._files import read_text
+    from .._files import load_json, read_text
 
     text = read_text(p, "norms file")  # a UTF-8 BOM (Excel's CSV export) is dropped; Latin-1 is a one-line error
     if p.suffix.lower() in (".jsonl", ".json", ".ndjson"):
@@ -91,7 +92,7 @@ def _read_rows(p: Path) -> tuple[list[tuple[int, Any]], list[str] | None]:
             if not line.strip():
                 continue
             try:
-                rows.append((n, json.loads(line)))
+                rows.append((n, load_json(line, f"{p}: record {n}")))
             except json.JSONDecodeError as e:
                 raise DataError(f"{p}: record {n}: not valid JSON ({e.msg})") from None
         return rows, None

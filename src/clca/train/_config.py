@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .._bounds import seed_field
 from ..errors import ConfigError
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -62,7 +63,7 @@ class TrainConfig(BaseModel):
     warmup: float = Field(0.0, ge=0, description="warm-up: a share of the steps when < 1, else a step count")
     weight_decay: float = Field(0.0, ge=0)
     max_grad_norm: float = 1.0
-    seed: int = 0
+    seed: int = seed_field()
     # sequences
     max_length: int = Field(1024, ge=16, description="truncate longer rows (tokens)")
     packing: bool = Field(

@@ -13,13 +13,13 @@ from ._model import ADAPTER_RECORD, adapter_base_model, resolve_model_dir
 
 def merge_adapter(adapter_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False) -> Path:
     """Base model + adapter -> a plain HF model directory (safetensors, tokenizer, chat template)."""
+    check_output(out_dir, kind="dir", inputs=[adapter_dir], overwrite=overwrite, own=("clca_merged_from.json",))
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     adapter = Path(adapter_dir)
     out = Path(out_dir)
-    check_output(out, kind="dir", inputs=[adapter], overwrite=overwrite, own=("clca_merged_from.json",))
     if out.exists() and not overwrite:
         raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
     base_dir = resolve_model_dir(adapter_base_model(adapter))

@@ -45,6 +45,7 @@ def _check_messages_jsonl(path: Path) -> None:
     for n, obj in iter_jsonl(text.splitlines(), str(path)):
         if not isinstance(obj, dict) or not isinstance(obj.get("messages"), list):
             raise DataError(f"{path}: line {n}: expected an object with a 'messages' list")
+        _check_row(obj["messages"], f"{path}: line {n}")
 
 
 def load_splits(dataset_dir: str | Path) -> tuple[Any, Any | None]:
@@ -288,18 +289,14 @@ def train_lora(
     out.mkdir(parents=True, exist_ok=True)
     ckpt = _checkpoint(out, resume)
     trainer, tok, original_template = build_trainer(dataset_dir, cfg, out, [*(callbacks or []), _finite_guard()])
-    if ckpt is not None and _finished(Path(ckpt), cfg):
-        # the run was stopped after its last checkpoint (while evaluating or saving the adapter): the
-        # Trainer would take one more step from it, so the adapter is taken from that checkpoint as it is
-        metrics = _restore_finished(trainer, Path(ckpt))
-    else:
-        metrics = dict(trainer.train(resume_from_checkpoint=ckpt).metrics)
-        if ckpt is not None:  # the Trainer averages over the resumed steps only; the log has every step
-            metrics["train_loss"] = _logged_train_loss(trainer.state.log_history)
-    loss = metrics.get("train_loss")
-    if isinstance(loss, float) and not math.isfinite(loss):
-        raise DataError(f"training stopped: the train loss is {loss}; nothing was saved - lower the learning rate")
-    _check_finite_weights(trainer.model)
+    before = {d.name for d in (out / CHECKPOINTS).glob("checkpoint-*")}
+    try:
+        metrics = _train(trainer, cfg, ckpt)
+    except DataError:  # non-finite numbers: the checkpoints of this call hold them too
+        for d in (out / CHECKPOINTS).glob("checkpoint-*"):
+            if d.name not in before:
+                shutil.rmtree(d, ignore_errors=True)
+        raise
     eval_loss = None
     if trainer.eval_dataset is not None:
         eval_loss = float(trainer.evaluate()["eval_loss"])
@@ -319,6 +316,23 @@ def train_lora(
     tok.chat_template = original_template  # ship the model's own template, not the training copy
     _save_adapter(trainer, tok, out, cfg, result)
     return result
+
+
+def _train(trainer: Any, cfg: TrainConfig, ckpt: str | None) -> dict[str, Any]:
+    """Train (or take a finished checkpoint as it is); a DataError when the loss or the weights end non-finite."""
+    if ckpt is not None and _finished(Path(ckpt), cfg):
+        # the run was stopped after its last checkpoint (while evaluating or saving the adapter): the
+        # Trainer would take one more step from it, so the adapter is taken from that checkpoint as it is
+        metrics = _restore_finished(trainer, Path(ckpt))
+    else:
+        metrics = dict(trainer.train(resume_from_checkpoint=ckpt).metrics)
+        if ckpt is not None:  # the Trainer averages over the resumed steps only; the log has every step
+            metrics["train_loss"] = _logged_train_loss(trainer.state.log_history)
+    loss = metrics.get("train_loss")
+    if isinstance(loss, float) and not math.isfinite(loss):
+        raise DataError(f"training stopped: the train loss is {loss}; nothing was saved - lower the learning rate")
+    _check_finite_weights(trainer.model)
+    return metrics
 
 
 def _finished(ckpt: Path, cfg: TrainConfig) -> bool:

@@ -10,6 +10,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._bounds import seed_field, temperature_field
 from ..countries import resolve_country
 from ..errors import ClcaError, ConfigError
 from ..failures import failure_reason
@@ -48,7 +49,7 @@ class EvalConfig(BaseModel):
     compare: list[str] = Field(default_factory=list, description="other cultures evaluated the same way")
     styles: list[Literal["persona", "cultural", "anthropological", "none"]] = Field(default_factory=lambda: ["persona"])
     mode: Literal["logprobs", "generate"] = "logprobs"
-    personas: int = Field(20, ge=1, description="personas per culture (paper: 1000)")
+    personas: int = Field(20, ge=1, le=100_000, description="personas per culture (paper: 1000)")
     samples: int = Field(20, ge=1, description="sampled answers per prompt in generate mode")
     shared_samples: int | None = Field(
         None,
@@ -57,10 +58,10 @@ class EvalConfig(BaseModel):
         "default samples x personas, as many as a persona style gets per item in total",
     )
     max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, description="reply budget per sampled answer (generate mode)")
-    temperature: float = Field(1.0, ge=0.0)
-    epsilon: float = Field(1e-3, ge=0.0, description="KL smoothing for zero survey shares")
+    temperature: float = temperature_field(1.0)
+    epsilon: float = Field(1e-3, ge=0.0, le=0.1, allow_inf_nan=False, description="KL smoothing for zero survey shares")
     bootstrap: int = Field(1000, ge=0, description="bootstrap resamples over questions")
-    seed: int = 0
+    seed: int = seed_field()
     variants: list[str] = Field(default_factory=lambda: ["base"], description="base | perm<k> | para")
     items: list[str] | None = Field(
         None,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .._files import iter_jsonl
+from .._files import check_input_file, check_nesting, iter_jsonl, load_json
 from ..errors import DataError
 
 _NAN_TOKEN = re.compile(r"(?<![\w'\"])(-?(?:nan|inf(?:inity)?))(?![\w'\"])", re.I)
@@ -26,6 +26,7 @@ def _records(p: Path) -> Iterator[tuple[int, Rec]]:
     """(line the record starts on, record or its problem) for JSONL, a JSON list, CSV or Parquet ("line" = row
     for Parquet). A JSON list that stops parsing is refused whole (nothing after the break can be found)."""
     suffix = p.suffix.lower()
+    check_input_file(p, "GlobalOpinionQA file")
     if suffix == ".parquet":
         yield from _parquet_records(p)
         return
@@ -38,6 +39,7 @@ def _records(p: Path) -> Iterator[tuple[int, Rec]]:
     if suffix in (".csv", ".tsv"):
         yield from _csv_records(p, text, "\t" if suffix == ".tsv" else ",")
         return
+    check_nesting(text, str(p))
     stripped = text.lstrip()
     if stripped.startswith("["):
         yield from _json_list_records(p, text)
@@ -114,7 +116,7 @@ def _parse_text(p: Path, line: int, field: str, v: str) -> Any:
         except (ValueError, SyntaxError, MemoryError, RecursionError):
             pass
     try:
-        return json.loads(s)
+        return load_json(s, f"{p}: line {line}: field {field!r}")
     except json.JSONDecodeError:
         raise DataError(f"{p}: line {line}: field {field!r}: cannot parse {v[:60]!r}") from None
 

@@ -154,13 +154,13 @@ def bundled_with_sets(ids: list[str] | None, language: str = "en") -> tuple[Ques
 
 def load_questionnaire(path: str | Path) -> Questionnaire:
     """Read and strictly validate a questionnaire file (YAML or JSON). Errors name the file and the item."""
-    from .._files import read_text
+    from .._files import load_json, read_text
     from ..config import strict_yaml
 
     p = Path(path)
     text = read_text(p, "questionnaire")
     try:
-        raw = json.loads(text) if p.suffix == ".json" else strict_yaml(text)
+        raw = load_json(text, str(p)) if p.suffix == ".json" else strict_yaml(text, str(p))
     except (json.JSONDecodeError, yaml.YAMLError) as e:
         raise DataError(f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {str(e).splitlines()[0]}") from e
     if not isinstance(raw, dict) or not isinstance(raw.get("items"), list) or not raw["items"]:

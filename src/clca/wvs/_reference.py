@@ -85,9 +85,16 @@ class _Accumulator:
         self.demo_n: dict[str, dict[str, int]] = {}
         self.sources: dict[str, set[str]] = defaultdict(set)
         self.weighted = False
+        self.scale = 0.0  # weights are divided by the first positive one: shares are ratios, sums stay finite
+
+    def _w(self, weight: float) -> float:
+        if self.scale == 0.0 and weight > 0:
+            self.scale = weight
+        return weight / self.scale if self.scale else weight
 
     def add(self, r: Respondent) -> None:
         c = r.country
+        w = self._w(r.weight)
         if c not in self.mass:
             self.mass[c] = {}
             self.n[c] = defaultdict(int)
@@ -99,7 +106,7 @@ class _Accumulator:
             m = mass.get(iid)
             if m is None:
                 m = mass[iid] = dict.fromkeys(self.codes[iid], 0.0)
-            m[code] += r.weight
+            m[code] += w
             n[iid] += 1
         demo, demo_n = self.demo[c], self.demo_n[c]
         for f, v in r.demographics.items():
@@ -113,7 +120,7 @@ class _Accumulator:
             d = demo.get(f)
             if d is None:
                 d = demo[f] = defaultdict(float)
-            d[v] += r.weight
+            d[v] += w
             demo_n[f] += 1
 
     def distributions(self) -> dict[str, dict[str, Distribution]]:
@@ -125,6 +132,7 @@ class _Accumulator:
                 m = self.mass[country].get(item.id)
                 n = self.n[country].get(item.id, 0)
                 total = sum(m.values()) if m else 0.0
+                _check_total(total, country, item.id, src)
                 if not m or n == 0 or total <= 0:
                     continue
                 per[item.id] = Distribution(codes=item.codes, shares=[m[code] / total for code in item.codes], n=n,
@@ -141,11 +149,20 @@ class _Accumulator:
                 mass = self.demo[country].get(f)
                 n = self.demo_n[country].get(f, 0)
                 total = sum(mass.values()) if mass else 0.0
+                _check_total(total, country, f, src)
                 if mass and n and total > 0:
                     per[f] = Marginal(values={k: mass[k] / total for k in sorted(mass)}, n=n, source=src)
             if per:
                 out[country] = per
         return out
+
+
+def _check_total(total: float, country: str, what: str, src: str) -> None:
+    if not math.isfinite(total):
+        raise DataError(
+            f"{src}: {country} {what}: the W_WEIGHT values differ too much to sum (they overflow even after "
+            "scaling); check the weight column"
+        )
 
 
 def _accumulate(survey: Survey, q: Questionnaire) -> _Accumulator:
@@ -260,12 +277,12 @@ def _reject_constant(name: str) -> float:
 def load_reference(path: str | Path | None = None) -> ReferenceTable:
     """Read a reference table (the bundled one when path is None). NaN, infinite or negative shares, shares that
     do not match the codes, or an all-zero distribution are refused with the file and line."""
-    from .._files import read_text
+    from .._files import load_json, read_text
 
     p = Path(path) if path is not None else bundled_reference_path()
     text = read_text(p, "reference table")
     try:
-        raw: Any = json.loads(text, parse_constant=_reject_constant)
+        raw: Any = load_json(text, str(p), parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         raise DataError(f"{p}: line {e.lineno}: not valid JSON ({e.msg})") from e
     except _NonFinite as e:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .._files import check_input_file, load_json, read_text
 from ..errors import DataError
 
 Kind = Literal["csv", "sav", "dta", "rds"]
@@ -144,8 +145,9 @@ def open_release(path: str | Path, labels: str | Path | None = None) -> Release:
     """Open a respondent file: the format from the suffix (CSV for anything else), columns and value labels."""
     p = Path(path)
     kind = _SUFFIXES.get(p.suffix.lower(), "csv")
-    if not p.is_file():
+    if not p.exists():
         raise DataError(f"{p}: no such file")
+    check_input_file(p, "survey file", max_bytes=1 << 40)  # streamed: only devices and FIFOs are refused
     rel = _open_csv(p) if kind == "csv" else _open_stat(p, kind) if kind != "rds" else _open_rds(p)
     if labels is not None:
         for var, table in load_value_labels(labels).items():
@@ -171,6 +173,13 @@ def _open_csv(p: Path) -> Release:
         )
     labelled = any(re.match(r"^[A-Z][A-Z0-9_]* \S", h) for h in header)
     codes = [h.strip().split(" ", 1)[0] if labelled else h.strip() for h in header]
+    seen: dict[str, int] = {}
+    for k, c in enumerate(codes, 1):
+        if c and c in seen:
+            raise DataError(
+                f"{p}: line 1: column {c[:60]!r} appears twice (columns {seen[c]} and {k}); remove or rename one"
+            )
+        seen.setdefault(c, k)
     return Release(p, "csv", codes, labelled=labelled, size=p.stat().st_size, delimiter=delim, _header=header)
 
 
@@ -215,7 +224,7 @@ def load_value_labels(path: str | Path) -> dict[str, dict[int, str]]:
     if kind in ("sav", "dta"):
         return _open_stat(p, kind).labels
     try:
-        raw = json.loads(p.read_text(encoding="utf-8"))
+        raw = load_json(read_text(p, "labels file"), str(p))
     except OSError as e:
         raise DataError(f"{p}: cannot read labels file ({e.strerror})") from e
     except json.JSONDecodeError as e:
