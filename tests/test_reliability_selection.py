@@ -71,6 +71,17 @@ def test_eval_items_dropped_from_a_selection_are_listed_on_stderr(tmp_path: Path
     assert re.search(r"│ KOR\s+│ persona\s+│ base\s+│ 1 ", out)  # the one item left is evaluated
 
 
+def test_harness_export_lists_dropped_items_and_refuses_an_empty_selection(tmp_path: Path) -> None:
+    out = tmp_path / "tasks"
+    code, _, err = run_cli("harness", "export", "--culture", "South Korea", "--item", "Q1", "--item", "Q27",
+                           "--personas", "2", "--out", str(out))  # fmt: skip
+    assert code == 0 and "warning: KOR: 1 of the 2 items asked" in err and err.strip().endswith("left out: Q1")
+    code, _, err = run_cli("harness", "export", "--culture", "South Korea", "--item", "Q1", "--personas", "2",
+                           "--out", str(tmp_path / "none"))  # fmt: skip
+    assert code == 2 and "no survey answers for KOR on the items asked (Q1)" in one_error(err)
+    assert not (tmp_path / "none").exists()
+
+
 def test_wvs_compare_unknown_alias_culture_and_same_alias_exit_2(tmp_path: Path) -> None:
     run = tmp_path / "r"
     assert _eval(run, "base", "--personas", "3")[0] == 0

@@ -46,15 +46,21 @@ def task_name(culture: str, style: str, generate: bool = False) -> str:
 class ExportSummary:
     out: Path
     tasks: dict[str, int] = field(default_factory=dict)  # task -> documents
+    warnings: list[str] = field(default_factory=list)  # items left out of the selection (for stderr)
 
     def line(self) -> str:
         n = sum(self.tasks.values())
         return f"{len(self.tasks)} tasks, {n} documents -> {self.out}"
 
 
-def documents(cfg: EvalConfig, max_tokens: int | None = None) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """(culture, style) -> documents, in the order `clca eval` asks them."""
+def documents(
+    cfg: EvalConfig, max_tokens: int | None = None, warnings: list[str] | None = None
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(culture, style) -> documents, in the order `clca eval` asks them; `warnings` gets the plan's lines
+    about items left out of the selection."""
     pl = plan(cfg, "harness")
+    if warnings is not None:
+        warnings.extend(pl.dropped)
     out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for u in pl.units:
         c = u.persona.country
@@ -142,14 +148,15 @@ def _yaml(task: str, data: Path, generate: bool, max_tokens: int, samples: int, 
 
 def export_tasks(cfg: EvalConfig, out: Path, max_tokens: int | None = None) -> ExportSummary:
     """Write documents, task YAMLs and a manifest into `out` (written to a temporary folder, then moved)."""
-    docs = documents(cfg, max_tokens)
+    dropped: list[str] = []
+    docs = documents(cfg, max_tokens, dropped)
     max_tokens = max_tokens or cfg.max_tokens
     if not docs:
         raise DataError("the evaluation has no prompts (no items for these cultures?)")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a directory")
-    summary = ExportSummary(out=out)
+    summary = ExportSummary(out=out, warnings=dropped)
     tmp = out.with_name(f".{out.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
