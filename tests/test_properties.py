@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +52,9 @@ settings.register_profile(
 settings.register_profile("long", parent=settings.get_profile("ci"), max_examples=300, derandomize=False)
 PROFILE = settings.get_profile(os.environ.get("CLCA_HYPOTHESIS_PROFILE", "ci"))
 W3 = pytest.mark.xfail(reason="fixed on branch w3 (issue 27, Deliver 2)", strict=False)
+#: the w3 properties fail on the code before that branch: report the first failure as found, without the
+#: shrinking search (minutes of re-runs of slow inputs), so the xfail tests stay cheap
+W3_PROFILE = settings(PROFILE, max_examples=4, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 
 #: seconds allowed per example: a constant for start-up and a machine shared by many, plus 20 us per input byte
 BASE_SECONDS, SECONDS_PER_BYTE = 15.0, 20e-6
@@ -80,7 +83,7 @@ def run_cli(*args: str) -> Outcome:
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 0
         except BaseException:  # noqa: BLE001 - any escape is the finding
-            crash = traceback.format_exc()
+            crash = traceback.format_exc(limit=-12)  # the innermost frames (a RecursionError has thousands)
             code = -1
     return Outcome(code, out.getvalue(), err.getvalue(), time.perf_counter() - t0, crash)
 
@@ -133,10 +136,12 @@ ENCODINGS = st.sampled_from(["utf8", "utf8", "utf8", "bom", "latin1-bytes", "utf
 
 # -- 1. run configs (`clca config check`) -------------------------------------------------------------------------
 CULTURES = st.sampled_from(["Egypt", "EGY", "Japan", "jp", "S. Korea", "Mexico", "Germany", "United States"])
+#: one letter too many: a config must not read these as the culture they contain
+TYPOS = ("Egyptt", "Japann", "Mexicoo")
 CONFIG_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "name": TEXTS,
     "seed": st.integers(min_value=0, max_value=2**31),
-    "cultures": st.lists(CULTURES, min_size=1, max_size=3, unique=True),
+    "cultures": st.lists(st.one_of(CULTURES, st.sampled_from(TYPOS)), min_size=1, max_size=3, unique=True),
     "roleplay.max_turns": st.one_of(st.integers(-5, 40), st.sampled_from(["six", 6.5, None, [], {}])),
     "roleplay.samples": st.integers(-2, 5),
     "scenarios.n": st.integers(-1, 10),
@@ -151,7 +156,7 @@ CONFIG_VALUES: dict[str, st.SearchStrategy[Any]] = {
 W3_CONFIG_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "eval.temperature": st.sampled_from([math.inf, -math.inf, math.nan, 1e308 * 10]),
     "seed": st.integers(min_value=-(2**70), max_value=-1),
-    "cultures": st.integers(min_value=5_000, max_value=30_000).map(lambda n: ["E" * n]),
+    "cultures": st.integers(min_value=2_000, max_value=4_000).map(lambda n: ["E" * n]),  # 20k took 35 s
     "eval.personas": st.integers(min_value=10**8, max_value=10**12),
 }
 
@@ -199,6 +204,7 @@ def config_oracle(data: bytes, o: Outcome) -> None:
     assert ev.get("personas", 20) <= 10**6, f"config check accepted {ev.get('personas')} personas"
     for c in cfg.get("cultures") or []:
         assert len(str(c)) <= 200, f"config check accepted a culture name of {len(str(c))} characters"
+        assert c not in TYPOS, f"config check read the typo {c!r} as a culture"
 
 
 def _check_config(tmp: Path, data: bytes) -> None:
@@ -212,20 +218,25 @@ def _check_config(tmp: Path, data: bytes) -> None:
 
 @settings(PROFILE)
 @given(data=config_files(CONFIG_VALUES, text_mutations=True))
+@example(data=f"extends: {DEMO}\ncultures: [Egyptt]\n".encode())  # found on the old code (issue 27)
 def test_config_check_property(data: bytes, tmp_path_factory: pytest.TempPathFactory) -> None:
     _check_config(tmp_path_factory.mktemp("cfg"), data)
 
 
 @W3
-@settings(PROFILE, max_examples=max(4, PROFILE.max_examples // 3))
-@given(data=config_files(W3_CONFIG_VALUES, text_mutations=False))
-def test_config_check_property_w3(data: bytes, tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.mark.parametrize("key", sorted(W3_CONFIG_VALUES))
+@W3_PROFILE
+@given(draw=st.data())
+def test_config_check_property_w3(key: str, draw: st.DataObject, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """One hostile value at a time: non-finite temperature, negative seed, a culture name of thousands of
+    characters (matched in quadratic time, echoed whole), a persona count no run can hold."""
+    data = draw.draw(config_files({key: W3_CONFIG_VALUES[key]}, text_mutations=False))
     _check_config(tmp_path_factory.mktemp("cfg"), data)
 
 
 @W3
-@settings(PROFILE, max_examples=3)
-@given(depth=st.integers(min_value=20_000, max_value=100_000), kind=st.sampled_from(["[", "{a: "]))
+@settings(W3_PROFILE, max_examples=2)
+@given(depth=st.integers(min_value=2_000, max_value=3_000), kind=st.sampled_from(["[", "{a: "]))
 def test_deeply_nested_config_property_w3(depth: int, kind: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     close = "]" if kind == "[" else "}"
     data = f"extends: {DEMO}\nname: {kind * depth}1{close * depth}\n".encode()
@@ -260,7 +271,7 @@ BAD_CELLS = {
 
 
 @st.composite
-def survey_cases(draw: st.DrawFn, w3: bool = False) -> SurveyCase:
+def survey_cases(draw: st.DrawFn, w3: str = "") -> SurveyCase:
     items = draw(st.lists(st.sampled_from(ITEMS), min_size=1, max_size=4, unique=True))
     weighted = draw(st.booleans())
     header = ["B_COUNTRY_ALPHA", *items, *(["W_WEIGHT"] if weighted else [])]
@@ -273,9 +284,8 @@ def survey_cases(draw: st.DrawFn, w3: bool = False) -> SurveyCase:
         rows.append(row)
     case = SurveyCase(header, rows)
     if w3:
-        kind = draw(st.sampled_from(["duplicate-column", "overflow-weights"]))
         case.valid = False
-        if kind == "duplicate-column":
+        if w3 == "duplicate-column":
             case.header = [*header, items[0]]
             case.rows = [[*r, draw(VALID_CODE)] for r in rows]
         else:
@@ -360,16 +370,19 @@ def _check_survey(tmp: Path, case: SurveyCase) -> None:
 
 @settings(PROFILE, max_examples=PROFILE.max_examples * 2)
 @given(case=survey_cases())
+@example(case=SurveyCase(["B_COUNTRY_ALPHA", "Q1"], [["EGY", "9" * 400]], valid=False))  # an OverflowError once
 def test_wvs_aggregate_property(case: SurveyCase, tmp_path_factory: pytest.TempPathFactory) -> None:
     _check_survey(tmp_path_factory.mktemp("survey"), case)
 
 
 @W3
-@settings(PROFILE, max_examples=max(4, PROFILE.max_examples // 2))
-@given(case=survey_cases(w3=True))
-def test_wvs_aggregate_property_w3(case: SurveyCase, tmp_path_factory: pytest.TempPathFactory) -> None:
+@pytest.mark.parametrize("kind", ["duplicate-column", "overflow-weights"])
+@W3_PROFILE
+@given(draw=st.data())
+def test_wvs_aggregate_property_w3(kind: str, draw: st.DataObject, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Duplicate item columns and overflowing weights: refused with the column named (exit 2), never shares
     taken from one of two columns or NaN shares with exit 0."""
+    case = draw.draw(survey_cases(w3=kind))
     tmp = tmp_path_factory.mktemp("survey")
     _check_survey(tmp, case)
     if (tmp / "ref.json").exists():  # accepted: the shares must be the overflow-free, single-column truth
@@ -593,14 +606,14 @@ def _check_http(url: str, method: str, path: str, raw: bytes, headers: dict[str,
     assert ok == 200, f"{what}: the server stopped answering"
 
 
-@settings(PROFILE, max_examples=PROFILE.max_examples * 4)
+@settings(PROFILE, max_examples=PROFILE.max_examples * 3)
 @given(req=http_requests())
 def test_serve_property(req: tuple[str, str, bytes, dict[str, str]], server: str) -> None:
     _check_http(server, *req)
 
 
 @W3
-@settings(PROFILE, max_examples=max(4, PROFILE.max_examples // 2))
+@W3_PROFILE
 @given(path=W3_PATHS, method=st.sampled_from(["GET", "POST", "HEAD"]))
 def test_serve_unknown_routes_property_w3(path: str, method: str, server: str) -> None:
     """Unknown routes answer a JSON 404/405 (GET /openapi.json was a plain-text 500 with a traceback)."""
