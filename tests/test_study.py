@@ -131,9 +131,8 @@ def test_study_plan_cli(tmp_path: Path) -> None:
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "run llama-3.1-8b-full: models.student: model directory" in r.stderr
     demo = ROOT / "src" / "clca" / "data" / "configs" / "demo.yaml"
-    ok = _write(tmp_path / "ok.yaml", f"study: x\nbase: {demo}\nrun_root: runs\n"
-                "grid: {variant: {full: {dataset: {variant: full}},"
-                " no_filter: {dataset: {variant: no_filter}}}}\n")  # fmt: skip
+    grid = "grid: {variant: {full: {dataset: {variant: full}}, no_filter: {dataset: {variant: no_filter}}}}\n"
+    ok = _write(tmp_path / "ok.yaml", f"study: x\nbase: {demo}\nrun_root: runs\n{grid}")
     r = subprocess.run([sys.executable, "-m", "clca.cli.main", "study", "plan", str(ok)],
                        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
     assert r.returncode == 0, r.stderr

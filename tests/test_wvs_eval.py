@@ -82,7 +82,7 @@ def test_compare_models_shift(tmp_path: Path) -> None:
         asyncio.run(evaluate(store, MockLLM(option_probs=_peaked(3)), "base", cfg))
         asyncio.run(evaluate(store, MockLLM(option_probs=_peaked(0)), "adapted", cfg))
         (shift,) = compare_models(store, "base", "adapted", "Egypt")
-        with pytest.raises(ConfigError, match="no 'persona' evaluation of nothing"):
+        with pytest.raises(ConfigError, match="--adapted 'nothing': no evaluation of that alias.*aliases: adapted"):
             compare_models(store, "base", "nothing", "Egypt", styles=["persona"])
     # Egyptians answer "very important"/"agree strongly" a lot: moving mass to option 1 moves towards Egypt
     assert shift.shift_target == pytest.approx(shift.adapted_target - shift.base_target)

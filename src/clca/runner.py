@@ -71,7 +71,8 @@ async def run_items(
     it: Iterator[I] = iter(items)
     # until the first result the bar says so and shows no rate: that wait is mostly loading the model (or
     # reaching the server), and counting it into the rate made the first ETA hours for a minutes-long job
-    bar = tqdm(total=total, desc=f"{desc} (starting: loading the model)", disable=not progress, leave=False)
+    waiting = f"{desc} (waiting for the model: loading it or reaching its server)"
+    bar = tqdm(total=total, desc=waiting, disable=not progress, leave=False)
     first = True
 
     def done_one() -> None:

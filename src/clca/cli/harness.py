@@ -53,6 +53,8 @@ def export_cmd(
         questionnaire=str(questionnaire) if questionnaire else None,
     )  # fmt: skip
     summary = export_tasks(cfg, out, max_tokens=max_tokens, overwrite=overwrite)
+    for w in summary.warnings:
+        typer.echo(w, err=True)
     typer.echo(f"exported {summary.line()}")
     for task, n in summary.tasks.items():
         typer.echo(f"  {task}: {n} documents")

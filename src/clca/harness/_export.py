@@ -45,15 +45,21 @@ def task_name(culture: str, style: str, generate: bool = False) -> str:
 class ExportSummary:
     out: Path
     tasks: dict[str, int] = field(default_factory=dict)  # task -> documents
+    warnings: list[str] = field(default_factory=list)  # items left out of the selection (for stderr)
 
     def line(self) -> str:
         n = sum(self.tasks.values())
         return f"{len(self.tasks)} tasks, {n} documents -> {self.out}"
 
 
-def documents(cfg: EvalConfig, max_tokens: int | None = None) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """(culture, style) -> documents, in the order `clca eval` asks them."""
+def documents(
+    cfg: EvalConfig, max_tokens: int | None = None, warnings: list[str] | None = None
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """(culture, style) -> documents, in the order `clca eval` asks them; `warnings` gets the plan's lines
+    about items left out of the selection."""
     pl = plan(cfg, "harness")
+    if warnings is not None:
+        warnings.extend(pl.dropped)
     out: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for u in pl.units:
         c = u.persona.country
@@ -146,11 +152,12 @@ def export_tasks(
     over it). The output policy (clca._outputs) is applied before any work."""
     inputs = [*cfg.survey, cfg.reference, cfg.questionnaire]
     target = check_output(out, kind="dir", inputs=inputs, overwrite=overwrite, own=("manifest.json",))
-    docs = documents(cfg, max_tokens)
+    dropped: list[str] = []
+    docs = documents(cfg, max_tokens, dropped)
     max_tokens = max_tokens or cfg.max_tokens
     if not docs:
         raise DataError("the evaluation has no prompts (no items for these cultures?)")
-    summary = ExportSummary(out=Path(out))
+    summary = ExportSummary(out=Path(out), warnings=dropped)
     final_data = target / "data"
     with atomic_dir(target, True, command="harness export") as tmp:
         (tmp / "data").mkdir()

@@ -214,16 +214,18 @@ def _check_pair(store: RunStore, base: str, adapted: str, target: str) -> None:
 
 
 def _setup(store: RunStore, alias: str, target: str) -> dict[str, Any]:
-    """What the stored answers of alias for target show: answer modes, persona counts per style, items."""
+    """What the stored answers of alias for target show: answer modes, persona counts per style, items (what
+    was asked: failed answers count too, so a failure is not read as a different setup)."""
     modes: set[str] = set()
     personas: dict[str, set[str]] = {}
     items: set[str] = set()
-    for rec in store.iter(SURVEY_ANSWER, prefix=key_prefix(alias)):
+    for rec in store.iter(SURVEY_ANSWER, prefix=key_prefix(alias), status=None):
         parts = split_answer_key(rec.key)
-        if parts is None or parts[2] != target or not isinstance(rec.data, dict):
+        if parts is None or parts[2] != target:
             continue
         _alias, style, _country, persona, item = parts
-        modes.add(str(rec.data.get("mode")))
+        if isinstance(rec.data, dict) and rec.status == "ok":
+            modes.add(str(rec.data.get("mode")))
         personas.setdefault(style, set()).add(persona)
         items.add(item)
     return {"mode": modes, "personas": personas, "items": items}

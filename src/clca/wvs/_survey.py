@@ -94,7 +94,7 @@ _REGION_COLUMNS = ("N_REGION_ISO", "N_REGION_WVS")
 _MISSING_LABEL = re.compile(
     r"^(don.?t know|dk|no answer|na|not asked|not applicable|missing|refused|inap|other missing)\b", re.I
 )
-_NUMBER = re.compile(r"-?\d+(\.0+)?")
+_NUMBER = re.compile(r"-?\d{1,15}(\.0+)?")  # a code; longer digit runs are not codes (and overflow floats)
 _UNSEEN: Any = object()
 
 
@@ -270,7 +270,7 @@ class RespondentStream:
         if _NUMBER.fullmatch(v) or isinstance(numeric, (int, float)):
             try:
                 code = int(float(v))
-            except ValueError:
+            except (ValueError, OverflowError):
                 return None
             iso = iso3_from_numeric(code)
             if iso is None:
@@ -322,7 +322,8 @@ class RespondentStream:
                     raise DataError(f"{p}: {place}: column {colname}: unknown answer label {v!r} for {item.id}")
                 return found
             else:
-                raise DataError(f"{p}: {place}: column {colname}: non-numeric code {v!r}")
+                shown = repr(v) if len(v) <= 40 else f"{v[:40]!r}... ({len(v)} characters)"
+                raise DataError(f"{p}: {place}: column {colname}: non-numeric code {shown}")
         else:
             f = float(cell)
             if math.isnan(f):
