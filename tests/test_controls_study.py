@@ -144,7 +144,13 @@ def test_a_continued_run_equals_a_fresh_run_of_its_length(tmp_path: Path) -> Non
     from clca.pipeline import STAGE_DEFS, _Models
 
     stages = {s.name: s.run for s in STAGE_DEFS}
-    small = {"dataset__control_rows": 16, "train__save_steps": 2, "train__max_length": 256, "eval__items": ["Q1"]}
+    small = {
+        "dataset__tokenizer": None,
+        "dataset__control_rows": 16,
+        "train__save_steps": 2,
+        "train__max_length": 256,
+        "eval__items": ["Q1"],
+    }
 
     def run(cfg: RunConfig) -> Path:
         sc = cfg.stage_configs()
