@@ -311,7 +311,7 @@ def test_stale_convert_folders_are_removed(tmp_path: Path) -> None:
     "echo", ["sk-PLANTED-abc123XYZ", "SK-PLANTED-ABC123XYZ", "sk_planted_abc123xyz", "SK_PLANTED_ABC123XYZ"]
 )
 def test_key_scrubbing_catches_case_and_separator_variants(echo: str) -> None:
-    from clca.llm._scrub import scrub_key
+    from clca._scrub import scrub_key
 
     out = scrub_key(f"401: invalid key {echo} given", "sk-PLANTED-abc123XYZ")
     assert out == "401: invalid key *** given"

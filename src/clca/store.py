@@ -53,8 +53,8 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 
 
 def _public(text: str) -> str:
-    """What is stored never holds a password from a model URL (see clca.llm._scrub)."""
-    from .llm._scrub import scrub_url_credentials
+    """What is stored never holds a password from a model URL (see clca._scrub)."""
+    from ._scrub import scrub_url_credentials
 
     return scrub_url_credentials(text)
 

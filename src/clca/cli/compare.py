@@ -43,7 +43,7 @@ def register(app: typer.Typer) -> None:
         """Compare runs evaluated alike: per-culture tables with CIs, paired statistics (bootstrap, Wilcoxon,
         Holm, detectable effect), specificity to the target culture, CSV/Parquet, LaTeX tables and figures;
         print the KL headline and, last, the HTML path."""
-        from ..report._compare_render import terminal_lines, write_comparison
+        from ..report import terminal_lines, write_comparison
 
         paths = write_comparison(
             [str(p) for p in run_dirs],

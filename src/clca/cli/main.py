@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    from ..llm._scrub import scrub_url_credentials
+    from .._scrub import scrub_url_credentials
 
     typer.echo(f"error: {' '.join(scrub_url_credentials(message).split())}", err=True)
     sys.exit(code)

@@ -190,7 +190,7 @@ def aggregate_cmd(
             "give --labels (a .sav/.dta of the same release, or JSON variable -> {code: label})"
         )
     if table.problem_count:
-        from ..wvs._survey import problem_note
+        from ..wvs import problem_note
 
         typer.echo(f"note: {problem_note(table.problem_count, table.problems)}; --strict refuses such files")
     typer.echo(f"wrote {out}")

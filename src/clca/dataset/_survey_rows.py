@@ -42,8 +42,7 @@ class _Source:
 
 def _eval_parts(ev: Any) -> tuple[Any, Any, Any, Any]:
     """(the full questionnaire, the evaluation's item ids in order, the reference table, the respondents)."""
-    from ..wvs import default_questionnaire, load_questionnaire
-    from ..wvs._evaluate import eval_inputs
+    from ..wvs import default_questionnaire, eval_inputs, load_questionnaire
 
     q_eval, ref, survey = eval_inputs(ev)
     q_full = load_questionnaire(ev.questionnaire) if ev.questionnaire else default_questionnaire()
@@ -61,8 +60,7 @@ def _target(cfg: DatasetConfig, ev: Any, known: set[str]) -> str:
 
 def _training_personas(ev: Any, ref: Any, survey: Any, culture: str, n: int, seed: int) -> _Source:
     """Personas for training rows, disjoint from the evaluation's personas of `culture`."""
-    from ..wvs import Persona, build_messages, personas_from_marginals
-    from ..wvs._evaluate import eval_personas
+    from ..wvs import Persona, build_messages, eval_personas, personas_from_marginals
 
     evaluated = eval_personas(ev, ref, survey, culture)
     if survey is not None and survey.of(culture):

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import openai
 from pydantic import BaseModel, ConfigDict, Field
 
+from .._scrub import scrub_url_credentials
 from ..errors import BackendError, UnsupportedError
 from ._capabilities import (
     SCORING_ORDER,
@@ -46,7 +47,6 @@ from ._jsonschema import strict_compatible
 from ._openai_scoring import echo_option_logprob, first_token_logprobs, option_logprob
 from ._protocol import ChatResult, GenParams, Message, T
 from ._scoring import normalise
-from ._scrub import scrub_url_credentials
 from ._structured import schema_in_words, structured_by_reasking
 
 __all__ = ["OpenAIConfig", "OpenAIModel", "api_key_for", "first_token_logprobs", "option_logprob"]
@@ -555,7 +555,7 @@ class OpenAIModel:
         self.stats.failures[reason] = self.stats.failures.get(reason, 0) + 1
 
     def _scrub(self, text: str) -> str:
-        from ._scrub import scrub_key
+        from .._scrub import scrub_key
 
         return scrub_url_credentials(scrub_key(text, self._key))
 

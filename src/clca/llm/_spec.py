@@ -92,7 +92,7 @@ class ModelSpec:
 
     def public(self) -> str:
         """The model string as stored or shown: credentials in its URLs replaced by '***'."""
-        from ._scrub import scrub_url_credentials
+        from .._scrub import scrub_url_credentials
 
         return scrub_url_credentials(self.format())
 

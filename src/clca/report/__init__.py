@@ -51,15 +51,17 @@ __all__ = [
     "render_html",
     "render_markdown",
     "render_terminal_summary",
+    "terminal_lines",
     "write_comparison",
     "write_report",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    """`write_comparison` imports pandas and matplotlib: loaded on first use, not with `clca report`."""
-    if name == "write_comparison":
-        from ._compare_render import write_comparison
+    """`write_comparison` and `terminal_lines` import pandas and matplotlib: loaded on first use, not with
+    `clca report`."""
+    if name in ("terminal_lines", "write_comparison"):
+        from . import _compare_render
 
-        return write_comparison
+        return getattr(_compare_render, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -23,8 +23,7 @@ from markupsafe import Markup, escape
 
 from ..records import METRIC, split_map_key
 from ..store import RunStore
-from ..wvs._iwmap import AXIS_TITLES, ZONES, MapCountry, published_positions
-from ..wvs._iwplace import ellipse
+from ..wvs import AXIS_TITLES, ZONES, MapCountry, ellipse, published_positions
 from ._svg import FONT, PALETTE
 
 ZONE_COLOURS = dict(zip(ZONES, ("#8c564b", "#ff7f0e", "#9467bd", "#1f77b4", "#e377c2", "#2ca02c", "#17becf",

@@ -19,6 +19,8 @@ from ._evaluate import (
     plan,
     rank_of,
 )
+from ._iwmap import AXIS_TITLES, ZONES, MapCountry, published_positions
+from ._iwplace import ellipse
 from ._metrics import (
     bootstrap_ci,
     js_distance,
@@ -51,7 +53,7 @@ from ._reference import (
 )
 from ._release import load_value_labels, open_release
 from ._result import METRICS, EvalResult, MetricRow, ModelShift, compare_models, format_shifts, format_table
-from ._survey import DEMOGRAPHIC_FIELDS, Respondent, Survey, iter_respondents, load_survey
+from ._survey import DEMOGRAPHIC_FIELDS, Respondent, Survey, iter_respondents, load_survey, problem_note
 
 __all__ = [
     "METRICS", "DEMOGRAPHIC_FIELDS", "PERSONA_STYLES", "STYLES",
@@ -66,4 +68,5 @@ __all__ = [
     "parse_answer", "personas_from_marginals", "personas_from_survey", "rank_of", "reference_from_survey",
     "region_name", "resolve_country", "survey_reference", "wasserstein_ordinal",
     "SHARED_PERSONA", "answer_seed", "eval_inputs", "eval_personas", "item_metric_values", "persona_hits", "plan",
+    "AXIS_TITLES", "ZONES", "MapCountry", "ellipse", "problem_note", "published_positions",
 ]  # fmt: skip
