@@ -28,6 +28,7 @@ from .intents import IntentConfig
 from .judge import JudgeConfig
 from .llm import LLM, ChatResult, GenParams, Message, load_model
 from .llm._protocol import T
+from .memory import StagePeak
 from .roleplay import RoleplayConfig
 from .scenarios import AdaptConfig
 from .scenarios._norms import NormsConfig
@@ -301,6 +302,7 @@ class StageResult(BaseModel):
     model_calls: int
     detail: str
     peak_rss_mb: float = Field(0.0, description="process peak resident memory after this stage")
+    stage_peak_mb: float = Field(0.0, description="peak resident memory during this stage (clca.memory.StagePeak)")
 
 
 async def run_pipeline(
@@ -339,13 +341,15 @@ async def run_pipeline(
             reuse_shared(cfg, store)
         for stage in stages:
             t0, c0 = time.perf_counter(), models.calls()
-            detail = await stage.run(cfg, sc, store, models)
+            with StagePeak() as peak:
+                detail = await stage.run(cfg, sc, store, models)
             res = StageResult(
                 stage=stage.name,
                 seconds=time.perf_counter() - t0,
                 model_calls=models.calls() - c0,
                 detail=detail,
                 peak_rss_mb=_peak_rss_mb(),
+                stage_peak_mb=peak.peak_mb,
             )
             store.set_meta(f"stage:{stage.name}", res.model_dump())
             _record_servers(store, models)
