@@ -28,7 +28,7 @@ SETTINGS = {
     "max_steps": STEPS,
     "max_length": 48,
     "logging_steps": 1,
-    "learning_rate": 3e-2,  # large, so that a wrong update shows in the next step's loss
+    "learning_rate": 1e-2,  # large, so that a wrong update shows in the next step's loss
     "lora_r": 8,
     "lora_alpha": 16,
     "lora_dropout": 0.0,  # no randomness that would differ between the processes
