@@ -131,9 +131,12 @@ def run_side(workload: str, side: str, rows: int, length: int, tokens: int, item
                 )  # fmt: skip
             else:
                 ps, opts = score_prompts(tok, items)
+                pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+                width = max(map(len, opts))
                 for p in ps:
-                    batch = torch.tensor([p + o for o in opts])
-                    model(input_ids=batch).logits.float().log_softmax(-1)
+                    batch = torch.tensor([p + o + [pad] * (width - len(o)) for o in opts])
+                    attn = torch.tensor([[1] * (len(p) + len(o)) + [0] * (width - len(o)) for o in opts])
+                    model(input_ids=batch, attention_mask=attn).logits.float().log_softmax(-1)
     return {"peak_mb": _peak_mb(), "weights_mb": weights / 2**20, "s": time.perf_counter() - t0, "budget": budget}
 
 
