@@ -25,6 +25,7 @@ from .config import config_hash
 from .environment import record_environment
 from .errors import ConfigError, DataError
 from .llm import LLM, ChatResult, GenParams, Message, ModelSpec, T, load_model
+from .memory import StagePeak
 from .records import EPISODE, MODEL_SERVERS, SCENARIO, stage_meta
 from .reuse import check_reuse, reuse_shared
 from .run_config import STAGE_CONFIGS, STAGES, ModelsConfig, RunConfig, load_run_config, section_models
@@ -140,6 +141,7 @@ class StageResult(BaseModel):
     model_calls: int
     detail: str
     peak_rss_mb: float = Field(0.0, description="process peak resident memory after this stage")
+    stage_peak_mb: float = Field(0.0, description="peak resident memory during this stage (clca.memory.StagePeak)")
 
 
 async def run_pipeline(
@@ -182,13 +184,15 @@ async def run_pipeline(
             reuse_shared(cfg, store)
         for stage in stages:
             t0, c0 = time.perf_counter(), models.calls()
-            detail = await stage.run(cfg, store, models)
+            with StagePeak() as peak:
+                detail = await stage.run(cfg, store, models)
             res = StageResult(
                 stage=stage.name,
                 seconds=time.perf_counter() - t0,
                 model_calls=models.calls() - c0,
                 detail=detail,
                 peak_rss_mb=_peak_rss_mb(),
+                stage_peak_mb=peak.peak_mb,
             )
             store.set_meta(stage_meta(stage.name), res.model_dump())
             _record_servers(store, models)

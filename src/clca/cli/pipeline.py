@@ -31,7 +31,7 @@ def run_config(
     def on_stage(res: Any) -> None:
         console.print(
             f"[bold]{res.stage}[/] {res.seconds:.1f}s, {res.model_calls} model calls, "
-            f"peak {res.peak_rss_mb:.0f} MB: {res.detail}"
+            f"peak {res.stage_peak_mb:.0f} MB (process {res.peak_rss_mb:.0f} MB): {res.detail}"
         )
 
     asyncio.run(run_pipeline(cfg, until=until, on_stage=on_stage, retry_failed=retry_failed, source=str(config)))

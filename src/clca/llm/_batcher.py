@@ -134,12 +134,25 @@ class Batcher:
                     return
                 backlog.extend(got)
             self._drain()
-            batch = self._take(backlog)
-            if batch:
-                self._run(batch)
+            # setup first: loading the model may lower max_batch_tokens (its memory budget) before a batch is taken
+            if self._ready or self._setup_now():
+                batch = self._take(backlog)
+                if batch:
+                    self._run(batch)
             if self._stop and not backlog:
                 self._stop = False
                 return
+
+    def _setup_now(self) -> bool:
+        """Run setup before the first batch is taken; on failure the next batch gets the error."""
+        try:
+            self._setup()
+            self._ready = True
+            return True
+        except BaseException as e:  # delivered to the waiting coroutines, never swallowed
+            batch = self._take(self._backlog)
+            _send([(it, None, e) for it in batch])
+            return False
 
     def _drain(self) -> None:
         """Move everything queued now into the backlog (noting a stop request)."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ._budget import plan_budget
 from ._kvcache import new_cache
 from ._loader import load
 from ._prompt_states import PromptStates, State
@@ -38,7 +39,8 @@ class Engine(DecodeLoop, PromptStates):
         adapter_dir: Path | None = None,
         device: str | None = None,
         dtype: str | None = None,
-        prefix_cache_mb: int = 1024,
+        prefix_cache_mb: int | None = None,
+        max_kv_mb: int | None = None,
     ) -> None:
         m = load(model_dir, adapter_dir, device, dtype)
         self.model, self.tokenizer, self.config = m.model, m.tokenizer, m.config
@@ -47,8 +49,10 @@ class Engine(DecodeLoop, PromptStates):
         self.slots = slots_supported(self.config)  # rows can join a running decoding batch
         self.eos_ids, self.pad_id = m.eos_ids, m.pad_id
         self.kv_bytes_per_token = self._kv_bytes_per_token()
-        self.prefix_cache_tokens = prefix_cache_mb * 2**20 // self.kv_bytes_per_token
-        self._prefix_cache = PrefixCache(prefix_cache_mb * 2**20)
+        weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        self.budget = plan_budget(max_kv_mb, prefix_cache_mb, self.kv_bytes_per_token, weights, str(self.device))
+        self.prefix_cache_tokens = self.budget.prefix_bytes // self.kv_bytes_per_token
+        self._prefix_cache = PrefixCache(self.budget.prefix_bytes)
         self.prefix_hits = 0  # prompt tokens whose computation was reused (for tests and docs)
         self.prefill_tokens = 0  # prompt tokens computed (for tests and docs)
         self.prefill_log: list[tuple[tuple[int, ...], int]] | None = None  # a list: (prompt, reused) per row computed

@@ -68,7 +68,8 @@ class HFOptions(BaseModel):
     dtype: Literal["bfloat16", "float16", "float32"] | None = None
     max_batch: int = Field(32, ge=1)
     max_batch_tokens: int = Field(65536, ge=1)
-    prefix_cache_mb: int = Field(1024, ge=0)
+    max_kv_mb: int | None = Field(None, ge=1)
+    prefix_cache_mb: int | None = Field(None, ge=0)
     ignore_eos: bool = False
     torch_threads: int | None = Field(None, ge=1)
 
@@ -90,8 +91,12 @@ class HFModel:
       device: "cuda", "cuda:1", "cpu", ... (default: cuda when available, else cpu)
       dtype: "bfloat16", "float16", "float32" (default: bfloat16 on GPU, float32 on CPU)
       max_batch: most rows decoded together (default 32)
-      max_batch_tokens: bound on rows x (prompt + max_tokens) tokens in one batch (default 65536)
-      prefix_cache_mb: memory budget of the prompt-prefix KV cache (default 1024 MiB; 0 disables)
+      max_batch_tokens: bound on rows x (prompt + max_tokens) tokens in one batch (default 65536); the
+          memory budget lowers it (`_budget.py`)
+      max_kv_mb: memory budget of all the KV the engine holds, MiB: the prefix cache and every batch
+          (default: from the available memory when the model loads, printed then; see `_budget.py`)
+      prefix_cache_mb: the prompt-prefix KV cache's part of it, MiB, at most (default: half the budget;
+          0 disables the cache)
       ignore_eos: keep generating past end-of-sequence until max_tokens (benchmarks only)
       torch_threads: torch intra-op threads (default: torch's own choice)
     """
@@ -105,7 +110,8 @@ class HFModel:
         dtype: str | None = None,
         max_batch: int = 32,
         max_batch_tokens: int = 65536,
-        prefix_cache_mb: int = 1024,
+        max_kv_mb: int | None = None,
+        prefix_cache_mb: int | None = None,
         ignore_eos: bool = False,
         torch_threads: int | None = None,
     ) -> None:
@@ -113,6 +119,7 @@ class HFModel:
         self._adapter_dir = adapter_dir
         self._device, self._dtype = device, dtype
         self._prefix_cache_mb = prefix_cache_mb
+        self._max_kv_mb = max_kv_mb
         self.ignore_eos = ignore_eos
         self._torch_threads = torch_threads
         if model_dir is None:
@@ -200,7 +207,13 @@ class HFModel:
             device=self._device,
             dtype=self._dtype,
             prefix_cache_mb=self._prefix_cache_mb,
+            max_kv_mb=self._max_kv_mb,
         )
+        from ._budget import announce
+
+        budget = self._engine.budget
+        self.batcher.max_batch_tokens = min(self.batcher.max_batch_tokens, budget.batch_tokens)
+        announce(budget)
 
     @property
     def engine(self) -> Engine:
@@ -250,7 +263,7 @@ class HFModel:
         from ._engine import ScoreJob
 
         job = ScoreJob(prompt_ids, continuations, top_logprobs)
-        cost = len(continuations) * (len(prompt_ids) + max((len(c) for c in continuations), default=0))
+        cost = len(prompt_ids) + sum(len(c) for c in continuations)  # the KV of one row: prompt, then branches
         return await self.batcher.submit_score(job, cost)
 
     # ------------------------------------------------------------------------------------------ LLM protocol

@@ -10,7 +10,8 @@
 Options (in the string after `?`, or as keyword arguments of `load_model`; keyword arguments win):
   openai: api_key_env, concurrency, timeout, max_retries, backoff_base, backoff_max, replica_cooldown,
           scoring (auto | prompt_logprobs | top_logprobs), json_schema (true | false).
-  embedded / hf: device, dtype, max_batch, max_batch_tokens, prefix_cache_mb, torch_threads, ignore_eos
+  embedded / hf: device, dtype, max_batch, max_batch_tokens, max_kv_mb, prefix_cache_mb, torch_threads,
+          ignore_eos
           (see `HFOptions`).
 
 Each backend is built by the module `_spec.BACKENDS` registers for its kind, imported on first use.

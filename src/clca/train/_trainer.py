@@ -174,6 +174,8 @@ def sft_config(cfg: TrainConfig, out_dir: Path, has_eval: bool) -> Any:
     )
     if cfg.packing:
         kw["padding_free"] = True
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _cuda():
+        kw["use_cpu"] = True  # several processes on CPUs (accelerate launch, torchrun): gloo, not one run each
     # transformers 5 renamed gradient_checkpointing to activation_checkpointing
     fields = getattr(SFTConfig, "__dataclass_fields__", {})
     ckpt_name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"

@@ -1,0 +1,72 @@
+"""Resident memory of this process: the current size, the peak so far, and the peak within a span of work.
+
+`StagePeak` gives the peak of one pipeline stage without disturbing the process-wide peak that
+`/usr/bin/time -v` and `getrusage` report: when the stage raised the process peak, that new peak is the
+stage's (exact); otherwise the stage stayed below an earlier peak, and a sampler thread reading the
+resident size every few milliseconds gives the stage's own highest reading (a short spike between two
+readings can be missed, never invented).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import threading
+from types import TracebackType
+
+MB = 2**20
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now (Linux: /proc/self/statm; elsewhere psutil)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            pages = int(f.read().split()[1])
+        return pages * resource.getpagesize()
+    except OSError:  # not Linux
+        import psutil
+
+        return int(psutil.Process().memory_info().rss)
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident memory so far (getrusage's ru_maxrss)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+class StagePeak:
+    """`with StagePeak() as p: ...` then `p.peak_bytes`: the highest resident memory inside the block."""
+
+    def __init__(self, interval_s: float = 0.005) -> None:
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._before = 0
+
+    def __enter__(self) -> StagePeak:
+        self._before = peak_rss_bytes()
+        self.peak_bytes = rss_bytes()
+        self._thread = threading.Thread(target=self._sample, name="clca-rss-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak_bytes = max(self.peak_bytes, rss_bytes())
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        after = peak_rss_bytes()
+        self.peak_bytes = max(self.peak_bytes, rss_bytes())
+        if after > self._before:  # the block set a new process peak: that is its own peak, exactly
+            self.peak_bytes = after
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak_bytes / MB
