@@ -15,6 +15,7 @@ import yaml
 from clca.dataset import survey_rows
 from clca.errors import ConfigError
 from clca.pipeline import RunConfig, load_run_config
+from clca.records import CONFIG
 from clca.reuse import continue_checkpoint, shared_settings
 from clca.store import RunStore
 from clca.study import expand_study
@@ -59,11 +60,14 @@ def test_controls_study_has_every_arm_and_the_dose_chain() -> None:
 
 def test_config_check_and_plan_list_every_run_of_the_controls_study(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    n = len(expand_study(STUDY))
     for cmd in (["config", "check"], ["study", "plan"]):
         r = subprocess.run([sys.executable, "-m", "clca.cli.main", *cmd, str(STUDY)],
                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)  # fmt: skip
         assert r.returncode == 0, r.stderr
-        assert len(r.stdout.strip().splitlines()) == len(expand_study(STUDY))
+        lines = r.stdout.strip().splitlines()
+        checked = f"{STUDY}: ok (a study of {n} runs, each checked; list them with `clca study plan`)"
+        assert len(lines) == n if cmd[0] == "study" else lines == [checked]
     assert r.stdout.count("reuses runs/controls/clca") == len(expand_study(STUDY)) - 1
 
 
@@ -153,11 +157,10 @@ def test_a_continued_run_equals_a_fresh_run_of_its_length(tmp_path: Path) -> Non
     }
 
     def run(cfg: RunConfig) -> Path:
-        sc = cfg.stage_configs()
         with RunStore(cfg.run_dir) as st:
-            st.set_meta("config", cfg.model_dump(mode="json"))
+            st.set_meta(CONFIG, cfg.model_dump(mode="json"))
             for name in ("dataset", "train"):
-                asyncio.run(stages[name](cfg, sc, st, _Models(False)))
+                asyncio.run(stages[name](cfg, st, _Models(False)))
         return Path(cfg.run_dir) / "adapter" / "adapter_model.safetensors"
 
     short = run(_run(tmp_path, "d2", 2, **small))

@@ -41,6 +41,7 @@ RULES: list[tuple[str, str, str]] = [
     (r"^clca harness (export|path)\b", RUN, ""),
     (r"^clca wvs compare\b", RUN, ""),
     (r"^clca study plan configs/paper_study\.yaml", RUN, ""),  # exits 2: EXPECTED_FAILURES
+    (r"^clca (config check|study plan) configs/controls_study\.yaml", RUN, ""),
     (
         r"^clca eval --model (embedded|embedded\+lora:runs/demo/adapter) (--alias \w+ )?--culture (Egypt|EGY) "
         r"--compare (\"United States\"|USA)",
@@ -50,7 +51,7 @@ RULES: list[tuple[str, str, str]] = [
     (r"openai:|\$MODEL|hf:/models|hf:\./my-model", PARSE, "needs a model server or a local model folder"),
     (r"^clca (chat|check|serve)\b", PARSE, "loads the embedded model or serves it (tests/test_serve.py runs both)"),
     (
-        r"^clca (scenarios (adapt|from-norms)|simulate|judge|intents)\b",
+        r"^clca (scenarios (adapt|from-norms)|simulate|roleplay|judge|intents)\b",
         PARSE,
         "minutes of model calls on the embedded model (tests/test_pipeline_e2e.py runs every stage)",
     ),  # fmt: skip
@@ -61,6 +62,7 @@ RULES: list[tuple[str, str, str]] = [
     ),  # fmt: skip
     (r"^clca train (run|merge)\b", PARSE, "LoRA training: minutes on CPU, a GPU for the paper preset"),
     (r"^clca (run|study run) configs/paper", PARSE, "the paper's setting: a 70B teacher behind vLLM, 8B students"),
+    (r"^clca study run configs/controls_study\.yaml", PARSE, "the controls study: about 90 minutes on 2 cores"),
 ]
 #: commands that the docs show failing here on purpose, with the line they must print
 EXPECTED_FAILURES = {

@@ -75,7 +75,7 @@ def test_shipped_configs_validate() -> None:
         cfg = load_run_config(p)
         assert isinstance(cfg, RunConfig)
         stages = cfg.stage_configs()
-        assert set(stages) == {"scenarios", "roleplay", "judge", "intents", "dataset", "train", "eval"}
+        assert set(stages) == {"scenarios", "roleplay", "judge", "reflect", "intents", "dataset", "train", "eval"}
 
 
 def test_overrides_apply_dotted_keys(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_sections_are_typed_with_the_stage_config_classes() -> None:
 
     from clca.pipeline import STAGE_DEFS, STAGES, ModelsConfig, section_models
 
-    assert STAGES == ("scenarios", "roleplay", "judge", "intents", "dataset", "train", "eval", "report")
+    assert STAGES == ("scenarios", "roleplay", "judge", "reflect", "intents", "dataset", "train", "eval", "report")
     for stage in STAGE_DEFS:
         if stage.config is not None:
             assert RunConfig.model_fields[stage.name].annotation is stage.config, stage.name

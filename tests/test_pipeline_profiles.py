@@ -54,7 +54,7 @@ def test_demo_run_completes_on_each_server_profile(profile: str, tmp_path: Path)
         )
         results = asyncio.run(run_pipeline(cfg, until="intents"))
         counters = fs.counters
-    assert [r.stage for r in results] == ["scenarios", "roleplay", "judge", "intents"]
+    assert [r.stage for r in results] == ["scenarios", "roleplay", "judge", "reflect", "intents"]
     with RunStore(tmp_path / "run") as store:
         kinds = store.kinds()
         for kind in ("scenario", "episode", "judgement", "intention"):

@@ -160,13 +160,16 @@ def _check_run(cfg: Any, stages: Sequence[str], sc: dict[str, Any]) -> None:
 
 def _check_eval(cfg: Any, ev: Any) -> None:
     from .countries import resolve_country
-    from .wvs import default_questionnaire, load_questionnaire, load_reference
+    from .wvs import bundled_with_sets, load_questionnaire, load_reference
 
     if ev.questionnaire:
         _need(ev.questionnaire, "eval.questionnaire", "questionnaire")
-    q = load_questionnaire(ev.questionnaire) if ev.questionnaire else default_questionnaire()
     try:
-        q.select(ev.items)
+        if ev.questionnaire:
+            load_questionnaire(ev.questionnaire).select(ev.items)
+        else:  # item sets (wvs44, iw10) expand as the evaluation expands them
+            full, ids = bundled_with_sets(ev.items)
+            full.select(ids)
     except DataError as e:
         raise ConfigError(f"eval.items: {e.one_line()}") from None
     for i, f in enumerate(ev.survey):

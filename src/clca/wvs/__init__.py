@@ -38,7 +38,7 @@ from ._opinionqa import (
     load_opinion_survey,
 )
 from ._personas import Persona, personas_from_marginals, personas_from_survey
-from ._questionnaire import Item, Questionnaire, default_questionnaire, load_questionnaire
+from ._questionnaire import Item, Questionnaire, bundled_with_sets, default_questionnaire, load_questionnaire
 from ._reference import (
     CountryReference,
     Distribution,
@@ -61,7 +61,8 @@ __all__ = [
     "ModelShift", "OpinionQuestion", "OpinionSurvey", "Persona", "Questionnaire", "ReferenceTable", "Respondent",
     "SkippedEntry", "Survey",
     "aggregate", "ask", "bootstrap_ci", "build_messages", "compare_models", "compute_metrics",
-    "country_name", "default_questionnaire", "distributions", "evaluate", "format_shifts", "format_table",
+    "bundled_with_sets", "country_name", "default_questionnaire", "distributions", "evaluate", "format_shifts",
+    "format_table",
     "iter_respondents", "js_distance", "js_similarity", "kl_divergence", "load_global_opinions",
     "load_opinion_questions", "load_opinion_survey", "load_value_labels", "open_release",
     "load_questionnaire", "load_reference", "load_survey", "majority_match", "marginals", "option_order",
