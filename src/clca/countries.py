@@ -141,30 +141,24 @@ def check_name_length(name: str, what: str = "country") -> None:
 
 
 @cache
-def match_country(name: str) -> str | None:
+def match_country(name: str, whole: bool = False) -> str | None:
     """The ISO alpha-3 code of a name: an exact code, name or alias, else the one country whose
-    country_converter expression matches ("S. Korea", "Czech Rep.", "Ivory Coast"); None (none or ambiguous)."""
+    country_converter expression matches ("S. Korea", "Czech Rep.", "Ivory Coast"); None (none or ambiguous).
+    whole=True: an expression must match the whole name ("Egyptt" matches none), for configs, which must not
+    guess."""
     text = name.strip()
     if not text or len(text) > MAX_NAME:
         return None
     exact = _exact().get(text.lower())
     if exact is not None:
         return exact
-    hits = {iso3 for pat, iso3 in _patterns() if pat.search(text)}
+    hits = {iso3 for pat, iso3 in _patterns() if (pat.fullmatch(text) if whole else pat.search(text))}
     return hits.pop() if len(hits) == 1 else None
 
 
 def match_country_whole(name: str) -> str | None:
-    """Like `match_country`, but a pattern must match the whole name ("Egyptt" matches none): for configs,
-    which must not guess."""
-    text = name.strip()
-    if not text or len(text) > MAX_NAME:
-        return None
-    exact = _exact().get(text.lower())
-    if exact is not None:
-        return exact
-    hits = {iso3 for pat, iso3 in _patterns() if pat.fullmatch(text)}
-    return hits.pop() if len(hits) == 1 else None
+    """`match_country` where an expression must match the whole name."""
+    return match_country(name, whole=True)
 
 
 def resolve_country(text: str, known: set[str] | None = None) -> str:
