@@ -44,8 +44,9 @@ def test_bad_budget_option_is_one_line() -> None:
 
 def test_stage_peak_sees_the_stage_and_not_the_earlier_peak() -> None:
     with StagePeak() as big:
-        block = np.ones(40 * MB // 8)  # 40 MiB, touched
-        del block
+        block = np.ones(40 * MB // 8)  # 40 MiB, touched, held to the end of the stage (its exit reads it, so
+        # the check does not depend on the sampler's timing: a freed-at-once block can fall between samples)
+    del block
     with StagePeak() as small:
         pass
     assert big.peak_bytes >= rss_bytes() + 30 * MB or big.peak_bytes - small.peak_bytes >= 30 * MB
