@@ -151,7 +151,7 @@ def test_a_continued_run_equals_a_fresh_run_of_its_length(tmp_path: Path) -> Non
     small = {
         "dataset__tokenizer": None,
         "dataset__control_rows": 16,
-        "train__save_steps": 2,
+        "train__save_steps": 1,
         "train__max_length": 256,
         "eval__items": ["Q1"],
     }
@@ -163,12 +163,12 @@ def test_a_continued_run_equals_a_fresh_run_of_its_length(tmp_path: Path) -> Non
                 asyncio.run(stages[name](cfg, st, _Models(False)))
         return Path(cfg.run_dir) / "adapter" / "adapter_model.safetensors"
 
-    short = run(_run(tmp_path, "d2", 2, **small))
-    continued = run(_run(tmp_path, "d4", 4, source=tmp_path / "d2", **small))
-    fresh = run(_run(tmp_path, "f4", 4, **small))
+    short = run(_run(tmp_path, "d1", 1, **small))
+    continued = run(_run(tmp_path, "d2", 2, source=tmp_path / "d1", **small))
+    fresh = run(_run(tmp_path, "f2", 2, **small))
     a, b, c = (load_file(str(p)) for p in (short, continued, fresh))
-    assert json.loads((tmp_path / "d4" / "adapter" / "train_result.json").read_text())["resumed_from"].endswith(
-        "checkpoint-2"
+    assert json.loads((tmp_path / "d2" / "adapter" / "train_result.json").read_text())["resumed_from"].endswith(
+        "checkpoint-1"
     )
     assert set(b) == set(c) and any(not (a[k] == b[k]).all() for k in a)  # trained on past the shorter run
     assert all((b[k] - c[k]).abs().max().item() < 1e-5 for k in b), "the continued run differs from a fresh one"
