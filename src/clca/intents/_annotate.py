@@ -12,11 +12,12 @@ from .._bounds import seed_field, temperature_field
 from ..echo import EchoError, check_fields
 from ..errors import BackendError, DataError, StructuredOutputError
 from ..failures import failure_reason
-from ..judge import NEUTRAL_CULTURE, DiscardRule, kept_episodes
+from ..judge import NEUTRAL_CULTURE, DiscardRule
+from ..judge import selected_episodes as judge_selected
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
-from ..records import EPISODE, INTENTION, key_prefix
-from ..roleplay import CONTENT_ACTIONS, Episode, culture_key, culture_profile, load_episode, turn_dicts, turn_key, view
+from ..records import INTENTION
+from ..roleplay import CONTENT_ACTIONS, Episode, culture_profile, load_episode, turn_dicts, turn_key, view
 from ..runner import RunSummary, run_items
 from ..store import RunStore
 from ._models import IntentAnnotation, Intention
@@ -75,12 +76,7 @@ def annotation_messages(ep: Episode, idx: int) -> list[Message]:
 
 
 def selected_episodes(store: RunStore, cfg: IntentConfig) -> list[str]:
-    if cfg.episodes == "kept":
-        keys = kept_episodes(store, cfg.rule, cfg.culture)
-    else:
-        prefix = key_prefix(culture_key(cfg.culture)) if cfg.culture else None
-        keys = [r.key for r in store.iter(EPISODE, prefix=prefix)]
-    return keys[: cfg.limit] if cfg.limit is not None else keys
+    return judge_selected(store, cfg.episodes, cfg.rule, cfg.culture, cfg.limit)
 
 
 class _Annotator:

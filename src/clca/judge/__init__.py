@@ -5,7 +5,16 @@ verdicts are stored (kind "judgement", key = episode key); which episodes are ke
 (`kept_episodes(store, rule)`), so changing the discard rule needs no new model calls.
 """
 
-from ._judge import NEUTRAL_CULTURE, JudgeConfig, context_vars, discard_reasons, judge_episodes, kept_episodes, verdicts
+from ._judge import (
+    NEUTRAL_CULTURE,
+    JudgeConfig,
+    context_vars,
+    discard_reasons,
+    judge_episodes,
+    kept_episodes,
+    selected_episodes,
+    verdicts,
+)
 from ._models import (
     Confidence,
     CultureVerdict,
@@ -34,5 +43,6 @@ __all__ = [
     "discard_reasons",
     "judge_episodes",
     "kept_episodes",
+    "selected_episodes",
     "verdicts",
 ]

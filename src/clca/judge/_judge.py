@@ -183,6 +183,23 @@ def kept_episodes(store: RunStore, rule: DiscardRule | None = None, culture: str
     return [k for k, reason in discard_reasons(store, rule, culture).items() if reason is None]
 
 
+def selected_episodes(
+    store: RunStore,
+    episodes: Literal["kept", "all"],
+    rule: DiscardRule,
+    culture: str | None = None,
+    limit: int | None = None,
+) -> list[str]:
+    """The episodes a later stage works on (intents, reflect): the ones the rule keeps, or every ok episode;
+    optionally of one culture, at most `limit`."""
+    if episodes == "kept":
+        keys = kept_episodes(store, rule, culture)
+    else:
+        prefix = key_prefix(culture_key(culture)) if culture else None
+        keys = [r.key for r in store.iter(EPISODE, prefix=prefix)]
+    return keys[:limit] if limit is not None else keys
+
+
 def discard_reasons(
     store: RunStore, rule: DiscardRule | None = None, culture: str | None = None
 ) -> dict[str, str | None]:

@@ -29,11 +29,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..echo import EchoError, echo_problem
 from ..errors import BackendError, StructuredOutputError
 from ..failures import failure_reason
-from ..judge import DiscardRule, kept_episodes
+from ..judge import DiscardRule
+from ..judge import selected_episodes as judge_selected
 from ..llm import LLM, GenParams, Message
 from ..prompts import render
-from ..records import EPISODE, REFLECTION, REFLECTION_TURN, reflection_turn_key
-from ..roleplay import culture_key, culture_profile, load_episode, turn_dicts, view
+from ..records import REFLECTION, REFLECTION_TURN, reflection_turn_key
+from ..roleplay import culture_profile, load_episode, turn_dicts, view
 from ..runner import RunSummary, run_items
 from ..store import RunStore
 from ._models import AgreedStatement, Endorsement, Reflection, ReflectionTurn, StatementDraft
@@ -68,12 +69,7 @@ class ReflectConfig(BaseModel):
 
 
 def selected_episodes(store: RunStore, cfg: ReflectConfig) -> list[str]:
-    if cfg.episodes == "kept":
-        keys = kept_episodes(store, cfg.rule, cfg.culture)
-    else:
-        prefix = f"{culture_key(cfg.culture)}/" if cfg.culture else None
-        keys = [r.key for r in store.iter(EPISODE, prefix=prefix)]
-    return keys[: cfg.limit] if cfg.limit is not None else keys
+    return judge_selected(store, cfg.episodes, cfg.rule, cfg.culture, cfg.limit)
 
 
 @dataclass
