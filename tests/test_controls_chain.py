@@ -107,7 +107,8 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunStore, 
     "the adapter moves every item "
     "toward a generic ~60/40 spread instead of Egypt's per-item answers: mean KL change -0.046, Wilcoxon p 0.77, "
     "5/10 items improved (Q1, where Egypt answers option 1 only, got worse by +1.51); at 8 steps -0.079, p 0.49. "
-    "The sizes that make this pass are not found yet",
+    "With 160 rows (16 per item), one epoch, lr 1e-3: mean KL change -0.130, p 0.43, 7/10 improved (159 s of "
+    "training on an idle 2-core machine). The sizes that make this pass are not found yet",
 )
 def test_direct_control_lowers_kl_to_the_target_on_held_out_personas(chain: tuple[RunStore, dict]) -> None:
     store, seconds = chain
