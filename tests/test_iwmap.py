@@ -256,6 +256,26 @@ def test_default_map_is_calibrated_on_the_bundled_reference() -> None:
         np.testing.assert_allclose(cmap.projection.project(vector(expected_values(dists))), pub[c].position, atol=1e-9)
 
 
+def test_leave_one_country_out_error_of_a_calibration_on_eight_real_countries(shared_data: Path) -> None:
+    """Real respondent files with the map's questions for eight countries (six Arab countries asked four of the
+    ten, Egypt nine, the US all ten): the calibration's leave-one-country-out error is computed and beats
+    predicting each country at the others' mean position (the figure docs/cultural-map.md quotes)."""
+    q, _ = bundled_with_sets(["wvs44", "iw10"])
+    files = [shared_data / "culturepark" / "Arabic.csv", *sorted((shared_data / "cultural-trends").glob("*_n303.csv"))]
+    ref = load_reference()
+    cmap = build_map(ref, [str(f) for f in files], q)
+    proj = cmap.projection
+    assert cmap.source == "published" and proj.method == "index"
+    assert proj.countries == ["EGY", "IRQ", "JOR", "LBN", "LBY", "MAR", "TUN", "USA"]
+    pub = {c: np.array(published_positions()[c].position) for c in proj.countries}
+    y = np.array([pub[c] for c in proj.countries])
+    keep = ~np.eye(len(y), dtype=bool)
+    baseline = float(np.mean([np.linalg.norm(y[keep[k]].mean(axis=0) - y[k]) for k in range(len(y))]))
+    assert proj.loo_error is not None and proj.loo_error < 0.6 * baseline
+    assert f"{proj.loo_error:.3f}" in proj.describe()
+    print(f"leave-one-country-out error {proj.loo_error:.3f} (mean-position baseline {baseline:.3f})")
+
+
 def test_a_respondent_file_with_ten_countries_gets_its_own_factor_solution(tmp_path: Path) -> None:
     """--survey with 10+ countries holding the ten variables: positions from the file's own factor analysis
     (not the published map); the country planted most secular (God unimportant, abortion justifiable) is

@@ -297,3 +297,13 @@ def test_inference_options_do_not_reach_training(tmp_path: Path) -> None:
         resolve_model_dir("hf:/models/nowhere?max_batch=64")
     write_adapter_record(tmp_path, "hf:/models/base?max_batch=64", "/models/base", {})
     assert adapter_base_model(tmp_path) == "hf:/models/base"  # the record names the weights, not serving options
+
+
+def test_attn_implementation_reaches_the_model(tmp_path: Path) -> None:
+    """train.attn_implementation is the kernel the trained model runs (it was once accepted and ignored)."""
+    store = make_run(tmp_path / "run", n_scenarios=1, cultures=("JPN",))
+    build_dataset(store, DatasetConfig(tokenizer=None, val_fraction=0.0), tmp_path / "ds", progress=False)
+    for kernel in ("eager", "sdpa"):
+        cfg = TrainConfig(attn_implementation=kernel, torch_threads=1, eval=False)
+        trainer, _, _ = build_trainer(tmp_path / "ds", cfg, tmp_path / f"out-{kernel}")
+        assert trainer.model.get_base_model().config._attn_implementation == kernel

@@ -254,7 +254,8 @@ def build_trainer(
         tok.chat_template = training_chat_template(tok, cfg.chat_template)
     precision = _precision(cfg)
     dtype = torch.bfloat16 if precision["bf16"] else torch.float16 if precision["fp16"] else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True)
+    attn = {"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True, **attn)
     args = sft_config(cfg, out, has_eval=val_ds is not None)
     trainer = SFTTrainer(
         model=model,
