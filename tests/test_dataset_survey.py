@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import clca
+
 from clca.dataset import SURVEY_TASK, DatasetConfig, build_dataset, survey_rows
 from clca.errors import ConfigError, DataError
 from clca.store import RunStore
@@ -163,6 +165,27 @@ def test_build_dataset_counts_rows_per_variant_from_the_stored_eval_config(tmp_p
 
     summary = read_datasets(tmp_path)
     assert summary[0].variant == "survey_uniform" and summary[0].rows_by_task["train"] == {"survey": info.rows["train"]}
+
+
+def test_survey_rows_are_draws_and_survive_dedup(tmp_path: Path) -> None:
+    """Personas described by sex and age share prompts, so rows repeat (persona prompt, item, answer); each is a
+    draw of the culture's shares and dedup keeps them all (dropping repeats flattened the shares toward uniform)."""
+    ref = json.loads((Path(clca.__file__).parent / "data" / "wvs" / "reference.json").read_text())
+    egy = ref["countries"]["EGY"]
+    egy["marginals"] = {k: v for k, v in egy["marginals"].items() if k in ("sex", "age")}
+    ref["countries"] = {"EGY": egy}
+    (tmp_path / "ref.json").write_text(json.dumps(ref))
+    ev = EvalConfig(cultures=["Egypt"], items=ITEMS, personas=2, reference=str(tmp_path / "ref.json"))
+    with RunStore(tmp_path / "run") as st:
+        info = build_dataset(
+            st, DatasetConfig(variant="survey_direct", control_rows=120, val_fraction=0.0, tokenizer=None),
+            tmp_path / "ds", eval_cfg=ev, progress=False,
+        )  # fmt: skip
+    rows = [json.loads(x) for x in (tmp_path / "ds" / "train.jsonl").read_text().splitlines()]
+    prompts = Counter(json.dumps(r["messages"]) for r in rows)
+    assert info.rows["train"] == len(rows) == 120 and max(prompts.values()) > 1
+    q1 = Counter(r["messages"][-1]["content"] for r in rows if r["item"] == "Q1")
+    assert q1.most_common(1)[0][1] >= 10  # Egypt answers Q1 with option 1 nearly always: 12 rows, not 1 per answer
 
 
 def test_dataset_build_cli_survey_variants_and_the_transfer_refusal(tmp_path: Path) -> None:

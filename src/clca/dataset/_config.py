@@ -93,7 +93,9 @@ class DatasetConfig(BaseModel):
         "probability proportional to its weight among tasks with rows left)",
     )
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of SCENARIOS held out for validation")
-    dedup: bool = Field(True, description="drop rows whose messages are identical to an earlier row")
+    dedup: bool = Field(
+        True, description="drop rows whose messages are identical to an earlier row (survey control rows are all kept)"
+    )
     seed: int = seed_field()
     tokenizer: str | None = Field(
         "embedded", description="model string whose tokenizer measures token lengths (None: skip stats)"

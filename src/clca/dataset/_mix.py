@@ -9,6 +9,7 @@ import random
 
 from ._config import DatasetConfig
 from ._rows import Row
+from ._survey_rows import SURVEY_TASK
 
 
 def split_by_scenario(
@@ -33,10 +34,15 @@ def row_fingerprint(row: Row) -> str:
 
 
 def dedup(rows: list[Row]) -> tuple[list[Row], int]:
-    """Keep the first of rows whose messages are identical up to whitespace."""
+    """Keep the first of rows whose messages are identical up to whitespace. Survey control rows are all
+    kept: each is a draw of an answer, and two personas with the same prompt giving the same answer are two
+    draws (dropping them would flatten the culture's answer shares toward uniform)."""
     seen: set[str] = set()
     out: list[Row] = []
     for r in rows:
+        if r.get("task") == SURVEY_TASK:
+            out.append(r)
+            continue
         fp = row_fingerprint(r)
         if fp not in seen:
             seen.add(fp)
