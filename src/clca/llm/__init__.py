@@ -30,20 +30,14 @@ from ._registry import load_model
 from ._spec import KINDS, ModelSpec, check_model_string, is_loopback
 from .structured import extract_json, parse_as
 
-_LAZY = {  # heavy imports (openai, fastapi) only when used
-    "CachedLLM": "._cache",
-    "ResponseCache": "._cache",
-    "OpenAIConfig": ".backends",
-    "OpenAIModel": ".backends",
-    "capability_records": ".backends",
-    "forget_server": ".backends",
-    "normalise": ".backends",
-    "create_app": ".serving",
-    "serve_in_thread": ".serving",
-    "run_server": ".serving",
-    "ServeLimits": ".serving",
-}
-__getattr__ = lazy_names(__name__, _LAZY)
+__getattr__ = lazy_names(  # heavy imports (openai, fastapi) only when used
+    __name__,
+    {
+        "._cache": ("CachedLLM", "ResponseCache"),
+        ".backends": ("OpenAIConfig", "OpenAIModel", "capability_records", "forget_server", "normalise"),
+        ".serving": ("create_app", "serve_in_thread", "run_server", "ServeLimits"),
+    },
+)
 
 __all__ = [
     "LLM",

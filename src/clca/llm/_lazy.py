@@ -7,8 +7,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 
-def lazy_names(package: str, table: Mapping[str, str]) -> Callable[[str], Any]:
-    """A module `__getattr__` for `package`: `table[name]` (a module relative to it) is imported on first use."""
+def lazy_names(package: str, modules: Mapping[str, tuple[str, ...]]) -> Callable[[str], Any]:
+    """A module `__getattr__` for `package`: each name of `modules[module]` is taken from that module
+    (relative to `package`), imported on the name's first use."""
+    table = {name: module for module, names in modules.items() for name in names}
 
     def __getattr__(name: str) -> Any:
         if name in table:

@@ -1,6 +1,6 @@
 """The model backends: `openai:` (any OpenAI-compatible server, over replicas) and the in-process one
 (`embedded`, `hf:PATH`) on the engine. `_spec.BACKENDS` names each kind's module (its `build` and `check`),
-imported on first use; the classes below load on first use too (openai, torch)."""
+imported on first use; the backend classes load on first use too (openai; torch only when a model loads)."""
 
 from typing import TYPE_CHECKING
 
@@ -13,14 +13,8 @@ if TYPE_CHECKING:
     from ._openai import OpenAIModel
     from ._openai_config import OpenAIConfig, api_key_for
 
-_LAZY = {
-    "HFModel": "._hf",
-    "HFOptions": "._hf",
-    "OpenAIModel": "._openai",
-    "OpenAIConfig": "._openai_config",
-    "api_key_for": "._openai_config",
-}
-__getattr__ = lazy_names(__name__, _LAZY)
+_OPENAI = {"._openai": ("OpenAIModel",), "._openai_config": ("OpenAIConfig", "api_key_for")}
+__getattr__ = lazy_names(__name__, {"._hf": ("HFModel", "HFOptions"), **_OPENAI})
 
 __all__ = [
     "HFModel",

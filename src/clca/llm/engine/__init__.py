@@ -11,7 +11,7 @@ from ._rows import EngineStats, GenOut, GenRow, ScoreJob
 if TYPE_CHECKING:
     from ._engine import Engine
 
-__getattr__ = lazy_names(__name__, {"Engine": "._engine"})  # torch only when a model loads
+__getattr__ = lazy_names(__name__, {"._engine": ("Engine",)})  # torch only when a model loads
 
 __all__ = [
     "BatchStats",

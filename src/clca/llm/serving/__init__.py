@@ -9,7 +9,6 @@ from ._serve_guard import DEFAULT_MAX_TOKENS, ServeLimits
 if TYPE_CHECKING:
     from ._server import create_app, run_server, serve_in_thread
 
-_SERVER = "._server"
-__getattr__ = lazy_names(__name__, {"create_app": _SERVER, "run_server": _SERVER, "serve_in_thread": _SERVER})
+__getattr__ = lazy_names(__name__, {"._server": ("create_app", "run_server", "serve_in_thread")})
 
 __all__ = ["DEFAULT_MAX_TOKENS", "ServeLimits", "create_app", "run_server", "serve_in_thread"]
