@@ -1,6 +1,7 @@
 """docs/architecture.md matches the code: its package picture names every package and top-level module once,
 in layers that every import respects; its module tables name every file; no module imports another
-package's private module. Each check also runs on a planted violation."""
+package's private module (nor one subpackage of llm/ another's); llm/'s subpackages each have an `__all__` face
+and import one another in one direction. Each import check also runs on a planted violation."""
 
 from __future__ import annotations
 
@@ -140,3 +141,36 @@ def test_each_llm_subpackage_has_a_face_and_private_modules() -> None:
         assert mod.__all__, sub
         for name in mod.__all__:  # lazy names included: a typo in a lazy table fails here
             assert getattr(mod, name) is not None, (sub.name, name)
+
+
+#: which of llm/'s subpackages each may import (the table in docs/architecture.md, "Inside `llm/`")
+LLM_SUBPACKAGE_IMPORTS: dict[str, set[str]] = {
+    "backends": {"engine", "structured"},
+    "serving": {"structured"},
+    "engine": set(),
+    "structured": set(),
+}
+
+
+def subpackage_violations(graph: Mapping[str, set[str]], allowed: Mapping[str, set[str]], parent: str) -> list[str]:
+    """Imports from one subpackage of `parent` into another that the table in docs/architecture.md does not allow."""
+
+    def sub(m: str) -> str | None:
+        rest = m[len(parent) + 1 :].split(".")[0] if m.startswith(parent + ".") else None
+        return rest if rest in allowed else None
+
+    return sorted(
+        f"{m} imports {t}"
+        for m, targets in graph.items()
+        for t in targets
+        if (a := sub(m)) and (b := sub(t)) and a != b and b not in allowed[a]
+    )
+
+
+def test_llm_subpackages_import_in_one_direction() -> None:
+    graph = import_graph(SRC, "clca")
+    assert subpackage_violations(graph, LLM_SUBPACKAGE_IMPORTS, "clca.llm") == []
+    planted = {**graph, "clca.llm.engine._scheduler": {"clca.llm.backends"}}  # the engine importing a backend
+    assert subpackage_violations(planted, LLM_SUBPACKAGE_IMPORTS, "clca.llm") == [
+        "clca.llm.engine._scheduler imports clca.llm.backends"
+    ]
