@@ -24,8 +24,8 @@ from typing import Any
 from _profile import plain_forward_rate, report
 
 from clca.llm import GenParams
-from clca.llm._engine import EngineStats
-from clca.llm._hf import HFModel
+from clca.llm.backends import HFModel
+from clca.llm.engine import EngineStats
 
 TOPICS = ["rivers", "tea", "trains", "winter", "markets", "music", "festivals", "gardens"]
 

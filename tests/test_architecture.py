@@ -1,6 +1,7 @@
 """docs/architecture.md matches the code: its package picture names every package and top-level module once,
 in layers that every import respects; its module tables name every file; no module imports another
-package's private module. Each check also runs on a planted violation."""
+package's private module (nor one subpackage of llm/ another's); llm/'s subpackages each have an `__all__` face
+and import one another in one direction. Each import check also runs on a planted violation."""
 
 from __future__ import annotations
 
@@ -102,4 +103,74 @@ def test_no_module_imports_another_packages_private_module(tmp_path: Path) -> No
     assert private_imports(pkg, "pkg") == [
         "pkg.judge._models:2 imports pkg.llm._spec",
         "pkg.pipeline:1 imports pkg.llm._registry",
+    ]
+
+
+def test_a_subpackage_reaches_another_only_through_its_face(tmp_path: Path) -> None:
+    """llm/'s subpackages: one importing another's private module is caught, at any depth; going through
+    the other's `__init__`, or using the parent's private modules, is not."""
+    pkg = tmp_path / "pkg"
+    for sub in ("llm", "llm/engine", "llm/backends"):
+        (pkg / sub).mkdir(parents=True)
+        (pkg / sub / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "llm" / "_protocol.py").write_text("")
+    (pkg / "llm" / "engine" / "_radix.py").write_text("from .._protocol import LLM\n")  # the parent's: allowed
+    (pkg / "llm" / "engine" / "_engine.py").write_text("from ._radix import PrefixCache\n")  # its own: allowed
+    (pkg / "llm" / "backends" / "_hf.py").write_text(
+        "from ..engine import Engine\n"  # the face: allowed
+        "def f():\n    from ..engine._radix import PrefixCache\n"
+    )
+    (pkg / "llm" / "backends" / "_openai.py").write_text("from ..engine import _engine\n")
+    (pkg / "llm" / "_registry.py").write_text("from .backends._hf import build\n")  # the parent into a child
+    assert private_imports(pkg, "pkg") == [
+        "pkg.llm._registry:1 imports pkg.llm.backends._hf",
+        "pkg.llm.backends._hf:3 imports pkg.llm.engine._radix",
+        "pkg.llm.backends._openai:1 imports pkg.llm.engine._engine",
+    ]
+
+
+def test_each_llm_subpackage_has_a_face_and_private_modules() -> None:
+    import importlib
+
+    subs = sorted(p.parent for p in (SRC / "llm").glob("*/__init__.py"))
+    assert [p.name for p in subs] == ["backends", "engine", "serving", "structured"]
+    for sub in subs:
+        assert all(f.name.startswith("_") for f in sub.glob("*.py")), sub
+        mod = importlib.import_module(f"clca.llm.{sub.name}")
+        assert mod.__all__, sub
+        for name in mod.__all__:  # lazy names included: a typo in a lazy table fails here
+            assert getattr(mod, name) is not None, (sub.name, name)
+
+
+#: which of llm/'s subpackages each may import (the table in docs/architecture.md, "Inside `llm/`")
+LLM_SUBPACKAGE_IMPORTS: dict[str, set[str]] = {
+    "backends": {"engine", "structured"},
+    "serving": {"structured"},
+    "engine": set(),
+    "structured": set(),
+}
+
+
+def subpackage_violations(graph: Mapping[str, set[str]], allowed: Mapping[str, set[str]], parent: str) -> list[str]:
+    """Imports from one subpackage of `parent` into another that the table in docs/architecture.md does not allow."""
+
+    def sub(m: str) -> str | None:
+        rest = m[len(parent) + 1 :].split(".")[0] if m.startswith(parent + ".") else None
+        return rest if rest in allowed else None
+
+    return sorted(
+        f"{m} imports {t}"
+        for m, targets in graph.items()
+        for t in targets
+        if (a := sub(m)) and (b := sub(t)) and a != b and b not in allowed[a]
+    )
+
+
+def test_llm_subpackages_import_in_one_direction() -> None:
+    graph = import_graph(SRC, "clca")
+    assert subpackage_violations(graph, LLM_SUBPACKAGE_IMPORTS, "clca.llm") == []
+    planted = {**graph, "clca.llm.engine._scheduler": {"clca.llm.backends"}}  # the engine importing a backend
+    assert subpackage_violations(planted, LLM_SUBPACKAGE_IMPORTS, "clca.llm") == [
+        "clca.llm.engine._scheduler imports clca.llm.backends"
     ]

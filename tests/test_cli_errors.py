@@ -11,7 +11,7 @@ import pytest
 
 from clca.cli.main import main
 from clca.llm import MockLLM
-from clca.llm._server import serve_in_thread
+from clca.llm.serving import serve_in_thread
 
 
 def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

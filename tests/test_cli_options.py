@@ -141,7 +141,7 @@ def test_a_strict_bound_of_the_model_is_a_usage_error(capsys: pytest.CaptureFixt
 
 
 def test_serve_limits_default_to_serve_limits() -> None:
-    from clca.llm._serve_guard import ServeLimits
+    from clca.llm.serving import ServeLimits
 
     params = {p.name: p for p in COMMANDS["serve"].params}
     for name in ("max_tokens_limit", "max_prompt_tokens", "max_body_mb", "max_n"):

@@ -156,7 +156,7 @@ def test_inspect_task_through_clca_serve_reproduces_clca_generate(
     from inspect_ai import eval as inspect_eval
 
     from clca.harness.inspect_task import clca_wvs
-    from clca.llm._server import serve_in_thread
+    from clca.llm.serving import serve_in_thread
 
     cfg = _cfg(shared_data, styles=["persona"], mode="generate", samples=4, bootstrap=200)
     export_tasks(cfg, tmp_path / "tasks")
@@ -190,7 +190,7 @@ def test_lm_eval_local_chat_completions_against_clca_serve(tmp_path: Path, share
     lm_eval = pytest.importorskip("lm_eval")
     from lm_eval.tasks import TaskManager
 
-    from clca.llm._server import serve_in_thread
+    from clca.llm.serving import serve_in_thread
 
     cfg = _cfg(shared_data, styles=["cultural"], samples=2)
     export_tasks(cfg, tmp_path / "tasks")
@@ -219,7 +219,7 @@ def test_lm_eval_local_completions_against_clca_serve(tmp_path: Path, shared_dat
     from lm_eval.tasks import TaskManager
 
     from clca.llm._embedded import embedded_model_dir
-    from clca.llm._server import serve_in_thread
+    from clca.llm.serving import serve_in_thread
 
     cfg = _cfg(shared_data, styles=["cultural"])
     export_tasks(cfg, tmp_path / "tasks")
@@ -248,7 +248,7 @@ def test_completions_endpoint_request_shapes(embedded_llm) -> None:  # noqa: ANN
     """/v1/completions: echo + logprobs over a text prompt and a token-id batch, OpenAI-style 400s."""
     import httpx
 
-    from clca.llm._server import serve_in_thread
+    from clca.llm.serving import serve_in_thread
 
     inner = getattr(embedded_llm, "inner", embedded_llm)
     assert inner.engine is not None  # load the model before the first request (its own time, not the request's)

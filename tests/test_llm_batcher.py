@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from clca.llm._batcher import Batcher
+from clca.llm.engine import Batcher
 
 
 def _make(max_batch: int = 32, max_batch_tokens: int = 65536, fail: bool = False) -> tuple[Batcher, list[list[int]]]:

@@ -10,7 +10,7 @@ import pytest
 
 from clca.errors import ModelStringError
 from clca.llm import load_model
-from clca.llm._budget import MB, plan_budget
+from clca.llm.engine._budget import MB, plan_budget
 from clca.memory import StagePeak, rss_bytes
 
 PER_TOKEN = 46080  # the embedded model's KV bytes per token (float32)

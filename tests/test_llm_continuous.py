@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from clca.llm._engine import GenOut, GenRow
+from clca.llm.engine import GenOut, GenRow
 
 
 def _prompt(llm: Any, text: str) -> list[int]:

@@ -12,7 +12,7 @@ import pytest
 
 from clca.errors import ModelStringError
 from clca.llm import GenParams, LogprobLLM
-from clca.llm._hf import HFModel
+from clca.llm.backends import HFModel
 
 U = "user"
 
@@ -140,7 +140,7 @@ def test_reserved_decoding_cache_holds_what_a_growing_cache_holds() -> None:
     import torch
     from transformers.cache_utils import DynamicLayer
 
-    from clca.llm._kvcache import _ReservedLayer
+    from clca.llm.engine._kvcache import _ReservedLayer
 
     g = torch.Generator().manual_seed(0)
     k0, v0 = torch.randn(3, 2, 5, 4, generator=g), torch.randn(3, 2, 5, 4, generator=g)

@@ -1,4 +1,4 @@
-"""One owner of JSON-schema walking (llm/_jsonschema.py): guided decoding, the schema in words, the server's
+"""One owner of JSON-schema walking (llm/structured/_jsonschema.py): guided decoding, the schema in words, the server's
 response check and the strict-mode test resolve `$ref`s and list fields the same way."""
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from clca.llm._guided import UnsupportedSchema, _resolve
-from clca.llm._jsonschema import SchemaRefError, deref, fields, resolve, resolve_or_empty, strict_compatible
-from clca.llm._server import check_json
-from clca.llm._structured import schema_in_words
+from clca.llm.structured import check_json, schema_in_words
+from clca.llm.structured._guided import UnsupportedSchema, _resolve
+from clca.llm.structured._jsonschema import SchemaRefError, deref, fields, resolve, resolve_or_empty, strict_compatible
 
 
 def test_one_ref_resolver_for_every_schema_walker() -> None:
@@ -81,4 +80,4 @@ def test_nothing_else_walks_json_schemas_by_hand() -> None:
         for p in src.rglob("*.py")
         if re.search(r"""["'](\$ref|anyOf|oneOf|allOf)["']""", p.read_text(encoding="utf-8"))
     )
-    assert hand == ["llm/_jsonschema.py"], hand
+    assert hand == ["llm/structured/_jsonschema.py"], hand

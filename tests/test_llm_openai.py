@@ -16,8 +16,9 @@ from pydantic import BaseModel
 
 from clca.errors import BackendError, ModelStringError, StructuredOutputError, UnsupportedError
 from clca.llm import GenParams, MockLLM, load_model
-from clca.llm._openai import OpenAIConfig, OpenAIModel, first_token_logprobs, option_logprob
 from clca.llm._spec import openai_config
+from clca.llm.backends import OpenAIConfig, OpenAIModel
+from clca.llm.backends._openai_scoring import first_token_logprobs, option_logprob
 from clca.testing import Fault, fault_server
 
 HI = [{"role": "user", "content": "hi"}]

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from clca.llm import GenParams, load_model
-from clca.llm._server import serve_in_thread
+from clca.llm.serving import serve_in_thread
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,9 @@ from test_reliability_support import schema_mock
 
 from clca.errors import BackendError, UnsupportedError
 from clca.llm import MockLLM, load_model
-from clca.llm._capabilities import capabilities_for, refusal, refused_field
-from clca.llm._openai_scoring import echo_option_logprob
-from clca.llm._structured import schema_in_words
+from clca.llm.backends._capabilities import capabilities_for, refusal, refused_field
+from clca.llm.backends._openai_scoring import echo_option_logprob
+from clca.llm.structured import schema_in_words
 from clca.testing import fault_server
 
 HI = [{"role": "user", "content": "How important is family in your life?"}]
@@ -217,8 +217,8 @@ def test_capabilities_are_remembered_per_server() -> None:
 def test_clca_renders_the_embedded_chat_template_like_transformers() -> None:
     from transformers import AutoTokenizer
 
-    from clca.llm._chat_template import load_template, render_prompt
     from clca.llm._embedded import embedded_model_dir
+    from clca.llm.backends._chat_template import load_template, render_prompt
 
     tok = AutoTokenizer.from_pretrained(str(embedded_model_dir()))
     tpl = load_template("embedded")

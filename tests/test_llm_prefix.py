@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clca.llm._prefix import MIN_PREFIX_REUSE, Step, prefix_plan
+from clca.llm.engine._prefix import MIN_PREFIX_REUSE, Step, prefix_plan
 
 TEMPLATE = tuple(range(1000, 1100))  # a 100-token template all prompts start with
 

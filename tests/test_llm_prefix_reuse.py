@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from clca.llm import GenParams
-from clca.llm._radix import PrefixCache
+from clca.llm.engine._radix import PrefixCache
 
 SYSTEM = (
     "Two neighbours meet in the stairwell of their apartment building in Osaka late in the evening. "

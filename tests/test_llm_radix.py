@@ -6,8 +6,8 @@ import random
 
 import torch
 
-from clca.llm._kvcache import seg_join, seg_len
-from clca.llm._radix import PrefixCache
+from clca.llm.engine._kvcache import seg_join, seg_len
+from clca.llm.engine._radix import PrefixCache
 
 LAYERS, HEADS, DIM, VOCAB = 2, 2, 4, 8
 PER_TOKEN = LAYERS * 2 * HEADS * DIM * 4  # bytes of KV per token (float32)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from clca.llm._sampler import TOP_CANDIDATES, _full_sort_draw, _inverse_cdf
+from clca.llm.engine._sampler import TOP_CANDIDATES, _full_sort_draw, _inverse_cdf
 
 
 @pytest.mark.parametrize("scale", [0.5, 3.0, 10.0])  # flat (falls back to sorting) to peaked (head only)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import LlamaConfig
 
-from clca.llm._slots import SlotBatch, slots_supported
+from clca.llm.engine._slots import SlotBatch, slots_supported
 
 CONFIG = LlamaConfig(num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, hidden_size=8)
 H, D = 2, 4

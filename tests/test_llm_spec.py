@@ -7,6 +7,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from import_graph import import_graph
 from typer.testing import CliRunner
 
 from clca.errors import ModelStringError
@@ -105,45 +106,19 @@ def test_cli_train_prints_a_valid_adapter_string_with_options(monkeypatch: pytes
     assert ModelSpec.parse(printed) == ModelSpec("embedded", adapter=str(out), options={"max_batch": "8"})
 
 
-def _imports(path: Path) -> set[str]:
-    """Sibling modules of clca.llm a module imports anywhere (top level, functions, TYPE_CHECKING)."""
-    out = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            if node.module:
-                out.add(node.module.split(".")[0])
-            else:
-                out.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("clca.llm."):
-            out.add(node.module.split(".")[2])
-    return out
-
-
-def test_llm_package_has_no_import_cycle() -> None:
-    graph = {p.stem: _imports(p) - {p.stem} for p in LLM_DIR.glob("*.py") if p.stem != "__init__"}
-    graph = {m: {d for d in deps if d in graph} for m, deps in graph.items()}
-    in_process = {
-        "_hf",
-        "_engine",
-        "_kvcache",
-        "_radix",
-        "_prefix",
-        "_guided",
-        "_batcher",
-        "_loader",
-        "_scheduler",
-        "_sampler",
-        "_prompt_states",
-    }
-    assert not graph["_openai"] & in_process, graph["_openai"]  # the server client never loads a model
-
-    def visit(node: str, path: tuple[str, ...]) -> None:
-        for dep in sorted(graph[node]):
-            assert dep not in path, f"import cycle in clca.llm: {' -> '.join((*path, dep))}"
-            visit(dep, (*path, dep))
-
-    for module in sorted(graph):
-        visit(module, (module,))
+def test_the_server_client_never_loads_a_model() -> None:
+    """Nothing the `openai:` backend imports, at any depth (functions and TYPE_CHECKING included), is the
+    in-process engine or backend. (No import cycle anywhere: tests/test_import_graph.py.)"""
+    graph = import_graph(LLM_DIR.parent, "clca")
+    in_process = {m for m in graph if m.startswith("clca.llm.engine")} | {"clca.llm.backends._hf"}
+    openai_side = {m for m in graph if m.startswith("clca.llm.backends._openai")}
+    assert len(openai_side) >= 5 and "clca.llm.engine._engine" in in_process
+    seen, todo = set(openai_side), list(openai_side)
+    while todo:
+        for dep in graph[todo.pop()] - seen:
+            seen.add(dep)
+            todo.append(dep)
+    assert not seen & in_process, sorted(seen & in_process)
 
 
 def test_a_backend_is_one_entry_of_the_table(monkeypatch: pytest.MonkeyPatch) -> None:

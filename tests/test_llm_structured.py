@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from clca.errors import StructuredOutputError
 from clca.llm import GenParams
-from clca.llm._hf import HFModel
+from clca.llm.backends import HFModel
 
 
 class Mood(str, Enum):

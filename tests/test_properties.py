@@ -511,7 +511,7 @@ def test_wvs_items_property(case: tuple[bytes, list[str] | None], tmp_path_facto
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     from clca.llm import MockLLM
-    from clca.llm._server import ServeLimits, serve_in_thread
+    from clca.llm.serving import ServeLimits, serve_in_thread
 
     with serve_in_thread(MockLLM(["ok"]), limits=ServeLimits(max_tokens_limit=256, max_body_mb=1.0)) as url:
         yield url

@@ -516,7 +516,7 @@ def test_serve_answers_unknown_routes_and_openapi_with_json_and_logs_no_tracebac
     import urllib.request
 
     from clca.llm import MockLLM
-    from clca.llm._server import serve_in_thread
+    from clca.llm.serving import serve_in_thread
 
     caplog.set_level(logging.INFO)
     with serve_in_thread(MockLLM(["ok"])) as url:

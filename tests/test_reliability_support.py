@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from clca.llm import GenParams, Message, MockLLM
-from clca.llm._jsonschema import alternatives, resolve, split_null
+from clca.llm.structured._jsonschema import alternatives, resolve, split_null
 from clca.store import RunStore
 
 _WORDS = (

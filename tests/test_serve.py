@@ -10,7 +10,8 @@ import pytest
 from pydantic import BaseModel
 
 from clca.llm import MockLLM, load_model
-from clca.llm._server import check_json, serve_in_thread
+from clca.llm.serving import serve_in_thread
+from clca.llm.structured import check_json
 
 HI = [{"role": "user", "content": "hi"}]
 

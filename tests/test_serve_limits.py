@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from clca.llm import ChatResult, GenParams, MockLLM
-from clca.llm._server import ServeLimits, serve_in_thread
+from clca.llm.serving import ServeLimits, serve_in_thread
 
 
 def _post(url: str, body: Any, headers: dict[str, str] | None = None, raw: bytes | None = None) -> tuple[int, dict]:
@@ -153,7 +153,7 @@ def test_work_of_a_disconnected_client_is_cancelled() -> None:
 
 
 def test_cancelled_requests_are_dropped_from_the_batch_queue() -> None:
-    from clca.llm._batcher import Batcher
+    from clca.llm.engine import Batcher
 
     ran: list[Any] = []
     gate = threading.Event()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sized
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from tqdm.auto import tqdm
 
@@ -111,6 +111,32 @@ async def run_items(
         bar.close()
     if total is None:
         summary.total = summary.ok + summary.failed + summary.skipped
+    return summary
+
+
+class StageSettings(Protocol):
+    """What `run_stage` reads of a stage's config."""
+
+    concurrency: int
+    progress: bool
+
+
+async def run_stage(
+    items: Iterable[I],
+    fn: Callable[[I], Awaitable[bool]],
+    cfg: StageSettings,
+    *,
+    is_done: Callable[[I], bool],
+    desc: str,
+    reasons: Mapping[str, int] | None = None,
+    on_error: Callable[[I, ClcaError], None] | None = None,
+) -> RunSummary:
+    """`run_items` with a stage config's concurrency and progress bar; `reasons` (the failures the stage
+    recorded itself, by reason) are added to the summary when the run ends."""
+    summary = await run_items(
+        items, fn, is_done=is_done, concurrency=cfg.concurrency, desc=desc, progress=cfg.progress, on_error=on_error
+    )
+    summary.reasons.update(reasons or {})
     return summary
 
 

@@ -7,13 +7,16 @@ usage error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import PurePath
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import annotated_types as at
 import typer
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
+
+M = TypeVar("M", bound=BaseModel)
 
 #: default=UNSET: the option is None unless given, so a config file (or the model) decides; help names the default
 UNSET: Any = None
@@ -133,6 +136,13 @@ def field_option(
     )
     opt.mirrors = (model, name, unset, none_as)  # type: ignore[attr-defined]
     return opt
+
+
+def config_from(model: type[M], options: Mapping[str, Any], **values: Any) -> M:
+    """`model` built from a command's options (`locals()`): each option named like one of its fields, then
+    `values` (fields whose option has another name or form, such as `progress=not quiet`)."""
+    picked = {k: v for k, v in options.items() if k in model.model_fields}
+    return model(**{**picked, **values})
 
 
 def field_type(model: type[BaseModel], name: str) -> Any:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,8 @@ from ..intents import IntentConfig
 from ..judge import JudgeConfig
 from ..roleplay import RoleplayConfig
 from ..runner import RunSummary
-from ._options import field_option, field_type
+from ._options import config_from, field_option, field_type
+from ._stage import run_stage_command
 
 JudgeMode = field_type(JudgeConfig, "mode")
 
@@ -32,32 +31,6 @@ _DROP = typer.Option(
     "--drop-confidence",
     help="Confidence levels at which a not_aligned meta verdict or a bad quality verdict drops an episode.",
 )
-
-
-def _run(
-    store_dir: Path, models: list[str], work: Callable[[Any, list[Any]], Awaitable[RunSummary]], what: str
-) -> None:
-    """Open the store and the models, run the stage, print its summary; exit 1 when nothing succeeded."""
-    from ..llm import load_model
-    from ..store import RunStore
-
-    async def main() -> RunSummary:
-        llms: list[Any] = []
-        with RunStore(store_dir) as store:  # the run directory's lock first: a second writer stops before loading
-            try:
-                for spec in models:
-                    llms.append(load_model(spec))
-                return await work(store, llms)
-            finally:
-                for llm in llms:
-                    await llm.aclose()
-
-    summary = asyncio.run(main())
-    typer.echo(summary.line(what))
-    if summary.failed and not summary.ok and not summary.skipped:
-        if summary.first_error:
-            typer.echo(f"error: every item failed; first failure: {summary.first_error}", err=True)
-        raise typer.Exit(1)
 
 
 def _rule(drop: str) -> Any:
@@ -92,25 +65,14 @@ def roleplay_cmd(
     """Role-play every scenario of the run SAMPLES times; resumes interrupted episodes from their stored turns."""
     from ..roleplay import run_roleplay
 
-    cfg = RoleplayConfig(
-        samples=samples,
-        max_turns=max_turns,
-        max_consecutive_none=max_none,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        seed=seed,
-        concurrency=concurrency,
-        culture=culture,
-        limit=limit,
-        progress=not quiet,
-    )
+    cfg = config_from(RoleplayConfig, locals(), max_consecutive_none=max_none, progress=not quiet)
     specs = [model] if model_b is None else [model, model_b]
 
     async def work(store: Any, llms: list[Any]) -> RunSummary:
         agents = llms[0] if len(llms) == 1 else llms
         return await run_roleplay(store, agents, cfg, scenario_keys=scenario or None)
 
-    _run(run_dir, specs, work, "episodes")
+    run_stage_command(run_dir, specs, work, "episodes")
 
 
 def judge_cmd(
@@ -129,7 +91,7 @@ def judge_cmd(
     cfg = JudgeConfig(
         mode=mode, culture=culture, limit=limit, max_tokens=max_tokens, concurrency=concurrency, progress=not quiet
     )
-    _run(run_dir, [model], lambda store, llms: judge_episodes(store, llms[0], cfg), "judgements")
+    run_stage_command(run_dir, [model], lambda store, llms: judge_episodes(store, llms[0], cfg), "judgements")
 
 
 def intents_cmd(
@@ -155,7 +117,7 @@ def intents_cmd(
         concurrency=concurrency,
         progress=not quiet,
     )
-    _run(run_dir, [model], lambda store, llms: annotate_intents(store, llms[0], cfg), "intentions")
+    run_stage_command(run_dir, [model], lambda store, llms: annotate_intents(store, llms[0], cfg), "intentions")
 
 
 def _open_existing(run_dir: Path) -> Any:

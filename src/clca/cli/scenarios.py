@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,8 @@ import typer
 
 from ..errors import ConfigError
 from ..scenarios import AdaptConfig, NormsConfig
-from ._options import field_option
+from ._options import config_from, field_option
+from ._stage import run_stage_command
 
 scenarios_app = typer.Typer(help="Culturally adapted Sotopia-style scenarios.", no_args_is_help=True)
 
@@ -26,26 +26,8 @@ _QUIET = typer.Option(False, "--quiet", help="No progress bar.")
 
 
 def _run(run_dir: Path, model: str, work: Any, what: str, inputs: tuple[Any, ...] = ()) -> None:
-    """Open the store (binding the content of the input files: a changed one is refused), then the model."""
-    from .._inputs import input_hashes
-    from ..llm import load_model
-    from ..store import RunStore
-
-    async def main() -> Any:
-        with RunStore(run_dir) as store:  # the run directory's lock first: a second writer stops before loading
-            store.bind_inputs(input_hashes({"inputs": [str(i) for i in inputs if i is not None]}))
-            llm = load_model(model)
-            try:
-                return await work(store, llm)
-            finally:
-                await llm.aclose()
-
-    summary = asyncio.run(main())
-    typer.echo(summary.line(what))
-    if summary.failed and not summary.ok and not summary.skipped:
-        if summary.first_error:
-            typer.echo(f"error: every item failed; first failure: {summary.first_error}", err=True)
-        raise typer.Exit(1)
+    """Run a scenario command with one model, binding the content of its input files (a changed one is refused)."""
+    run_stage_command(run_dir, [model], lambda store, llms: work(store, llms[0]), what, inputs)
 
 
 @scenarios_app.command("adapt")
@@ -73,17 +55,8 @@ def adapt_cmd(
     cult = resolve_culture(culture)  # fail fast on an unknown culture, before loading a model
     if seeds_file is not None and sotopia is not None:
         raise ConfigError("--seeds-file and --sotopia both name the seeds; give one of them")
-    cfg = AdaptConfig(
-        n=n,
-        seeds=seed_ids or None,
-        seeds_file=seeds_file,
-        sotopia=sotopia,
-        sotopia_per_env=sotopia_per_env or None,
-        max_attempts=max_attempts,
-        temperature=temperature,
-        seed=seed,
-        concurrency=concurrency,
-        progress=not quiet,
+    cfg = config_from(
+        AdaptConfig, locals(), seeds=seed_ids or None, sotopia_per_env=sotopia_per_env or None, progress=not quiet
     )
     if seeds_file is not None or sotopia is not None:  # a bad seed source fails before the run database exists
         load_seed_pool(cfg)
@@ -121,15 +94,7 @@ def from_norms_cmd(
             resolve_culture(nm.culture or "")
         except (UnknownCultureError, DataError) as e:
             raise type(e)(f"{norms_file}: norm {nm.id!r}: {e.one_line()}") from None
-    cfg = AdaptConfig(
-        n=n,
-        seeds_file=seeds_file,
-        max_attempts=max_attempts,
-        temperature=temperature,
-        seed=seed,
-        concurrency=concurrency,
-        progress=not quiet,
-    )
+    cfg = config_from(AdaptConfig, locals(), progress=not quiet)
     work = lambda store, llm: generate_from_norms(store, llm, norms, cfg)  # noqa: E731
     _run(run_dir, model, work, "scenarios from norms", (norms_file, seeds_file))
 

@@ -18,7 +18,7 @@ from ..llm import LLM, GenParams, Message
 from ..prompts import render
 from ..records import INTENTION
 from ..roleplay import CONTENT_ACTIONS, Episode, culture_profile, load_episode, turn_dicts, turn_key, view
-from ..runner import RunSummary, run_items
+from ..runner import RunSummary, run_stage
 from ..store import RunStore
 from ._models import IntentAnnotation, Intention
 
@@ -120,16 +120,8 @@ async def annotate_intents(store: RunStore, llm: LLM, cfg: IntentConfig | None =
         ep = load_episode(store, key)
         items += [_Item(ep, t.idx) for t in ep.turns if t.action_type in CONTENT_ACTIONS]
     ann = _Annotator(store, llm, cfg)
-    summary = await run_items(
-        items,
-        ann.annotate,
-        is_done=lambda it: store.done(INTENTION, it.key),
-        concurrency=cfg.concurrency,
-        desc="intentions",
-        progress=cfg.progress,
-    )
-    summary.reasons.update(ann.reasons)
-    return summary
+    done = lambda it: store.done(INTENTION, it.key)  # noqa: E731
+    return await run_stage(items, ann.annotate, cfg, is_done=done, desc="intentions", reasons=ann.reasons)
 
 
 def episode_intentions(store: RunStore, ep_key: str) -> dict[int, dict[str, Any]]:

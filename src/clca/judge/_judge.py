@@ -17,7 +17,7 @@ from ..llm import LLM, GenParams, Message
 from ..prompts import render
 from ..records import EPISODE, JUDGEMENT, key_prefix
 from ..roleplay import Episode, culture_key, culture_profile, load_episode, turn_dicts, view
-from ..runner import RunSummary, run_items
+from ..runner import RunSummary, run_stage
 from ..store import RunStore
 from ._models import CultureVerdict, DiscardRule, MetaVerdict, QualityVerdict, SotopiaEval
 
@@ -170,11 +170,7 @@ async def judge_episodes(store: RunStore, llm: LLM, cfg: JudgeConfig | None = No
     keys = judged_episode_keys(store, cfg.culture)
     if cfg.limit is not None:
         keys = keys[: cfg.limit]
-    summary = await run_items(
-        keys, judge.judge_one, is_done=judge.is_done, concurrency=cfg.concurrency, desc="judge", progress=cfg.progress
-    )
-    summary.reasons.update(judge.reasons)
-    return summary
+    return await run_stage(keys, judge.judge_one, cfg, is_done=judge.is_done, desc="judge", reasons=judge.reasons)
 
 
 def kept_episodes(store: RunStore, rule: DiscardRule | None = None, culture: str | None = None) -> list[str]:

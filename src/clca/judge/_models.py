@@ -30,24 +30,26 @@ def _non_empty(v: str) -> str:
 NonEmptyStr = Annotated[str, AfterValidator(_non_empty)]
 
 
-class CultureVerdict(BaseModel):
+class _Verdict(BaseModel):
+    """A step's verdict: reasoning, label (each step narrows its type; the field keeps its place), confidence."""
+
+    model_config = ConfigDict(json_schema_extra=no_description)
+
+    reasoning: NonEmptyStr
+    label: str
+    confidence: Confidence
+
+
+class CultureVerdict(_Verdict):
     """Step 1: is the dialogue aligned with the target culture?"""
 
-    model_config = ConfigDict(json_schema_extra=no_description)
-
-    reasoning: NonEmptyStr
     label: Literal["aligned", "not_aligned"]
-    confidence: Confidence
 
 
-class QualityVerdict(BaseModel):
+class QualityVerdict(_Verdict):
     """Step 2: generation quality (bad = repetition near the end, or content not fitting the setting)."""
 
-    model_config = ConfigDict(json_schema_extra=no_description)
-
-    reasoning: NonEmptyStr
     label: Literal["good", "bad"]
-    confidence: Confidence
 
 
 class MetaVerdict(BaseModel):

@@ -22,37 +22,22 @@ Model strings (parsed, formatted and validated by `ModelSpec`; see `load_model`)
 (`CachedLLM`; default `cache_dir()/responses.sqlite`). See docs/backends-remote.md.
 """
 
-from typing import Any
-
 from ._embedded import cache_dir, embedded_model_dir
+from ._lazy import lazy_names
 from ._mock import MockLLM
 from ._protocol import LLM, ChatResult, GenParams, LogprobLLM, Message, T, TokenLogprob
 from ._registry import load_model
 from ._spec import KINDS, ModelSpec, check_model_string, is_loopback
-from ._structured import extract_json, parse_as
+from .structured import extract_json, parse_as
 
-_LAZY = {  # heavy imports (openai, fastapi) only when used
-    "CachedLLM": "._cache",
-    "ResponseCache": "._cache",
-    "OpenAIConfig": "._openai",
-    "OpenAIModel": "._openai",
-    "create_app": "._server",
-    "serve_in_thread": "._server",
-    "run_server": "._server",
-    "ServeLimits": "._serve_guard",
-    "capability_records": "._capabilities",
-    "forget_server": "._capabilities",
-    "normalise": "._scoring",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__getattr__ = lazy_names(  # heavy imports (openai, fastapi) only when used
+    __name__,
+    {
+        "._cache": ("CachedLLM", "ResponseCache"),
+        ".backends": ("OpenAIConfig", "OpenAIModel", "capability_records", "forget_server", "normalise"),
+        ".serving": ("create_app", "serve_in_thread", "run_server", "ServeLimits"),
+    },
+)
 
 __all__ = [
     "LLM",

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import ModelStringError
 from ._protocol import ChatResult, GenParams, Message, T
 from ._spec import ModelSpec
-from ._structured import structured_by_reasking
+from .structured import structured_by_reasking
 
 Responder = Callable[[Sequence[Message], GenParams], str]
 

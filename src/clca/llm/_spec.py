@@ -160,9 +160,9 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {
-    "embedded": Backend("clca.llm._hf", "name", adapter=True, local=True),
-    "hf": Backend("clca.llm._hf", "path", adapter=True, local=True),
-    "openai": Backend("clca.llm._openai_backend", "target"),
+    "embedded": Backend("clca.llm.backends._hf", "name", adapter=True, local=True),
+    "hf": Backend("clca.llm.backends._hf", "path", adapter=True, local=True),
+    "openai": Backend("clca.llm.backends._openai_backend", "target"),
     "mock": Backend("clca.llm._mock", "name", options=False),
 }
 KINDS: tuple[Kind, ...] = tuple(BACKENDS)

@@ -35,7 +35,7 @@ from ..llm import LLM, GenParams, Message
 from ..prompts import render
 from ..records import REFLECTION, REFLECTION_TURN, reflection_turn_key
 from ..roleplay import culture_profile, load_episode, turn_dicts, view
-from ..runner import RunSummary, run_items
+from ..runner import RunSummary, run_stage
 from ..store import RunStore
 from ._models import AgreedStatement, Endorsement, Reflection, ReflectionTurn, StatementDraft
 
@@ -248,17 +248,15 @@ async def reflect_episodes(store: RunStore, llms: list[LLM], cfg: ReflectConfig 
     """Reflect on every selected episode (llms: [the model of character 0, the model of character 1])."""
     cfg = cfg or ReflectConfig(enabled=True)
     r = _Reflector(store, llms, cfg)
-    summary = await run_items(
+    return await run_stage(
         selected_episodes(store, cfg),
         r.reflect,
+        cfg,
         is_done=lambda key: store.done(REFLECTION, key),
-        concurrency=cfg.concurrency,
         desc="reflections",
-        progress=cfg.progress,
+        reasons=r.reasons,
         on_error=lambda key, e: store.fail(REFLECTION, key, failure_reason(e), parent=key),
     )
-    summary.reasons.update(r.reasons)
-    return summary
 
 
 def load_reflections(store: RunStore) -> dict[str, Reflection]:

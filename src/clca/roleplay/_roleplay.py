@@ -13,7 +13,7 @@ from ..errors import BackendError, DataError, RunMismatchError, StructuredOutput
 from ..failures import failure_reason
 from ..llm import LLM, ChatResult, GenParams
 from ..records import EPISODE, ROLEPLAY_CONFIG, SCENARIO, TURN, ScenarioView, key_prefix
-from ..runner import RunSummary, attempt_seed, run_items
+from ..runner import RunSummary, attempt_seed, run_stage
 from ..store import RunStore
 from ._deps import run_culture
 from ._freetext import Decoding, decoding_for, in_process, parse_argument, sample_type, stops_for, type_options
@@ -307,16 +307,8 @@ async def run_roleplay(
         for s in range(cfg.samples)
     ]
     _check_config(store, cfg, [a.model_id for a in sim.agents])
-    summary = await run_items(
-        items,
-        sim.run_episode,
-        is_done=lambda it: store.done(EPISODE, it.key),
-        concurrency=cfg.concurrency,
-        desc="episodes",
-        progress=cfg.progress,
-    )
-    summary.reasons.update(sim.reasons)
-    return summary
+    done = lambda it: store.done(EPISODE, it.key)  # noqa: E731
+    return await run_stage(items, sim.run_episode, cfg, is_done=done, desc="episodes", reasons=sim.reasons)
 
 
 def load_episode(store: RunStore, key: str) -> Episode:

@@ -278,6 +278,12 @@ async def _write_one(
     return True
 
 
+def _messages(system: str, template: str, cult: Culture, **fields: str) -> list[Message]:
+    """The system prompt and the user turn of one scenario request: `template` rendered for the culture."""
+    user = render(template, culture_name=cult.name, culture_text=cult.describe(), **fields)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
 async def adapt_scenarios(
     store: RunStore, llm: LLM, culture: str | Culture, cfg: AdaptConfig | None = None
 ) -> RunSummary:
@@ -290,19 +296,13 @@ async def adapt_scenarios(
 
     async def one(seed: Scenario) -> bool:
         key = scenario_key(cult.code, seed.provenance.id)
-        messages: list[Message] = [
-            {"role": "system", "content": system},
-            {
-                "role": "user",
-                "content": render(
-                    "scenarios_adapt",
-                    culture_name=cult.name,
-                    culture_text=cult.describe(),
-                    relationship=seed.relationship.value.replace("_", " "),
-                    scenario_json=_draft_json(seed.adapted_draft(), hide_names=True),
-                ),
-            },
-        ]
+        messages = _messages(
+            system,
+            "scenarios_adapt",
+            cult,
+            relationship=seed.relationship.value.replace("_", " "),
+            scenario_json=_draft_json(seed.adapted_draft(), hide_names=True),
+        )
 
         prov = Provenance(kind="adapted", id=seed.provenance.id, source=seed.provenance.source,
                           seed_id=seed.provenance.id)  # fmt: skip
@@ -345,19 +345,13 @@ async def generate_from_norms(
         key = key_of(nm)
         cult = cultures[(nm.id, nm.culture or "")]
         example = pool[random.Random(_item_seed(cfg.seed, key)).randrange(len(pool))]
-        messages: list[Message] = [
-            {"role": "system", "content": system},
-            {
-                "role": "user",
-                "content": render(
-                    "scenarios_from_norm",
-                    culture_name=cult.name,
-                    culture_text=cult.describe(),
-                    norm=nm.norm,
-                    example_json=_draft_json(example.draft(), hide_names=True),
-                ),
-            },
-        ]
+        messages = _messages(
+            system,
+            "scenarios_from_norm",
+            cult,
+            norm=nm.norm,
+            example_json=_draft_json(example.draft(), hide_names=True),
+        )
 
         prov = Provenance(kind="norm", id=f"norm-{nm.id}", source=nm.source, seed_id=example.provenance.id,
                           norm=nm.norm)  # fmt: skip

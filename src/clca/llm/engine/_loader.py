@@ -52,7 +52,7 @@ def load(
         if adapter_dir is not None:
             from peft import PeftModel
 
-            from ..errors import ModelStringError
+            from ...errors import ModelStringError
 
             if not (Path(adapter_dir) / "adapter_model.safetensors").is_file():  # never a pickled .bin
                 raise ModelStringError(f"{adapter_dir}: no adapter_model.safetensors")

@@ -1,11 +1,11 @@
 """The torch side of the in-process backend: a loaded model with batched decoding and continuation scoring.
 
 Everything here runs in the batcher's single worker thread, never on the event loop. Nothing is
-imported from torch/transformers at module import time of `clca.llm`; `_hf.py` imports this module
-only when a model is first used. The work is split by job: `_loader` builds the model and tokenizer,
-`_prompt_states` computes prompts through the prefix cache (`_radix`), `_scheduler` runs the decoding
-batch that rows join and leave, `_sampler` chooses tokens; this module ties them together and scores
-continuations.
+imported from torch/transformers at module import time of `clca.llm`; `clca.llm.engine` loads this
+module (for `backends/_hf.py`) only when a model is first used. The work is split by job: `_loader`
+builds the model and tokenizer, `_prompt_states` computes prompts through the prefix cache (`_radix`),
+`_scheduler` runs the decoding batch that rows join and leave, `_sampler` chooses tokens; this module ties
+them together and scores continuations.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Any
 
 import torch
 
+from .._protocol import TokenLogprob
 from ._budget import plan_budget
 from ._kvcache import new_cache
 from ._loader import load
 from ._prompt_states import PromptStates, State
-from ._protocol import TokenLogprob
 from ._radix import PrefixCache
 from ._rows import EngineStats, GenOut, GenRow, ScoreJob
 from ._sampler import row_generator_seed

@@ -10,12 +10,12 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ClcaError
+from ...errors import ClcaError
 
 if TYPE_CHECKING:
-    from ._protocol import LLM
+    from .._protocol import LLM
 
-# request objects are clca.llm._server.ChatRequest, typed Any here: _server imports this module
+# request objects are `_server.ChatRequest`, typed Any here: _server imports this module
 log = logging.getLogger("clca.llm.server")
 DEFAULT_MAX_TOKENS = 512
 
@@ -163,7 +163,7 @@ def upstream_status(e: ClcaError) -> tuple[int, str]:
     502, and no upstream URL is named."""
     import re
 
-    from ..failures import http_status
+    from ...failures import http_status
 
     status = http_status(e)
     text = re.sub(r"\b[a-z][a-z0-9+.-]*://\S+?(?=[\s:;,)]|$)", "the upstream server", e.one_line())

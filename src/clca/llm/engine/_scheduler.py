@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
+from .._protocol import TokenLogprob
 from ._kvcache import PlainBatch
-from ._protocol import TokenLogprob
 from ._rows import EngineStats, GenOut, GenRow
 from ._sampler import choose, uniforms
 from ._slots import SlotBatch

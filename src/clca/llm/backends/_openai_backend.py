@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._openai import OpenAIConfig, OpenAIModel, api_key_for
-from ._spec import ModelSpec, openai_config
+from .._spec import ModelSpec, openai_config
+from ._openai import OpenAIModel
+from ._openai_config import OpenAIConfig, api_key_for
 
 
 def build(spec: ModelSpec, options: dict[str, Any]) -> OpenAIModel:

@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 
 def load_template(source: str) -> tuple[str, dict[str, str]] | None:
@@ -27,7 +27,7 @@ def load_template(source: str) -> tuple[str, dict[str, str]] | None:
     if source in ("auto", "none", ""):
         return None
     if source == "embedded":
-        from ._embedded import embedded_model_dir
+        from .._embedded import embedded_model_dir
 
         return _from_dir(embedded_model_dir())
     p = Path(source).expanduser()

@@ -40,9 +40,9 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from ..errors import StructuredOutputError
+from ...errors import StructuredOutputError
+from .._protocol import ChatResult, GenParams, Message, T, TokenLogprob
 from ._jsonschema import SchemaRefError, alternatives, fields, resolve, split_null
-from ._protocol import ChatResult, GenParams, Message, T, TokenLogprob
 from ._structured import structured_by_reasking
 
 
@@ -338,7 +338,7 @@ class _Guide:
 def guided_messages(messages: Sequence[Message], js: dict[str, Any], defs: dict[str, Any]) -> list[Message]:
     """The conversation plus a short field list (the skeleton we write carries the structure, so the
     full JSON schema, which would triple the prompt length, is not needed)."""
-    from ..prompts import render
+    from ...prompts import render
 
     listed = [
         {"name": f.name, "description": f.node.get("description", "")}

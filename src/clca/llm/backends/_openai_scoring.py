@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import BackendError
+from ...errors import BackendError
 
 
 def option_logprob(prompt_logprobs: list[Any], option: str) -> float:

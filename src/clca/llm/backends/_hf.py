@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import ModelStringError
-from ._batcher import Batcher
-from ._protocol import ChatResult, GenParams, Message, T, TokenLogprob
+from ...errors import ModelStringError
+from .._protocol import ChatResult, GenParams, Message, T, TokenLogprob
+from .._spec import ModelSpec
+from ..engine import Batcher
 from ._scoring import normalise
-from ._spec import ModelSpec
 
 if TYPE_CHECKING:
-    from ._engine import Engine, GenOut, GenRow, ScoreJob
+    from ..engine import Engine, GenOut, GenRow, ScoreJob
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "chat_template.jinja")
 
@@ -92,9 +92,9 @@ class HFModel:
       dtype: "bfloat16", "float16", "float32" (default: bfloat16 on GPU, float32 on CPU)
       max_batch: most rows decoded together (default 32)
       max_batch_tokens: bound on rows x (prompt + max_tokens) tokens in one batch (default 65536); the
-          memory budget lowers it (`_budget.py`)
+          memory budget lowers it (`engine/_budget.py`)
       max_kv_mb: memory budget of all the KV the engine holds, MiB: the prefix cache and every batch
-          (default: from the available memory when the model loads, printed then; see `_budget.py`)
+          (default: from the available memory when the model loads, printed then; see `engine/_budget.py`)
       prefix_cache_mb: the prompt-prefix KV cache's part of it, MiB, at most (default: half the budget;
           0 disables the cache)
       ignore_eos: keep generating past end-of-sequence until max_tokens (benchmarks only)
@@ -123,7 +123,7 @@ class HFModel:
         self.ignore_eos = ignore_eos
         self._torch_threads = torch_threads
         if model_dir is None:
-            from ._embedded import EMBEDDED_NAME
+            from .._embedded import EMBEDDED_NAME
 
             mid = f"embedded:{EMBEDDED_NAME}"
         else:
@@ -174,7 +174,7 @@ class HFModel:
     def _resolved_dir(self) -> Path:
         if self._model_dir is not None:
             return self._model_dir
-        from ._embedded import embedded_model_dir
+        from .._embedded import embedded_model_dir
 
         return embedded_model_dir()
 
@@ -197,7 +197,7 @@ class HFModel:
             return
         import torch
 
-        from ._engine import Engine
+        from ..engine import Engine
 
         if self._torch_threads:
             torch.set_num_threads(self._torch_threads)
@@ -209,7 +209,7 @@ class HFModel:
             prefix_cache_mb=self._prefix_cache_mb,
             max_kv_mb=self._max_kv_mb,
         )
-        from ._budget import announce
+        from ..engine import announce
 
         budget = self._engine.budget
         self.batcher.max_batch_tokens = min(self.batcher.max_batch_tokens, budget.batch_tokens)
@@ -251,7 +251,7 @@ class HFModel:
 
     async def generate_ids(self, prompt_ids: list[int], rows: list[dict[str, Any]]) -> list[GenOut]:
         """Generate one row per dict of GenRow options after the given prompt (used by chat and guided decoding)."""
-        from ._engine import GenRow
+        from ..engine import GenRow
 
         gen_rows = [GenRow(prompt_ids=prompt_ids, **{"ignore_eos": self.ignore_eos, **r}) for r in rows]
         costs = [len(prompt_ids) + r.max_tokens for r in gen_rows]
@@ -260,7 +260,7 @@ class HFModel:
     async def score_ids(
         self, prompt_ids: list[int], continuations: list[list[int]], top_logprobs: int = 0
     ) -> list[list[TokenLogprob]]:
-        from ._engine import ScoreJob
+        from ..engine import ScoreJob
 
         job = ScoreJob(prompt_ids, continuations, top_logprobs)
         cost = len(prompt_ids) + sum(len(c) for c in continuations)  # the KV of one row: prompt, then branches
@@ -297,7 +297,7 @@ class HFModel:
         params: GenParams = GenParams(),
         max_attempts: int = 3,
     ) -> T:
-        from ._guided import guided_structured
+        from ..structured import guided_structured
 
         return await guided_structured(self, messages, schema, params, max_attempts)
 

@@ -27,10 +27,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request as _Request  # resolved by FastAPI from this module's globals
 
-from ..errors import ClcaError, StructuredOutputError
+from ...errors import ClcaError, StructuredOutputError
+from .._protocol import LLM, GenParams, LogprobLLM, Message, TokenLogprob
+from ..structured import check_json
 from ._completions import CompletionError, CompletionRequest, complete
-from ._jsonschema import check_json
-from ._protocol import LLM, GenParams, LogprobLLM, Message, TokenLogprob
 from ._serve_guard import (
     DEFAULT_MAX_TOKENS,
     Guard,
@@ -343,7 +343,7 @@ def run_server(
     """Serve in the foreground until interrupted (used by `clca serve`)."""
     import uvicorn
 
-    from ..errors import ConfigError
+    from ...errors import ConfigError
 
     try:
         sock = _bind(host, port)

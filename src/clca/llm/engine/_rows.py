@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._protocol import TokenLogprob
+from .._protocol import TokenLogprob
 
 
 @dataclass

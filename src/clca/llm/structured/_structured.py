@@ -14,9 +14,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import StructuredOutputError
+from ...errors import StructuredOutputError
+from .._protocol import GenParams, Message, T
 from ._jsonschema import fields, resolve_or_empty
-from ._protocol import GenParams, Message, T
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
@@ -69,7 +69,7 @@ def parse_as(schema: type[T], text: str) -> T:
 def schema_in_words(schema: type[BaseModel]) -> str:
     """The instruction for servers without any JSON mode: every field described in words (template
     `llm_schema_words`), then the exact JSON schema."""
-    from ..prompts import render
+    from ...prompts import render
 
     js = schema.model_json_schema()
     text = render("llm_schema_words", fields=_describe(js), schema=json.dumps(js, ensure_ascii=False))

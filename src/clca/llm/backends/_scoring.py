@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from ..errors import BackendError
+from ...errors import BackendError
 
 
 def normalise(logps: Sequence[float]) -> list[float]:
