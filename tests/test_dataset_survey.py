@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 import clca
-
 from clca.dataset import SURVEY_TASK, DatasetConfig, build_dataset, survey_rows
 from clca.errors import ConfigError, DataError
 from clca.store import RunStore
