@@ -108,7 +108,14 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunStore, 
     "toward a generic ~60/40 spread instead of Egypt's per-item answers: mean KL change -0.046, Wilcoxon p 0.77, "
     "5/10 items improved (Q1, where Egypt answers option 1 only, got worse by +1.51); at 8 steps -0.079, p 0.49. "
     "With 160 rows (16 per item), one epoch, lr 1e-3: mean KL change -0.130, p 0.43, 7/10 improved (159 s of "
-    "training on an idle 2-core machine). The sizes that make this pass are not found yet",
+    "training on an idle 2-core machine). Session 9, checkpoints of one run evaluated at 12/24/36/48(/60) steps "
+    "(160 rows, batch 8): LoRA q/k/v/o lr 1e-3 constant: p 0.92/0.28/0.064/0.56/0.56; personas described by sex "
+    "and age only, linear decay: 0.92/0.28/0.064/0.49; all linear modules, lr 2e-3, linear decay: "
+    "0.56/0.49/0.0059 (9/10 improved)/0.28. The adapter learns the answer prior pooled over the items before "
+    "it conditions on the question: Q1 (Egypt: option 1 always; all 16 of its rows say 1) falls from 0.73 to 0.61 "
+    "on option 1 while Q8 moves from 0.94/0.06 to 0.58/0.42 (Egypt 0.18/0.82). The KL smooths Egypt's zero shares "
+    "to 1e-3, so mass spread onto options nobody chose costs most on such items. No setting passes at every "
+    "checkpoint; the sizes that make this pass reliably are not found yet",
 )
 def test_direct_control_lowers_kl_to_the_target_on_held_out_personas(chain: tuple[RunStore, dict]) -> None:
     store, seconds = chain
