@@ -71,6 +71,20 @@ def test_eval_items_dropped_from_a_selection_are_listed_on_stderr(tmp_path: Path
     assert re.search(r"│ KOR\s+│ persona\s+│ base\s+│ 1 ", out)  # the one item left is evaluated
 
 
+def test_dropped_items_of_an_item_set_are_named_by_item(tmp_path: Path) -> None:
+    """`--item wvs44 --item iw10` (44 + 9 items): the warning names the expanded items a culture lacks (Egypt's
+    WVS-7 did not ask Q182; the bundled reference has no Q25, Q36 for Egypt), not the set names (it once said "2 of the 2 items asked ... left out: wvs44, iw10")."""
+    run = str(tmp_path / "r")
+    code, out, err = run_cli("eval", "--model", "mock", "--culture", "Egypt", "--item", "wvs44", "--item", "iw10",
+                             "--personas", "2", "--bootstrap", "10", "--run-dir", run, "--quiet")  # fmt: skip
+    assert code == 0, err
+    warning = [ln for ln in err.splitlines() if ln.startswith("warning: EGY")]
+    assert warning == [
+        "warning: EGY: 3 of the 53 items asked have no survey answers in the reference and are left out: Q25, Q36, Q182"
+    ]
+    assert "wvs44" not in err and "iw10" not in err
+
+
 def test_harness_export_lists_dropped_items_and_refuses_an_empty_selection(tmp_path: Path) -> None:
     out = tmp_path / "tasks"
     code, _, err = run_cli("harness", "export", "--culture", "South Korea", "--item", "Q1", "--item", "Q27",

@@ -219,11 +219,11 @@ def _items_per_culture(
             asked = ", ".join(_short(cfg.items)) if cfg.items else f"all {len(q.items)} items of the questionnaire"
             exists = ", ".join(_short(sorted(have, key=_item_order))) or "none"
             raise ConfigError(f"no survey answers for {c} on the items asked ({asked}); the {source} has {c}: {exists}")
-        if cfg.items:
-            missing = [i for i in cfg.items if i not in have]
+        if cfg.items:  # q holds the items asked, item sets ('wvs44', 'iw10') expanded
+            missing = [i.id for i in q if i.id not in have]
             if missing:
                 dropped.append(
-                    f"warning: {c}: {len(missing)} of the {len(cfg.items)} items asked have no survey answers in "
+                    f"warning: {c}: {len(missing)} of the {len(q.items)} items asked have no survey answers in "
                     f"the {source} and are left out: {', '.join(_short(missing))}"
                 )
     return chosen, dropped
