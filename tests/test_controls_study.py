@@ -58,6 +58,26 @@ def test_controls_study_has_every_arm_and_the_dose_chain() -> None:
             assert order.index(Path(c.continue_from).name) < order.index(Path(c.run_dir).name)
 
 
+def test_controls_survey_study_runs_the_control_arms_as_the_full_study_does() -> None:
+    """configs/controls_survey_study.yaml (the README's measured table): the full study's control arms, nothing
+    else; each arm's training and evaluation settings are the full study's (only the generation size, which
+    no control arm reads, and the run directories differ)."""
+    full = {r.name: RunConfig.model_validate(r.config) for r in expand_study(STUDY)}
+    survey = {
+        r.name: RunConfig.model_validate(r.config)
+        for r in expand_study(ROOT / "configs" / "controls_survey_study.yaml")
+    }
+    assert set(survey) == set(full) - {"clca"}
+    for name, c in survey.items():
+        f = full[name]
+        assert c.dataset.model_dump(exclude={"judge_rule"}) == f.dataset.model_dump(exclude={"judge_rule"}), name
+        assert c.train == f.train and c.eval == f.eval and c.seed == f.seed, name
+        assert (c.continue_from is None) == (f.continue_from is None) and str(c.run_dir).startswith(
+            "runs/controls-survey/"
+        )
+        assert c.scenarios.n == 2 and c.roleplay.samples == 1
+
+
 def test_config_check_and_plan_list_every_run_of_the_controls_study(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     n = len(expand_study(STUDY))

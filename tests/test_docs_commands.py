@@ -41,7 +41,7 @@ RULES: list[tuple[str, str, str]] = [
     (r"^clca harness (export|path)\b", RUN, ""),
     (r"^clca wvs compare\b", RUN, ""),
     (r"^clca study plan configs/paper_study\.yaml", RUN, ""),  # exits 2: EXPECTED_FAILURES
-    (r"^clca (config check|study plan) configs/controls_study\.yaml", RUN, ""),
+    (r"^clca (config check|study plan) configs/controls_(survey_)?study\.yaml", RUN, ""),
     (
         r"^clca eval --model (embedded|embedded\+lora:runs/demo/adapter) (--alias \w+ )?--culture (Egypt|EGY) "
         r"--compare (\"United States\"|USA)",
@@ -63,6 +63,7 @@ RULES: list[tuple[str, str, str]] = [
     (r"^clca train (run|merge)\b", PARSE, "LoRA training: minutes on CPU, a GPU for the paper preset"),
     (r"^clca (run|study run) configs/paper", PARSE, "the paper's setting: a 70B teacher behind vLLM, 8B students"),
     (r"^clca study run configs/controls_study\.yaml", PARSE, "the controls study: about 90 minutes on 2 cores"),
+    (r"^clca study run configs/controls_survey_study\.yaml", PARSE, "the control arms: 43 minutes on 2 cores"),
 ]
 #: commands that the docs show failing here on purpose, with the line they must print
 EXPECTED_FAILURES = {

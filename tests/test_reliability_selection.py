@@ -73,7 +73,8 @@ def test_eval_items_dropped_from_a_selection_are_listed_on_stderr(tmp_path: Path
 
 def test_dropped_items_of_an_item_set_are_named_by_item(tmp_path: Path) -> None:
     """`--item wvs44 --item iw10` (44 + 9 items): the warning names the expanded items a culture lacks (Egypt's
-    WVS-7 did not ask Q182; the bundled reference has no Q25, Q36 for Egypt), not the set names (it once said "2 of the 2 items asked ... left out: wvs44, iw10")."""
+    WVS-7 did not ask Q182; the bundled reference has no Q25, Q36 for Egypt), not the set names (it once said
+    "2 of the 2 items asked ... left out: wvs44, iw10")."""
     run = str(tmp_path / "r")
     code, out, err = run_cli("eval", "--model", "mock", "--culture", "Egypt", "--item", "wvs44", "--item", "iw10",
                              "--personas", "2", "--bootstrap", "10", "--run-dir", run, "--quiet")  # fmt: skip
