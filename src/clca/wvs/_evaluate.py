@@ -212,18 +212,19 @@ def _items_per_culture(
     chosen: dict[str, list[Item]] = {}
     dropped: list[str] = []
     source = "GlobalOpinionQA file" if cfg.opinions else "reference"
+    asked = [i.id for i in q] if cfg.items else None  # q holds the items asked, item sets ('iw10') expanded
     for c in countries:
         have = ref.countries[c].items
         chosen[c] = [i for i in q if i.id in have]
         if not chosen[c]:
-            asked = ", ".join(_short(cfg.items)) if cfg.items else f"all {len(q.items)} items of the questionnaire"
+            what = ", ".join(_short(asked)) if asked else f"all {len(q.items)} items of the questionnaire"
             exists = ", ".join(_short(sorted(have, key=_item_order))) or "none"
-            raise ConfigError(f"no survey answers for {c} on the items asked ({asked}); the {source} has {c}: {exists}")
-        if cfg.items:  # q holds the items asked, item sets ('wvs44', 'iw10') expanded
-            missing = [i.id for i in q if i.id not in have]
+            raise ConfigError(f"no survey answers for {c} on the items asked ({what}); the {source} has {c}: {exists}")
+        if asked:
+            missing = [i for i in asked if i not in have]
             if missing:
                 dropped.append(
-                    f"warning: {c}: {len(missing)} of the {len(q.items)} items asked have no survey answers in "
+                    f"warning: {c}: {len(missing)} of the {len(asked)} items asked have no survey answers in "
                     f"the {source} and are left out: {', '.join(_short(missing))}"
                 )
     return chosen, dropped
