@@ -284,6 +284,9 @@ def train_lora(
     """
     cfg = cfg or TrainConfig()
     from .._outputs import check_output
+    from ..memory import bound_heap
+
+    bound_heap()  # freed activations go back to the OS between steps
 
     out = Path(out_dir)
     own = (CHECKPOINTS, "adapter_config.json", "train_config.yaml")
