@@ -33,6 +33,9 @@ def load(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from ...memory import bound_heap
+
+    bound_heap()  # the engine's freed KV caches go back to the OS (clca.memory)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if dtype is None:
