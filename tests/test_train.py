@@ -307,3 +307,16 @@ def test_attn_implementation_reaches_the_model(tmp_path: Path) -> None:
         cfg = TrainConfig(attn_implementation=kernel, torch_threads=1, eval=False)
         trainer, _, _ = build_trainer(tmp_path / "ds", cfg, tmp_path / f"out-{kernel}")
         assert trainer.model.get_base_model().config._attn_implementation == kernel
+
+
+def test_validation_batches_default_to_the_training_batch() -> None:
+    """A validation batch of 8 rows of 512 tokens where training takes 2 spiked the demo's train stage: the
+    validation batch is the training batch unless set."""
+    from clca.train._trainer import sft_config
+
+    assert (
+        sft_config(TrainConfig(per_device_train_batch_size=2), Path("out"), has_eval=True).per_device_eval_batch_size
+        == 2
+    )
+    cfg = TrainConfig(per_device_train_batch_size=2, per_device_eval_batch_size=6)
+    assert sft_config(cfg, Path("out"), has_eval=True).per_device_eval_batch_size == 6

@@ -76,24 +76,45 @@ class StagePeak:
 _M_MMAP_THRESHOLD = -3
 #: blocks of at least this size come from (and go back to) the OS directly
 MMAP_THRESHOLD_BYTES = 128 * 1024
+#: below this much available memory clca bounds the heap by default (CLCA_BOUND_HEAP=1/0 decides otherwise)
+BOUND_HEAP_BELOW_BYTES = 8 * 2**30
 _heap_bounded = False
 
 
-def bound_heap() -> bool:
+def heap_bound_wanted() -> bool:
+    """CLCA_BOUND_HEAP=1 (or 0) decides; unset: only on machines with less than 8 GiB available."""
+    import os
+
+    flag = os.environ.get("CLCA_BOUND_HEAP", "").strip().lower()
+    if flag in ("1", "true", "yes", "on"):
+        return True
+    if flag in ("0", "false", "no", "off"):
+        return False
+    import psutil
+
+    return int(psutil.virtual_memory().available) < BOUND_HEAP_BELOW_BYTES
+
+
+def bound_heap(force: bool = False) -> bool:
     """Keep freed tensor memory from staying in the process (glibc only; True when applied).
 
     glibc serves a freed block's size from its heap next time and raises its mmap threshold (up to 32 MB) each
     time a mapped block is freed, so the KV caches, activations and logits that the engine and training
     allocate and free by the thousand end up in heap arenas that fragment and are never given back: the
-    demo's resident memory grew stage by stage to 2.7 GB with 1.2 GB of live data. A fixed threshold (128
-    KiB, glibc's initial one) keeps every large block in its own mapping, returned to the OS when freed.
-    The user's own `MALLOC_MMAP_THRESHOLD_` setting wins; elsewhere (musl, macOS) nothing changes.
+    demo's resident memory grew stage by stage to 3.7 GB with about 1.5 GB of live data. A fixed threshold
+    (128 KiB, glibc's initial one) keeps every large block in its own mapping, returned to the OS when freed,
+    at a price in time (each new mapping is faulted in page by page): the demo peaked at 2.2 GiB instead of
+    3.7 GiB and took 13 min instead of 8 (README, "Memory"). So it is applied where memory is short: with
+    `force`, with CLCA_BOUND_HEAP=1, or, when that variable is unset, on a machine with less than 8 GiB
+    available. The user's own `MALLOC_MMAP_THRESHOLD_` setting wins; elsewhere (musl, macOS) nothing changes.
     """
     global _heap_bounded
     import os
 
     if _heap_bounded or "MALLOC_MMAP_THRESHOLD_" in os.environ or not sys.platform.startswith("linux"):
         return _heap_bounded
+    if not (force or heap_bound_wanted()):
+        return False
     import ctypes
     import ctypes.util
 

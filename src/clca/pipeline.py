@@ -159,7 +159,7 @@ async def run_pipeline(
     """
     if until is not None and until not in STAGES:
         raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
-    bound_heap()  # freed KV caches and activations go back to the OS, so the stages' memory does not pile up
+    bound_heap()  # where memory is short: freed KV caches and activations go back to the OS (clca.memory)
     stages = STAGE_DEFS if until is None else STAGE_DEFS[: STAGES.index(until) + 1]
     from .preflight import check_run
 

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     from ..memory import bound_heap
 
-    bound_heap()  # freed tensors go back to the OS (clca.memory)
+    bound_heap()  # where memory is short, freed tensors go back to the OS (clca.memory)
     try:
         app(args=argv, standalone_mode=True)
     except ClcaError as e:

@@ -55,7 +55,12 @@ class TrainConfig(BaseModel):
     # optimisation
     learning_rate: float = Field(PRESETS["default"]["learning_rate"], gt=0)
     per_device_train_batch_size: int = Field(8, ge=1)
-    per_device_eval_batch_size: int = Field(8, ge=1)
+    per_device_eval_batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="rows per validation batch (None: per_device_train_batch_size, so the validation "
+        "loss fits where training does)",
+    )
     gradient_accumulation_steps: int = Field(1, ge=1)
     num_train_epochs: float = Field(3.0, gt=0)
     max_steps: int = Field(-1, description="stop after this many optimiser steps (-1: run the epochs)")

@@ -146,7 +146,7 @@ def sft_config(cfg: TrainConfig, out_dir: Path, has_eval: bool) -> Any:
         output_dir=str(out_dir / CHECKPOINTS),
         learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.per_device_train_batch_size,
-        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
+        per_device_eval_batch_size=cfg.per_device_eval_batch_size or cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         num_train_epochs=cfg.num_train_epochs,
         max_steps=cfg.max_steps,
@@ -286,7 +286,7 @@ def train_lora(
     from .._outputs import check_output
     from ..memory import bound_heap
 
-    bound_heap()  # freed activations go back to the OS between steps
+    bound_heap()  # where memory is short: freed activations go back to the OS (clca.memory)
 
     out = Path(out_dir)
     own = (CHECKPOINTS, "adapter_config.json", "train_config.yaml")

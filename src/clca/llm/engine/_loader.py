@@ -35,7 +35,7 @@ def load(
 
     from ...memory import bound_heap
 
-    bound_heap()  # the engine's freed KV caches go back to the OS (clca.memory)
+    bound_heap()  # where memory is short: freed KV caches go back to the OS (clca.memory)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if dtype is None:
