@@ -11,7 +11,7 @@ least-squares slope of log cost against log size over the sizes; 1.0 = linear). 
 `slope_STAGE=` for the wall time of each stage and `max_slope=` (target: <= 1.1 for every stage).
 
     python benchmarks/bench_scale.py                          # configs/demo.yaml at 8 / 16 / 32 scenarios
-    python benchmarks/bench_scale.py --sizes 2 4 8            # a quicker look
+    python benchmarks/bench_scale.py --sizes 2 4 8            # a quicker look (even sizes: personas = size / 2)
     python benchmarks/bench_scale.py --config my.yaml --keep out/   # keep each size's run directory
 
 A stage's memory is its own peak inside the process (`clca.memory.StagePeak`); the model's weights and the
@@ -62,7 +62,7 @@ def _worker(config: str, size: int, run_dir: str) -> dict[str, Any]:
         "run_dir": run_dir,
         "cache": False,
         "scenarios.n": size,
-        "eval.personas": max(1, size // 2),
+        "eval.personas": size // 2,
     }
     cfg = load_run_config(config, overrides)
     stages: dict[str, dict[str, Any]] = {}
@@ -110,6 +110,8 @@ def main() -> None:
         return
     if len(a.sizes) < 2 or sorted(set(a.sizes)) != a.sizes:
         raise SystemExit("--sizes: at least two sizes, increasing")
+    if any(s % 2 for s in a.sizes):  # sizes 1 and 2 would both evaluate one persona
+        raise SystemExit("--sizes: even sizes only (the evaluation's personas are half the size)")
     root = Path(a.keep) if a.keep else Path(tempfile.mkdtemp(prefix="clca-bench-scale-"))
     results: dict[int, dict[str, dict[str, Any]]] = {}
     for size in a.sizes:
