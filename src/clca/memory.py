@@ -13,6 +13,7 @@ import resource
 import sys
 import threading
 from types import TracebackType
+from typing import Any
 
 MB = 2**20
 
@@ -115,15 +116,31 @@ def bound_heap(force: bool = False) -> bool:
         return _heap_bounded
     if not (force or heap_bound_wanted()):
         return False
+    libc = _glibc()
+    if libc is None:
+        return False
+    _heap_bounded = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    return _heap_bounded
+
+
+def return_freed_memory() -> None:
+    """Collect garbage and hand the freed memory back to the OS (glibc keeps it otherwise, and peak RSS grows)."""
+    import gc
+
+    gc.collect()
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def _glibc() -> Any:
+    """The C library when it is glibc (it has mallopt and malloc_trim), else None (musl, macOS)."""
     import ctypes
     import ctypes.util
 
     name = ctypes.util.find_library("c")
     try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):  # not glibc
-        mallopt = None
-    if mallopt is None:
-        return False
-    _heap_bounded = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
-    return _heap_bounded
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if libc is not None and hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None

@@ -11,7 +11,6 @@ any model is loaded.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,7 +24,7 @@ from .config import config_hash
 from .environment import record_environment
 from .errors import ConfigError, DataError
 from .llm import LLM, ChatResult, GenParams, Message, ModelSpec, T, load_model
-from .memory import StagePeak, bound_heap
+from .memory import StagePeak, return_freed_memory
 from .records import EPISODE, MODEL_SERVERS, SCENARIO, stage_meta
 from .reuse import check_reuse, reuse_shared
 from .run_config import STAGE_CONFIGS, STAGES, ModelsConfig, RunConfig, load_run_config, section_models
@@ -115,23 +114,7 @@ class _Models:
         self._released_calls = self.calls()
         await self.aclose()
         self._by_spec.clear()
-        _return_freed_memory()
-
-
-def _return_freed_memory() -> None:
-    """Collect garbage and hand the freed memory back to the OS (glibc keeps it otherwise, and peak RSS grows)."""
-    import ctypes
-    import ctypes.util
-
-    gc.collect()
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl, macOS)
-        return
-    trim(0)
+        return_freed_memory()
 
 
 # -- the stages ------------------------------------------------------------------------------------------
@@ -159,7 +142,6 @@ async def run_pipeline(
     """
     if until is not None and until not in STAGES:
         raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
-    bound_heap()  # where memory is short: freed KV caches and activations go back to the OS (clca.memory)
     stages = STAGE_DEFS if until is None else STAGE_DEFS[: STAGES.index(until) + 1]
     from .preflight import check_run
 
@@ -317,7 +299,7 @@ async def _train(cfg: RunConfig, store: RunStore, models: _Models) -> str:
     own = any((out / CHECKPOINTS).glob("checkpoint-*"))  # this run's own checkpoints win (a re-run after a crash)
     resume = True if own or cfg.continue_from is None else continue_checkpoint(cfg)
     res = await asyncio.to_thread(train_lora, dataset_dir(cfg), cfg.train, out, resume=resume)
-    _return_freed_memory()  # the trainer and its model are gone: give their memory back before the eval loads models
+    return_freed_memory()  # the trainer and its model are gone: give their memory back before the eval loads models
     payload = res.model_dump(mode="json")
     tmp = done.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, indent=2))

@@ -46,9 +46,6 @@ def main(argv: list[str] | None = None) -> None:
     writable, bytes that are not UTF-8, a file that is not SQLite) are the user's to fix too: one line
     with exit 2, never a traceback. Ctrl-C says what survives and exits 130.
     """
-    from ..memory import bound_heap
-
-    bound_heap()  # where memory is short, freed tensors go back to the OS (clca.memory)
     try:
         app(args=argv, standalone_mode=True)
     except ClcaError as e:
