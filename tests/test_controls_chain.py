@@ -89,9 +89,13 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunStore, 
     seconds["train"] = time.perf_counter() - t0
 
     async def answers() -> None:
-        for alias, spec in (("base", "embedded"), ("adapted", f"embedded+lora:{root / 'adapter'}"),
-                            ("unapplied", "embedded")):  # fmt: skip
-            llm = load_model(spec, cache=False)
+        # the broken chain evaluates the model string without the adapter: the base student's own answers,
+        # served (as a user who forgot the adapter would get them) from the response cache the base run filled
+        cache = root / "responses.sqlite"
+        adapted = f"embedded+lora:{root / 'adapter'}"
+        runs = (("base", "embedded", cache), ("adapted", adapted, False), ("unapplied", "embedded", cache))
+        for alias, spec, cached in runs:
+            llm = load_model(spec, cache=cached)
             try:
                 await evaluate(store, llm, alias, EVAL)
             finally:

@@ -21,6 +21,11 @@ from ._model import resolve_model_dir, write_adapter_record
 log = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
+#: vocabulary columns per tile of TRL's fused LM head (its loss without the full logits). TRL's own default is
+#: 32,768 columns: on a device without Triton each tile of tokens x columns is copied in float32 several times
+#: (scaled logits, exponentials, masks), so 8 rows of 512 tokens held about 2.5 GB in the loss alone. A narrower
+#: tile scores the same tokens with the same online log-sum-exp, in the same time, in a fraction of the memory.
+LM_HEAD_TILE_COLUMNS = 4096
 
 
 class TrainResult(BaseModel):
@@ -257,6 +262,7 @@ def build_trainer(
     attn = {"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype, use_safetensors=True, **attn)
     args = sft_config(cfg, out, has_eval=val_ds is not None)
+    narrow_lm_head_tiles()
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -267,6 +273,20 @@ def build_trainer(
         callbacks=callbacks,
     )
     return trainer, tok, original_template
+
+
+def narrow_lm_head_tiles(columns: int = LM_HEAD_TILE_COLUMNS) -> bool:
+    """Bound the tiles of TRL's fused LM head to `columns` vocabulary columns (see LM_HEAD_TILE_COLUMNS).
+
+    TRL reads the width from a module attribute when the loss is computed; it has no public setting. False
+    (and nothing changed) where a TRL version lacks that attribute: `tests/test_train_memory.py` fails then.
+    """
+    import trl.trainer.utils as trl_utils
+
+    if not isinstance(getattr(trl_utils, "_CHUNKED_LOGPROB_CHUNK_SIZE", None), int):
+        return False
+    trl_utils._CHUNKED_LOGPROB_CHUNK_SIZE = columns
+    return True
 
 
 def train_lora(
