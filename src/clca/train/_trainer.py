@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
 #: vocabulary columns per tile of TRL's fused LM head (its loss without the full logits). TRL's own default is
 #: 32,768 columns: on a device without Triton each tile of tokens x columns is copied in float32 several times
-#: (scaled logits, exponentials, masks), so 8 rows of 512 tokens held about 2.5 GB in the loss alone. A narrower
+#: (scaled logits, exponentials, masks): for 8 rows of 512 tokens about 2.5 GB in the loss alone. A narrower
 #: tile scores the same tokens with the same online log-sum-exp, in the same time, in a fraction of the memory.
 LM_HEAD_TILE_COLUMNS = 4096
 
