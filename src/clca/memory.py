@@ -9,6 +9,7 @@ readings can be missed, never invented).
 
 from __future__ import annotations
 
+import functools
 import resource
 import sys
 import threading
@@ -133,8 +134,9 @@ def return_freed_memory() -> None:
         libc.malloc_trim(0)
 
 
+@functools.cache
 def _glibc() -> Any:
-    """The C library when it is glibc (it has mallopt and malloc_trim), else None (musl, macOS)."""
+    """The C library when it is glibc (it has mallopt and malloc_trim), else None (musl, macOS); looked up once."""
     import ctypes
     import ctypes.util
 
