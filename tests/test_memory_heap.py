@@ -1,6 +1,7 @@
-"""`clca.memory.bound_heap`: freed tensor-sized blocks go back to the OS instead of staying in glibc's heap.
+"""glibc's allocator in clca's processes (`clca.memory`).
 
-Each side runs in a fresh process: it frees one large block first (which, by default, raises glibc's mmap
+`bound_heap`: freed tensor-sized blocks go back to the OS instead of staying in glibc's heap. Each side runs
+in a fresh process: it frees one large block first (which, by default, raises glibc's mmap
 threshold above that size), then allocates 1 MiB tensors interleaved with small long-lived objects (as the
 engine's KV caches and the Python objects of the records it builds are) and frees the tensors. Without the
 bound the tensors sat in the heap between the live objects and stay resident; with it they were mappings
@@ -64,3 +65,57 @@ def test_the_bound_is_chosen_by_the_variable_else_by_available_memory(monkeypatc
     assert memory.heap_bound_wanted()
     monkeypatch.setattr(psutil, "virtual_memory", lambda: type("vm", (), {"available": 4 * small})())
     assert not memory.heap_bound_wanted()
+
+
+ARENA_SCRIPT = """
+import sys, threading
+import torch
+from clca.memory import one_arena, rss_bytes
+applied = one_arena() if sys.argv[1] == "one" else False
+big = torch.empty(8 * 2**20, dtype=torch.uint8); big.fill_(1); del big   # a large block freed
+base = rss_bytes()
+done, release, keep = [threading.Event(), threading.Event()], threading.Event(), []
+def work(k):   # 200 MiB of 1 MiB tensors among small live objects, freed; the thread stays alive
+    tensors = []
+    for i in range(200):
+        t = torch.empty(2**20, dtype=torch.uint8); t.fill_(1); tensors.append(t)
+        keep.append(bytearray(4096))
+    del tensors
+    done[k].set()
+    release.wait()
+threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+threads[0].start(); done[0].wait()      # the first thread's work, then the second's
+threads[1].start(); done[1].wait()
+grown = (rss_bytes() - base) / 2**20
+release.set()
+for t in threads:
+    t.join()
+print(applied, grown)
+"""
+
+
+def _two_threads(mode: str) -> tuple[bool, float]:
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    out = subprocess.run(
+        [sys.executable, "-c", ARENA_SCRIPT, mode], capture_output=True, text=True, check=True, env=env
+    )
+    applied, mb = out.stdout.split()
+    return applied == "True", float(mb)
+
+
+def test_one_arena_lets_a_thread_reuse_what_another_freed() -> None:
+    applied, one = _two_threads("one")
+    _, default = _two_threads("default")
+    assert applied
+    # two threads, one after the other, each touched and freed 200 MiB: by default each had its own arena and
+    # the process kept both (about 400 MiB); with one arena the second reused the first's (about 200-250 MiB)
+    assert default > 330, f"{default:.0f} MiB kept by default (the test's premise: an arena per thread)"
+    assert one < 0.75 * default, f"{one:.0f} MiB kept with one arena against {default:.0f} MiB by default"
+
+
+def test_the_users_own_arena_setting_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clca import memory
+
+    monkeypatch.setattr(memory, "_one_arena", False)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert memory.one_arena() is False
