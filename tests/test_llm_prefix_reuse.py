@@ -4,6 +4,7 @@ with and without it, whatever order the requests of two role-play sides arrive i
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
 
 import pytest
@@ -86,3 +87,58 @@ def test_prefill_log_records_the_computed_rows(embedded_llm: Any) -> None:
     assert log and sum(len(p) - r for p, r in log) == eng.prefill_tokens - computed0
     assert any(r > 0 for _, r in log)  # later turns extend cached prefixes
     assert all(0 <= r < len(p) for p, r in log)
+
+
+def _chunk_kv_spy(eng: Any) -> tuple[list[int], Any]:
+    """Wrap the engine's prefill batches: before each, how many earlier batches' KV tensors are still alive."""
+    real, refs, alive = eng._prefill_batch, [], []
+
+    def spy(items: Any) -> Any:
+        alive.append(len({id(r()) for r in refs if r() is not None}))
+        res = real(items)
+        refs.extend(weakref.ref(st[0][-1][0][0].untyped_storage()) for st, _ in res)  # layer 0 keys of the chunk
+        return res
+
+    return alive, spy
+
+
+@pytest.mark.slow
+def test_a_scoring_call_holds_one_chunk_of_kv_at_a_time(embedded_llm: Any) -> None:
+    """Scoring reads distributions only: a prefill chunk's KV is let go before the next chunk is computed
+    (where no repeated prompt needs it), with the same log-probabilities as scoring each prompt alone;
+    computing prompt states for generation keeps every chunk's KV (the rows decode from it)."""
+    from clca.llm.engine import ScoreJob
+
+    eng, tok = embedded_llm.engine, embedded_llm.tokenizer
+    body = list(tok(SYSTEM * 16, add_special_tokens=False)["input_ids"])
+    prompts = [list(tok(f"Case {n}.", add_special_tokens=False)["input_ids"]) + body for n in (11, 22, 33, 44)]
+    conts = [list(tok(o, add_special_tokens=False)["input_ids"]) + [13] for o in OPTIONS]  # 2+ tokens each
+    jobs = [ScoreJob(p, conts) for p in prompts]
+    saved = eng._prefix_cache
+    try:
+        eng._prefix_cache = PrefixCache(0)  # every prompt computed here, nothing copied into a cache
+        alone = [eng.score([job])[0] for job in jobs]
+        alive, eng._prefill_batch = _chunk_kv_spy(eng)
+        together = eng.score(jobs)
+        scoring_alive = list(alive)
+        alive.clear()
+        eng.prompt_states(prompts)
+        generation_alive = list(alive)
+        alive.clear()
+        repeat = ScoreJob(prompts[0], conts[:2])  # the same prompt again, other continuations: read from its KV
+        with_repeat = eng.score([*jobs, repeat])
+    finally:
+        eng._prefix_cache = saved
+        del eng._prefill_batch  # the class's method again
+    assert len(scoring_alive) >= 2, "the prompts were meant to take two or more chunks"
+    assert scoring_alive == [0] * len(scoring_alive)
+    assert generation_alive[1:] and all(n > 0 for n in generation_alive[1:])
+
+    def logprobs(per_job: Any) -> list[float]:
+        return [t.logprob for conts_ in per_job for toks in conts_ for t in toks]
+
+    reference = logprobs(alone)
+    for got in (logprobs(together), logprobs(with_repeat[:4])):
+        assert len(got) == len(reference) and max(abs(x - y) for x, y in zip(got, reference, strict=True)) < 1e-4
+    again, first = logprobs([with_repeat[4]]), logprobs([alone[0][:2]])
+    assert len(again) == len(first) and max(abs(x - y) for x, y in zip(again, first, strict=True)) < 1e-4

@@ -103,7 +103,7 @@ class Engine(DecodeLoop, PromptStates):
         self.stats.score_calls += 1
         self.stats.score_jobs += len(jobs)
         pieces = [[c[:-1] for c in j.continuations if len(c) > 1] for j in jobs]
-        states, reads = self.prompt_states_with([j.prompt_ids for j in jobs], pieces)
+        states, reads = self.prompt_states_with([j.prompt_ids for j in jobs], pieces, keep_kv=False)
         t_rest, pre = time.perf_counter(), self.stats.prefill_s
         missing = [ji for ji, r in enumerate(reads) if r is None and pieces[ji]]  # prompts not computed here
         tails = self._tails([jobs[ji] for ji in missing], [states[ji][0] for ji in missing])

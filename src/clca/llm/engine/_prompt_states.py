@@ -4,7 +4,8 @@ reused through the radix prefix cache (`_radix.PrefixCache`) and prefixes shared
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -39,7 +40,7 @@ class PromptStates:
         return self.prompt_states_with(prompts, None)[0]
 
     def prompt_states_with(
-        self, prompts: list[list[int]], branches: list[list[list[int]]] | None
+        self, prompts: list[list[int]], branches: list[list[list[int]]] | None, keep_kv: bool = True
     ) -> tuple[list[State], list[list[torch.Tensor] | None]]:
         """Prompt states, and the log-probabilities along token sequences that follow each prompt.
 
@@ -52,6 +53,11 @@ class PromptStates:
         last token): computed in the same forward as the prompt, each seeing the prompt and its own earlier
         tokens only. Returned per prompt: one [len, vocab] log-softmax per branch, or None when the prompt
         was not computed here (a cache hit, a repeat): the caller computes those on top of the state.
+
+        With `keep_kv=False` (scoring: the distributions are all it reads) the KV of a prompt computed here is
+        let go as soon as its batch is done and stored in the prefix cache, unless a later batch or a repeat
+        of the prompt still needs it: its state comes back as (no segments, logits), and a call holds one
+        batch's KV at a time instead of every batch's.
         """
         t0 = time.perf_counter()
         per_prompt = branches or [[] for _ in prompts]
@@ -76,7 +82,12 @@ class PromptStates:
                 todo.append(key)
         self.stats.cache_s += time.perf_counter() - t0
         read: dict[tuple[int, ...], list[torch.Tensor]] = {}
-        for level in prefix_plan(todo):
+        plan = prefix_plan(todo)
+        needed: set[tuple[int, ...]] = set()  # KV a later step or a repeated prompt reads
+        if not keep_kv:
+            needed = {step.parent for level in plan for step in level if step.parent}
+            needed |= {k for k, n in Counter(map(tuple, prompts)).items() if n > 1}
+        for level in plan:
             items: list[Item] = []
             for step in level:
                 reuse, kv = (len(step.parent), out[step.parent][0]) if step.parent else (0, None)
@@ -84,18 +95,30 @@ class PromptStates:
                 if ckv is not None and cached > reuse and cached >= min(MIN_PREFIX_REUSE, len(step.key) - 1):
                     reuse, kv = cached, ckv
                 items.append((step.key, reuse, kv, want.get(step.key, [])))
-            for (key, reuse, _, bs), (st, lps) in zip(items, self._prefill(items), strict=True):
+            for i, (st, lps) in self._prefill_chunks(items):  # chunk by chunk: a chunk's KV can go at once
+                key, reuse, _, bs = items[i]
                 self.prefix_hits += reuse
                 out[key] = st  # shared prefixes too: the steps below them start from these
                 if bs:
                     read[key] = lps
                 self._remember(key, st)
+                if not keep_kv and key not in needed:  # the chunk's KV goes once its other rows are let go too
+                    out[key] = ([], st[1].clone())  # (a view would keep the chunk's logits)
+                del st, lps  # else the loop variables hold this chunk's KV through the next chunk's forward
         # a repeated prompt gets its branches read once (the first time it asks for them)
         got = [read.pop(tuple(p), None) if bs else None for p, bs in zip(prompts, per_prompt, strict=True)]
         return [out[tuple(p)] for p in prompts], got
 
     def _prefill(self, items: list[Item]) -> list[tuple[State, list[torch.Tensor]]]:
-        """Compute prompts `key` on top of the first `reuse` tokens' cached KV (none when reuse is 0), as batches.
+        """Compute prompts `key` on top of the first `reuse` tokens' cached KV (none when reuse is 0), as batches;
+        the states in the order of `items`."""
+        out: list[tuple[State, list[torch.Tensor]] | None] = [None] * len(items)
+        for i, st in self._prefill_chunks(items):
+            out[i] = st
+        return [st for st in out if st is not None]
+
+    def _prefill_chunks(self, items: list[Item]) -> Iterator[tuple[int, tuple[State, list[torch.Tensor]]]]:
+        """(index in `items`, state) of every item, one batch (chunk) after another.
 
         Layout of one batch row: [left-padded cached prefix | left-padded new tokens]; the attention mask hides
         both pads, so every row's last column is its last real token (one logits row per prompt is computed).
@@ -115,11 +138,8 @@ class PromptStates:
                 chunks[-1].append(i)
             else:
                 chunks.append([i])
-        out: list[tuple[State, list[torch.Tensor]] | None] = [None] * len(items)
         for chunk in chunks:
-            for i, st in zip(chunk, self._prefill_batch([items[i] for i in chunk]), strict=True):
-                out[i] = st
-        return [st for st in out if st is not None]
+            yield from zip(chunk, self._prefill_batch([items[i] for i in chunk]), strict=True)
 
     def _prefill_batch(self, items: list[Item]) -> list[tuple[State, list[torch.Tensor]]]:
         """One forward: each row's new tokens on top of its cached prefix, then its branches (if any).
