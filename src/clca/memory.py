@@ -78,13 +78,14 @@ class StagePeak:
 _M_MMAP_THRESHOLD = -3
 #: blocks of at least this size come from (and go back to) the OS directly
 MMAP_THRESHOLD_BYTES = 128 * 1024
-#: below this much available memory clca bounds the heap by default (CLCA_BOUND_HEAP=1/0 decides otherwise)
-BOUND_HEAP_BELOW_BYTES = 8 * 2**30
+#: below this much available memory clca bounds the heap by default (CLCA_BOUND_HEAP=1/0 decides otherwise);
+#: 8 GiB before one arena brought the demo to 2.13 GiB without the bound
+BOUND_HEAP_BELOW_BYTES = 4 * 2**30
 _heap_bounded = False
 
 
 def heap_bound_wanted() -> bool:
-    """CLCA_BOUND_HEAP=1 (or 0) decides; unset: only on machines with less than 8 GiB available."""
+    """CLCA_BOUND_HEAP=1 (or 0) decides; unset: only on machines with less than 4 GiB available."""
     import os
 
     flag = os.environ.get("CLCA_BOUND_HEAP", "").strip().lower()
@@ -107,7 +108,7 @@ def bound_heap(force: bool = False) -> bool:
     (128 KiB, glibc's initial one) keeps every large block in its own mapping, returned to the OS when freed,
     at a price in time (each new mapping is faulted in page by page): the demo peaked at 2.2 GiB instead of
     3.7 GiB and took 13 min instead of 8 (README, "Memory"). So it is applied where memory is short: with
-    `force`, with CLCA_BOUND_HEAP=1, or, when that variable is unset, on a machine with less than 8 GiB
+    `force`, with CLCA_BOUND_HEAP=1, or, when that variable is unset, on a machine with less than 4 GiB
     available. The user's own `MALLOC_MMAP_THRESHOLD_` setting wins; elsewhere (musl, macOS) nothing changes.
     """
     global _heap_bounded
