@@ -1,4 +1,5 @@
-"""glibc's allocator in clca's processes (`clca.memory`).
+"""glibc's allocator in clca's processes (`clca.memory`): `tune_malloc` (one arena, a fixed 4 MiB mmap threshold)
+and `bound_heap` (a 128 KiB threshold where memory is short).
 
 `bound_heap`: freed tensor-sized blocks go back to the OS instead of staying in glibc's heap. Each side runs
 in a fresh process: it frees one large block first (which, by default, raises glibc's mmap
@@ -70,8 +71,8 @@ def test_the_bound_is_chosen_by_the_variable_else_by_available_memory(monkeypatc
 ARENA_SCRIPT = """
 import sys, threading
 import torch
-from clca.memory import one_arena, rss_bytes
-applied = one_arena() if sys.argv[1] == "one" else False
+from clca.memory import rss_bytes, tune_malloc
+applied = tune_malloc() if sys.argv[1] == "one" else False
 big = torch.empty(8 * 2**20, dtype=torch.uint8); big.fill_(1); del big   # a large block freed
 base = rss_bytes()
 done, release, keep = [threading.Event(), threading.Event()], threading.Event(), []
@@ -94,8 +95,14 @@ print(applied, grown)
 """
 
 
+def _clean_env() -> dict[str, str]:
+    """The environment without the user's allocator settings (and without the machine-size heap bound)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")}
+    return {**env, "CLCA_BOUND_HEAP": "0"}
+
+
 def _two_threads(mode: str) -> tuple[bool, float]:
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    env = _clean_env()
     out = subprocess.run(
         [sys.executable, "-c", ARENA_SCRIPT, mode], capture_output=True, text=True, check=True, env=env
     )
@@ -113,9 +120,43 @@ def test_one_arena_lets_a_thread_reuse_what_another_freed() -> None:
     assert one < 0.75 * default, f"{one:.0f} MiB kept with one arena against {default:.0f} MiB by default"
 
 
-def test_the_users_own_arena_setting_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+THRESHOLD_SCRIPT = """
+import sys
+import torch
+from clca.memory import rss_bytes, tune_malloc
+applied = tune_malloc() if sys.argv[1] == "tuned" else False
+big = torch.empty(16 * 2**20, dtype=torch.uint8); big.fill_(1); del big   # by default: threshold now 16 MiB
+base = rss_bytes()
+tensors, keep = [], []
+for i in range(40):
+    t = torch.empty(6 * 2**20, dtype=torch.uint8); t.fill_(1); tensors.append(t)   # 6 MiB, touched
+    keep.append(bytearray(4096))                                                    # small, lives on
+del tensors
+print(applied, (rss_bytes() - base) / 2**20)
+"""
+
+
+def test_large_blocks_go_back_once_freed_with_the_fixed_threshold() -> None:
+    def retained(mode: str) -> tuple[bool, float]:
+        out = subprocess.run(
+            [sys.executable, "-c", THRESHOLD_SCRIPT, mode], capture_output=True, text=True, check=True, env=_clean_env()
+        )
+        applied, mb = out.stdout.split()
+        return applied == "True", float(mb)
+
+    applied, tuned = retained("tuned")
+    _, default = retained("default")
+    assert applied
+    # 240 MiB of 6 MiB blocks freed: by default (glibc's threshold risen to 16 MiB) they sat in the heap between
+    # the small live objects and stay; with the threshold fixed at 4 MiB each was a mapping and went back
+    assert default > 150, f"glibc kept {default:.0f} MiB by default (the test's premise)"
+    assert tuned < 30, f"{tuned:.0f} MiB retained with the fixed threshold"
+
+
+def test_the_users_own_allocator_settings_win(monkeypatch: pytest.MonkeyPatch) -> None:
     from clca import memory
 
-    monkeypatch.setattr(memory, "_one_arena", False)
+    monkeypatch.setattr(memory, "_tuned", False)
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert memory.one_arena() is False
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    assert memory.tune_malloc() is False  # nothing left to set

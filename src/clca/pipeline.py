@@ -24,7 +24,7 @@ from .config import config_hash
 from .environment import record_environment
 from .errors import ConfigError, DataError
 from .llm import LLM, ChatResult, GenParams, Message, ModelSpec, T, load_model
-from .memory import StagePeak, one_arena, return_freed_memory
+from .memory import StagePeak, return_freed_memory, tune_malloc
 from .records import EPISODE, MODEL_SERVERS, SCENARIO, stage_meta
 from .reuse import check_reuse, reuse_shared
 from .run_config import STAGE_CONFIGS, STAGES, ModelsConfig, RunConfig, load_run_config, section_models
@@ -142,7 +142,7 @@ async def run_pipeline(
     """
     if until is not None and until not in STAGES:
         raise ConfigError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
-    one_arena()  # before the stages' threads allocate (clca.memory)
+    tune_malloc()  # before the stages' threads allocate (clca.memory)
     stages = STAGE_DEFS if until is None else STAGE_DEFS[: STAGES.index(until) + 1]
     from .preflight import check_run
 

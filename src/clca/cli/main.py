@@ -9,7 +9,7 @@ import typer
 
 from .. import __version__
 from ..errors import ClcaError
-from ..memory import one_arena
+from ..memory import tune_malloc
 from . import compare, culture, data, harness, pipeline, report, roleplay, scenarios, serve, study, train, wvs
 from ._usage import OneLineErrorsGroup
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     writable, bytes that are not UTF-8, a file that is not SQLite) are the user's to fix too: one line
     with exit 2, never a traceback. Ctrl-C says what survives and exits 130.
     """
-    one_arena()  # before any thread allocates: one malloc arena for the whole process (clca.memory)
+    tune_malloc()  # before any thread allocates: one arena, large blocks given back (clca.memory)
     try:
         app(args=argv, standalone_mode=True)
     except ClcaError as e:

@@ -304,9 +304,9 @@ def train_lora(
     """
     cfg = cfg or TrainConfig()
     from .._outputs import check_output
-    from ..memory import bound_heap, one_arena
+    from ..memory import bound_heap, tune_malloc
 
-    one_arena()  # a worker thread's activations reuse what other threads freed (clca.memory)
+    tune_malloc()  # one arena, large blocks given back when freed (clca.memory)
     bound_heap()  # where memory is short: freed activations go back to the OS (clca.memory)
 
     out = Path(out_dir)

@@ -24,7 +24,7 @@ MB = 2**20
 PREFIX_SHARE = 0.5  # of the budget, for the prompt-prefix cache
 BATCH_COPIES = 2  # a joining row's KV is held twice for a moment (prompt state + decoding batch)
 AUTO_SHARE = 0.25  # of the available memory, by default
-AUTO_CAP_WEIGHTS = 1.5  # the default budget is at most this many times the model's weights ...
+AUTO_CAP_WEIGHTS = 1.0  # the default budget is at most this many times the model's weights ...
 AUTO_FLOOR_MB = 512  # ... and at least this much (when that much is available)
 
 

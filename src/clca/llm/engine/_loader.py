@@ -33,9 +33,9 @@ def load(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from ...memory import bound_heap, one_arena
+    from ...memory import bound_heap, tune_malloc
 
-    one_arena()  # the engine's thread reuses what other threads freed (clca.memory)
+    tune_malloc()  # one arena, large blocks given back when freed (clca.memory)
     bound_heap()  # where memory is short: freed KV caches go back to the OS (clca.memory)
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
