@@ -110,7 +110,7 @@ def test_a_scoring_call_holds_one_chunk_of_kv_at_a_time(embedded_llm: Any) -> No
     from clca.llm.engine import ScoreJob
 
     eng, tok = embedded_llm.engine, embedded_llm.tokenizer
-    body = list(tok(SYSTEM * 16, add_special_tokens=False)["input_ids"])
+    body = list(tok(SYSTEM * 9, add_special_tokens=False)["input_ids"])
     prompts = [list(tok(f"Case {n}.", add_special_tokens=False)["input_ids"]) + body for n in (11, 22, 33, 44)]
     conts = [list(tok(o, add_special_tokens=False)["input_ids"]) + [13] for o in OPTIONS]  # 2+ tokens each
     jobs = [ScoreJob(p, conts) for p in prompts]
