@@ -79,7 +79,7 @@ _M_MMAP_THRESHOLD = -3
 #: blocks of at least this size come from (and go back to) the OS directly
 MMAP_THRESHOLD_BYTES = 128 * 1024
 #: below this much available memory clca bounds the heap by default (CLCA_BOUND_HEAP=1/0 decides otherwise);
-#: 8 GiB before one arena brought the demo to 2.13 GiB without the bound
+#: 8 GiB before `tune_malloc` brought the demo under 2 GiB without the bound
 BOUND_HEAP_BELOW_BYTES = 4 * 2**30
 _heap_bounded = False
 
@@ -148,9 +148,10 @@ def tune_malloc() -> bool:
         Python objects) stay in the heap. (128 KiB, `bound_heap`, returns nearly everything but faults every
         new block in page by page: 57% slower.)
     The demo from an empty cache, one day, one machine: 2.97 GiB in 9 min 53 s by default; one arena 2.13 GiB
-    (10 min 15 s); one arena, the fixed threshold and the smaller KV budget 1.90 GiB in 9 min 23 s (the
-    budget alone: 2.31 GiB, 9 min 57 s). Applied when the CLI or a pipeline starts, when an in-process model
-    loads and when training starts (threads that already have an arena keep it). The user's own
+    (10 min 15 s); with the fixed threshold, the smaller KV budget and prompt chunks of 1,024 tokens too,
+    1.96 GiB in 9 min 5 s (without the threshold: 2.31 GiB, 9 min 57 s). Applied when the CLI or a pipeline
+    starts, when an in-process model loads and when training starts (threads that already have an arena keep
+    it). The user's own
     `MALLOC_ARENA_MAX` / `MALLOC_MMAP_THRESHOLD_` win, each for its part; `bound_heap` lowers the threshold
     further where memory is short; elsewhere (musl, macOS) nothing changes.
     """
