@@ -35,16 +35,19 @@ print(applied, (rss_bytes() - base) / 2**20)
 """
 
 
-def _retained(mode: str) -> tuple[bool, float]:
-    env = {**os.environ, "CLCA_BOUND_HEAP": "0"}  # the default side must not be bounded by the machine's size
-    out = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, check=True, env=env)
+def _run(script: str, mode: str) -> tuple[bool, float]:
+    """Run one side in a fresh process, without the user's allocator settings and without the machine-size heap
+    bound (the default side must be glibc's default): (whether clca's setting was applied, MiB retained)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")}
+    env["CLCA_BOUND_HEAP"] = "0"
+    out = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, check=True, env=env)
     applied, mb = out.stdout.split()
     return applied == "True", float(mb)
 
 
 def test_bounded_heap_returns_freed_tensors_to_the_os() -> None:
-    applied, bounded = _retained("bound")
-    _, default = _retained("default")
+    applied, bounded = _run(SCRIPT, "bound")
+    _, default = _run(SCRIPT, "default")
     assert applied
     # 400 MiB of tensors were freed: by default most of it stays resident; bounded, only the small objects
     assert default > 200, f"glibc kept {default:.0f} MiB by default (the test's premise)"
@@ -95,24 +98,9 @@ print(applied, grown)
 """
 
 
-def _clean_env() -> dict[str, str]:
-    """The environment without the user's allocator settings (and without the machine-size heap bound)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")}
-    return {**env, "CLCA_BOUND_HEAP": "0"}
-
-
-def _two_threads(mode: str) -> tuple[bool, float]:
-    env = _clean_env()
-    out = subprocess.run(
-        [sys.executable, "-c", ARENA_SCRIPT, mode], capture_output=True, text=True, check=True, env=env
-    )
-    applied, mb = out.stdout.split()
-    return applied == "True", float(mb)
-
-
 def test_one_arena_lets_a_thread_reuse_what_another_freed() -> None:
-    applied, one = _two_threads("one")
-    _, default = _two_threads("default")
+    applied, one = _run(ARENA_SCRIPT, "one")
+    _, default = _run(ARENA_SCRIPT, "default")
     assert applied
     # two threads, one after the other, each touched and freed 200 MiB: by default each had its own arena and
     # the process kept both (about 400 MiB); with one arena the second reused the first's (about 200-250 MiB)
@@ -137,15 +125,8 @@ print(applied, (rss_bytes() - base) / 2**20)
 
 
 def test_large_blocks_go_back_once_freed_with_the_fixed_threshold() -> None:
-    def retained(mode: str) -> tuple[bool, float]:
-        out = subprocess.run(
-            [sys.executable, "-c", THRESHOLD_SCRIPT, mode], capture_output=True, text=True, check=True, env=_clean_env()
-        )
-        applied, mb = out.stdout.split()
-        return applied == "True", float(mb)
-
-    applied, tuned = retained("tuned")
-    _, default = retained("default")
+    applied, tuned = _run(THRESHOLD_SCRIPT, "tuned")
+    _, default = _run(THRESHOLD_SCRIPT, "default")
     assert applied
     # 240 MiB of 6 MiB blocks freed: by default (glibc's threshold risen to 16 MiB) they sat in the heap between
     # the small live objects and stay; with the threshold fixed at 4 MiB each was a mapping and went back
